@@ -1,0 +1,476 @@
+"""The mail log audit page: read-only list and detail, resend, summary, export.
+
+Built to stay fast at a million rows (see ``bench/audit_page.py``):
+
+* no full-table ``COUNT(*)`` (``show_full_result_count = False``), facets
+  off, and the paginator's count comes from the per-status summary query,
+  so a page scans the filtered rows once for both;
+* filters and the date hierarchy read indexes or that same summary instead
+  of ``SELECT DISTINCT`` (``mailops.admin_filters``);
+* search uses only prefix and exact lookups (see ``search_help_text``);
+* sorting only by time, which the ``(-created_at, -id)`` index serves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.exceptions import BadRequest, PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.functional import cached_property
+from django.utils.html import format_html, format_html_join
+from django.utils.text import Truncator
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+from import_export.admin import ExportMixin
+
+from . import stats
+from .admin_events import MailEventInline
+from .admin_filters import BatchListFilter, MailerListFilter, date_hierarchy
+from .admin_mailers import get_mailer_admin_urls
+from .models import MailLog
+from .resend import ResendOutcome, plan_resend, resend_logs
+from .resources import EXPORT_FORMATS, MailLogResource, iter_csv
+
+# Rows of the same batch listed on an entry's page.
+BATCH_ROWS_SHOWN = 50
+# Selected rows listed on the resend confirmation page.
+RESEND_ROWS_SHOWN = 20
+# Original rows per LogEntry insert when recording a resend.
+_LOG_CHUNK = 2000
+
+
+class SummaryPaginator(Paginator):
+    """Counts through :func:`mailops.stats.summarize`: one query for both.
+
+    The changelist needs the number of filtered rows (pagination) and the
+    page shows counts per status for the same rows; the total of the
+    per-status counts is that number.
+    """
+
+    @cached_property
+    def summary(self) -> stats.LogSummary:
+        queryset: Any = self.object_list
+        return stats.summarize(queryset)
+
+    @cached_property
+    def count(self) -> int:
+        return self.summary.total
+
+
+@admin.register(MailLog)
+class MailLogAdmin(ExportMixin, admin.ModelAdmin):
+    list_display = (
+        "logged_at",
+        "recipient",
+        "user",
+        "status_badge",
+        "mailer",
+        "trigger",
+        "triggered_by",
+        "short_subject",
+        "short_error",
+    )
+    list_display_links = ("logged_at", "recipient")
+    list_select_related = ("user", "triggered_by")
+    list_filter = (
+        "status",
+        MailerListFilter,
+        "trigger",
+        ("created_at", admin.DateFieldListFilter),
+        BatchListFilter,
+    )
+    date_hierarchy = "created_at"
+    search_fields = ("^recipient", "^subject", "=message_id", "=esp_message_id")
+    search_help_text = _(
+        "Finds entries whose recipient address or subject starts with the text "
+        "(not case-sensitive), or whose Message-ID (with or without < >) or "
+        "provider message id is exactly the text. The whole text is one search term."
+    )
+    # Sorting by any other column would sort the whole table on every page.
+    sortable_by = ("logged_at",)
+    list_per_page = 50
+    list_max_show_all = 500
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    paginator = SummaryPaginator
+    actions = ["resend"]
+    inlines = [MailEventInline]
+    fieldsets = (
+        (
+            _("Message"),
+            {
+                "fields": (
+                    "status_badge",
+                    "recipient",
+                    "user",
+                    "from_email",
+                    "subject",
+                    "body",
+                    "message_id",
+                    "esp_message_id",
+                )
+            },
+        ),
+        (
+            _("Delivery"),
+            {
+                "fields": (
+                    "mailer",
+                    "backend",
+                    "attempts",
+                    "sent_at",
+                    "next_attempt_at",
+                    "smtp_code",
+                    "full_error",
+                    "claimed_by",
+                )
+            },
+        ),
+        (
+            _("Audit"),
+            {"fields": ("trigger", "triggered_by", "batch_link", "created_at", "updated_at")},
+        ),
+    )
+    readonly_fields = (
+        "status_badge",
+        "recipient",
+        "user",
+        "from_email",
+        "subject",
+        "body",
+        "message_id",
+        "esp_message_id",
+        "mailer",
+        "backend",
+        "attempts",
+        "sent_at",
+        "next_attempt_at",
+        "smtp_code",
+        "full_error",
+        "claimed_by",
+        "trigger",
+        "triggered_by",
+        "batch_link",
+        "created_at",
+        "updated_at",
+    )
+    change_form_template = "admin/mailops/maillog/change_form.html"
+    # ExportMixin renders this template as the changelist (it extends the
+    # import-export one, which extends admin/change_list.html).
+    import_export_change_list_template = "admin/mailops/maillog/change_list.html"
+    resend_confirmation_template: str | None = None
+
+    resource_classes = [MailLogResource]
+    export_formats = EXPORT_FORMATS
+
+    class Media:
+        css = {"all": ["mailops/admin.css"]}
+
+    # --- permissions: the log is evidence ------------------------------------
+    # Viewing follows Django's default (view_maillog or change_maillog).
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        user: Any = request.user
+        return bool(user.is_active and user.is_superuser)
+
+    def has_send_test_mail_permission(self, request: HttpRequest) -> bool:
+        user: Any = request.user
+        return bool(user.has_perm("mailops.send_test_mail"))
+
+    def has_export_permission(self, request: HttpRequest) -> bool:
+        user: Any = request.user
+        return bool(self.has_view_permission(request) and user.has_perm("mailops.export_maillog"))
+
+    # --- columns ---------------------------------------------------------------
+
+    @admin.display(description=_("time"), ordering="created_at")
+    def logged_at(self, log: MailLog) -> Any:
+        return log.created_at
+
+    @admin.display(description=_("status"))
+    def status_badge(self, log: MailLog) -> str:
+        return format_html(
+            '<span class="mailops-badge mailops-status-{}">{}</span>',
+            log.status,
+            log.get_status_display(),
+        )
+
+    @admin.display(description=_("subject"))
+    def short_subject(self, log: MailLog) -> str:
+        return Truncator(log.subject).chars(60)
+
+    @admin.display(description=_("error"))
+    def short_error(self, log: MailLog) -> str:
+        return Truncator(log.error.replace("\n", " ")).chars(80)
+
+    @admin.display(description=_("error"))
+    def full_error(self, log: MailLog) -> str:
+        if not log.error:
+            return "-"
+        return format_html('<pre class="mailops-error">{}</pre>', log.error)
+
+    @admin.display(description=_("batch"))
+    def batch_link(self, log: MailLog) -> str:
+        return format_html(
+            '<a href="{}?batch_id={}">{}</a>', self._changelist_url(), log.batch_id, log.batch_id
+        )
+
+    # --- list ------------------------------------------------------------------
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[MailLog], search_term: str
+    ) -> tuple[QuerySet[MailLog], bool]:
+        """One term, prefix or exact lookups only, so an index can answer.
+
+        Django's default splits the text into words and ANDs them, which makes
+        a prefix search for a subject with spaces find nothing; an address or
+        a Message-ID has no spaces anyway.
+        """
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        message_ids = {term}
+        if not term.startswith("<"):
+            message_ids.add(f"<{term}>")
+        query = (
+            Q(recipient__istartswith=term)
+            | Q(subject__istartswith=term)
+            | Q(message_id__in=sorted(message_ids))
+            | Q(esp_message_id=term)
+        )
+        return queryset.filter(query), False
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        response = super().changelist_view(request, extra_context)
+        context = getattr(response, "context_data", None) or {}
+        cl = context.get("cl")
+        if cl is None or not isinstance(cl.paginator, SummaryPaginator):
+            # A redirect (actions, invalid filters) or an error page.
+            return response
+        summary = cl.paginator.summary
+        outcomes = stats.daily_outcomes(cl.queryset)
+        context.update(
+            mailops_summary=summary,
+            mailops_chart=stats.chart(outcomes),
+            mailops_dates=date_hierarchy(cl, summary.first, summary.last),
+            streaming_export_url=reverse(f"{self.admin_site.name}:mailops_maillog_export_csv")
+            + cl.get_query_string(),
+            mailers_url=reverse(f"{self.admin_site.name}:mailops_mailers"),
+        )
+        return response
+
+    # --- detail ------------------------------------------------------------------
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: MailLog | None = None,
+    ) -> Any:
+        if obj is not None:
+            siblings = MailLog.objects.for_batch(obj.batch_id)
+            context.update(
+                batch_summary=stats.summarize(siblings),
+                batch_rows=list(
+                    siblings.exclude(pk=obj.pk)
+                    .select_related("user")
+                    .order_by("pk")[:BATCH_ROWS_SHOWN]
+                ),
+                batch_rows_shown=BATCH_ROWS_SHOWN,
+                batch_url=f"{self._changelist_url()}?batch_id={obj.batch_id}",
+            )
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    # --- resend ------------------------------------------------------------------
+
+    @admin.action(
+        permissions=["send_test_mail"],
+        description=_("Resend the selected messages"),
+        location=[admin.ActionLocation.CHANGE_LIST, admin.ActionLocation.CHANGE_FORM],
+    )
+    def resend(self, request: HttpRequest, queryset: QuerySet[MailLog]) -> HttpResponse | None:
+        """Confirm first (like ``delete_selected``), then resend: one new row per message."""
+        plan = plan_resend(queryset)
+        if request.POST.get("post"):
+            if not self.has_send_test_mail_permission(request):
+                raise PermissionDenied
+            outcomes = resend_logs(queryset, triggered_by=request.user, plan=plan)
+            self._record_resends(request, queryset, outcomes)
+            self._report_resend(request, plan.skipped, outcomes)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Resend messages"),
+            "subtitle": None,
+            "opts": self.opts,
+            "plan": plan,
+            "deliveries": plan.deliveries(),
+            "rows": list(queryset.select_related("user").order_by("-pk")[:RESEND_ROWS_SHOWN]),
+            "rows_shown": RESEND_ROWS_SHOWN,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+            "action_field": self._action_field(request),
+            "select_across": request.POST.get("select_across", "0"),
+            "media": self.media,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(
+            request,
+            self.resend_confirmation_template
+            or [
+                f"admin/{self.opts.app_label}/{self.opts.model_name}/resend_confirmation.html",
+                f"admin/{self.opts.app_label}/resend_confirmation.html",
+            ],
+            context,
+        )
+
+    @staticmethod
+    def _action_field(request: HttpRequest) -> str:
+        # On an entry's page the action form is prefixed (Django 6.1 change-form actions).
+        prefixed = f"{admin.ActionLocation.CHANGE_FORM.value}-action"
+        return prefixed if prefixed in request.POST else "action"
+
+    def _record_resends(
+        self, request: HttpRequest, queryset: QuerySet[MailLog], outcomes: Sequence[ResendOutcome]
+    ) -> None:
+        """Note on each original's history which batch resent it."""
+        user_id: Any = request.user.pk
+        for outcome in outcomes:
+            if outcome.summary is None or outcome.summary.batch_id is None:
+                continue
+            message = f"Resent: new entries in batch {outcome.summary.batch_id} (trigger resend)."
+            originals = (
+                outcome.group.originals(queryset)
+                .select_related(None)
+                .order_by("pk")
+                .only("pk", "recipient", "status")
+            )
+            chunk: list[MailLog] = []
+            for original in originals.iterator(chunk_size=_LOG_CHUNK):
+                chunk.append(original)
+                if len(chunk) >= _LOG_CHUNK:
+                    LogEntry.objects.log_actions(user_id, chunk, CHANGE, message)
+                    chunk = []
+            if chunk:
+                LogEntry.objects.log_actions(user_id, chunk, CHANGE, message)
+
+    def _report_resend(
+        self,
+        request: HttpRequest,
+        skipped: dict[str, int],
+        outcomes: Sequence[ResendOutcome],
+    ) -> None:
+        sent = failed = queued = 0
+        links = []
+        for outcome in outcomes:
+            summary = outcome.summary
+            if summary is None:
+                self.message_user(
+                    request,
+                    _("%(count)d message(s) through %(mailer)s were not resent: %(error)s")
+                    % {
+                        "count": outcome.group.count,
+                        "mailer": outcome.group.mailer,
+                        "error": outcome.error,
+                    },
+                    messages.ERROR,
+                )
+                continue
+            sent, failed, queued = (
+                sent + summary.sent,
+                failed + summary.failed,
+                queued + summary.queued,
+            )
+            links.append(
+                (f"{self._changelist_url()}?batch_id={summary.batch_id}", summary.batch_id)
+            )
+        for reason, count in skipped.items():
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d selected entry was not resent: %(reason)s.",
+                    "%(count)d selected entries were not resent: %(reason)s.",
+                    count,
+                )
+                % {"count": count, "reason": reason},
+                messages.WARNING,
+            )
+        if not links:
+            return
+        level = messages.SUCCESS if not failed else messages.WARNING
+        self.message_user(
+            request,
+            format_html(
+                "{} {}",
+                _("Resent: %(sent)d sent, %(failed)d failed, %(queued)d queued.")
+                % {"sent": sent, "failed": failed, "queued": queued},
+                format_html_join(
+                    ", ",
+                    '<a href="{}">{}</a>',
+                    ((url, _("new batch %(id)s") % {"id": batch}) for url, batch in links),
+                ),
+            ),
+            level,
+        )
+
+    # --- export --------------------------------------------------------------------
+
+    def get_urls(self) -> list[URLPattern]:
+        urls: list[URLPattern] = super().get_urls()
+        return [
+            path(
+                "export-csv/",
+                self.admin_site.admin_view(self.export_csv_view),
+                name="mailops_maillog_export_csv",
+            ),
+            # The "Mailers" page (mailops.admin_mailers): admin/mailops/maillog/mailers/.
+            *get_mailer_admin_urls(self.admin_site),
+            *urls,
+        ]
+
+    def get_export_queryset(self, request: HttpRequest) -> QuerySet[MailLog]:
+        """The changelist's rows (filters, search, ordering); bad filters are a 400."""
+        try:
+            queryset: QuerySet[MailLog] = super().get_export_queryset(request)
+        except IncorrectLookupParameters as error:
+            raise BadRequest(f"Invalid filter: {error}") from None
+        return queryset
+
+    def export_csv_view(self, request: HttpRequest) -> StreamingHttpResponse:
+        """The filtered list as CSV, streamed: memory stays flat at any size.
+
+        import-export's formats build the whole file in memory first; this
+        writes rows as they are read, so it suits exports of the whole log.
+        """
+        if not self.has_export_permission(request):
+            raise PermissionDenied
+        queryset = self.get_export_queryset(request)
+        stamp = timezone.localtime().strftime("%Y%m%d-%H%M%S")
+        response = StreamingHttpResponse(iter_csv(queryset), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="maillog-{stamp}.csv"'
+        return response
+
+    def _changelist_url(self) -> str:
+        return reverse(f"{self.admin_site.name}:mailops_maillog_changelist")

@@ -1,0 +1,56 @@
+"""The one accessor for ``settings.MAILOPS``, read at call time.
+
+Reading at call time (not into module globals at import) keeps
+``override_settings`` working in tests and in projects that tweak settings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    # MAILERS alias used when a caller does not name one.
+    "DEFAULT_MAILER": "default",
+    # Per-alias sender addresses; falls back to DEFAULT_FROM_EMAIL.
+    "FROM_EMAILS": {},
+    # Rows written and messages delivered per database round trip.
+    "CHUNK_SIZE": 500,
+    # Messages sent between two writes of their outcomes.
+    "DELIVERY_CHUNK_SIZE": 100,
+    # The django.tasks backend alias that delivers batches.
+    "TASK_BACKEND": "default",
+    # Batches with more recipients than this are queued for a worker and the
+    # caller returns at once (only when TASK_BACKEND runs tasks elsewhere:
+    # Django's ImmediateBackend runs them inside enqueue()).
+    "ASYNC_THRESHOLD": 50,
+    # Delivery tasks enqueued per queued batch: each opens its own connection
+    # per mailer, so this is the number of parallel connections per batch.
+    "DELIVERY_CONCURRENCY": 1,
+    # Attempts per message (transient failures only; 5xx fail at once).
+    "MAX_ATTEMPTS": 3,
+    # Seconds before the first retry; doubled after every further attempt.
+    "RETRY_BACKOFF": 60,
+    # Seconds a row may stay "sending" before recovery treats its worker as dead.
+    "SENDING_LEASE": 600,
+    # Per-mailer limits: {alias: {"rate": messages_per_second, "daily_quota": n}}.
+    "THROTTLE": {},
+    # "Send me a test mail": sends allowed per user in the window (seconds).
+    "SELF_SERVICE_LIMIT": 5,
+    "SELF_SERVICE_WINDOW": 3600,
+}
+
+
+def get_setting(name: str) -> Any:
+    """Return ``settings.MAILOPS[name]``, or the documented default."""
+    if name not in DEFAULTS:
+        raise KeyError(f"Unknown mailops setting {name!r}")
+    configured = getattr(settings, "MAILOPS", {}) or {}
+    return configured.get(name, DEFAULTS[name])
+
+
+def from_email_for(alias: str) -> str:
+    """The From address for messages sent through ``alias``."""
+    from_emails: dict[str, str] = get_setting("FROM_EMAILS")
+    return from_emails.get(alias) or settings.DEFAULT_FROM_EMAIL

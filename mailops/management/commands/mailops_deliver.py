@@ -1,0 +1,103 @@
+"""``manage.py mailops_deliver``: a delivery worker that needs no task queue."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db.models import Min
+from django.utils import timezone
+
+from mailops.conf import get_setting
+from mailops.delivery import deliver_batch
+from mailops.models import MailLog
+from mailops.recovery import recover_stale_sending
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class Command(BaseCommand):
+    help = (
+        "Deliver queued mail-log rows that are due (every batch, or one), retrying "
+        "transient failures with backoff. Run it from cron or a service manager when "
+        "no task worker is configured; several may run at once (rows are claimed "
+        "atomically). --recover first settles rows a dead worker left in 'sending'."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--batch", metavar="BATCH_ID", help="Deliver only this batch.")
+        parser.add_argument(
+            "--recover",
+            action="store_true",
+            help="First mark rows stuck in 'sending' past MAILOPS['SENDING_LEASE'] as "
+            "failed (needs review): their delivery outcome is unknown.",
+        )
+        parser.add_argument(
+            "--requeue-stale",
+            action="store_true",
+            help="With --recover: requeue stuck rows instead (may send a message twice).",
+        )
+        parser.add_argument(
+            "--lease", type=int, metavar="SECONDS", help="Override MAILOPS['SENDING_LEASE']."
+        )
+        parser.add_argument(
+            "--wait",
+            action="store_true",
+            help="Keep running until no row of the scope waits for a retry (sleeps "
+            "until the next is due).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        batch_id = None
+        if options["batch"]:
+            try:
+                batch_id = uuid.UUID(options["batch"])
+            except ValueError:
+                raise CommandError(
+                    f"--batch: {options['batch']!r} is not a batch id.", returncode=EXIT_USAGE
+                ) from None
+        if options["requeue_stale"] and not options["recover"]:
+            raise CommandError("--requeue-stale needs --recover.", returncode=EXIT_USAGE)
+        if options["recover"]:
+            recovered = recover_stale_sending(
+                lease=options["lease"], requeue=options["requeue_stale"]
+            )
+            verb = "requeued" if options["requeue_stale"] else "marked failed (needs review)"
+            if recovered or options["verbosity"] >= 1:
+                self.stdout.write(f"{recovered} row(s) stuck in 'sending' {verb}.")
+
+        totals: dict[str, int] = {}
+        while True:
+            report = deliver_batch(
+                batch_id, chunk_size=get_setting("DELIVERY_CHUNK_SIZE"), retry=True
+            )
+            for status, n in report.counts.items():
+                totals[status] = totals.get(status, 0) + n
+            next_due = self._next_due(batch_id)
+            if not options["wait"] or next_due is None:
+                break
+            time.sleep(max(0.0, min(60.0, next_due)))
+
+        sent, failed = totals.get("sent", 0), totals.get("failed", 0)
+        line = f"{sent} sent, {failed} failed"
+        if totals.get("queued"):
+            line += f", {totals['queued']} waiting for a retry or a daily quota"
+        self.stdout.write(line + ".")
+        if failed:
+            raise CommandError(
+                f"{failed} message(s) failed; the reasons are in the mail log.",
+                returncode=EXIT_FAILED,
+            )
+
+    def _next_due(self, batch_id: uuid.UUID | None) -> float | None:
+        """Seconds until the first waiting row is due, or ``None`` if none waits."""
+        waiting = MailLog.objects.queued()
+        if batch_id is not None:
+            waiting = waiting.for_batch(batch_id)
+        first = waiting.aggregate(first=Min("next_attempt_at"))["first"]
+        if first is None:
+            return 0.0 if waiting.exists() else None
+        return (first - timezone.now()).total_seconds()

@@ -1,0 +1,272 @@
+"""``manage.py sendtestmail``: send a test mail, log every outcome, exit honestly."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from mailops.connection_check import CheckOutcome, CheckResult, check_mailers
+from mailops.models import MailStatus, MailTrigger
+from mailops.recipients import Recipient, from_addresses, from_user_lookups, staff_recipients
+from mailops.services import SendSummary, plan_delivery, resolve_mailer, send_test_mail
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+# Options that only make sense when sending (refused with --check).
+SEND_ONLY = {
+    "users": "--user",
+    "staff": "--staff",
+    "subject": "--subject",
+    "message": "--message",
+    "dry_run": "--dry-run",
+    "queue": "--async",
+}
+
+
+class Command(BaseCommand):
+    help = (
+        "Send a test mail to addresses and/or users through one configured mailer, "
+        "logging each outcome in the mail log. Exit status: 0 when every message was "
+        "accepted, 1 when any failed, 2 for usage errors (nothing is sent). With --check, "
+        "connect to the mailer(s) without sending: 0 when every check passed, else 1."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("emails", nargs="*", metavar="EMAIL", help="Recipient addresses.")
+        parser.add_argument(
+            "--user",
+            action="append",
+            default=[],
+            dest="users",
+            metavar="USERNAME_OR_EMAIL",
+            help="An existing user to mail (repeatable); the log row links to the user.",
+        )
+        parser.add_argument(
+            "--staff", action="store_true", help="Mail every active staff user with an address."
+        )
+        parser.add_argument("--using", metavar="ALIAS", help="The MAILERS alias to send through.")
+        parser.add_argument("--subject", help="Subject line (default: a descriptive one).")
+        parser.add_argument("--message", help="Message body (default: site, mailer and time).")
+        parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="Validate and show what would be sent; send and log nothing.",
+        )
+        parser.add_argument(
+            "--json", action="store_true", help="Print a machine-readable result instead."
+        )
+        parser.add_argument(
+            "--async",
+            action="store_true",
+            dest="queue",
+            help="Queue the messages for the task worker and return at once (batches above "
+            "MAILOPS['ASYNC_THRESHOLD'] are queued anyway when a worker is configured).",
+        )
+        parser.add_argument(
+            "--check",
+            action="store_true",
+            help="Send nothing: connect, EHLO, STARTTLS and AUTH as configured, then QUIT, "
+            "and report per mailer (logged in the mail log as a connection check).",
+        )
+        parser.add_argument(
+            "--all-mailers",
+            action="store_true",
+            help="With --check: check every configured mailer instead of one.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["check"] or options["all_mailers"]:
+            self._check(options)
+            return
+        recipients = self._recipients(options)
+        # The console mailer writes to sys.stdout; keep JSON output parseable.
+        redirect = (
+            contextlib.redirect_stdout(sys.stderr) if options["json"] else contextlib.nullcontext()
+        )
+        try:
+            with redirect:
+                if not options["dry_run"] and not options["json"]:
+                    self._notice(recipients, options)
+                summary = send_test_mail(
+                    recipients,
+                    using=options["using"],
+                    trigger=MailTrigger.COMMAND,
+                    subject=options["subject"],
+                    body=options["message"],
+                    abort_on_rejected=True,
+                    dry_run=options["dry_run"],
+                    queue=options["queue"],
+                )
+        except ImproperlyConfigured as error:
+            raise CommandError(str(error), returncode=EXIT_USAGE) from None
+        except ValueError as error:
+            raise CommandError(str(error), returncode=EXIT_USAGE) from None
+
+        if options["json"]:
+            self.stdout.write(json.dumps(_as_json(summary), indent=2))
+        else:
+            self._report(summary, options["verbosity"])
+        self._exit_status(summary)
+
+    def _check(self, options: dict[str, Any]) -> None:
+        if not options["check"]:
+            raise CommandError("--all-mailers needs --check.", returncode=EXIT_USAGE)
+        sending = [flag for name, flag in SEND_ONLY.items() if options[name]]
+        if options["emails"]:
+            sending.insert(0, "EMAIL")
+        if sending:
+            raise CommandError(
+                f"--check sends nothing; drop {', '.join(sending)}.", returncode=EXIT_USAGE
+            )
+        if options["all_mailers"] and options["using"]:
+            raise CommandError("Use either --using ALIAS or --all-mailers.", returncode=EXIT_USAGE)
+        try:
+            aliases = None if options["all_mailers"] else [resolve_mailer(options["using"])]
+        except ImproperlyConfigured as error:
+            raise CommandError(str(error), returncode=EXIT_USAGE) from None
+        results = check_mailers(aliases)
+        if not results:
+            raise CommandError("MAILERS defines no mailer to check.", returncode=EXIT_USAGE)
+        if options["json"]:
+            payload = {
+                "ok": all(r.ok for r in results),
+                "mailers": [r.as_dict() for r in results],
+            }
+            self.stdout.write(json.dumps(payload, indent=2))
+        else:
+            for result in results:
+                self._check_line(result, options["verbosity"])
+        failed = [r.alias for r in results if not r.ok]
+        if failed:
+            raise CommandError(
+                f"{len(failed)} of {len(results)} mailer check(s) did not pass: "
+                f"{', '.join(failed)}.",
+                returncode=EXIT_FAILED,
+            )
+
+    def _check_line(self, result: CheckResult, verbosity: int) -> None:
+        if result.ok:
+            label, style = "ok", self.style.SUCCESS
+        elif result.outcome == CheckOutcome.UNSUPPORTED:
+            label, style = "unverified", self.style.WARNING
+        else:
+            label, style = "FAILED", self.style.ERROR
+        if verbosity >= 1 or not result.ok:
+            self.stdout.write(style(f"{label:<10}  {result.alias}: {result.summary()}"))
+            for warning in result.warnings:
+                self.stdout.write(self.style.WARNING(f"{'':<10}  warning: {warning}"))
+
+    def _recipients(self, options: dict[str, Any]) -> list[Recipient]:
+        recipients = from_addresses(options["emails"]) + from_user_lookups(options["users"])
+        if options["staff"]:
+            staff = list(staff_recipients())
+            if not staff:
+                raise CommandError(
+                    "--staff: no active staff user has an email address.", returncode=EXIT_USAGE
+                )
+            recipients += staff
+        if not recipients:
+            raise CommandError(
+                "Name at least one recipient: an EMAIL, --user or --staff.",
+                returncode=EXIT_USAGE,
+            )
+        return recipients
+
+    def _notice(self, recipients: list[Recipient], options: dict[str, Any]) -> None:
+        """Say up front if the batch is queued, will block, or exceeds a daily quota."""
+        count = sum(1 for recipient in recipients if recipient.valid)
+        notice = plan_delivery(count, using=options["using"], queue=options["queue"]).notice()
+        if notice:
+            self.stdout.write(self.style.WARNING(notice))
+
+    def _report(self, summary: SendSummary, verbosity: int) -> None:
+        if verbosity >= 1:
+            for recipient in summary.rejected:
+                label = recipient.address or "(no address)"
+                self.stdout.write(self.style.ERROR(f"rejected  {label}: {recipient.error}"))
+            if summary.dry_run:
+                for recipient in summary.planned:
+                    self.stdout.write(f"would send  {recipient.address}")
+            rows = summary.logs().exclude(status=MailStatus.REJECTED)
+            for log in rows.none() if summary.handed_to_worker else rows:
+                self.stdout.write(self._line(log.status, log.recipient, log.error))
+        if verbosity >= 1 or not summary.ok:
+            self.stdout.write(self._summary_line(summary))
+
+    def _line(self, status: str, recipient: str, error: str) -> str:
+        text = f"{status:<8}  {recipient}" + (f": {error}" if error else "")
+        if status == MailStatus.FAILED:
+            return self.style.ERROR(text)
+        if status == MailStatus.QUEUED:
+            return self.style.WARNING(text)
+        return self.style.SUCCESS(text)
+
+    def _summary_line(self, summary: SendSummary) -> str:
+        if summary.dry_run:
+            return (
+                f"Dry run via mailer {summary.mailer!r}: {len(summary.planned)} would be sent, "
+                f"{summary.skipped} rejected. Nothing was sent or logged."
+            )
+        parts = [f"{summary.sent} sent", f"{summary.failed} failed", f"{summary.skipped} rejected"]
+        if summary.queued:
+            parts.append(f"{summary.queued} queued")
+        return f"{', '.join(parts)} via mailer {summary.mailer!r} (batch {summary.batch_id})."
+
+    def _exit_status(self, summary: SendSummary) -> None:
+        if summary.rejected:
+            raise CommandError(
+                f"{summary.skipped} recipient(s) rejected; nothing was sent. "
+                "Fix the entries above and run again.",
+                returncode=EXIT_USAGE,
+            )
+        if summary.failed:
+            raise CommandError(
+                f"{summary.failed} message(s) failed; the reasons are in the mail log "
+                f"(batch {summary.batch_id}).",
+                returncode=EXIT_FAILED,
+            )
+
+
+def _as_json(summary: SendSummary) -> dict[str, Any]:
+    messages: list[dict[str, Any]]
+    if summary.dry_run:
+        messages = [
+            {"recipient": r.address, "user_id": r.user_id, "status": "would_send"}
+            for r in summary.planned
+        ] + [
+            {"recipient": r.address, "user_id": r.user_id, "status": "rejected", "error": r.error}
+            for r in summary.rejected
+        ]
+    else:
+        messages = [
+            {
+                "recipient": log.recipient,
+                "user_id": log.user_id,
+                "status": log.status,
+                "error": log.error,
+                "smtp_code": log.smtp_code,
+                "message_id": log.message_id,
+                "esp_message_id": log.esp_message_id,
+                "log_id": log.pk,
+            }
+            for log in summary.logs()
+        ]
+    return {
+        "mailer": summary.mailer,
+        "batch_id": str(summary.batch_id) if summary.batch_id else None,
+        "dry_run": summary.dry_run,
+        "ok": summary.ok,
+        "counts": {
+            "sent": summary.sent,
+            "failed": summary.failed,
+            "rejected": summary.skipped,
+            "queued": summary.queued,
+        },
+        "messages": messages,
+    }

@@ -1,0 +1,288 @@
+"""The audit trail: one ``MailLog`` row per attempt to send one message."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, ClassVar
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Count
+from django.utils.translation import gettext_lazy as _
+
+
+class MailStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    SENDING = "sending", _("Sending")
+    SENT = "sent", _("Sent")
+    FAILED = "failed", _("Failed")
+    REJECTED = "rejected", _("Rejected")
+    DELIVERED = "delivered", _("Delivered")
+    BOUNCED = "bounced", _("Bounced")
+    DEFERRED = "deferred", _("Deferred")
+    COMPLAINED = "complained", _("Complained")
+    CHECKED = "checked", _("Connection checked")
+    CHECK_FAILED = "check_failed", _("Connection check failed")
+
+
+class MailTrigger(models.TextChoices):
+    ADMIN_ACTION = "admin_action", _("Admin action")
+    COMMAND = "command", _("Management command")
+    SELF_SERVICE = "self_service", _("Self-service")
+    RESEND = "resend", _("Resend")
+    API = "api", _("API")
+    CHECK = "check", _("Connection check")
+
+
+# Which status may follow which. Provider events (delivered, bounced, ...)
+# may arrive late or out of order, so tracking states may move among
+# themselves; a message never goes back to "queued" once a server took it.
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    MailStatus.QUEUED: frozenset({MailStatus.SENDING, MailStatus.FAILED}),
+    MailStatus.SENDING: frozenset({MailStatus.SENT, MailStatus.FAILED, MailStatus.QUEUED}),
+    MailStatus.FAILED: frozenset({MailStatus.QUEUED}),
+    MailStatus.SENT: frozenset(
+        {
+            MailStatus.DELIVERED,
+            MailStatus.BOUNCED,
+            MailStatus.DEFERRED,
+            MailStatus.COMPLAINED,
+        }
+    ),
+    MailStatus.DEFERRED: frozenset(
+        {
+            MailStatus.DELIVERED,
+            MailStatus.BOUNCED,
+            MailStatus.DEFERRED,
+            MailStatus.COMPLAINED,
+        }
+    ),
+    MailStatus.DELIVERED: frozenset({MailStatus.BOUNCED, MailStatus.COMPLAINED}),
+    MailStatus.BOUNCED: frozenset({MailStatus.COMPLAINED}),
+    MailStatus.COMPLAINED: frozenset(),
+    MailStatus.REJECTED: frozenset(),
+    MailStatus.CHECKED: frozenset(),
+    MailStatus.CHECK_FAILED: frozenset(),
+}
+
+# Statuses meaning "the mailer accepted the message" (or a later, better state).
+ACCEPTED_STATUSES = frozenset(
+    {
+        MailStatus.SENT,
+        MailStatus.DELIVERED,
+        MailStatus.DEFERRED,
+        MailStatus.BOUNCED,
+        MailStatus.COMPLAINED,
+    }
+)
+
+
+class InvalidTransition(ValueError):
+    """A status change that the lifecycle above does not allow."""
+
+
+def can_transition(current: str, new: str) -> bool:
+    return new in ALLOWED_TRANSITIONS.get(current, frozenset())
+
+
+def sources_of(new: str) -> list[str]:
+    """Every status from which ``new`` may be reached."""
+    return [status for status, targets in ALLOWED_TRANSITIONS.items() if new in targets]
+
+
+class MailLogQuerySet(models.QuerySet["MailLog"]):
+    def for_batch(self, batch_id: uuid.UUID | str) -> MailLogQuerySet:
+        return self.filter(batch_id=batch_id)
+
+    def queued(self) -> MailLogQuerySet:
+        return self.filter(status=MailStatus.QUEUED)
+
+    def sent(self) -> MailLogQuerySet:
+        return self.filter(status__in=ACCEPTED_STATUSES)
+
+    def failed(self) -> MailLogQuerySet:
+        return self.filter(status=MailStatus.FAILED)
+
+    def rejected(self) -> MailLogQuerySet:
+        return self.filter(status=MailStatus.REJECTED)
+
+    def status_counts(self) -> dict[str, int]:
+        """``{status: count}`` for the rows of this queryset, one query."""
+        rows = self.order_by().values("status").annotate(n=Count("pk"))
+        return {row["status"]: row["n"] for row in rows}
+
+    def move_to(self, new: str, **fields: Any) -> int:
+        """Set ``status=new`` on the rows allowed to reach it; return how many.
+
+        Rows whose current status may not move to ``new`` are left untouched,
+        which makes concurrent or replayed updates safe.
+        """
+        from django.utils import timezone
+
+        return self.filter(status__in=sources_of(new)).update(
+            status=new, updated_at=timezone.now(), **fields
+        )
+
+
+class MailLogManager(models.Manager["MailLog"]):
+    def get_queryset(self) -> MailLogQuerySet:
+        return MailLogQuerySet(self.model, using=self._db)
+
+    def for_batch(self, batch_id: uuid.UUID | str) -> MailLogQuerySet:
+        return self.get_queryset().for_batch(batch_id)
+
+    def failed(self) -> MailLogQuerySet:
+        return self.get_queryset().failed()
+
+    def sent(self) -> MailLogQuerySet:
+        return self.get_queryset().sent()
+
+    def queued(self) -> MailLogQuerySet:
+        return self.get_queryset().queued()
+
+
+class MailLog(models.Model):
+    """One attempt to send one message to one recipient, and what became of it."""
+
+    # Indexed through maillog_recent_idx (created_at DESC, id DESC), which also
+    # serves date ranges: a second index would only slow every insert.
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    status = models.CharField(
+        _("status"), max_length=16, choices=MailStatus.choices, default=MailStatus.QUEUED
+    )
+    recipient = models.CharField(_("recipient"), max_length=320)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="mail_logs",
+    )
+    mailer = models.CharField(_("mailer"), max_length=64)
+    backend = models.CharField(_("backend"), max_length=255, blank=True)
+    from_email = models.CharField(_("from"), max_length=320, blank=True)
+    subject = models.CharField(_("subject"), max_length=998, blank=True)
+    body = models.TextField(_("body"), blank=True)
+    message_id = models.CharField(_("Message-ID"), max_length=255, blank=True)
+    esp_message_id = models.CharField(_("provider message id"), max_length=255, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    smtp_code = models.PositiveSmallIntegerField(_("SMTP code"), null=True, blank=True)
+    trigger = models.CharField(_("trigger"), max_length=16, choices=MailTrigger.choices)
+    triggered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("triggered by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    batch_id = models.UUIDField(_("batch"), default=uuid.uuid4)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    # Token of the delivery run that moved the row to "sending".
+    claimed_by = models.CharField(_("claimed by"), max_length=32, blank=True, editable=False)
+    # A queued row is not picked up before this time (retry backoff, daily quota).
+    next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
+
+    objects: ClassVar[MailLogManager] = MailLogManager()
+
+    class Meta:
+        verbose_name = _("mail log entry")
+        verbose_name_plural = _("mail log")
+        ordering = ["-created_at", "-id"]
+        permissions = [
+            ("send_test_mail", _("Can send test mail")),
+            ("export_maillog", _("Can export the mail log")),
+        ]
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="maillog_recent_idx"),
+            models.Index(fields=["status", "-created_at"], name="maillog_status_idx"),
+            models.Index(fields=["mailer", "-created_at"], name="maillog_mailer_idx"),
+            models.Index(fields=["trigger", "-created_at"], name="maillog_trigger_idx"),
+            models.Index(fields=["batch_id", "status"], name="maillog_batch_idx"),
+            models.Index(fields=["recipient"], name="maillog_recipient_idx"),
+            models.Index(fields=["message_id"], name="maillog_message_id_idx"),
+            models.Index(fields=["esp_message_id"], name="maillog_esp_id_idx"),
+            # The daily quota counts what one mailer sent in the last 24 hours.
+            # Partial: a queued row (no sent_at yet) costs this index nothing,
+            # and "sent_at >= x" implies the condition on PostgreSQL and SQLite.
+            models.Index(
+                fields=["mailer", "sent_at"],
+                name="maillog_mailer_sent_part_idx",
+                condition=models.Q(sent_at__isnull=False),
+            ),
+            # Workers and lease recovery look for due queued / stale sending rows.
+            models.Index(fields=["status", "next_attempt_at"], name="maillog_due_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.recipient} ({self.get_status_display()})"
+
+    @property
+    def accepted(self) -> bool:
+        return self.status in ACCEPTED_STATUSES
+
+    def set_status(self, new: str) -> None:
+        """Change the in-memory status, refusing moves the lifecycle forbids."""
+        if not can_transition(self.status, new):
+            raise InvalidTransition(f"MailLog {self.pk}: {self.status} -> {new} is not allowed")
+        self.status = new
+
+
+class MailEventType(models.TextChoices):
+    """Anymail's normalized tracking event types."""
+
+    QUEUED = "queued", _("Queued")
+    SENT = "sent", _("Sent")
+    REJECTED = "rejected", _("Rejected")
+    FAILED = "failed", _("Failed")
+    BOUNCED = "bounced", _("Bounced")
+    DEFERRED = "deferred", _("Deferred")
+    DELIVERED = "delivered", _("Delivered")
+    AUTORESPONDED = "autoresponded", _("Autoresponded")
+    OPENED = "opened", _("Opened")
+    CLICKED = "clicked", _("Clicked")
+    COMPLAINED = "complained", _("Complained")
+    UNSUBSCRIBED = "unsubscribed", _("Unsubscribed")
+    SUBSCRIBED = "subscribed", _("Subscribed")
+    UNKNOWN = "unknown", _("Unknown")
+
+
+class MailEvent(models.Model):
+    """One thing a provider reported about a sent message (delivery, bounce, open...).
+
+    Only normalized, redacted fields are kept, never the raw webhook payload:
+    providers put addresses, IP addresses, locations, user agents and subjects
+    there, which the timeline does not need and the log should not hoard.
+    """
+
+    log = models.ForeignKey(
+        MailLog, verbose_name=_("mail log entry"), on_delete=models.CASCADE, related_name="events"
+    )
+    event_type = models.CharField(_("event"), max_length=16, choices=MailEventType.choices)
+    esp = models.CharField(_("provider"), max_length=32)
+    esp_event_id = models.CharField(_("provider event id"), max_length=255, blank=True)
+    # What makes a replayed webhook recognisable: a hash of the provider's
+    # event id, or (without one) of the row, type and time. Unique per provider.
+    fingerprint = models.CharField(_("fingerprint"), max_length=64, editable=False)
+    occurred_at = models.DateTimeField(_("occurred"), null=True, blank=True)
+    received_at = models.DateTimeField(_("received"), auto_now_add=True)
+    reject_reason = models.CharField(_("reject reason"), max_length=16, blank=True)
+    description = models.TextField(_("description"), blank=True)
+    mta_response = models.TextField(_("receiving server's reply"), blank=True)
+    # Scheme, host and path only: query strings often carry personal tokens.
+    click_url = models.CharField(_("clicked link"), max_length=2048, blank=True)
+
+    class Meta:
+        verbose_name = _("mail event")
+        verbose_name_plural = _("mail events")
+        ordering = ["occurred_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["esp", "fingerprint"], name="mailevent_unique_per_esp")
+        ]
+        indexes = [models.Index(fields=["log", "occurred_at"], name="mailevent_timeline_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_event_type_display()} ({self.esp})"

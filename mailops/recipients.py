@@ -1,0 +1,101 @@
+"""Who a test mail goes to: addresses and users, validated before anything is sent."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db.models import Q, QuerySet
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """One intended recipient; ``error`` set means it will be logged as rejected."""
+
+    address: str
+    user_id: int | None = None
+    error: str = ""
+
+    @property
+    def valid(self) -> bool:
+        return not self.error
+
+
+def check_address(address: str) -> str:
+    """The reason ``address`` cannot be used, or ``""`` if it can."""
+    if not address.strip():
+        return "empty address"
+    if any(char in address for char in "\r\n"):
+        return "address contains a line break"
+    try:
+        validate_email(address)
+    except ValidationError:
+        return f"not a valid email address: {address!r}"
+    return ""
+
+
+def from_addresses(addresses: Iterable[str]) -> list[Recipient]:
+    return [Recipient(address=a.strip(), error=check_address(a.strip())) for a in addresses]
+
+
+def email_field_name() -> str:
+    return get_user_model().get_email_field_name()
+
+
+def from_users(users: QuerySet[Any], *, chunk_size: int = 2000) -> Iterator[Recipient]:
+    """One recipient per user, streamed so a huge selection stays out of memory.
+
+    Users without an address become rejected recipients linked to the user.
+    """
+    model = get_user_model()
+    field = email_field_name()
+    rows = users.order_by("pk").values_list("pk", model.USERNAME_FIELD, field)
+    for pk, username, address in rows.iterator(chunk_size=chunk_size):
+        address = (address or "").strip()
+        if not address:
+            yield Recipient(address="", user_id=pk, error=f"user {username!r} has no email address")
+        else:
+            yield Recipient(address=address, user_id=pk, error=check_address(address))
+
+
+def from_user_lookups(lookups: Iterable[str]) -> list[Recipient]:
+    """Resolve ``--user`` values: a username, or an email address of exactly one user."""
+    model = get_user_model()
+    field = email_field_name()
+    recipients: list[Recipient] = []
+    for lookup in lookups:
+        matches = list(
+            model._default_manager.filter(
+                Q(**{model.USERNAME_FIELD: lookup}) | Q(**{f"{field}__iexact": lookup})
+            ).values_list("pk", field)[:2]
+        )
+        if not matches:
+            recipients.append(Recipient(address=lookup, error=f"no user {lookup!r}"))
+        elif len(matches) > 1:
+            recipients.append(
+                Recipient(address=lookup, error=f"{lookup!r} matches more than one user")
+            )
+        else:
+            pk, address = matches[0]
+            address = (address or "").strip()
+            error = (
+                f"user {lookup!r} has no email address" if not address else check_address(address)
+            )
+            recipients.append(Recipient(address=address or lookup, user_id=pk, error=error))
+    return recipients
+
+
+def staff_recipients() -> Iterator[Recipient]:
+    """Every active staff user who has an email address."""
+    model = get_user_model()
+    field = email_field_name()
+    staff = (
+        model._default_manager.filter(is_staff=True, is_active=True)
+        .exclude(**{f"{field}__isnull": True})
+        .exclude(**{field: ""})
+    )
+    return from_users(staff)

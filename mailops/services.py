@@ -1,0 +1,383 @@
+"""The one way mailops sends: create log rows, deliver, record outcomes.
+
+The admin action, the ``sendtestmail`` command and the self-service view all
+call :func:`send_test_mail` (or :func:`send_test_mail_to_users` for a user
+queryset); none of them talks to a mail backend directly.
+
+Small batches are delivered in the caller's process, so the caller reports
+each outcome. A batch above ``MAILOPS["ASYNC_THRESHOLD"]`` (or any batch
+with ``queue=True``) is only written as ``queued`` rows and handed to the
+task backend, and the call returns at once, provided that backend runs
+tasks elsewhere: Django's ``ImmediateBackend`` runs them inside
+``enqueue()``, so with it every batch is delivered inline and
+:func:`plan_delivery` tells callers up front that a big one will block.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import islice
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.core.mail import mailers
+from django.db import router
+from django.db.models import QuerySet
+
+from . import tasks
+from .composition import default_body, default_subject, new_message_id
+from .conf import from_email_for, get_setting
+from .delivery import backend_path, deliver_batch
+from .models import ACCEPTED_STATUSES, MailLog, MailLogQuerySet, MailStatus, MailTrigger
+from .recipients import Recipient, from_users
+from .throttle import QuotaStatus, quota_status
+from .user_rows import insert_user_rows
+
+logger = logging.getLogger("mailops.services")
+
+
+class UnknownMailer(ImproperlyConfigured):
+    """The requested alias is not in ``MAILERS``; the message lists those that are."""
+
+    def __init__(self, alias: str) -> None:
+        configured = ", ".join(sorted(mailers.settings)) or "(none)"
+        super().__init__(f"Unknown mailer {alias!r}. Configured mailers: {configured}.")
+        self.alias = alias
+
+
+@dataclass
+class SendSummary:
+    """The result of one call to :func:`send_test_mail`."""
+
+    mailer: str
+    batch_id: uuid.UUID | None
+    counts: dict[str, int] = field(default_factory=dict)
+    rejected: list[Recipient] = field(default_factory=list)
+    planned: list[Recipient] = field(default_factory=list)
+    dry_run: bool = False
+    # True when invalid entries stopped the whole batch (nothing was sent).
+    aborted: bool = False
+    # True when the rows were handed to a task worker: ``queued`` counts
+    # them, and their outcomes land in the log later (see ``logs()``).
+    handed_to_worker: bool = False
+    # When rows waiting for a retry or a daily quota will be tried again.
+    resumes_at: datetime | None = None
+
+    @property
+    def sent(self) -> int:
+        return sum(n for status, n in self.counts.items() if status in ACCEPTED_STATUSES)
+
+    @property
+    def failed(self) -> int:
+        return self.counts.get(MailStatus.FAILED, 0)
+
+    @property
+    def queued(self) -> int:
+        return self.counts.get(MailStatus.QUEUED, 0) + self.counts.get(MailStatus.SENDING, 0)
+
+    @property
+    def skipped(self) -> int:
+        # A user queryset's rejected rows are counted by the database, not listed.
+        return max(len(self.rejected), self.counts.get(MailStatus.REJECTED, 0))
+
+    @property
+    def ok(self) -> bool:
+        """Every intended message was accepted (or is still queued) and none failed."""
+        return not self.failed and not self.skipped
+
+    def logs(self) -> MailLogQuerySet:
+        if self.batch_id is None:
+            return MailLog.objects.get_queryset().none()
+        return MailLog.objects.for_batch(self.batch_id).order_by("pk")
+
+
+def resolve_mailer(using: str | None) -> str:
+    """The alias to send through, or :class:`UnknownMailer`."""
+    alias = using or get_setting("DEFAULT_MAILER")
+    if alias not in mailers:
+        raise UnknownMailer(alias)
+    return str(alias)
+
+
+@dataclass(frozen=True)
+class DeliveryPlan:
+    """How a batch of ``count`` messages would be delivered, before it is sent.
+
+    Callers show :meth:`notice` on their confirmation page or before a
+    command sends, so nobody learns only afterwards that a request blocked
+    or that a quota holds most of the batch back.
+    """
+
+    mailer: str
+    count: int
+    # Handed to a task worker; the caller returns at once.
+    queued: bool
+    # Large, but delivered inside the caller (no worker backend configured).
+    blocks: bool
+    quota: QuotaStatus
+
+    def notice(self) -> str:
+        """What the operator should know first, or ``""``."""
+        notes = []
+        if self.queued:
+            notes.append(
+                f"{self.count} messages will be queued and sent by the task worker; "
+                "follow the progress in the mail log."
+            )
+        elif self.blocks:
+            notes.append(
+                f"{self.count} messages will be sent before this returns: no task worker "
+                "is configured (TASKS uses Django's ImmediateBackend)."
+            )
+        remaining = self.quota.remaining
+        if remaining is not None and remaining < self.count:
+            notes.append(
+                f"Mailer {self.mailer!r} may send {remaining} more message(s) today "
+                f"(daily quota {self.quota.limit}, rolling 24 h): the other "
+                f"{self.count - remaining} stay queued and go out as the quota frees up."
+            )
+        return " ".join(notes)
+
+
+def plan_delivery(count: int, *, using: str | None = None, queue: bool = False) -> DeliveryPlan:
+    """How :func:`send_test_mail` would deliver ``count`` messages through ``using``."""
+    alias = resolve_mailer(using)
+    large = queue or count > get_setting("ASYNC_THRESHOLD")
+    worker = tasks.runs_elsewhere()
+    return DeliveryPlan(
+        mailer=alias,
+        count=count,
+        queued=large and worker,
+        blocks=large and not worker,
+        quota=quota_status(alias),
+    )
+
+
+def send_test_mail(
+    recipients: Iterable[Recipient],
+    *,
+    using: str | None = None,
+    trigger: str,
+    triggered_by: Any = None,
+    subject: str | None = None,
+    body: str | None = None,
+    abort_on_rejected: bool = False,
+    dry_run: bool = False,
+    queue: bool = False,
+) -> SendSummary:
+    """Send the test mail to ``recipients`` through one mailer and log every outcome.
+
+    Invalid recipients are logged as ``rejected``; with ``abort_on_rejected``
+    one invalid entry stops the batch before anything is sent. ``dry_run``
+    validates and reports what would be sent, and writes nothing. Above
+    ``ASYNC_THRESHOLD`` recipients, or with ``queue``, the rows are handed
+    to the task worker (if one is configured) and the call returns at once.
+    """
+    alias, subject, body = _validate(trigger, using, subject, body)
+
+    unique = _unique(recipients)
+    if dry_run:
+        planned = list(unique)
+        return SendSummary(
+            mailer=alias,
+            batch_id=None,
+            planned=[r for r in planned if r.valid],
+            rejected=[r for r in planned if not r.valid],
+            dry_run=True,
+        )
+
+    batch_id = uuid.uuid4()
+    template = _template(alias, batch_id, subject, body, trigger, triggered_by)
+    summary = SendSummary(mailer=alias, batch_id=batch_id)
+    if abort_on_rejected:
+        # Validate everything first: one bad entry means nothing is sent.
+        entries = list(unique)
+        summary.rejected = [r for r in entries if not r.valid]
+        if summary.rejected:
+            _write_rows(template, summary.rejected)
+            summary.aborted = True
+            summary.counts = summary.logs().status_counts()
+            return summary
+        unique = iter(entries)
+
+    queued = _write_rows(template, unique, rejected_out=summary.rejected)
+    if queued:
+        _deliver(summary, queued, queue=queue)
+    if summary.handed_to_worker:
+        # What was written; the worker may already be changing it.
+        summary.counts = {MailStatus.QUEUED: queued, MailStatus.REJECTED: len(summary.rejected)}
+    else:
+        summary.counts = summary.logs().status_counts()
+    return summary
+
+
+def send_test_mail_to_users(
+    users: QuerySet[Any],
+    *,
+    using: str | None = None,
+    trigger: str,
+    triggered_by: Any = None,
+    subject: str | None = None,
+    body: str | None = None,
+    abort_on_rejected: bool = False,
+    queue: bool = False,
+) -> SendSummary:
+    """:func:`send_test_mail` for a user queryset, however large.
+
+    The database writes the rows itself (``INSERT ... SELECT``), so the
+    number of queries does not grow with the selection; users without an
+    address become ``rejected`` rows. Addresses are checked one by one at
+    delivery (an invalid one fails its row). ``summary.rejected`` stays
+    empty; ``summary.skipped`` counts the rejected rows.
+    """
+    if router.db_for_write(MailLog) != users.db:
+        # Rows and users in different databases: no INSERT ... SELECT.
+        return send_test_mail(
+            from_users(users),
+            using=using,
+            trigger=trigger,
+            triggered_by=triggered_by,
+            subject=subject,
+            body=body,
+            abort_on_rejected=abort_on_rejected,
+            queue=queue,
+        )
+    alias, subject, body = _validate(trigger, using, subject, body)
+    batch_id = uuid.uuid4()
+    template = _template(alias, batch_id, subject, body, trigger, triggered_by)
+    domain = template.from_email.rpartition("@")[2] or "mailops.invalid"
+    summary = SendSummary(mailer=alias, batch_id=batch_id)
+    rejected = insert_user_rows(users, template, with_address=False, domain=domain)
+    summary.counts = {MailStatus.REJECTED: rejected} if rejected else {}
+    if rejected and abort_on_rejected:
+        summary.aborted = True
+        return summary
+    queued = insert_user_rows(users, template, with_address=True, domain=domain)
+    if queued:
+        summary.counts[MailStatus.QUEUED] = queued
+        _deliver(summary, queued, queue=queue)
+    if not summary.handed_to_worker:
+        summary.counts = summary.logs().status_counts()
+    return summary
+
+
+def _validate(
+    trigger: str, using: str | None, subject: str | None, body: str | None
+) -> tuple[str, str, str]:
+    if trigger not in MailTrigger.values:
+        raise ValueError(f"Unknown trigger {trigger!r}")
+    alias = resolve_mailer(using)
+    # Instantiating the backend surfaces InvalidMailer before any row is written.
+    mailers[alias]
+    subject = default_subject(alias) if subject is None else subject
+    body = default_body(alias) if body is None else body
+    if any(char in subject for char in "\r\n"):
+        raise ValueError("The subject must be a single line.")
+    return alias, subject, body
+
+
+def _template(
+    alias: str, batch_id: uuid.UUID, subject: str, body: str, trigger: str, triggered_by: Any
+) -> MailLog:
+    return MailLog(
+        mailer=alias,
+        backend=backend_path(alias),
+        from_email=from_email_for(alias),
+        subject=subject,
+        body=body,
+        trigger=trigger,
+        triggered_by=triggered_by if getattr(triggered_by, "pk", None) else None,
+        batch_id=batch_id,
+    )
+
+
+def _deliver(summary: SendSummary, count: int, *, queue: bool) -> None:
+    """Hand the batch to a worker, or deliver it here and now."""
+    assert summary.batch_id is not None
+    batch_id = summary.batch_id
+    if (queue or count > get_setting("ASYNC_THRESHOLD")) and tasks.runs_elsewhere():
+        tasks.enqueue_delivery(batch_id, copies=get_setting("DELIVERY_CONCURRENCY"))
+        summary.handed_to_worker = True
+        return
+    try:
+        deliver_batch(
+            batch_id,
+            chunk_size=get_setting("DELIVERY_CHUNK_SIZE"),
+            retry=tasks.can_defer(),
+        )
+    except Exception as error:
+        # A bug in a backend must not leave rows looking queued forever.
+        logger.exception("delivery of batch %s crashed", batch_id)
+        _fail_unfinished(batch_id, error)
+        return
+    summary.resumes_at = tasks.schedule_follow_up(batch_id)
+
+
+def _unique(recipients: Iterable[Recipient]) -> Iterator[Recipient]:
+    seen: set[tuple[str, int | None]] = set()
+    for recipient in recipients:
+        key = (recipient.address.lower(), recipient.user_id)
+        if recipient.valid and key in seen:
+            continue
+        seen.add(key)
+        yield recipient
+
+
+def _write_rows(
+    template: MailLog,
+    recipients: Iterable[Recipient],
+    *,
+    rejected_out: list[Recipient] | None = None,
+) -> int:
+    """Bulk-insert one row per recipient in chunks; return how many were queued."""
+    chunk_size = get_setting("CHUNK_SIZE")
+    domain = template.from_email.rpartition("@")[2] or None
+    queued = 0
+    iterator = iter(recipients)
+    while chunk := list(islice(iterator, chunk_size)):
+        rows = []
+        for recipient in chunk:
+            row = _row_from(template, recipient, message_id=new_message_id(domain))
+            if recipient.valid:
+                queued += 1
+            elif rejected_out is not None:
+                rejected_out.append(recipient)
+            rows.append(row)
+        MailLog.objects.bulk_create(rows)
+    return queued
+
+
+def _row_from(template: MailLog, recipient: Recipient, *, message_id: str) -> MailLog:
+    row = MailLog(
+        mailer=template.mailer,
+        backend=template.backend,
+        from_email=template.from_email,
+        subject=template.subject,
+        body=template.body,
+        trigger=template.trigger,
+        triggered_by=template.triggered_by,
+        batch_id=template.batch_id,
+        recipient=recipient.address,
+        user_id=recipient.user_id,
+    )
+    if recipient.valid:
+        row.status = MailStatus.QUEUED
+        row.message_id = message_id
+    else:
+        row.status = MailStatus.REJECTED
+        row.error = recipient.error
+    return row
+
+
+def _fail_unfinished(batch_id: uuid.UUID, error: BaseException) -> None:
+    """A crashed delivery must not leave rows looking queued forever."""
+    path = f"{type(error).__module__}.{type(error).__qualname__}"
+    reason = f"delivery task crashed ({path}); see the server log"
+    unfinished = MailLog.objects.for_batch(batch_id).filter(
+        status__in=[MailStatus.QUEUED, MailStatus.SENDING]
+    )
+    unfinished.move_to(MailStatus.FAILED, error=reason)

@@ -1,0 +1,1 @@
+"""django.tasks backends that mailops ships (only Celery so far)."""

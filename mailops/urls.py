@@ -1,0 +1,13 @@
+"""mailops' pages for signed-in users; the reference project mounts them at ``/mail/``."""
+
+from __future__ import annotations
+
+from django.urls import URLPattern, path
+
+from . import views
+
+app_name = "mailops"
+
+urlpatterns: list[URLPattern] = [
+    path("", views.self_service, name="self_service"),
+]

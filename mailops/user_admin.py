@@ -1,0 +1,307 @@
+"""The "Send test mail to selected users" admin action, for any ``UserAdmin``.
+
+It works like Django's ``delete_selected``: the first POST renders a
+confirmation page (who gets mail, who is skipped, which mailer, what text),
+the second POST sends through :mod:`mailops.services` and reports with
+``message_user``. Add it to a user admin with :class:`SendTestMailAdminMixin`::
+
+    @admin.register(User)
+    class UserAdmin(SendTestMailAdminMixin, django.contrib.auth.admin.UserAdmin):
+        pass
+
+:class:`UserImportExportMixin` adds django-import-export's import (with its
+preview step) and export of test recipients, through
+:class:`~mailops.user_resources.UserRecipientResource`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.options import IS_POPUP_VAR, ActionLocation
+from django.contrib.admin.utils import model_ngettext
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.db.models import Count, F, Q, QuerySet
+from django.db.models.functions import Trim
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import NoReverseMatch, reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from import_export.admin import ImportExportMixin
+from import_export.formats.base_formats import CSV, XLSX
+from import_export.results import Result
+
+from . import services
+from .forms import SendTestMailForm
+from .models import MailTrigger
+from .recipients import email_field_name
+from .redaction import redact
+from .user_resources import UserRecipientResource
+
+if TYPE_CHECKING:
+    _ModelAdminBase = admin.ModelAdmin[Any]
+else:
+    _ModelAdminBase = object
+
+# Users without an address listed by name on the confirmation page; the
+# rest are counted ("and 40 more"), so a huge selection renders quickly.
+MAX_LISTED_WITHOUT_ADDRESS = 20
+
+SEND_TEST_MAIL_PERMISSION = "mailops.send_test_mail"
+
+
+@admin.action(
+    permissions=["send_test_mail"],
+    description=gettext_lazy("Send test mail to selected %(verbose_name_plural)s"),
+)
+def send_test_mail(
+    modeladmin: Any, request: HttpRequest, queryset: QuerySet[Any]
+) -> TemplateResponse | None:
+    """Confirm, then send the test mail to every selected user and log each outcome."""
+    # The admin only offers the action with the permission; this also refuses
+    # an admin that lists the action without filtering it by permission.
+    if not modeladmin.has_send_test_mail_permission(request):
+        raise PermissionDenied
+    if request.POST.get("post"):
+        form = SendTestMailForm(request.POST)
+        if form.is_valid():
+            _send_and_report(modeladmin, request, queryset, form)
+            # None: the admin redirects to the changelist and shows the message.
+            return None
+    else:
+        form = SendTestMailForm()
+    return _confirmation_page(modeladmin, request, queryset, form)
+
+
+class SendTestMailAdminMixin(_ModelAdminBase):
+    """Offers :func:`send_test_mail` to users holding ``mailops.send_test_mail``.
+
+    The action is added in :meth:`get_actions`, so it appears whatever the
+    admin's own ``actions`` list says. Override the confirmation page with
+    ``send_test_mail_confirmation_template`` or with a template at
+    ``admin/<app>/<model>/send_test_mail_confirmation.html``.
+    """
+
+    send_test_mail_confirmation_template: str | list[str] | None = None
+
+    def has_send_test_mail_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm(SEND_TEST_MAIL_PERMISSION))
+
+    def get_actions(
+        self, request: HttpRequest, action_location: ActionLocation = ActionLocation.CHANGE_LIST
+    ) -> dict[str, Any]:
+        actions: dict[str, Any] = super().get_actions(request, action_location=action_location)
+        # Same rules as ModelAdmin.get_actions: no actions at all, or in a popup.
+        if self.actions is None or IS_POPUP_VAR in request.GET or "send_test_mail" in actions:
+            return actions
+        action = self.get_action(send_test_mail, action_location)
+        if action is not None and self.has_send_test_mail_permission(request):
+            actions[action.name] = action
+        return actions
+
+
+class UserImportExportMixin(ImportExportMixin):
+    """django-import-export on a user admin, limited to test-recipient fields.
+
+    Import creates and updates users, so it needs both the add and change
+    permission on the user model; export shows addresses, so it needs the
+    view (or change) permission, like the changelist itself.
+    """
+
+    resource_classes = [UserRecipientResource]
+    import_formats = [CSV, XLSX]
+    export_formats = [CSV, XLSX]
+
+    def has_import_permission(self, request: HttpRequest) -> bool:
+        return bool(self.has_add_permission(request) and self.has_change_permission(request))
+
+    def has_export_permission(self, request: HttpRequest) -> bool:
+        return bool(self.has_view_permission(request))
+
+    def process_result(self, result: Result, request: HttpRequest) -> HttpResponse:
+        # At the confirm step import-export would log "added" entries for rows
+        # that were rolled back and say "Import finished"; say what happened.
+        if result.has_errors() or result.has_validation_errors():
+            rows = sorted(
+                {row.number for row in result.invalid_rows}
+                | {row.number for row in result.error_rows}
+            )
+            where = ", ".join(str(n) for n in rows) or _("the file as a whole")
+            messages.error(
+                request,
+                _(
+                    "Import stopped: nothing was imported because of errors in row(s) "
+                    "%(rows)s. Fix the file and import it again."
+                )
+                % {"rows": where},
+            )
+            info = self.get_model_info()
+            return HttpResponseRedirect(
+                reverse("admin:{}_{}_import".format(*info), current_app=self.admin_site.name)
+            )
+        response: HttpResponse = super().process_result(result, request)
+        return response
+
+
+def _confirmation_page(
+    modeladmin: Any, request: HttpRequest, queryset: QuerySet[Any], form: SendTestMailForm
+) -> TemplateResponse:
+    opts = modeladmin.model._meta
+    split = _split_by_address(queryset)
+    select_across = bool(
+        forms.BooleanField(required=False).to_python(request.POST.get("select_across"))
+    )
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": _("Send test mail"),
+        "subtitle": None,
+        "opts": opts,
+        "app_label": opts.app_label,
+        "form": form,
+        "total": split["total"],
+        "with_address": split["with_address"],
+        "without_address": split["listed"],
+        "without_address_count": split["without_address"],
+        "without_address_more": split["without_address"] - len(split["listed"]),
+        "objects_name": model_ngettext(opts, split["total"]),
+        "delivery_notice": _delivery_notice(form, split["with_address"]),
+        # The ids of the page the action was chosen on. With select_across the
+        # admin re-derives the whole filtered selection from the URL on confirm.
+        "selected_ids": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+        "select_across": select_across,
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        "action_name": "send_test_mail",
+        # The changelist this came from, with its filters: "take me back".
+        "cancel_url": request.get_full_path(),
+        "media": modeladmin.media + form.media,
+    }
+    request.current_app = modeladmin.admin_site.name
+    return TemplateResponse(
+        request,
+        modeladmin.send_test_mail_confirmation_template
+        or [
+            f"admin/{opts.app_label}/{opts.model_name}/send_test_mail_confirmation.html",
+            f"admin/{opts.app_label}/send_test_mail_confirmation.html",
+            "admin/mailops/send_test_mail_confirmation.html",
+        ],
+        context,
+    )
+
+
+def _split_by_address(queryset: QuerySet[Any]) -> dict[str, Any]:
+    """Counts of users with and without an address, and a few names of the latter.
+
+    Two small queries whatever the selection's size: one aggregate, and at
+    most ``MAX_LISTED_WITHOUT_ADDRESS`` rows of (pk, username).
+    """
+    model = queryset.model
+    # Blank after trimming counts as missing, as in the service.
+    addressed = queryset.order_by().annotate(_mailops_address=Trim(F(email_field_name())))
+    missing = Q(_mailops_address__isnull=True) | Q(_mailops_address="")
+    counts = addressed.aggregate(total=Count("pk"), without=Count("pk", filter=missing))
+    username_field = model.USERNAME_FIELD
+    listed = list(
+        addressed.filter(missing)
+        .order_by(username_field, "pk")
+        .values_list("pk", username_field)[:MAX_LISTED_WITHOUT_ADDRESS]
+    )
+    return {
+        "total": counts["total"],
+        "without_address": counts["without"],
+        "with_address": counts["total"] - counts["without"],
+        "listed": [{"pk": pk, "username": username} for pk, username in listed],
+    }
+
+
+def _delivery_notice(form: SendTestMailForm, count: int) -> str:
+    """What the operator should know before confirming (blocking send, daily quota)."""
+    alias = form.data.get("mailer") if form.is_bound else form.initial.get("mailer")
+    if not count:
+        return ""
+    try:
+        return services.plan_delivery(count, using=alias).notice()
+    except ImproperlyConfigured:
+        # An unknown mailer is a form error on this page; nothing to plan.
+        return ""
+
+
+def _send_and_report(
+    modeladmin: Any, request: HttpRequest, queryset: QuerySet[Any], form: SendTestMailForm
+) -> None:
+    mailer = form.cleaned_data["mailer"]
+    overrides = form.message_overrides()
+    try:
+        # The database writes one row per selected user (INSERT ... SELECT):
+        # no user object is loaded, however large the selection.
+        summary = services.send_test_mail_to_users(
+            queryset,
+            using=mailer,
+            trigger=MailTrigger.ADMIN_ACTION,
+            triggered_by=request.user,
+            subject=overrides["subject"],
+            body=overrides["body"],
+        )
+    except (ImproperlyConfigured, ValueError) as error:
+        # A mailer misconfigured since the page was shown: raised before any
+        # row is written, so there is nothing in the log to point to.
+        modeladmin.message_user(
+            request,
+            _("Nothing was sent: %(error)s") % {"error": redact(str(error))},
+            messages.ERROR,
+        )
+        return
+    modeladmin.message_user(
+        request, _summary_message(modeladmin, request, summary), _summary_level(summary)
+    )
+
+
+def _summary_message(
+    modeladmin: Any, request: HttpRequest, summary: services.SendSummary
+) -> SafeString:
+    parts = [
+        _("%(n)d sent") % {"n": summary.sent},
+        _("%(n)d failed") % {"n": summary.failed},
+        _("%(n)d skipped (no email address)") % {"n": summary.skipped},
+    ]
+    if summary.queued:
+        parts.append(_("%(n)d queued for the task worker") % {"n": summary.queued})
+    text = _("Test mail via %(mailer)s: %(counts)s.") % {
+        "mailer": summary.mailer,
+        "counts": ", ".join(parts),
+    }
+    url = _batch_url(modeladmin, request, summary)
+    if url is None:
+        return format_html("{} {}", text, _("Batch %(batch)s.") % {"batch": summary.batch_id})
+    return format_html('{} <a href="{}">{}</a>', text, url, _("See this batch in the mail log."))
+
+
+def _summary_level(summary: services.SendSummary) -> int:
+    if summary.failed and not summary.sent and not summary.queued:
+        return messages.ERROR
+    if summary.failed or summary.skipped or not (summary.sent or summary.queued):
+        return messages.WARNING
+    return messages.SUCCESS
+
+
+def _batch_url(modeladmin: Any, request: HttpRequest, summary: services.SendSummary) -> str | None:
+    """The mail log filtered to this batch, if the operator may open it."""
+    user: Any = request.user
+    if summary.batch_id is None or not (
+        user.has_perm("mailops.view_maillog") or user.has_perm("mailops.change_maillog")
+    ):
+        return None
+    try:
+        changelist = reverse(
+            "admin:mailops_maillog_changelist", current_app=modeladmin.admin_site.name
+        )
+    except NoReverseMatch:
+        # The MailLog admin is not registered on this site.
+        return None
+    return f"{changelist}?{urlencode({'batch_id': str(summary.batch_id)})}"

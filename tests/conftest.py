@@ -1,0 +1,68 @@
+"""Fixtures shared by the whole suite. Area-specific ones live beside their tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+
+from tests.smtp_server import *  # noqa: F403 - loopback SMTP server fixtures
+
+User = get_user_model()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave PostgreSQL-only tests out of a SQLite run, and say so in the summary."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        return
+    postgres_only = [item for item in items if item.get_closest_marker("postgres")]
+    if postgres_only:
+        config.hook.pytest_deselected(items=postgres_only)
+        items[:] = [item for item in items if not item.get_closest_marker("postgres")]
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    from django.db import connection
+
+    return f"mailops test database: {connection.vendor}"
+
+
+@pytest.fixture
+def make_user(db: Any) -> Callable[..., Any]:
+    """Create a user; ``perms`` are ``"app_label.codename"`` strings."""
+
+    def make(
+        username: str, email: str = "", *, perms: tuple[str, ...] = (), **fields: Any
+    ) -> Any:
+        user = User.objects.create_user(
+            username=username, email=email, password="pw-" + username, **fields
+        )
+        for perm in perms:
+            app_label, codename = perm.split(".")
+            user.user_permissions.add(
+                Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            )
+        return user
+
+    return make
+
+
+@pytest.fixture
+def superuser(db: Any) -> Any:
+    return User.objects.create_superuser("root", "root@example.com", "pw-root")
+
+
+@pytest.fixture
+def recipients_users(make_user: Callable[..., Any]) -> list[Any]:
+    """Three users with addresses and one without."""
+    return [
+        make_user("alice", "alice@example.com"),
+        make_user("bob", "bob@example.com"),
+        make_user("carol", "carol@example.com"),
+        make_user("nomail", ""),
+    ]

@@ -1,0 +1,79 @@
+"""Mail log rows and admin users for the audit page tests."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from mailops.models import MailLog, MailStatus, MailTrigger
+
+CHANGELIST = "/admin/mailops/maillog/"
+
+
+def make_log(*, created_at: datetime | None = None, **fields: Any) -> MailLog:
+    """One log row; ``created_at`` is set after insert (the field is auto_now_add)."""
+    values: dict[str, Any] = {
+        "status": MailStatus.SENT,
+        "recipient": "someone@example.com",
+        "mailer": "default",
+        "backend": "django.core.mail.backends.locmem.EmailBackend",
+        "from_email": "mailops-tests@example.com",
+        "subject": "Test mail",
+        "body": "Hello",
+        "trigger": MailTrigger.ADMIN_ACTION,
+        "attempts": 1,
+    }
+    values.update(fields)
+    log = MailLog.objects.create(**values)
+    if created_at is not None:
+        MailLog.objects.filter(pk=log.pk).update(created_at=created_at)
+        log.refresh_from_db()
+    return log
+
+
+def make_batch(count: int, **fields: Any) -> list[MailLog]:
+    batch_id = fields.pop("batch_id", uuid.uuid4())
+    return [
+        make_log(batch_id=batch_id, recipient=f"member{i}@example.com", **fields)
+        for i in range(count)
+    ]
+
+
+def changelist_rows(response: Any) -> list[MailLog]:
+    return list(response.context["cl"].result_list)
+
+
+@pytest.fixture
+def admin_client_for(
+    make_user: Callable[..., Any],
+) -> Callable[..., Client]:
+    """``admin_client_for("name", perms=(...))``: a logged-in staff client."""
+
+    def make(username: str, *, perms: tuple[str, ...] = (), superuser: bool = False) -> Client:
+        user = make_user(
+            username,
+            f"{username}@example.com",
+            perms=perms,
+            is_staff=True,
+            is_superuser=superuser,
+        )
+        client = Client()
+        client.force_login(user)
+        client.user = user  # type: ignore[attr-defined]
+        return client
+
+    return make
+
+
+@pytest.fixture
+def auditor(admin_client_for: Callable[..., Client]) -> Client:
+    """Staff who may view and export the log, and resend from it."""
+    return admin_client_for(
+        "auditor",
+        perms=("mailops.view_maillog", "mailops.export_maillog", "mailops.send_test_mail"),
+    )

@@ -1,0 +1,32 @@
+"""Settings for the test suite: the reference project, made hermetic.
+
+``DATABASE_URL`` picks the database (SQLite by default; ``.ci/run`` also
+runs the suite on PostgreSQL). Mail never leaves the machine: tests point
+mailers at loopback servers they start themselves.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "tests-only-not-secret")
+for _name in list(os.environ):
+    # A developer's own mail settings must not leak into the tests.
+    if _name.startswith(("MAILER_", "GMAIL_")):
+        del os.environ[_name]
+
+from site_config.settings import *  # noqa: E402, F403
+
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+MAILERS = {
+    "default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"},
+    "outbox": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"},
+}
+DEFAULT_FROM_EMAIL = "mailops-tests@example.com"
+MAILOPS = {"DEFAULT_MAILER": "default", "FROM_EMAILS": {}}
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "loggers": {"mailops": {"level": "INFO"}, "django.tasks": {"level": "WARNING"}},
+}

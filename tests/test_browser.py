@@ -1,0 +1,141 @@
+"""End to end in a real browser: Debian's Chromium driven by Playwright against live_server.
+
+An operator signs in, selects users, runs "Send test mail", confirms, reads
+the result, opens the mail log, filters to failures and exports them as CSV.
+Screenshots land in ``test-artifacts/`` (the README's come from there).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mailops.models import MailLog, MailStatus
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = Path(os.environ.get("MAILOPS_CHROMIUM", "/usr/bin/chromium"))
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    # A missing browser is a broken set-up, not a reason to skip: scripts/test installs it.
+    assert CHROMIUM.exists(), f"{CHROMIUM} not found: apt-get install chromium"
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the
+    # test makes between page actions are still plain synchronous code.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield browser
+        browser.close()
+    del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
+def screenshot(page: Any, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 0
+    return path
+
+
+def test_operator_sends_test_mail_reads_the_log_and_exports_failures(
+    page: Any, live_server: Any, settings: Any, smtp_server: Any, superuser: Any, make_user: Any
+) -> None:
+    settings.MAILERS = {
+        "default": {"BACKEND": SMTP_BACKEND, "OPTIONS": smtp_server.options()},
+        "outbox": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"},
+    }
+    smtp_server.rejected_recipients["bob@example.com"] = "550 5.1.1 <bob@example.com> No such user"
+    alice = make_user("alice", "alice@example.com")
+    bob = make_user("bob", "bob@example.com")
+    nomail = make_user("nomail", "")
+    make_user("untouched", "untouched@example.com")
+
+    # Sign in.
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("#id_username", "root")
+    page.fill("#id_password", "pw-root")
+    page.click("input[type=submit]")
+    page.wait_for_selector("#site-name")
+
+    # Select three users and run the action.
+    page.goto(f"{live_server.url}/admin/auth/user/")
+    for user in (alice, bob, nomail):
+        page.check(f"input[name=_selected_action][value='{user.pk}']")
+    page.select_option("select[name=action]", "send_test_mail")
+    page.click("button[name=index]")
+
+    # The confirmation page: who gets mail, who is skipped, which mailer.
+    page.wait_for_selector("#send-test-mail-form")
+    summary = page.inner_text("#send-test-mail-summary")
+    assert "2 selected users will get a test mail" in " ".join(summary.split())
+    assert "nomail" in page.inner_text("#without-address")
+    screenshot(page, "send-test-mail-confirmation.png")
+    assert MailLog.objects.count() == 0, "nothing is sent before confirming"
+    page.click("#send-test-mail-form [type=submit]")
+
+    # Back on the changelist with an honest summary.
+    message = page.inner_text(".messagelist")
+    assert "1 sent, 1 failed, 1 skipped" in message
+    smtp_server.wait_for_messages(1)
+    assert [m.rcpt_tos for m in smtp_server.messages] == [["alice@example.com"]]
+
+    # The link in the message opens the mail log filtered to this batch.
+    page.click(".messagelist a")
+    page.wait_for_selector("#result_list")
+    assert page.locator("#result_list tbody tr").count() == 3
+    screenshot(page, "mail-log.png")
+
+    # Filter to failures: only bob's row.
+    page.goto(f"{live_server.url}/admin/mailops/maillog/")
+    page.locator("#changelist-filter a", has_text="Failed").first.click()
+    page.wait_for_selector("#result_list")
+    rows = page.locator("#result_list tbody tr")
+    assert rows.count() == 1
+    assert "bob@example.com" in rows.first.inner_text()
+    assert "recipient refused" in rows.first.inner_text()
+    screenshot(page, "mail-log-failed.png")
+
+    # Export the filtered list as CSV.
+    page.locator(".object-tools a", has_text="Export").first.click()
+    page.wait_for_selector("select[name=format]")
+    page.select_option("select[name=format]", label="csv")
+    with page.expect_download() as download_info:
+        page.click(".submit-row input[type=submit]")
+    exported = Path(download_info.value.path()).read_text(encoding="utf-8-sig")
+    rows_out = list(csv.DictReader(io.StringIO(exported)))
+    assert [row["recipient"] for row in rows_out] == ["bob@example.com"]
+    assert rows_out[0]["status"] == MailStatus.FAILED
+    assert smtp_server.password not in exported

@@ -1,0 +1,147 @@
+"""Several real worker processes on one queue: every row sent exactly once, none stuck.
+
+Workers are ``manage.py mailops_deliver`` subprocesses sharing the test
+database (committed data, so PostgreSQL: SQLite's test database lives in the
+test process's memory) and the test's loopback SMTP server, which counts
+what actually arrived.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from mailops.models import MailLog, MailStatus, MailTrigger
+from mailops.recipients import from_addresses
+from mailops.recovery import recover_stale_sending, stale_sending
+from mailops.services import send_test_mail
+from tests.scale_fixtures import SMTP_BACKEND, plain_smtp, use_server, use_tasks, worker_backend
+
+__all__ = ["plain_smtp", "use_tasks", "worker_backend"]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Worker processes need a database they share with the test: PostgreSQL.
+# tests/conftest.py leaves these out of a SQLite run (scripts/test runs both).
+shared_database = pytest.mark.postgres
+
+
+def worker_env(
+    server: Any, *, mailops: dict[str, Any] | None = None, tasks: dict[str, Any] | None = None
+) -> dict[str, str]:
+    """Environment for a worker process using this test's database and SMTP server."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.worker_settings",
+        "MAILOPS_TEST_DB_NAME": connection.settings_dict["NAME"],
+        "MAILOPS_TEST_MAILERS": json.dumps(
+            {"default": {"BACKEND": SMTP_BACKEND, "OPTIONS": server.options()}}
+        ),
+        "MAILOPS_TEST_MAILOPS": json.dumps(mailops or {}),
+        "MAILOPS_TEST_TASKS": json.dumps(tasks),
+    }
+
+
+def start_worker(server: Any, *args: str, mailops: dict[str, Any] | None = None) -> Any:
+    return subprocess.Popen(
+        [sys.executable, "-m", "django", "mailops_deliver", *args],
+        cwd=ROOT,
+        env=worker_env(server, mailops=mailops),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def queue_batch(count: int) -> Any:
+    return send_test_mail(
+        from_addresses([f"user{i}@example.com" for i in range(count)]),
+        trigger=MailTrigger.API,
+        queue=True,
+    )
+
+
+@shared_database
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_workers_send_every_row_exactly_once(settings, worker_backend, plain_smtp):
+    summary = queue_batch(300)
+    # Slow enough that the workers' runs overlap; small chunks make them interleave.
+    mailops = {"DELIVERY_CHUNK_SIZE": 5, "THROTTLE": {"default": {"rate": 150}}}
+
+    workers = [start_worker(plain_smtp, mailops=mailops) for _ in range(4)]
+    outputs = [worker.communicate(timeout=20) for worker in workers]
+
+    assert [worker.returncode for worker in workers] == [0] * 4, outputs
+    received = Counter(message.message_id for message in plain_smtp.messages)
+    assert len(received) == 300
+    assert set(received.values()) == {1}, "a message was delivered twice"
+    rows = list(summary.logs())
+    assert {(row.status, row.attempts) for row in rows} == {(MailStatus.SENT, 1)}
+    assert set(received) == {row.message_id for row in rows}
+    sent_per_worker = [int(out.split(" sent")[0]) for out, _ in outputs]
+    assert sum(sent_per_worker) == 300
+    assert sum(1 for n in sent_per_worker if n) >= 2, f"no overlap: {sent_per_worker}"
+
+
+@shared_database
+@pytest.mark.django_db(transaction=True)
+def test_killed_worker_leaves_rows_that_recovery_settles(settings, worker_backend, plain_smtp):
+    summary = queue_batch(60)
+    mailops = {"DELIVERY_CHUNK_SIZE": 10, "THROTTLE": {"default": {"rate": 20}}}
+    worker = start_worker(plain_smtp, mailops=mailops)
+    try:
+        plain_smtp.wait_for_messages(15, timeout=15)
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=5)
+    in_flight = set(summary.logs().filter(status=MailStatus.SENDING).values_list("pk", flat=True))
+    assert 0 < len(in_flight) <= 10
+
+    # Within the lease, a live worker might own them: recovery leaves them alone.
+    assert recover_stale_sending(lease=600) == 0
+    time.sleep(1.1)
+    use_server(settings, plain_smtp)
+    out = StringIO()
+    call_command("mailops_deliver", "--recover", "--lease", "1", stdout=out)
+
+    assert f"{len(in_flight)} row(s) stuck in 'sending' marked failed (needs review)" in (
+        out.getvalue()
+    )
+    assert not stale_sending(lease=0).exists()
+    rows = {row.pk: row for row in summary.logs()}
+    review = {pk for pk, row in rows.items() if row.status == MailStatus.FAILED}
+    assert review == in_flight
+    assert all("needs review" in rows[pk].error for pk in review)
+    sent = {row.message_id for row in rows.values() if row.status == MailStatus.SENT}
+    assert len(sent) == 60 - len(in_flight)
+    received = Counter(message.message_id for message in plain_smtp.messages)
+    assert set(received.values()) == {1}, "a message was delivered twice"
+    # What arrived is exactly the sent rows plus some of the unknown ones.
+    assert sent <= set(received)
+    assert set(received) - sent <= {rows[pk].message_id for pk in review}
+
+
+@pytest.mark.django_db
+def test_recovery_can_requeue_on_request(settings) -> None:
+    summary = queue_batch(2)
+    summary.logs().update(status=MailStatus.SENDING)
+    MailLog.objects.update(updated_at="2000-01-01T00:00:00Z")
+
+    out = StringIO()
+    call_command("mailops_deliver", "--recover", "--requeue-stale", stdout=out)
+
+    assert "2 row(s) stuck in 'sending' requeued" in out.getvalue()
+    assert "2 sent, 0 failed" in out.getvalue()
+    assert set(summary.logs().values_list("status", flat=True)) == {MailStatus.SENT}

@@ -36,9 +36,7 @@ def pytest_report_header(config: pytest.Config) -> str:
 def make_user(db: Any) -> Callable[..., Any]:
     """Create a user; ``perms`` are ``"app_label.codename"`` strings."""
 
-    def make(
-        username: str, email: str = "", *, perms: tuple[str, ...] = (), **fields: Any
-    ) -> Any:
+    def make(username: str, email: str = "", *, perms: tuple[str, ...] = (), **fields: Any) -> Any:
         user = User.objects.create_user(
             username=username, email=email, password="pw-" + username, **fields
         )

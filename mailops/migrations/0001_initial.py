@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -16,36 +15,128 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='MailLog',
+            name="MailLog",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated')),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('sending', 'Sending'), ('sent', 'Sent'), ('failed', 'Failed'), ('rejected', 'Rejected'), ('delivered', 'Delivered'), ('bounced', 'Bounced'), ('deferred', 'Deferred'), ('complained', 'Complained'), ('checked', 'Connection checked'), ('check_failed', 'Connection check failed')], default='queued', max_length=16, verbose_name='status')),
-                ('recipient', models.CharField(max_length=320, verbose_name='recipient')),
-                ('mailer', models.CharField(max_length=64, verbose_name='mailer')),
-                ('backend', models.CharField(blank=True, max_length=255, verbose_name='backend')),
-                ('from_email', models.CharField(blank=True, max_length=320, verbose_name='from')),
-                ('subject', models.CharField(blank=True, max_length=998, verbose_name='subject')),
-                ('body', models.TextField(blank=True, verbose_name='body')),
-                ('message_id', models.CharField(blank=True, max_length=255, verbose_name='Message-ID')),
-                ('esp_message_id', models.CharField(blank=True, max_length=255, verbose_name='provider message id')),
-                ('error', models.TextField(blank=True, verbose_name='error')),
-                ('smtp_code', models.PositiveSmallIntegerField(blank=True, null=True, verbose_name='SMTP code')),
-                ('trigger', models.CharField(choices=[('admin_action', 'Admin action'), ('command', 'Management command'), ('self_service', 'Self-service'), ('resend', 'Resend'), ('api', 'API'), ('check', 'Connection check')], max_length=16, verbose_name='trigger')),
-                ('batch_id', models.UUIDField(default=uuid.uuid4, verbose_name='batch')),
-                ('attempts', models.PositiveIntegerField(default=0, verbose_name='attempts')),
-                ('sent_at', models.DateTimeField(blank=True, null=True, verbose_name='sent at')),
-                ('claimed_by', models.CharField(blank=True, editable=False, max_length=32, verbose_name='claimed by')),
-                ('triggered_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='triggered by')),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='mail_logs', to=settings.AUTH_USER_MODEL, verbose_name='user')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(auto_now_add=True, db_index=True, verbose_name="created"),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("sending", "Sending"),
+                            ("sent", "Sent"),
+                            ("failed", "Failed"),
+                            ("rejected", "Rejected"),
+                            ("delivered", "Delivered"),
+                            ("bounced", "Bounced"),
+                            ("deferred", "Deferred"),
+                            ("complained", "Complained"),
+                            ("checked", "Connection checked"),
+                            ("check_failed", "Connection check failed"),
+                        ],
+                        default="queued",
+                        max_length=16,
+                        verbose_name="status",
+                    ),
+                ),
+                ("recipient", models.CharField(max_length=320, verbose_name="recipient")),
+                ("mailer", models.CharField(max_length=64, verbose_name="mailer")),
+                ("backend", models.CharField(blank=True, max_length=255, verbose_name="backend")),
+                ("from_email", models.CharField(blank=True, max_length=320, verbose_name="from")),
+                ("subject", models.CharField(blank=True, max_length=998, verbose_name="subject")),
+                ("body", models.TextField(blank=True, verbose_name="body")),
+                (
+                    "message_id",
+                    models.CharField(blank=True, max_length=255, verbose_name="Message-ID"),
+                ),
+                (
+                    "esp_message_id",
+                    models.CharField(
+                        blank=True, max_length=255, verbose_name="provider message id"
+                    ),
+                ),
+                ("error", models.TextField(blank=True, verbose_name="error")),
+                (
+                    "smtp_code",
+                    models.PositiveSmallIntegerField(
+                        blank=True, null=True, verbose_name="SMTP code"
+                    ),
+                ),
+                (
+                    "trigger",
+                    models.CharField(
+                        choices=[
+                            ("admin_action", "Admin action"),
+                            ("command", "Management command"),
+                            ("self_service", "Self-service"),
+                            ("resend", "Resend"),
+                            ("api", "API"),
+                            ("check", "Connection check"),
+                        ],
+                        max_length=16,
+                        verbose_name="trigger",
+                    ),
+                ),
+                ("batch_id", models.UUIDField(default=uuid.uuid4, verbose_name="batch")),
+                ("attempts", models.PositiveIntegerField(default=0, verbose_name="attempts")),
+                ("sent_at", models.DateTimeField(blank=True, null=True, verbose_name="sent at")),
+                (
+                    "claimed_by",
+                    models.CharField(
+                        blank=True, editable=False, max_length=32, verbose_name="claimed by"
+                    ),
+                ),
+                (
+                    "triggered_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="triggered by",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="mail_logs",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="user",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'mail log entry',
-                'verbose_name_plural': 'mail log',
-                'ordering': ['-created_at', '-id'],
-                'permissions': [('send_test_mail', 'Can send test mail'), ('export_maillog', 'Can export the mail log')],
-                'indexes': [models.Index(fields=['-created_at', '-id'], name='maillog_recent_idx'), models.Index(fields=['status', '-created_at'], name='maillog_status_idx'), models.Index(fields=['mailer', '-created_at'], name='maillog_mailer_idx'), models.Index(fields=['trigger', '-created_at'], name='maillog_trigger_idx'), models.Index(fields=['batch_id', 'status'], name='maillog_batch_idx'), models.Index(fields=['recipient'], name='maillog_recipient_idx'), models.Index(fields=['message_id'], name='maillog_message_id_idx'), models.Index(fields=['esp_message_id'], name='maillog_esp_id_idx')],
+                "verbose_name": "mail log entry",
+                "verbose_name_plural": "mail log",
+                "ordering": ["-created_at", "-id"],
+                "permissions": [
+                    ("send_test_mail", "Can send test mail"),
+                    ("export_maillog", "Can export the mail log"),
+                ],
+                "indexes": [
+                    models.Index(fields=["-created_at", "-id"], name="maillog_recent_idx"),
+                    models.Index(fields=["status", "-created_at"], name="maillog_status_idx"),
+                    models.Index(fields=["mailer", "-created_at"], name="maillog_mailer_idx"),
+                    models.Index(fields=["trigger", "-created_at"], name="maillog_trigger_idx"),
+                    models.Index(fields=["batch_id", "status"], name="maillog_batch_idx"),
+                    models.Index(fields=["recipient"], name="maillog_recipient_idx"),
+                    models.Index(fields=["message_id"], name="maillog_message_id_idx"),
+                    models.Index(fields=["esp_message_id"], name="maillog_esp_id_idx"),
+                ],
             },
         ),
     ]

@@ -5,34 +5,92 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('mailops', '0001_initial'),
+        ("mailops", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='MailEvent',
+            name="MailEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('event_type', models.CharField(choices=[('queued', 'Queued'), ('sent', 'Sent'), ('rejected', 'Rejected'), ('failed', 'Failed'), ('bounced', 'Bounced'), ('deferred', 'Deferred'), ('delivered', 'Delivered'), ('autoresponded', 'Autoresponded'), ('opened', 'Opened'), ('clicked', 'Clicked'), ('complained', 'Complained'), ('unsubscribed', 'Unsubscribed'), ('subscribed', 'Subscribed'), ('unknown', 'Unknown')], max_length=16, verbose_name='event')),
-                ('esp', models.CharField(max_length=32, verbose_name='provider')),
-                ('esp_event_id', models.CharField(blank=True, max_length=255, verbose_name='provider event id')),
-                ('fingerprint', models.CharField(editable=False, max_length=64, verbose_name='fingerprint')),
-                ('occurred_at', models.DateTimeField(blank=True, null=True, verbose_name='occurred')),
-                ('received_at', models.DateTimeField(auto_now_add=True, verbose_name='received')),
-                ('reject_reason', models.CharField(blank=True, max_length=16, verbose_name='reject reason')),
-                ('description', models.TextField(blank=True, verbose_name='description')),
-                ('mta_response', models.TextField(blank=True, verbose_name="receiving server's reply")),
-                ('click_url', models.CharField(blank=True, max_length=2048, verbose_name='clicked link')),
-                ('log', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='mailops.maillog', verbose_name='mail log entry')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "event_type",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("sent", "Sent"),
+                            ("rejected", "Rejected"),
+                            ("failed", "Failed"),
+                            ("bounced", "Bounced"),
+                            ("deferred", "Deferred"),
+                            ("delivered", "Delivered"),
+                            ("autoresponded", "Autoresponded"),
+                            ("opened", "Opened"),
+                            ("clicked", "Clicked"),
+                            ("complained", "Complained"),
+                            ("unsubscribed", "Unsubscribed"),
+                            ("subscribed", "Subscribed"),
+                            ("unknown", "Unknown"),
+                        ],
+                        max_length=16,
+                        verbose_name="event",
+                    ),
+                ),
+                ("esp", models.CharField(max_length=32, verbose_name="provider")),
+                (
+                    "esp_event_id",
+                    models.CharField(blank=True, max_length=255, verbose_name="provider event id"),
+                ),
+                (
+                    "fingerprint",
+                    models.CharField(editable=False, max_length=64, verbose_name="fingerprint"),
+                ),
+                (
+                    "occurred_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="occurred"),
+                ),
+                ("received_at", models.DateTimeField(auto_now_add=True, verbose_name="received")),
+                (
+                    "reject_reason",
+                    models.CharField(blank=True, max_length=16, verbose_name="reject reason"),
+                ),
+                ("description", models.TextField(blank=True, verbose_name="description")),
+                (
+                    "mta_response",
+                    models.TextField(blank=True, verbose_name="receiving server's reply"),
+                ),
+                (
+                    "click_url",
+                    models.CharField(blank=True, max_length=2048, verbose_name="clicked link"),
+                ),
+                (
+                    "log",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="events",
+                        to="mailops.maillog",
+                        verbose_name="mail log entry",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'mail event',
-                'verbose_name_plural': 'mail events',
-                'ordering': ['occurred_at', 'id'],
-                'indexes': [models.Index(fields=['log', 'occurred_at'], name='mailevent_timeline_idx')],
-                'constraints': [models.UniqueConstraint(fields=('esp', 'fingerprint'), name='mailevent_unique_per_esp')],
+                "verbose_name": "mail event",
+                "verbose_name_plural": "mail events",
+                "ordering": ["occurred_at", "id"],
+                "indexes": [
+                    models.Index(fields=["log", "occurred_at"], name="mailevent_timeline_idx")
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("esp", "fingerprint"), name="mailevent_unique_per_esp"
+                    )
+                ],
             },
         ),
     ]

@@ -5,24 +5,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('mailops', '0002_mailevent'),
+        ("mailops", "0002_mailevent"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='maillog',
-            name='next_attempt_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='next attempt'),
+            model_name="maillog",
+            name="next_attempt_at",
+            field=models.DateTimeField(blank=True, null=True, verbose_name="next attempt"),
         ),
         migrations.AddIndex(
-            model_name='maillog',
-            index=models.Index(fields=['mailer', 'sent_at'], name='maillog_mailer_sent_idx'),
+            model_name="maillog",
+            index=models.Index(fields=["mailer", "sent_at"], name="maillog_mailer_sent_idx"),
         ),
         migrations.AddIndex(
-            model_name='maillog',
-            index=models.Index(fields=['status', 'next_attempt_at'], name='maillog_due_idx'),
+            model_name="maillog",
+            index=models.Index(fields=["status", "next_attempt_at"], name="maillog_due_idx"),
         ),
     ]

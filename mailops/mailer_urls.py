@@ -7,6 +7,11 @@ transport is chosen by the environment alone (12-factor)::
     MAILER_BACKUP_URL=anymail+postmark://?server_token=...
     GMAIL_USER=me@gmail.com GMAIL_APP_PASSWORD="abcd efgh ijkl mnop"
 
+Any mailer URL also takes ``rate=`` (messages per second) and
+``daily_quota=`` (messages per rolling 24 hours), which become that alias'
+``MAILOPS["THROTTLE"]`` entry; the Gmail preset gets Gmail's personal-account
+quota (``GMAIL_DAILY_QUOTA``, default 500) unless told otherwise.
+
 The URLs are parsed here and never kept in settings as a whole: Django's
 error reporter hides settings named like ``*PASS*``/``*KEY*`` but would show a
 ``MAILER_URL`` setting verbatim, password included.
@@ -19,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -30,6 +35,9 @@ OUTBOX_BACKEND = "mailops.backends.outbox.EmailBackend"
 
 GMAIL_HOST = "smtp.gmail.com"
 GMAIL_ALIAS = "gmail"
+# Gmail blocks a personal account for up to a day once it passes about 500
+# messages in 24 hours (2,000 for Workspace): stop short of that by default.
+GMAIL_DAILY_QUOTA = 500
 
 # Anymail's backend class names per ESP, so that ``anymail+ses://`` works
 # without the user knowing the module layout.
@@ -73,6 +81,8 @@ class MailerEnvironment:
 
     mailers: dict[str, dict[str, Any]] = field(default_factory=dict)
     from_emails: dict[str, str] = field(default_factory=dict)
+    # Per-alias limits for MAILOPS["THROTTLE"]: {"rate": ..., "daily_quota": ...}.
+    throttle: dict[str, dict[str, float | int]] = field(default_factory=dict)
 
 
 def parse_mailer_url(url: str, *, variable: str) -> tuple[dict[str, Any], str | None]:
@@ -153,9 +163,44 @@ def _smtp_entry(
     if query:
         unknown = ", ".join(sorted(query))
         raise MailerURLError(
-            variable, f"unknown query parameter(s) {unknown}; SMTP takes timeout= and from="
+            variable,
+            f"unknown query parameter(s) {unknown}; SMTP takes timeout=, from=, rate= "
+            "and daily_quota=",
         )
     return {"BACKEND": SMTP_BACKEND, "OPTIONS": options}
+
+
+def throttle_from_url(url: str, *, variable: str) -> tuple[str, dict[str, float | int]]:
+    """Split ``rate=`` and ``daily_quota=`` off a mailer URL: ``(url without them, limits)``."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        # parse_mailer_url reports the malformed URL.
+        return url, {}
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    limits: dict[str, float | int] = {}
+    kept = []
+    for name, value in query:
+        if name == "rate":
+            limits["rate"] = _positive(value, variable, name, float)
+        elif name == "daily_quota":
+            limits["daily_quota"] = _positive(value, variable, name, int)
+        else:
+            kept.append((name, value))
+    if not limits:
+        return url, {}
+    return urlunsplit(parts._replace(query=urlencode(kept))), limits
+
+
+def _positive(value: str, variable: str, name: str, kind: type[float] | type[int]) -> float | int:
+    try:
+        number = kind(value)
+    except ValueError:
+        unit = "a whole number" if kind is int else "a number"
+        raise MailerURLError(variable, f"{name}={value!r} is not {unit}") from None
+    if number <= 0:
+        raise MailerURLError(variable, f"{name} must be greater than zero")
+    return number
 
 
 def _timeout(value: str, variable: str) -> float:
@@ -228,11 +273,19 @@ def mailers_from_environ(environ: Mapping[str, str], *, outbox_dir: Path) -> Mai
                 "MAILER_GMAIL_URL", "conflicts with GMAIL_USER/GMAIL_APP_PASSWORD; set only one"
             )
         result.mailers[GMAIL_ALIAS] = gmail_entry(gmail_user, gmail_password)
+        quota = environ.get("GMAIL_DAILY_QUOTA", "").strip() or str(GMAIL_DAILY_QUOTA)
+        if quota != "0":
+            result.throttle[GMAIL_ALIAS] = {
+                "daily_quota": _positive(quota, "GMAIL_DAILY_QUOTA", "GMAIL_DAILY_QUOTA", int)
+            }
     return result
 
 
 def _add(result: MailerEnvironment, alias: str, url: str, variable: str) -> None:
+    url, limits = throttle_from_url(url, variable=variable)
     entry, from_email = parse_mailer_url(url, variable=variable)
     result.mailers[alias] = entry
+    if limits:
+        result.throttle[alias] = limits
     if from_email:
         result.from_emails[alias] = from_email

@@ -161,6 +161,8 @@ if "gmail" in MAILERS and "DEFAULT_FROM_EMAIL" not in os.environ:
 MAILOPS = {
     "DEFAULT_MAILER": os.environ.get("MAILOPS_DEFAULT_MAILER", "default"),
     "FROM_EMAILS": _from_emails,
+    # ?rate= and ?daily_quota= on a mailer URL; GMAIL_DAILY_QUOTA for the preset.
+    "THROTTLE": _mail_env.throttle,
 }
 
 # Tracking webhooks (/anymail/<esp>/tracking/) are protected by basic auth

@@ -122,6 +122,50 @@ def test_gmail_preset_strips_spaces_from_the_app_password(tmp_path: Path) -> Non
     assert env.mailers["default"]["BACKEND"] == CONSOLE_BACKEND
 
 
+def test_gmail_preset_stays_under_gmails_daily_limit_unless_told_otherwise(
+    tmp_path: Path,
+) -> None:
+    gmail = {"GMAIL_USER": "me@gmail.com", "GMAIL_APP_PASSWORD": "abcd efgh ijkl mnop"}
+    assert mailers_from_environ(gmail, outbox_dir=tmp_path).throttle == {
+        "gmail": {"daily_quota": 500}
+    }
+    workspace = mailers_from_environ({**gmail, "GMAIL_DAILY_QUOTA": "2000"}, outbox_dir=tmp_path)
+    assert workspace.throttle == {"gmail": {"daily_quota": 2000}}
+    unlimited = mailers_from_environ({**gmail, "GMAIL_DAILY_QUOTA": "0"}, outbox_dir=tmp_path)
+    assert unlimited.throttle == {}
+    with pytest.raises(MailerURLError, match=r"GMAIL_DAILY_QUOTA: .* is not a whole number"):
+        mailers_from_environ({**gmail, "GMAIL_DAILY_QUOTA": "lots"}, outbox_dir=tmp_path)
+
+
+def test_rate_and_daily_quota_on_any_mailer_url_become_its_throttle(tmp_path: Path) -> None:
+    env = mailers_from_environ(
+        {
+            "MAILER_URL": "smtp+tls://me:hunter22@relay.example.com?timeout=5&rate=2.5",
+            "MAILER_API_URL": "anymail+postmark://?server_token=t0k&daily_quota=10000",
+        },
+        outbox_dir=tmp_path,
+    )
+    assert env.throttle == {"default": {"rate": 2.5}, "api": {"daily_quota": 10000}}
+    # The limits are mailops' own: the backends never see them as options.
+    assert env.mailers["default"]["OPTIONS"]["timeout"] == 5.0
+    assert "rate" not in env.mailers["default"]["OPTIONS"]
+    assert env.mailers["api"]["OPTIONS"] == {"server_token": "t0k"}
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [("rate=fast", "rate='fast' is not a number"), ("daily_quota=-5", "greater than zero")],
+)
+def test_bad_throttle_values_name_the_variable(tmp_path: Path, query: str, message: str) -> None:
+    with pytest.raises(MailerURLError) as caught:
+        mailers_from_environ(
+            {"MAILER_URL": f"smtp://me:hunter22@relay.example.com?{query}"}, outbox_dir=tmp_path
+        )
+    assert str(caught.value).startswith("MAILER_URL: ")
+    assert message in str(caught.value)
+    assert "hunter22" not in str(caught.value)
+
+
 def test_gmail_preset_needs_both_variables(tmp_path: Path) -> None:
     with pytest.raises(MailerURLError, match="GMAIL_APP_PASSWORD"):
         mailers_from_environ({"GMAIL_USER": "me@gmail.com"}, outbox_dir=tmp_path)

@@ -218,7 +218,13 @@ class MailLog(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.recipient} ({self.get_status_display()})"
+        # Connection checks have no recipient, and a user without an address
+        # is logged with an empty one: name what the row is about instead.
+        if self.trigger == MailTrigger.CHECK:
+            subject = f"mailer {self.mailer}"
+        else:
+            subject = self.recipient or "(no address)"
+        return f"{subject} ({self.get_status_display()})"
 
     @property
     def accepted(self) -> bool:

@@ -14,6 +14,10 @@ from mailops.user_admin import SendTestMailAdminMixin, UserImportExportMixin
 
 User = get_user_model()
 
+admin.site.site_header = "mailops"
+admin.site.site_title = "mailops"
+admin.site.index_title = "Mail operations and site administration"
+
 # django.contrib.auth registered its own UserAdmin first (it comes earlier in
 # INSTALLED_APPS); this one replaces it.
 if admin.site.is_registered(User):

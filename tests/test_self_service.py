@@ -213,3 +213,14 @@ def test_other_methods_are_not_allowed(member_client) -> None:
     assert member_client.put(URL).status_code == 405
     assert member_client.delete(URL).status_code == 405
     assert not MailLog.objects.exists()
+
+
+def test_the_admin_header_links_staff_to_the_page(client, make_user) -> None:
+    staff = make_user("staffer", "staffer@example.com", is_staff=True)
+    client.force_login(staff)
+
+    page = client.get(reverse("admin:index"))
+
+    assert page.status_code == 200
+    assert f'<a href="{URL}">Send me a test mail</a>' in page.content.decode()
+    assert "<title>Mail operations and site administration | mailops</title>" in page.content.decode()

@@ -24,7 +24,7 @@ from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils.translation import gettext as _
 
 from .conf import get_setting
-from .connection_check import CheckOutcome, check_mailer
+from .connection_check import CheckOutcome, check_mailer, check_supported
 from .mailer_info import MailerInfo, configured_mailers, mailers_setting
 from .models import ACCEPTED_STATUSES, MailLog, MailStatus
 
@@ -43,6 +43,8 @@ class MailerRow:
 
     info: MailerInfo
     is_default: bool
+    # False: "Check connection" can only say so (a provider without a probe).
+    check_supported: bool
     last_check: MailLog | None
     last_check_url: str | None
     last_send: MailLog | None
@@ -101,6 +103,7 @@ def mailer_rows(admin_site: AdminSite) -> list[MailerRow]:
             MailerRow(
                 info=info,
                 is_default=info.alias == default,
+                check_supported=check_supported(info),
                 last_check=last_check,
                 last_check_url=_log_url(admin_site, last_check),
                 last_send=last_send,

@@ -4,13 +4,16 @@ For an SMTP mailer :func:`check_mailer` does what Django's backend does
 before it sends (connect, EHLO, STARTTLS when configured, AUTH when a user
 and password are set) and then QUITs, reporting the negotiated TLS version
 or the server's exact refusal. Local mailers (console, memory, files) have
-nothing to connect to. Anymail providers have no "verify credentials" call
-in anymail, so their check says so plainly instead of pretending success.
+nothing to connect to. For an anymail provider :mod:`mailops.provider_checks`
+makes one authenticated, read-only API call with the mailer's own key.
 
-Each check writes one ``MailLog`` row (status ``checked`` or
-``check_failed``, trigger ``check``), so the log shows when a mailer was
-last verified. This module is the only place that creates a row that is not
-a message.
+Each check that verified something writes one ``MailLog`` row (status
+``checked`` or ``check_failed``, trigger ``check``), so the log shows when a
+mailer was last verified. A mailer that cannot be checked (a provider without
+a probe, an unknown backend) is reported as ``unsupported``: not a failure,
+and not logged, because nothing was verified and the mail log's "last check"
+must not claim otherwise. This module is the only place that creates a row
+that is not a message.
 """
 
 from __future__ import annotations
@@ -27,10 +30,12 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import mailers
 from django.core.mail.utils import DNS_NAME
+from django.utils.module_loading import import_string
 
 from .failures import describe_failure
 from .mailer_info import MailerInfo, MailerKind, mailer_info, mailers_setting
 from .models import MailLog, MailStatus, MailTrigger
+from .provider_checks import ProbeStatus, probe_provider, supports_probe
 from .redaction import redact
 from .services import UnknownMailer
 
@@ -42,7 +47,8 @@ CHECK_TIMEOUT = 10.0
 class CheckOutcome(StrEnum):
     PASSED = "passed"
     FAILED = "failed"
-    # Nothing was verified (anymail providers, unknown backends).
+    # Nothing could be verified (a provider without a probe, an unknown backend):
+    # reported, but neither a failure nor logged.
     UNSUPPORTED = "unsupported"
 
 
@@ -68,6 +74,9 @@ class CheckResult:
     # The refusal: stage and reason, redacted, with a hint for known SMTP codes.
     error: str = ""
     smtp_code: int | None = None
+    # Providers: the API call made ("GET /server at api.postmarkapp.com (https)"), its status.
+    api_call: str = ""
+    http_status: int | None = None
     warnings: tuple[str, ...] = ()
     note: str = ""
     log_id: int | None = None
@@ -75,7 +84,13 @@ class CheckResult:
 
     @property
     def ok(self) -> bool:
+        """The check verified the mailer."""
         return self.outcome == CheckOutcome.PASSED
+
+    @property
+    def failed(self) -> bool:
+        """The check found a problem (an unsupported check is not one)."""
+        return self.outcome == CheckOutcome.FAILED
 
     def summary(self) -> str:
         """One line: target, TLS, authentication, or the refusal."""
@@ -85,7 +100,7 @@ class CheckResult:
         if self.error:
             parts.append(self.error)
         else:
-            if self.authenticated:
+            if self.authenticated and self.username:
                 parts.append(f"authenticated as {self.username}")
             elif self.kind == MailerKind.SMTP and self.reachable:
                 parts.append("no AUTH configured")
@@ -131,9 +146,11 @@ def check_mailer(
         result = _result(
             info,
             CheckOutcome.UNSUPPORTED,
-            error=f"connection check not supported for backend {info.backend}: "
+            note=f"connection check not supported for backend {info.backend}: "
             f"send a test mail instead (sendtestmail ADDRESS --using {alias})",
         )
+    if result.outcome == CheckOutcome.UNSUPPORTED:
+        return result
     log = MailLog.objects.create(
         status=MailStatus.CHECKED if result.ok else MailStatus.CHECK_FAILED,
         # A check has no recipient; the subject says what was checked.
@@ -148,6 +165,16 @@ def check_mailer(
         triggered_by=triggered_by,
     )
     return replace(result, log_id=log.pk)
+
+
+def check_supported(info: MailerInfo) -> bool:
+    """Whether :func:`check_mailer` can verify this mailer (else it reports ``unsupported``)."""
+    if info.kind == MailerKind.PROVIDER:
+        try:
+            return supports_probe(import_string(info.backend))
+        except ImportError:
+            return False
+    return info.kind != MailerKind.OTHER
 
 
 def check_mailers(
@@ -175,6 +202,9 @@ def _result(info: MailerInfo, outcome: CheckOutcome, **fields: Any) -> CheckResu
         **fields,
     )
     details = [f"Mailer: {info.alias} ({info.backend})", f"Outcome: {outcome}", result.summary()]
+    if result.api_call:
+        status = f" -> HTTP {result.http_status}" if result.http_status else ""
+        details.append(f"API call: {result.api_call}{status}")
     details += [f"Warning: {warning}" for warning in result.warnings]
     return replace(result, details=tuple(details))
 
@@ -316,13 +346,32 @@ def _check_local(info: MailerInfo) -> CheckResult:
 
 def _check_provider(info: MailerInfo) -> CheckResult:
     try:
-        mailers[info.alias]
+        backend = mailers[info.alias]
     except ImproperlyConfigured as error:
         return _result(info, CheckOutcome.FAILED, error=f"configuration: {redact(str(error))}")
+    probe = probe_provider(info.alias, backend, default_timeout=CHECK_TIMEOUT)
+    common: dict[str, Any] = {
+        "api_call": probe.call,
+        "http_status": probe.http_status,
+        "authenticated": probe.authenticated,
+        "warnings": probe.warnings,
+    }
+    if probe.status == ProbeStatus.AUTHENTICATED:
+        return _result(info, CheckOutcome.PASSED, reachable=True, note=probe.detail, **common)
+    if probe.status == ProbeStatus.UNSUPPORTED:
+        return _result(info, CheckOutcome.UNSUPPORTED, note=probe.detail, **common)
     return _result(
         info,
-        CheckOutcome.UNSUPPORTED,
-        error=f"connection check not supported for {info.esp}: anymail has no way to "
-        "verify credentials without sending; its settings are complete. Send a test mail "
-        f"instead (sendtestmail ADDRESS --using {info.alias})",
+        CheckOutcome.FAILED,
+        # An HTTP status means the API answered, whatever it said; a
+        # configuration error means it was never tried.
+        reachable=(
+            True
+            if probe.http_status is not None
+            else False
+            if probe.status == ProbeStatus.UNREACHABLE
+            else None
+        ),
+        error=probe.detail,
+        **common,
     )

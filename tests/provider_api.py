@@ -1,10 +1,11 @@
-"""Real HTTP servers on loopback standing in for the mail providers' send APIs.
+"""Real HTTP servers on loopback standing in for the mail providers' APIs.
 
 Each :class:`ProviderAPI` is a ``ThreadingHTTPServer`` on 127.0.0.1 that
 speaks one provider's API shape closely enough for django-anymail's backend:
 it checks the API key the way the provider does, records every request, and
 answers with the provider's success JSON (carrying a message id), its JSON
-error body for API errors and bad keys, and its rejected-recipient shape.
+error body for API errors and bad keys, and its rejected-recipient shape. It
+also answers the read-only GET the connection check makes (``probes``).
 Anymail is pointed at it through the backend's API URL option (``api_url``,
 or ``client_params.endpoint_url`` for Amazon SES through boto3). The
 providers' wire formats live in ``tests/provider_shapes.py``.
@@ -13,7 +14,8 @@ Steer a server by mutating its public attributes, like the loopback SMTP
 server in ``tests/smtp_server.py``: ``rejected_recipients`` (address ->
 ``"invalid"`` or ``"inactive"``), ``outage`` (answer every send with the
 provider's 5xx), ``echo_key_on_auth_failure`` (quote the presented key back,
-as some APIs do, to test redaction).
+as some APIs do, to test redaction), ``probe_reply`` (a canned answer to the
+connection check's GET once the key is accepted, e.g. ``shape.domain_not_found()``).
 """
 
 from __future__ import annotations
@@ -41,9 +43,15 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
     def do_POST(self) -> None:
+        self._answer("POST")
+
+    def do_GET(self) -> None:
+        self._answer("GET")
+
+    def _answer(self, method: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         request = RecordedRequest(
-            method="POST",
+            method=method,
             path=self.path.split("?", 1)[0],
             headers={name.lower(): value for name, value in self.headers.items()},
             body=self.rfile.read(length),
@@ -82,6 +90,7 @@ class ProviderAPI:
         self.rejected_recipients: dict[str, str] = {}
         self.outage: bool = False
         self.echo_key_on_auth_failure: bool = False
+        self.probe_reply: Reply | None = None
         self._lock = threading.Lock()
         self._server = _Server(self)
         self.port: int = int(self._server.server_address[1])
@@ -126,7 +135,21 @@ class ProviderAPI:
     @property
     def sends(self) -> list[RecordedRequest]:
         with self._lock:
-            return [r for r in self.requests if re.match(self.shape.send_path, r.path)]
+            return [
+                r
+                for r in self.requests
+                if r.method == "POST" and re.match(self.shape.send_path, r.path)
+            ]
+
+    @property
+    def probes(self) -> list[RecordedRequest]:
+        """The connection check's GETs."""
+        with self._lock:
+            return [
+                r
+                for r in self.requests
+                if r.method == "GET" and re.match(self.shape.probe_path, r.path)
+            ]
 
     def recipients_sent(self) -> list[str]:
         return [a for r in self.sends for a in self.shape.recipients(r)]
@@ -146,13 +169,16 @@ class ProviderAPI:
         return request.reply
 
     def _reply(self, request: RecordedRequest) -> Reply:
-        if not re.match(self.shape.send_path, request.path):
-            return Reply(404, {"message": f"no such endpoint {request.path}"})
+        endpoint = self.shape.send_path if request.method == "POST" else self.shape.probe_path
+        if not re.match(endpoint, request.path):
+            return Reply(404, {"message": f"no such endpoint {request.method} {request.path}"})
         presented = self.shape.presented_key(request)
         if presented != self.shape.expected(self.key):
             return self.shape.unauthorized(presented, echo=self.echo_key_on_auth_failure)
         if self.outage:
             return self.shape.server_error()
+        if request.method == "GET":
+            return self.probe_reply or self.shape.probe_success(request)
         refused = {
             address: kind
             for address in self.shape.recipients(request)

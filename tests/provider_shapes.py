@@ -1,9 +1,13 @@
-"""How each mail provider's send API looks on the wire, for ``tests/provider_api.py``.
+"""How each mail provider's API looks on the wire, for ``tests/provider_api.py``.
 
 One :class:`ProviderShape` per provider: how it reads the API key, where the
 recipients are, and what it answers on success, for a rejected recipient,
 for a bad key and during an outage, following the providers' documented
-JSON shapes.
+JSON shapes. Each also answers the read-only call the connection check makes
+(``probe_path``, :meth:`ProviderShape.probe_success`): Postmark's
+``GET /server``, Mailgun's ``GET /v4/domains/<name>``, SendGrid's
+``GET /v3/scopes``, Brevo's ``GET /v3/account`` and SES v2's
+``GET /v2/email/account`` (GetAccount).
 """
 
 from __future__ import annotations
@@ -93,6 +97,8 @@ class ProviderShape:
     key_option: ClassVar[str]
     #: the send endpoint's path (a regex)
     send_path: ClassVar[str]
+    #: the read-only endpoint the connection check GETs (a regex)
+    probe_path: ClassVar[str]
 
     def presented_key(self, request: RecordedRequest) -> str | None:
         raise NotImplementedError
@@ -112,6 +118,10 @@ class ProviderShape:
     def server_error(self) -> Reply:
         raise NotImplementedError
 
+    def probe_success(self, request: RecordedRequest) -> Reply:
+        """The answer to the connection check's GET with the right key."""
+        raise NotImplementedError
+
     def options(self, api: ProviderAPI, key: str) -> dict[str, Any]:
         """Anymail ``OPTIONS`` that reach ``api`` and present ``key``."""
         return {self.key_option: key, "api_url": api.url}
@@ -128,6 +138,7 @@ class Postmark(ProviderShape):
     backend = "anymail.backends.postmark.EmailBackend"
     key_option = "server_token"
     send_path = r"^/email$"
+    probe_path = r"^/server$"
 
     def presented_key(self, request: RecordedRequest) -> str | None:
         return request.headers.get("x-postmark-server-token")
@@ -177,6 +188,20 @@ class Postmark(ProviderShape):
     def server_error(self) -> Reply:
         return Reply(500, {"ErrorCode": 500, "Message": "Internal server error"})
 
+    def probe_success(self, request: RecordedRequest) -> Reply:
+        # "Get the server": the answer lists the server's own API tokens.
+        return Reply(
+            200,
+            {
+                "ID": 1,
+                "Name": "Staging Testing",
+                "ApiTokens": [request.headers.get("x-postmark-server-token", "")],
+                "Color": "red",
+                "SmtpApiActivated": True,
+                "DeliveryType": "Live",
+            },
+        )
+
 
 class Mailgun(ProviderShape):
     """POST /v3/<domain>/messages with basic auth ``api:<key>``; form fields in."""
@@ -185,6 +210,7 @@ class Mailgun(ProviderShape):
     backend = "anymail.backends.mailgun.EmailBackend"
     key_option = "api_key"
     send_path = r"^/v3/[^/]+/messages$"
+    probe_path = r"^/v4/domains/[^/]+$"
 
     def presented_key(self, request: RecordedRequest) -> str | None:
         header = request.headers.get("authorization", "")
@@ -218,6 +244,29 @@ class Mailgun(ProviderShape):
     def server_error(self) -> Reply:
         return Reply(503, {"message": "Service Unavailable: try again later"})
 
+    def probe_success(self, request: RecordedRequest) -> Reply:
+        name = request.path.rsplit("/", 1)[1]
+        return Reply(
+            200,
+            {
+                "domain": {
+                    "created_at": "Thu, 13 Oct 2011 18:02:00 GMT",
+                    "id": "123456789012345678901234",
+                    "name": name,
+                    "require_tls": True,
+                    "smtp_login": f"postmaster@{name}",
+                    "spam_action": "disabled",
+                    "state": "active",
+                    "type": "custom",
+                },
+                "receiving_dns_records": [],
+                "sending_dns_records": [],
+            },
+        )
+
+    def domain_not_found(self) -> Reply:
+        return Reply(404, {"message": "Domain not found"})
+
     def options(self, api: ProviderAPI, key: str) -> dict[str, Any]:
         return {self.key_option: key, "api_url": api.url + "v3/"}
 
@@ -229,6 +278,7 @@ class SendGrid(ProviderShape):
     backend = "anymail.backends.sendgrid.EmailBackend"
     key_option = "api_key"
     send_path = r"^/v3/mail/send$"
+    probe_path = r"^/v3/scopes$"
 
     def presented_key(self, request: RecordedRequest) -> str | None:
         header = request.headers.get("authorization", "")
@@ -268,6 +318,13 @@ class SendGrid(ProviderShape):
     def server_error(self) -> Reply:
         return Reply(500, {"errors": [{"message": "Internal error", "field": None, "help": None}]})
 
+    def probe_success(self, request: RecordedRequest) -> Reply:
+        return Reply(200, {"scopes": ["mail.send", "alerts.read", "stats.read"]})
+
+    def restricted_scopes(self) -> Reply:
+        """What a key restricted to reading stats sees: no mail.send."""
+        return Reply(200, {"scopes": ["stats.read"]})
+
     def options(self, api: ProviderAPI, key: str) -> dict[str, Any]:
         return {self.key_option: key, "api_url": api.url + "v3/"}
 
@@ -279,6 +336,7 @@ class Brevo(ProviderShape):
     backend = "anymail.backends.brevo.EmailBackend"
     key_option = "api_key"
     send_path = r"^/v3/smtp/email$"
+    probe_path = r"^/v3/account$"
 
     def presented_key(self, request: RecordedRequest) -> str | None:
         return request.headers.get("api-key")
@@ -304,6 +362,19 @@ class Brevo(ProviderShape):
     def server_error(self) -> Reply:
         return Reply(500, {"code": "internal_error", "message": "Internal server error"})
 
+    def probe_success(self, request: RecordedRequest) -> Reply:
+        return Reply(
+            200,
+            {
+                "email": "ops@example.com",
+                "firstName": "Ops",
+                "lastName": "Team",
+                "companyName": "Example Ltd",
+                "plan": [{"type": "free", "credits": 300, "creditsType": "sendLimit"}],
+                "relay": {"enabled": True, "data": {"relay": "smtp-relay.brevo.com"}},
+            },
+        )
+
     def options(self, api: ProviderAPI, key: str) -> dict[str, Any]:
         return {self.key_option: key, "api_url": api.url + "v3/"}
 
@@ -319,6 +390,7 @@ class SES(ProviderShape):
     backend = "anymail.backends.amazon_ses.EmailBackend"
     key_option = "aws_secret_access_key"
     send_path = r"^/v2/email/outbound-emails$"
+    probe_path = r"^/v2/email/account$"
     region = "eu-west-1"
 
     def expected(self, key: str) -> str:
@@ -357,6 +429,41 @@ class SES(ProviderShape):
 
     def server_error(self) -> Reply:
         return self._error(500, "InternalFailure", "The request processing has failed.")
+
+    def probe_success(self, request: RecordedRequest) -> Reply:
+        return Reply(
+            200,
+            {
+                "DedicatedIpAutoWarmupEnabled": False,
+                "EnforcementStatus": "HEALTHY",
+                "ProductionAccessEnabled": True,
+                "SendQuota": {
+                    "Max24HourSend": 50000.0,
+                    "MaxSendRate": 14.0,
+                    "SentLast24Hours": 12.0,
+                },
+                "SendingEnabled": True,
+            },
+        )
+
+    def sandbox_account(self) -> Reply:
+        return Reply(
+            200,
+            {
+                "ProductionAccessEnabled": False,
+                "SendQuota": {"Max24HourSend": 200.0, "MaxSendRate": 1.0, "SentLast24Hours": 0.0},
+                "SendingEnabled": True,
+            },
+        )
+
+    def access_denied(self) -> Reply:
+        """An identity allowed ses:SendEmail only: the key is real, GetAccount is not allowed."""
+        return self._error(
+            403,
+            "AccessDeniedException",
+            "User: arn:aws:iam::123456789012:user/mailer is not authorized to perform: "
+            "ses:GetAccount",
+        )
 
     def options(self, api: ProviderAPI, key: str) -> dict[str, Any]:
         # ``key`` is the secret access key; boto3 signs with it and never sends it.

@@ -156,19 +156,24 @@ def test_failed_check_is_reported_without_the_password(
     assert (log.status, log.smtp_code) == (MailStatus.CHECK_FAILED, 535)
 
 
-def test_provider_check_is_a_warning_not_a_success(settings, admin_client, page_url) -> None:
+def test_provider_without_a_probe_is_a_warning_not_a_success_and_not_logged(
+    settings, admin_client, page_url
+) -> None:
+    # Providers with a probe are checked through their API: tests/test_provider_checks.py.
     configure(
         settings,
-        postmark={
-            "BACKEND": "anymail.backends.postmark.EmailBackend",
-            "OPTIONS": {"server_token": API_KEY},
+        mailjet={
+            "BACKEND": "anymail.backends.mailjet.EmailBackend",
+            "OPTIONS": {"api_key": "mailjet-public-key", "secret_key": API_KEY},
         },
     )
 
-    html = admin_client.post(page_url, {"alias": "postmark"}, follow=True).content.decode()
+    html = admin_client.post(page_url, {"alias": "mailjet"}, follow=True).content.decode()
 
-    assert "Connection not verified: postmark:" in html
-    assert "not supported for Postmark" in html
+    assert "Connection not verified: mailjet: anymail Mailjet, " in html
+    assert "connection check not supported for Mailjet: send a test mail instead" in html
+    assert "cannot be checked: send a test mail" in row_html(html, "mailjet")
+    assert not MailLog.objects.exists()
     assert API_KEY not in html
 
 

@@ -8,15 +8,15 @@ a bad password, and a port where nothing listens.
 from __future__ import annotations
 
 import json
-from io import StringIO
 from typing import Any
 
 import pytest
-from django.core.management import CommandError, call_command
 
 from mailops.connection_check import CheckOutcome, check_mailer
 from mailops.models import MailLog, MailStatus, MailTrigger
 from mailops.services import UnknownMailer
+from tests.commands import all_columns
+from tests.commands import run_sendtestmail as run
 
 SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 LOCMEM_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
@@ -31,20 +31,6 @@ def use_mailers(settings: Any, **entries: dict[str, Any]) -> None:
 
 def smtp(server: Any, **overrides: Any) -> dict[str, Any]:
     return {"BACKEND": SMTP_BACKEND, "OPTIONS": server.options(**overrides)}
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    """Run the command as a user would; return (exit status, stdout, stderr)."""
-    out, err = StringIO(), StringIO()
-    try:
-        call_command("sendtestmail", *args, stdout=out, stderr=err)
-    except CommandError as error:
-        return error.returncode, out.getvalue(), str(error)
-    return 0, out.getvalue(), err.getvalue()
-
-
-def all_columns(log: MailLog) -> str:
-    return " ".join(str(getattr(log, f.attname)) for f in MailLog._meta.concrete_fields)
 
 
 def only_log() -> MailLog:

@@ -13,17 +13,17 @@ import json
 import logging
 import socket
 from collections.abc import Callable, Iterator
-from io import StringIO
 from typing import Any
 
 import pytest
-from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
 from mailops.connection_check import CheckOutcome, check_mailer
 from mailops.models import MailLog, MailStatus, MailTrigger
 from mailops.redaction import REDACTED
+from tests.commands import all_columns
+from tests.commands import run_sendtestmail as run
 from tests.provider_api import ProviderAPI, provider_api_factory
 from tests.provider_shapes import Reply
 
@@ -119,20 +119,6 @@ def silent_port() -> Iterator[int]:
         listener.bind(("127.0.0.1", 0))
         listener.listen(8)
         yield int(listener.getsockname()[1])
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    """Run the command as a user would; return (exit status, stdout, stderr)."""
-    out, err = StringIO(), StringIO()
-    try:
-        call_command("sendtestmail", *args, stdout=out, stderr=err)
-    except CommandError as error:
-        return error.returncode, out.getvalue(), str(error)
-    return 0, out.getvalue(), err.getvalue()
-
-
-def all_columns(log: MailLog) -> str:
-    return " ".join(str(getattr(log, f.attname)) for f in MailLog._meta.concrete_fields)
 
 
 def only_log() -> MailLog:

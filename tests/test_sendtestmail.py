@@ -7,9 +7,11 @@ from io import StringIO
 from typing import Any
 
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.management import call_command
 
 from mailops.models import MailLog, MailStatus, MailTrigger
+from tests.commands import all_columns
+from tests.commands import run_sendtestmail as run
 
 SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 
@@ -21,20 +23,6 @@ def use_server(settings: Any, server: Any, alias: str = "default", **overrides: 
         **settings.MAILERS,
         alias: {"BACKEND": SMTP_BACKEND, "OPTIONS": server.options(**overrides)},
     }
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    """Run the command as a user would; return (exit status, stdout, stderr)."""
-    out, err = StringIO(), StringIO()
-    try:
-        call_command("sendtestmail", *args, stdout=out, stderr=err)
-    except CommandError as error:
-        return error.returncode, out.getvalue(), str(error)
-    return 0, out.getvalue(), err.getvalue()
-
-
-def all_columns(log: MailLog) -> str:
-    return " ".join(str(getattr(log, f.attname)) for f in MailLog._meta.concrete_fields)
 
 
 def test_sends_over_starttls_with_auth_and_logs_the_message_id(settings, smtp_server) -> None:

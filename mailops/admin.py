@@ -4,10 +4,12 @@ Built to stay fast at a million rows (see ``bench/audit_page.py``):
 
 * no full-table ``COUNT(*)`` (``show_full_result_count = False``), facets
   off, and the paginator's count comes from the per-status summary query,
-  so a page scans the filtered rows once for both;
+  which stops counting after ``count_limit`` rows: above it the page says
+  "more than ..." and pages through the first ``count_limit`` entries;
 * filters and the date hierarchy read indexes or that same summary instead
   of ``SELECT DISTINCT`` (``mailops.admin_filters``);
-* search uses only prefix and exact lookups (see ``search_help_text``);
+* search uses only prefix and exact lookups (see ``search_help_text``),
+  which indexes answer (the prefix indexes of migration 0005);
 * sorting only by time, which the ``(-created_at, -id)`` index serves.
 """
 
@@ -21,24 +23,28 @@ from django.contrib.admin import helpers
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import BadRequest, PermissionDenied
-from django.core.paginator import Paginator
+from django.core.paginator import Page, Paginator
+from django.db import connections
 from django.db.models import Q, QuerySet
+from django.db.models.functions import Left
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 from django.utils.text import Truncator
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 from import_export.admin import ExportMixin
 
 from . import stats
 from .admin_events import MailEventInline
 from .admin_filters import BatchListFilter, MailerListFilter, date_hierarchy
 from .admin_mailers import get_mailer_admin_urls
-from .models import MailLog
+from .batch_progress import batch_url, get_batch_urls
+from .models import SUBJECT_PREFIX_LENGTH, MailLog, MailStatus
 from .resend import ResendOutcome, plan_resend, resend_logs
 from .resources import EXPORT_FORMATS, MailLogResource, iter_csv
 
@@ -48,6 +54,7 @@ BATCH_ROWS_SHOWN = 50
 RESEND_ROWS_SHOWN = 20
 # Original rows per LogEntry insert when recording a resend.
 _LOG_CHUNK = 2000
+_STATUS_LABELS = dict(MailStatus.choices)
 
 
 class SummaryPaginator(Paginator):
@@ -55,17 +62,56 @@ class SummaryPaginator(Paginator):
 
     The changelist needs the number of filtered rows (pagination) and the
     page shows counts per status for the same rows; the total of the
-    per-status counts is that number.
+    per-status counts is that number. Past ``count_limit`` rows the count
+    is ``count_limit``: the pages cover the first that many rows.
     """
+
+    def __init__(self, *args: Any, count_limit: int = stats.COUNT_LIMIT, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.count_limit = count_limit
 
     @cached_property
     def summary(self) -> stats.LogSummary:
         queryset: Any = self.object_list
-        return stats.summarize(queryset)
+        return stats.summarize(queryset, limit=self.count_limit)
 
     @cached_property
     def count(self) -> int:
         return self.summary.total
+
+    def page(self, number: Any) -> Page:
+        """Page ``number``: its primary keys first, then those rows.
+
+        The primary keys of a page come from an index (the filter's or the
+        time index) without reading the users joined for display; the rows
+        are then fetched by primary key. In one query, a misestimate by the
+        database can join every matching row before sorting (seconds for a
+        search matching a thousand rows) and a later page reads every row it
+        skips.
+
+        Few matching rows spread over the log (a search, a rare status over a
+        long period) can also make the database walk the time index from the
+        newest entry, expecting to meet a page of matches soon, and read most
+        of the table. The summary says how many rows match: the keys of a
+        short list are taken from ``pk IN (its pks, LIMIT total)``, which the
+        database finds through the filter's own indexes first, then sorts.
+        """
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        top = bottom + self.per_page
+        if top + self.orphans >= self.count:
+            top = self.count
+        queryset: Any = self.object_list
+        keys = queryset
+        total = self.summary.total
+        if (
+            self.summary.complete
+            and total < stats.EXACT_SPAN_BELOW
+            and connections[queryset.db].features.allow_sliced_subqueries_with_in
+        ):
+            keys = queryset.filter(pk__in=queryset.order_by().values("pk")[:total])
+        pks = list(keys.values_list("pk", flat=True)[bottom:top])
+        return Page(queryset.filter(pk__in=pks), number, self)
 
 
 @admin.register(MailLog)
@@ -103,7 +149,9 @@ class MailLogAdmin(ExportMixin, admin.ModelAdmin):
     list_max_show_all = 500
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
-    paginator = SummaryPaginator
+    # Rows counted per page load at most (stats.COUNT_LIMIT); bounds the page's
+    # cost at any log size. Larger lists show "more than ..." instead of counts.
+    count_limit = stats.COUNT_LIMIT
     actions = ["resend"]
     inlines = [MailEventInline]
     fieldsets = (
@@ -209,7 +257,23 @@ class MailLogAdmin(ExportMixin, admin.ModelAdmin):
         return format_html(
             '<span class="mailops-badge mailops-status-{}">{}</span>',
             log.status,
-            log.get_status_display(),
+            # A dict lookup: get_status_display() rebuilds the choices per call.
+            _STATUS_LABELS.get(log.status, log.status),
+        )
+
+    def action_checkbox(self, obj: Any) -> SafeString:
+        """Django's row checkbox, built directly.
+
+        Django renders a ``CheckboxInput`` through the template engine for
+        every row, a good part of the list's rendering time; the markup is
+        the same (``actions.js`` finds it by name and class).
+        """
+        return format_html(
+            '<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
+            helpers.ACTION_CHECKBOX_NAME,
+            obj.pk,
+            # Django's own message, so its translations apply.
+            format_html(gettext("Select this object for an action - {}"), str(obj)),
         )
 
     @admin.display(description=_("subject"))
@@ -249,13 +313,39 @@ class MailLogAdmin(ExportMixin, admin.ModelAdmin):
         message_ids = {term}
         if not term.startswith("<"):
             message_ids.add(f"<{term}>")
+        subject = Q(subject__istartswith=term)
+        if connections[queryset.db].vendor == "postgresql":
+            # PostgreSQL's subject index covers the first characters only (a
+            # whole subject can outgrow an index entry), so the lookup must
+            # name that expression; a longer term also checks the whole
+            # subject, among the rows the index found.
+            queryset = queryset.alias(subject_head=Left("subject", SUBJECT_PREFIX_LENGTH))
+            head = Q(subject_head__istartswith=term[:SUBJECT_PREFIX_LENGTH])
+            subject = head & subject if len(term) > SUBJECT_PREFIX_LENGTH else head
         query = (
             Q(recipient__istartswith=term)
-            | Q(subject__istartswith=term)
+            | subject
             | Q(message_id__in=sorted(message_ids))
             | Q(esp_message_id=term)
         )
         return queryset.filter(query), False
+
+    def get_paginator(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[MailLog],
+        per_page: int,
+        orphans: int = 0,
+        allow_empty_first_page: bool = True,
+    ) -> SummaryPaginator:
+        """The paginator whose count is the bounded per-status summary."""
+        return SummaryPaginator(
+            queryset,
+            per_page,
+            orphans,
+            allow_empty_first_page,
+            count_limit=self.count_limit,
+        )
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
@@ -268,6 +358,11 @@ class MailLogAdmin(ExportMixin, admin.ModelAdmin):
             return response
         summary = cl.paginator.summary
         outcomes = stats.daily_outcomes(cl.queryset)
+        if not summary.complete:
+            # Django's text would name the count as if it were exact.
+            context["selection_note_all"] = _(
+                "All matching entries selected (more than %(count)s)"
+            ) % {"count": summary.total}
         context.update(
             mailops_summary=summary,
             mailops_chart=stats.chart(outcomes),
@@ -403,9 +498,9 @@ class MailLogAdmin(ExportMixin, admin.ModelAdmin):
                 failed + summary.failed,
                 queued + summary.queued,
             )
-            links.append(
-                (f"{self._changelist_url()}?batch_id={summary.batch_id}", summary.batch_id)
-            )
+            list_url = f"{self._changelist_url()}?batch_id={summary.batch_id}"
+            progress_url = batch_url(self.admin_site.name, summary.batch_id or "")
+            links.append((list_url, summary.batch_id, progress_url or list_url))
         for reason, count in skipped.items():
             self.message_user(
                 request,
@@ -428,8 +523,11 @@ class MailLogAdmin(ExportMixin, admin.ModelAdmin):
                 % {"sent": sent, "failed": failed, "queued": queued},
                 format_html_join(
                     ", ",
-                    '<a href="{}">{}</a>',
-                    ((url, _("new batch %(id)s") % {"id": batch}) for url, batch in links),
+                    '<a href="{}">{}</a> (<a href="{}">{}</a>)',
+                    (
+                        (url, _("new batch %(id)s") % {"id": batch}, progress, _("progress"))
+                        for url, batch, progress in links
+                    ),
                 ),
             ),
             level,
@@ -447,6 +545,8 @@ class MailLogAdmin(ExportMixin, admin.ModelAdmin):
             ),
             # The "Mailers" page (mailops.admin_mailers): admin/mailops/maillog/mailers/.
             *get_mailer_admin_urls(self.admin_site),
+            # The batch progress page and its JSON: admin/mailops/maillog/batch/<id>/.
+            *get_batch_urls(self.admin_site),
             *urls,
         ]
 

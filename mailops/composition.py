@@ -6,7 +6,7 @@ import email.policy
 import re
 import socket
 from datetime import datetime
-from email.utils import make_msgid
+from email.utils import format_datetime, make_msgid
 
 from django.conf import settings
 from django.core.mail import EmailMessage
@@ -78,15 +78,14 @@ _PLAIN_MESSAGE_ID = re.compile(r"<[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9
 
 
 class MessageTemplate:
-    """The wire bytes of one test mail, built once; each recipient changes To and Message-ID.
+    """The wire bytes of one test mail, built once; To, Message-ID and Date set per recipient.
 
     Building a message with Django's email API costs more than sending it
     over a local connection, and every row of a batch shares subject, body
     and sender. So the message is built once, through :func:`build_message`
     and the policy Django's SMTP backend uses, with stand-ins in To and
-    Message-ID; :meth:`render` swaps in a recipient's values. The result is
-    the bytes Django would send, except that the Date header is the
-    template's.
+    Message-ID; :meth:`render` swaps in a recipient's values and the current
+    time in the Date header's time zone: the bytes Django would send.
     """
 
     def __init__(self, *, subject: str, body: str, from_email: str, mailer: str) -> None:
@@ -97,16 +96,21 @@ class MessageTemplate:
             from_email=from_email,
             message_id=_ID_SLOT,
             mailer=mailer,
-        )
-        data = message.message(policy=email.policy.SMTP).as_bytes()
+        ).message(policy=email.policy.SMTP)
+        # Django chose the zone (UTC, or local time with EMAIL_USE_LOCALTIME).
+        self._zone = message["Date"].datetime.tzinfo
+        data = message.as_bytes()
         head, separator, self._content = data.partition(b"\r\n\r\n")
         self._lines = head.split(b"\r\n")
         try:
             self._to_at = self._lines.index(b"To: " + _TO_SLOT.encode())
             self._id_at = self._lines.index(b"Message-ID: " + _ID_SLOT.encode())
-        except ValueError:
+            self._date_at = next(
+                i for i, line in enumerate(self._lines) if line.startswith(b"Date: ")
+            )
+        except (ValueError, StopIteration):
             # The header block looks different from what the stand-ins expect.
-            self._to_at = self._id_at = -1
+            self._to_at = self._id_at = self._date_at = -1
         self._separator = separator
         self._max_line = email.policy.SMTP.max_line_length or 998
 
@@ -126,4 +130,5 @@ class MessageTemplate:
         lines = self._lines.copy()
         lines[self._to_at] = to_line
         lines[self._id_at] = id_line
+        lines[self._date_at] = b"Date: " + format_datetime(datetime.now(self._zone)).encode()
         return b"\r\n".join(lines) + self._separator + self._content

@@ -25,8 +25,9 @@ DEFAULTS: dict[str, Any] = {
     # caller returns at once (only when TASK_BACKEND runs tasks elsewhere:
     # Django's ImmediateBackend runs them inside enqueue()).
     "ASYNC_THRESHOLD": 50,
-    # Delivery tasks enqueued per queued batch: each opens its own connection
-    # per mailer, so this is the number of parallel connections per batch.
+    # Parallel connections per mailer and batch: a queued batch gets this many
+    # delivery tasks (one connection each); a batch delivered in the caller's
+    # process sends over this many connections in as many threads.
     "DELIVERY_CONCURRENCY": 1,
     # Attempts per message (transient failures only; 5xx fail at once).
     "MAX_ATTEMPTS": 3,

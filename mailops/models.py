@@ -77,6 +77,14 @@ ACCEPTED_STATUSES = frozenset(
 )
 
 
+# On PostgreSQL the admin's subject search matches this many leading
+# characters through an index (maillog_subject_prefix_idx). Migration 0005
+# adds it and maillog_recipient_prefix_idx, each built the way the database
+# at hand can use for a case-insensitive prefix search, which Meta.indexes
+# cannot express.
+SUBJECT_PREFIX_LENGTH = 255
+
+
 class InvalidTransition(ValueError):
     """A status change that the lifecycle above does not allow."""
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
@@ -29,9 +29,10 @@ from django.db import router
 from django.db.models import QuerySet
 
 from . import tasks
+from .batch_progress import BatchProgress, batch_progress
 from .composition import default_body, default_subject, new_message_id
 from .conf import from_email_for, get_setting
-from .delivery import backend_path, deliver_batch
+from .delivery import DeliveryReport, backend_path, deliver_batch
 from .models import ACCEPTED_STATUSES, MailLog, MailLogQuerySet, MailStatus, MailTrigger
 from .recipients import Recipient, from_users
 from .throttle import QuotaStatus, quota_status
@@ -168,6 +169,7 @@ def send_test_mail(
     abort_on_rejected: bool = False,
     dry_run: bool = False,
     queue: bool = False,
+    progress: Callable[[BatchProgress], None] | None = None,
 ) -> SendSummary:
     """Send the test mail to ``recipients`` through one mailer and log every outcome.
 
@@ -176,6 +178,8 @@ def send_test_mail(
     validates and reports what would be sent, and writes nothing. Above
     ``ASYNC_THRESHOLD`` recipients, or with ``queue``, the rows are handed
     to the task worker (if one is configured) and the call returns at once.
+    A batch delivered here calls ``progress`` (if given) with the batch's
+    :class:`~mailops.batch_progress.BatchProgress` after each chunk.
     """
     alias, subject, body = _validate(trigger, using, subject, body)
 
@@ -206,7 +210,7 @@ def send_test_mail(
 
     queued = _write_rows(template, unique, rejected_out=summary.rejected)
     if queued:
-        _deliver(summary, queued, queue=queue)
+        _deliver(summary, queued, queue=queue, progress=progress)
     if summary.handed_to_worker:
         # What was written; the worker may already be changing it.
         summary.counts = {MailStatus.QUEUED: queued, MailStatus.REJECTED: len(summary.rejected)}
@@ -295,7 +299,13 @@ def _template(
     )
 
 
-def _deliver(summary: SendSummary, count: int, *, queue: bool) -> None:
+def _deliver(
+    summary: SendSummary,
+    count: int,
+    *,
+    queue: bool,
+    progress: Callable[[BatchProgress], None] | None = None,
+) -> None:
     """Hand the batch to a worker, or deliver it here and now."""
     assert summary.batch_id is not None
     batch_id = summary.batch_id
@@ -308,6 +318,9 @@ def _deliver(summary: SendSummary, count: int, *, queue: bool) -> None:
             batch_id,
             chunk_size=get_setting("DELIVERY_CHUNK_SIZE"),
             retry=tasks.can_defer(),
+            # Here, parallel connections are threads of this run (a worker gets tasks).
+            concurrency=get_setting("DELIVERY_CONCURRENCY"),
+            progress=_progress_hook(batch_id, progress),
         )
     except Exception as error:
         # A bug in a backend must not leave rows looking queued forever.
@@ -315,6 +328,21 @@ def _deliver(summary: SendSummary, count: int, *, queue: bool) -> None:
         _fail_unfinished(batch_id, error)
         return
     summary.resumes_at = tasks.schedule_follow_up(batch_id)
+
+
+def _progress_hook(
+    batch_id: uuid.UUID, progress: Callable[[BatchProgress], None] | None
+) -> Callable[[DeliveryReport], None] | None:
+    """What ``deliver_batch`` calls per chunk: read the batch's progress, pass it on."""
+    if progress is None:
+        return None
+
+    def hook(_report: DeliveryReport) -> None:
+        current = batch_progress(batch_id)
+        if current is not None:
+            progress(current)
+
+    return hook
 
 
 def _unique(recipients: Iterable[Recipient]) -> Iterator[Recipient]:

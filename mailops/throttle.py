@@ -8,6 +8,7 @@ rolling, as Gmail counts it: what the mailer sent (``sent_at``) in the last
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -80,17 +81,24 @@ def quota_status(alias: str, *, now: datetime | None = None) -> QuotaStatus:
 
 
 class RateLimiter:
-    """Spaces messages at least ``1 / rate`` seconds apart in one delivery loop."""
+    """Spaces messages at least ``1 / rate`` seconds apart, across every thread that shares it.
+
+    Parallel connections to one mailer share one limiter, so together they
+    keep to the mailer's rate. Each caller reserves the next free slot under
+    a lock and sleeps outside it.
+    """
 
     def __init__(self, rate: float | None) -> None:
         self.interval = 1.0 / rate if rate else 0.0
         self._next = 0.0
+        self._lock = threading.Lock()
 
     def wait(self) -> None:
         if not self.interval:
             return
-        now = time.monotonic()
-        if self._next > now:
-            time.sleep(self._next - now)
-            now = self._next
-        self._next = now + self.interval
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+        if slot > now:
+            time.sleep(slot - now)

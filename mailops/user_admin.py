@@ -39,6 +39,7 @@ from import_export.formats.base_formats import CSV, XLSX
 from import_export.results import Result
 
 from . import services
+from .batch_progress import batch_url
 from .forms import SendTestMailForm
 from .models import MailTrigger
 from .recipients import email_field_name
@@ -279,7 +280,16 @@ def _summary_message(
     url = _batch_url(modeladmin, request, summary)
     if url is None:
         return format_html("{} {}", text, _("Batch %(batch)s.") % {"batch": summary.batch_id})
-    return format_html('{} <a href="{}">{}</a>', text, url, _("See this batch in the mail log."))
+    link = format_html('{} <a href="{}">{}</a>', text, url, _("See this batch in the mail log."))
+    assert summary.batch_id is not None  # _batch_url gives no URL without one
+    progress_url = batch_url(modeladmin.admin_site.name, summary.batch_id)
+    if progress_url is None:
+        return link
+    # A batch handed to the worker is still going: its page follows it live.
+    label = _("Follow its progress.") if summary.queued else _("Batch overview.")
+    return format_html(
+        '{} <a href="{}" class="mailops-progress-link">{}</a>', link, progress_url, label
+    )
 
 
 def _summary_level(summary: services.SendSummary) -> int:

@@ -55,7 +55,7 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    context = browser.new_context(viewport={"width": 1920, "height": 1000}, accept_downloads=True)
     page = context.new_page()
     page.set_default_timeout(15_000)
     yield page
@@ -139,3 +139,41 @@ def test_operator_sends_test_mail_reads_the_log_and_exports_failures(
     assert [row["recipient"] for row in rows_out] == ["bob@example.com"]
     assert rows_out[0]["status"] == MailStatus.FAILED
     assert smtp_server.password not in exported
+
+
+def test_batch_page_follows_the_batch_until_it_finishes(
+    page: Any, live_server: Any, superuser: Any
+) -> None:
+    from mailops.batch_progress import batch_url
+    from tests.maillog_fixtures import make_batch
+
+    rows = make_batch(4, status=MailStatus.QUEUED, triggered_by=superuser)
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("#id_username", "root")
+    page.fill("#id_password", "pw-root")
+    page.click("input[type=submit]")
+    page.wait_for_selector("#site-name")
+
+    page.goto(live_server.url + batch_url("admin", rows[0].batch_id))
+    progress = page.locator("#mailops-batch-progress")
+    assert progress.locator("[data-field=done]").inner_text() == "0"
+    assert progress.get_attribute("data-finished") == "false"
+    assert page.locator("[data-segment=sent]").get_attribute("width") == "0.000%"
+
+    # The worker gets on: the page catches up by itself (it polls its JSON).
+    MailLog.objects.filter(pk__in=[r.pk for r in rows[:2]]).update(status=MailStatus.SENT)
+    MailLog.objects.filter(pk=rows[2].pk).update(status=MailStatus.FAILED)
+    page.wait_for_function(
+        "document.querySelector('#mailops-batch-progress [data-field=done]').textContent === '3'"
+    )
+    assert page.locator("[data-segment=sent]").get_attribute("width") == "50.000%"
+    assert page.locator("[data-segment=failed]").get_attribute("x") == "50.000%"
+    assert progress.locator("[data-field=failed]").inner_text() == "1"
+    screenshot(page, "batch-progress.png")
+
+    MailLog.objects.filter(pk=rows[3].pk).update(status=MailStatus.SENT)
+    page.wait_for_function(
+        "document.querySelector('#mailops-batch-progress').dataset.finished === 'true'"
+    )
+    assert progress.locator("[data-field=state_label]").inner_text() == "Finished"
+    assert progress.locator("[data-field=percent]").inner_text() == "100"

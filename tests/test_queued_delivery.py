@@ -231,9 +231,12 @@ def test_permanent_failure_is_final_at_once(settings, worker_backend, plain_smtp
     assert worker_backend.results == []
 
 
-def test_unreachable_server_defers_the_whole_batch(settings, worker_backend, plain_smtp) -> None:
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_unreachable_server_defers_the_whole_batch(
+    settings, worker_backend, plain_smtp, concurrency
+) -> None:
     use_server(settings, plain_smtp)
-    settings.MAILOPS = {"DELIVERY_CHUNK_SIZE": 2}
+    settings.MAILOPS = {"DELIVERY_CHUNK_SIZE": 2, "DELIVERY_CONCURRENCY": concurrency}
     plain_smtp.stop()
 
     summary = send_test_mail(
@@ -267,12 +270,15 @@ def test_smtp_delivery_sends_the_bytes_djangos_message_would_have(settings, plai
     use_server(settings, plain_smtp)
     addresses = ["a@example.com", "b.c+d@example.org", "e_f-g@mail.example.net"]
 
+    # The Date header has whole seconds.
+    started = timezone.now().replace(microsecond=0)
     summary = send_test_mail(
         from_addresses(addresses),
         trigger=MailTrigger.API,
         subject="Grüße " + "long subject " * 8,
         body="Zeile eins\n.leading dot\n" + "x" * 200,
     )
+    finished = timezone.now()
 
     assert summary.sent == 3
     rows = {row.recipient: row for row in summary.logs()}
@@ -290,7 +296,9 @@ def test_smtp_delivery_sends_the_bytes_djangos_message_would_have(settings, plai
         assert received.mail_from == row.from_email
         sent = _without_date(received.data).rstrip(b"\r\n")
         assert sent == _without_date(expected.as_bytes()).rstrip(b"\r\n")
-        assert received.message["Date"]
+        # Each message is dated when it was sent, as Django dates it (UTC here).
+        assert started <= received.message["Date"].datetime <= finished
+        assert received.message["Date"].endswith("+0000")
 
 
 def test_an_address_the_template_cannot_carry_gets_the_full_build(settings, plain_smtp) -> None:

@@ -16,7 +16,7 @@ UTC = ZoneInfo("UTC")
 
 
 @pytest.mark.django_db
-def test_summary_counts_each_status_and_the_time_span_in_two_queries(
+def test_summary_counts_each_status_and_the_time_span_in_three_queries(
     django_assert_num_queries,
 ) -> None:
     early = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
@@ -26,7 +26,8 @@ def test_summary_counts_each_status_and_the_time_span_in_two_queries(
     make_log(status=MailStatus.FAILED, created_at=early)
     make_log(status=MailStatus.REJECTED, created_at=early + timedelta(days=1))
 
-    with django_assert_num_queries(2):
+    # A bounded count, the counts per status, the first and last time.
+    with django_assert_num_queries(3):
         summary = stats.summarize(MailLog.objects.filter(created_at__lt=late + timedelta(1)))
 
     assert summary.counts == {"sent": 1, "failed": 1, "rejected": 1}
@@ -57,6 +58,33 @@ def test_summary_of_nothing_is_empty(django_assert_num_queries) -> None:
         summary = stats.summarize(MailLog.objects.all())
 
     assert (summary.total, summary.first, summary.last, summary.rows()) == (0, None, None, [])
+
+
+@pytest.mark.django_db
+def test_counting_stops_after_the_limit_and_the_summary_says_more_than(
+    django_assert_num_queries,
+) -> None:
+    times = [datetime(2025, 1, d, tzinfo=UTC) for d in (3, 9, 5, 1, 7)]
+    for when in times:
+        make_log(status=MailStatus.SENT, created_at=when)
+
+    # The bounded count, then the first and the last time: no count per status.
+    with django_assert_num_queries(3):
+        summary = stats.summarize(MailLog.objects.all(), limit=4, exact_span_below=1)
+
+    assert (summary.complete, summary.more_than, summary.total) == (False, 4, 4)
+    assert (summary.counts, summary.rows()) == ({}, [])
+    assert (summary.first, summary.last) == (min(times), max(times))
+
+
+@pytest.mark.django_db
+def test_a_list_of_exactly_the_limit_is_counted_in_full() -> None:
+    for status in (MailStatus.SENT, MailStatus.SENT, MailStatus.FAILED):
+        make_log(status=status)
+
+    summary = stats.summarize(MailLog.objects.all(), limit=3)
+
+    assert (summary.complete, summary.total, summary.counts) == (True, 3, {"sent": 2, "failed": 1})
 
 
 def test_summary_rows_follow_the_lifecycle_and_keep_unknown_statuses() -> None:
@@ -90,6 +118,21 @@ def test_daily_outcomes_count_accepted_as_sent_and_fill_quiet_days(settings) -> 
 
 
 @pytest.mark.django_db
+def test_daily_outcomes_count_only_the_rows_of_the_filtered_list(settings) -> None:
+    settings.TIME_ZONE = "UTC"
+    noon = datetime(2025, 5, 20, 12, tzinfo=UTC)
+    make_log(status=MailStatus.FAILED, mailer="gmail", created_at=noon)
+    make_log(status=MailStatus.SENT, mailer="gmail", created_at=noon)
+    make_log(status=MailStatus.FAILED, mailer="default", created_at=noon)
+    # Another range on the time, as the date hierarchy adds.
+    gmail_this_year = MailLog.objects.filter(mailer="gmail", created_at__year=2025)
+
+    outcomes = stats.daily_outcomes(gmail_this_year, days=1, today=date(2025, 5, 20))
+
+    assert outcomes == [stats.DayOutcome(day=date(2025, 5, 20), sent=1, failed=1)]
+
+
+@pytest.mark.django_db
 def test_daily_outcomes_use_the_current_time_zone_for_day_boundaries(settings) -> None:
     settings.TIME_ZONE = "America/New_York"
     # 02:00 UTC on the 21st is still the evening of the 20th in New York.
@@ -99,6 +142,21 @@ def test_daily_outcomes_use_the_current_time_zone_for_day_boundaries(settings) -
         outcomes = stats.daily_outcomes(MailLog.objects.all(), days=2, today=date(2025, 5, 21))
 
     assert [(o.day.day, o.failed) for o in outcomes] == [(20, 1), (21, 0)]
+
+
+@pytest.mark.django_db
+def test_daily_outcomes_follow_daylight_saving_time(settings) -> None:
+    settings.TIME_ZONE = "America/New_York"
+    # 2025-03-09 has 23 hours in New York (clocks go forward at 02:00).
+    make_log(status=MailStatus.SENT, created_at=datetime(2025, 3, 9, 4, 30, tzinfo=UTC))  # 8th
+    make_log(status=MailStatus.SENT, created_at=datetime(2025, 3, 9, 5, 0, tzinfo=UTC))  # 9th
+    make_log(status=MailStatus.FAILED, created_at=datetime(2025, 3, 10, 3, 30, tzinfo=UTC))  # 9th
+    make_log(status=MailStatus.FAILED, created_at=datetime(2025, 3, 10, 4, 0, tzinfo=UTC))  # 10th
+
+    with timezone.override("America/New_York"):
+        outcomes = stats.daily_outcomes(MailLog.objects.all(), days=3, today=date(2025, 3, 10))
+
+    assert [(o.day.day, o.sent, o.failed) for o in outcomes] == [(8, 1, 0), (9, 1, 1), (10, 0, 1)]
 
 
 def test_daily_outcomes_need_at_least_one_day() -> None:

@@ -10,9 +10,11 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Min
 from django.utils import timezone
 
+from mailops.batch_progress import BatchProgress, batch_progress, queue_progress
 from mailops.conf import get_setting
-from mailops.delivery import deliver_batch
+from mailops.delivery import DeliveryReport, deliver_batch
 from mailops.models import MailLog
+from mailops.progress_meter import ProgressMeter, meter_for
 from mailops.recovery import recover_stale_sending
 
 EXIT_FAILED = 1
@@ -47,7 +49,7 @@ class Command(BaseCommand):
             "--wait",
             action="store_true",
             help="Keep running until no row of the scope waits for a retry (sleeps "
-            "until the next is due).",
+            "until the next is due). Shows progress on stderr when many rows are due.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -70,16 +72,31 @@ class Command(BaseCommand):
                 self.stdout.write(f"{recovered} row(s) stuck in 'sending' {verb}.")
 
         totals: dict[str, int] = {}
+        meter = self._meter(batch_id, options)
+
+        def show(report: DeliveryReport) -> None:
+            if meter is None:
+                return
+            progress = self._progress(batch_id, _added(totals, report.counts))
+            if progress is not None:
+                meter.show(progress)
+
         while True:
             report = deliver_batch(
-                batch_id, chunk_size=get_setting("DELIVERY_CHUNK_SIZE"), retry=True
+                batch_id,
+                chunk_size=get_setting("DELIVERY_CHUNK_SIZE"),
+                retry=True,
+                progress=show if meter is not None else None,
             )
-            for status, n in report.counts.items():
-                totals[status] = totals.get(status, 0) + n
+            totals = _added(totals, report.counts)
             next_due = self._next_due(batch_id)
             if not options["wait"] or next_due is None:
                 break
+            # Say what it waits for (rows held for a retry or a quota) before sleeping.
+            show(DeliveryReport())
             time.sleep(max(0.0, min(60.0, next_due)))
+        if meter is not None:
+            meter.finish(self._progress(batch_id, totals))
 
         sent, failed = totals.get("sent", 0), totals.get("failed", 0)
         line = f"{sent} sent, {failed} failed"
@@ -92,6 +109,26 @@ class Command(BaseCommand):
                 returncode=EXIT_FAILED,
             )
 
+    def _meter(self, batch_id: uuid.UUID | None, options: dict[str, Any]) -> ProgressMeter | None:
+        """With --wait, a progress line on stderr when more than a few rows are due.
+
+        Not without --wait: a run from cron must not mail its operator a
+        progress log every minute.
+        """
+        if not options["wait"] or options["verbosity"] == 0:
+            return None
+        start = self._progress(batch_id, {})
+        if start is None or start.queued + start.sending <= get_setting("ASYNC_THRESHOLD"):
+            return None
+        return meter_for(self)
+
+    @staticmethod
+    def _progress(batch_id: uuid.UUID | None, done: dict[str, int]) -> BatchProgress | None:
+        """One batch as a whole, or this run's outcomes plus every row still to go."""
+        if batch_id is not None:
+            return batch_progress(batch_id)
+        return queue_progress(done)
+
     def _next_due(self, batch_id: uuid.UUID | None) -> float | None:
         """Seconds until the first waiting row is due, or ``None`` if none waits."""
         waiting = MailLog.objects.queued()
@@ -101,3 +138,7 @@ class Command(BaseCommand):
         if first is None:
             return 0.0 if waiting.exists() else None
         return (first - timezone.now()).total_seconds()
+
+
+def _added(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+    return {status: a.get(status, 0) + b.get(status, 0) for status in {*a, *b}}

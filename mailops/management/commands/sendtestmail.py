@@ -5,18 +5,26 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+from time import sleep
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from mailops.batch_progress import BatchProgress, batch_progress
+from mailops.conf import get_setting
 from mailops.connection_check import CheckOutcome, CheckResult, check_mailers
 from mailops.models import MailStatus, MailTrigger
+from mailops.progress_meter import ProgressMeter, meter_for
 from mailops.recipients import Recipient, from_addresses, from_user_lookups, staff_recipients
 from mailops.services import SendSummary, plan_delivery, resolve_mailer, send_test_mail
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+# Ctrl-C while waiting for the worker (the shell's code for SIGINT).
+EXIT_INTERRUPTED = 130
+# --wait: how often to look at the batch while the worker sends it.
+WAIT_POLL_SECONDS = 1.0
 
 # Options that only make sense when sending (refused with --check).
 SEND_ONLY = {
@@ -26,6 +34,7 @@ SEND_ONLY = {
     "message": "--message",
     "dry_run": "--dry-run",
     "queue": "--async",
+    "wait": "--wait",
 }
 
 
@@ -34,7 +43,8 @@ class Command(BaseCommand):
         "Send a test mail to addresses and/or users through one configured mailer, "
         "logging each outcome in the mail log. Exit status: 0 when every message was "
         "accepted, 1 when any failed, 2 for usage errors (nothing is sent). With --check, "
-        "connect to the mailer(s) without sending: 0 when every check passed, else 1."
+        "verify the mailer(s) without sending: 1 when any check failed, else 0 (a mailer "
+        "that cannot be checked is reported as unverified, not as failed)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -69,9 +79,17 @@ class Command(BaseCommand):
             "MAILOPS['ASYNC_THRESHOLD'] are queued anyway when a worker is configured).",
         )
         parser.add_argument(
+            "--wait",
+            action="store_true",
+            help="If the batch was queued for the task worker, wait until every message "
+            "has an outcome (retries included), showing progress on stderr; then report "
+            "and exit as for a send without a worker.",
+        )
+        parser.add_argument(
             "--check",
             action="store_true",
-            help="Send nothing: connect, EHLO, STARTTLS and AUTH as configured, then QUIT, "
+            help="Send nothing: connect, EHLO, STARTTLS and AUTH as configured, then QUIT "
+            "(SMTP), or make one read-only authenticated API call (anymail providers), "
             "and report per mailer (logged in the mail log as a connection check).",
         )
         parser.add_argument(
@@ -85,6 +103,9 @@ class Command(BaseCommand):
             self._check(options)
             return
         recipients = self._recipients(options)
+        meter = self._meter(options)
+        # Long inline sends show progress; short ones would only flicker.
+        long_run = sum(1 for r in recipients if r.valid) > get_setting("ASYNC_THRESHOLD")
         # The console mailer writes to sys.stdout; keep JSON output parseable.
         redirect = (
             contextlib.redirect_stdout(sys.stderr) if options["json"] else contextlib.nullcontext()
@@ -102,17 +123,55 @@ class Command(BaseCommand):
                     abort_on_rejected=True,
                     dry_run=options["dry_run"],
                     queue=options["queue"],
+                    progress=meter.show if meter is not None and long_run else None,
                 )
         except ImproperlyConfigured as error:
             raise CommandError(str(error), returncode=EXIT_USAGE) from None
         except ValueError as error:
             raise CommandError(str(error), returncode=EXIT_USAGE) from None
 
+        waited = summary.handed_to_worker and options["wait"]
+        if waited:
+            self._wait(summary, meter)
+        elif meter is not None and long_run and not summary.handed_to_worker and summary.batch_id:
+            meter.finish(batch_progress(summary.batch_id))
+
         if options["json"]:
             self.stdout.write(json.dumps(_as_json(summary), indent=2))
         else:
-            self._report(summary, options["verbosity"])
+            self._report(summary, options["verbosity"], outcomes_known=waited)
         self._exit_status(summary)
+
+    def _meter(self, options: dict[str, Any]) -> ProgressMeter | None:
+        """The progress line on stderr, unless the output must stay quiet or parseable."""
+        if options["verbosity"] == 0 or options["json"] or options["dry_run"]:
+            return None
+        return meter_for(self)
+
+    def _wait(self, summary: SendSummary, meter: ProgressMeter | None) -> None:
+        """Follow the queued batch until no row is queued or sending: its outcomes are final."""
+        assert summary.batch_id is not None
+        progress: BatchProgress | None = None
+        try:
+            while True:
+                progress = batch_progress(summary.batch_id)
+                if progress is None or progress.finished:
+                    break
+                if meter is not None:
+                    meter.show(progress)
+                sleep(WAIT_POLL_SECONDS)
+        except KeyboardInterrupt:
+            if meter is not None:
+                meter.finish(None)
+            raise CommandError(
+                f"Stopped waiting. The worker goes on with batch {summary.batch_id}; "
+                "follow it in the mail log.",
+                returncode=EXIT_INTERRUPTED,
+            ) from None
+        if meter is not None:
+            meter.finish(progress)
+        # The summary counted the rows as queued; now they have the worker's outcomes.
+        summary.counts = summary.logs().status_counts()
 
     def _check(self, options: dict[str, Any]) -> None:
         if not options["check"]:
@@ -135,14 +194,15 @@ class Command(BaseCommand):
             raise CommandError("MAILERS defines no mailer to check.", returncode=EXIT_USAGE)
         if options["json"]:
             payload = {
-                "ok": all(r.ok for r in results),
+                # Same as the exit status: no check failed.
+                "ok": not any(r.failed for r in results),
                 "mailers": [r.as_dict() for r in results],
             }
             self.stdout.write(json.dumps(payload, indent=2))
         else:
             for result in results:
                 self._check_line(result, options["verbosity"])
-        failed = [r.alias for r in results if not r.ok]
+        failed = [r.alias for r in results if r.failed]
         if failed:
             raise CommandError(
                 f"{len(failed)} of {len(results)} mailer check(s) did not pass: "
@@ -185,7 +245,7 @@ class Command(BaseCommand):
         if notice:
             self.stdout.write(self.style.WARNING(notice))
 
-    def _report(self, summary: SendSummary, verbosity: int) -> None:
+    def _report(self, summary: SendSummary, verbosity: int, *, outcomes_known: bool) -> None:
         if verbosity >= 1:
             for recipient in summary.rejected:
                 label = recipient.address or "(no address)"
@@ -194,7 +254,8 @@ class Command(BaseCommand):
                 for recipient in summary.planned:
                     self.stdout.write(f"would send  {recipient.address}")
             rows = summary.logs().exclude(status=MailStatus.REJECTED)
-            for log in rows.none() if summary.handed_to_worker else rows:
+            # Rows handed to a worker have no outcome yet, unless we waited for it.
+            for log in rows if outcomes_known or not summary.handed_to_worker else rows.none():
                 self.stdout.write(self._line(log.status, log.recipient, log.error))
         if verbosity >= 1 or not summary.ok:
             self.stdout.write(self._summary_line(summary))

@@ -1,0 +1,178 @@
+"""Queued delivery through django-tasks-db: real ``db_worker`` processes on a real database.
+
+Every step is a ``manage.py`` process, as an operator would run it with
+``TASKS_BACKEND=database``: ``migrate``, ``sendtestmail --async --wait``
+(queues the batch, then follows it) and two ``db_worker`` processes that
+share the queue. They use a database of
+their own, a SQLite file or a scratch PostgreSQL database (not the test
+process's: SQLite's test database lives in this process's memory, and the
+worker's task tables are not part of the test settings). The loopback SMTP
+server counts what actually arrived.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from tests.scale_fixtures import SMTP_BACKEND, plain_smtp
+
+__all__ = ["plain_smtp"]
+
+ROOT = Path(__file__).resolve().parent.parent
+MESSAGES = 120
+DATABASE_TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+# Worker processes per database, each batch split into as many delivery tasks.
+WORKERS = {"sqlite": 2, "postgres": 2}
+
+
+@pytest.fixture
+def sqlite_database(tmp_path: Path) -> dict[str, str]:
+    """A SQLite file for the processes (``DATABASE_URL`` unset: the settings' default engine)."""
+    return {"MAILOPS_TEST_DB_NAME": str(tmp_path / "mailops.sqlite3")}
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[dict[str, str]]:
+    """A scratch database on the server the test run uses, dropped afterwards."""
+    import psycopg
+
+    params = connection.settings_dict
+    server = {
+        "host": params["HOST"] or "127.0.0.1",
+        "port": str(params["PORT"] or 5432),
+        "user": params["USER"] or "postgres",
+        "password": params["PASSWORD"] or None,
+    }
+    name = f"mailops_db_worker_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(dbname="postgres", autocommit=True, **server) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = os.environ["DATABASE_URL"]
+        yield {"DATABASE_URL": url, "MAILOPS_TEST_DB_NAME": name}
+    finally:
+        with psycopg.connect(dbname="postgres", autocommit=True, **server) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite-file"),
+        pytest.param("postgres", id="postgresql", marks=pytest.mark.postgres),
+    ]
+)
+def site(
+    request: pytest.FixtureRequest, tmp_path: Path, plain_smtp: Any
+) -> tuple[dict[str, str], int]:
+    """``manage.py`` environment (database tasks, own DB, the test's SMTP server) and workers."""
+    database = request.getfixturevalue(f"{request.param}_database")
+    workers = WORKERS[request.param]
+    mailops = {"DELIVERY_CONCURRENCY": workers, "DELIVERY_CHUNK_SIZE": 10}
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        # This run's own choices must not leak into the processes.
+        if name not in {"DATABASE_URL", "TASKS_BACKEND", "DJANGO_SETTINGS_MODULE"}
+        and not name.startswith(("MAILER_", "GMAIL_", "MAILOPS_TEST_"))
+    }
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "tests.worker_settings",
+            # What the README says to set: adds django_tasks_db to INSTALLED_APPS.
+            "TASKS_BACKEND": "database",
+            "MAILOPS_VAR_DIR": str(tmp_path / "var"),
+            "MAILOPS_TEST_TASKS": json.dumps(DATABASE_TASKS),
+            "MAILOPS_TEST_MAILERS": json.dumps(
+                {"default": {"BACKEND": SMTP_BACKEND, "OPTIONS": plain_smtp.options()}}
+            ),
+            "MAILOPS_TEST_MAILOPS": json.dumps(mailops),
+            **database,
+        }
+    )
+    return env, workers
+
+
+def manage(
+    env: dict[str, str], *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "django", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def start(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "django", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def dump(env: dict[str, str], *models: str) -> dict[str, list[dict[str, Any]]]:
+    """``{model: [fields]}`` as ``manage.py dumpdata`` reads them from the processes' database."""
+    result = manage(env, "dumpdata", *models, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    rows: dict[str, list[dict[str, Any]]] = {model.lower(): [] for model in models}
+    for row in json.loads(result.stdout):
+        rows[row["model"]].append(row["fields"])
+    return rows
+
+
+def test_db_workers_send_every_queued_message_exactly_once(site, plain_smtp) -> None:
+    site_env, worker_count = site
+    migrated = manage(site_env, "migrate", "--noinput")
+    assert migrated.returncode == 0, migrated.stderr
+    recipients = [f"user{i}@example.com" for i in range(MESSAGES)]
+
+    sender = start(site_env, "sendtestmail", "--async", "--wait", *recipients)
+    workers = [
+        start(site_env, "db_worker", "--no-startup-delay", "--interval", "0.2", "--no-reload")
+        for _ in range(worker_count)
+    ]
+    try:
+        out, err = sender.communicate(timeout=90)
+    finally:
+        for worker in workers:
+            # SIGTERM: the worker finishes its task (if any) and exits.
+            worker.terminate()
+        worker_outputs = [worker.communicate(timeout=30) for worker in workers]
+
+    assert sender.returncode == 0, (out, err)
+    assert f"{MESSAGES} messages will be queued and sent by the task worker" in out
+    assert f"{MESSAGES} sent, 0 failed, 0 rejected via mailer 'default'" in out
+    assert err.splitlines()[-1] == f"[{'#' * 20}] {MESSAGES}/{MESSAGES} sent {MESSAGES}, failed 0"
+    for worker, (worker_out, worker_err) in zip(workers, worker_outputs, strict=True):
+        assert worker.returncode == 0, worker_err
+        assert "Traceback" not in worker_out + worker_err
+
+    received = Counter(message.message_id for message in plain_smtp.messages)
+    assert len(received) == MESSAGES
+    assert set(received.values()) == {1}, "a message was delivered twice"
+    tables = dump(site_env, "mailops.MailLog", "django_tasks_database.DBTaskResult")
+    rows = tables["mailops.maillog"]
+    assert sorted(row["recipient"] for row in rows) == sorted(recipients)
+    assert {(row["status"], row["attempts"]) for row in rows} == {("sent", 1)}
+    assert {row["message_id"] for row in rows} == set(received)
+    tasks = tables["django_tasks_database.dbtaskresult"]
+    assert [task["status"] for task in tasks] == ["SUCCESSFUL"] * worker_count, [
+        task["traceback"] for task in tasks
+    ]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -35,6 +35,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from .models import ACCEPTED_STATUSES, MailLog, MailStatus, MailTrigger
+from .pending_batches import unwritten_rows
 
 VIEW_PERMISSIONS = ("mailops.view_maillog", "mailops.change_maillog")
 TEMPLATE = "admin/mailops/maillog/batch_progress.html"
@@ -220,6 +221,12 @@ def batch_progress(batch_id: uuid.UUID | str) -> BatchProgress | None:
     """The progress of one batch, or ``None`` when no row has that batch id."""
     batch_id = uuid.UUID(str(batch_id))
     progress = _progress_of(MailLog.objects.for_batch(batch_id), batch_id)
+    unwritten = unwritten_rows(batch_id)
+    if unwritten:
+        # Rows the worker has yet to write are queued all the same.
+        counts = dict(progress.counts)
+        counts[MailStatus.QUEUED] = counts.get(MailStatus.QUEUED, 0) + unwritten
+        progress = replace(progress, counts=counts)
     return progress if progress.total else None
 
 
@@ -236,6 +243,9 @@ def queue_progress(done: Mapping[str, int], batch_id: uuid.UUID | None = None) -
     still = _progress_of(pending, batch_id)
     counts = {s: n for s, n in done.items() if s not in UNFINISHED_STATUSES and n}
     counts.update(still.counts)
+    unwritten = unwritten_rows(batch_id)
+    if unwritten:
+        counts[MailStatus.QUEUED] = counts.get(MailStatus.QUEUED, 0) + unwritten
     return BatchProgress(
         batch_id=batch_id, counts=counts, waiting=still.waiting, resumes_at=still.resumes_at
     )

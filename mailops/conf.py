@@ -29,6 +29,9 @@ DEFAULTS: dict[str, Any] = {
     # delivery tasks (one connection each); a batch delivered in the caller's
     # process sends over this many connections in as many threads.
     "DELIVERY_CONCURRENCY": 1,
+    # A queued user selection larger than this gets its rows written by the
+    # worker, not by the request (100,000 rows take seconds to insert).
+    "WRITE_IN_REQUEST_LIMIT": 5000,
     # Attempts per message (transient failures only; 5xx fail at once).
     "MAX_ATTEMPTS": 3,
     # Seconds before the first retry; doubled after every further attempt.

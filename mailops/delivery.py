@@ -26,6 +26,7 @@ from .conf import get_setting
 from .failures import Failure
 from .mailer_session import ChunkSender, backoff, retry_reason
 from .models import MailLog, MailLogQuerySet, MailStatus
+from .pending_batches import unwritten_batches, write_pending_rows
 from .redaction import redact
 from .throttle import RateLimiter, quota_status, rate_for
 
@@ -81,23 +82,28 @@ def claim(batch_id: uuid.UUID | str | None, *, mailer: str, limit: int) -> list[
     token = uuid.uuid4().hex
     candidates_qs = due_rows(batch_id).filter(mailer=mailer).order_by("pk")
     db = router.db_for_write(MailLog)
-    with transaction.atomic(using=db, savepoint=False):
-        if connections[db].features.has_select_for_update_skip_locked:
-            candidates_qs = candidates_qs.select_for_update(skip_locked=True)
-        candidates = list(candidates_qs.values_list("pk", flat=True)[:limit])
-        if not candidates:
+    claimed = {
+        "status": MailStatus.SENDING,
+        "claimed_by": token,
+        "attempts": F("attempts") + 1,
+        "updated_at": timezone.now(),
+    }
+    if connections[db].features.has_select_for_update_skip_locked:
+        with transaction.atomic(using=db, savepoint=False):
+            locked = candidates_qs.select_for_update(skip_locked=True)
+            candidates = list(locked.values_list("pk", flat=True)[:limit])
+            if not candidates:
+                return []
+            MailLog.objects.filter(pk__in=candidates, status=MailStatus.QUEUED).update(**claimed)
+    else:
+        # One statement (UPDATE ... WHERE id IN (SELECT ... LIMIT n)): SQLite
+        # takes the write lock at once, so a second worker waits for it
+        # instead of failing with "database is locked" when a deferred
+        # transaction that has read tries to write.
+        picked = candidates_qs.values("pk")[:limit]
+        if not MailLog.objects.filter(pk__in=picked, status=MailStatus.QUEUED).update(**claimed):
             return []
-        MailLog.objects.filter(pk__in=candidates, status=MailStatus.QUEUED).update(
-            status=MailStatus.SENDING,
-            claimed_by=token,
-            attempts=F("attempts") + 1,
-            updated_at=timezone.now(),
-        )
-    return list(
-        MailLog.objects.filter(
-            pk__in=candidates, claimed_by=token, status=MailStatus.SENDING
-        ).order_by("pk")
-    )
+    return list(MailLog.objects.filter(claimed_by=token, status=MailStatus.SENDING).order_by("pk"))
 
 
 def deliver_batch(
@@ -121,6 +127,9 @@ def deliver_batch(
     are written (for a progress display).
     """
     report = DeliveryReport()
+    # Rows of a large selection that the request left for a worker to write.
+    for pending in [batch_id] if batch_id is not None else unwritten_batches():
+        write_pending_rows(pending)
     aliases = due_rows(batch_id).order_by().values_list("mailer", flat=True).distinct()
     for alias in list(aliases):
         _deliver_for_mailer(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any, ClassVar
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Count
 from django.utils.translation import gettext_lazy as _
@@ -300,3 +302,73 @@ class MailEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_event_type_display()} ({self.esp})"
+
+
+class PendingBatch(models.Model):
+    """A large user selection whose queued rows a worker writes, a chunk at a time.
+
+    Writing 100,000 log rows takes seconds (each row feeds every index of
+    the mail log), longer than an admin request should. So above
+    ``MAILOPS["WRITE_IN_REQUEST_LIMIT"]`` users the request stores the
+    selected ids and what to send here, and a task writes the rows (then
+    delivers them). ``written`` counts the ids already turned into rows, so
+    a task that is run twice, or resumed by ``mailops_deliver``, writes each
+    row once. The ids are dropped when every row is written.
+    """
+
+    batch_id = models.UUIDField(_("batch"), primary_key=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    # A JSON list, kept as text: a JSONField's system check would need a
+    # database connection on SQLite, and nothing here queries inside it.
+    selected_ids = models.TextField(_("selected user ids"), blank=True, editable=False)
+    expected = models.PositiveIntegerField(_("rows to write"))
+    written = models.PositiveIntegerField(_("ids turned into rows"), default=0)
+    # What every row of the batch gets (the rest comes from the user).
+    mailer = models.CharField(_("mailer"), max_length=64)
+    backend = models.CharField(_("backend"), max_length=255, blank=True)
+    from_email = models.CharField(_("from"), max_length=320, blank=True)
+    subject = models.CharField(_("subject"), max_length=998, blank=True)
+    body = models.TextField(_("body"), blank=True)
+    trigger = models.CharField(_("trigger"), max_length=16, choices=MailTrigger.choices)
+    triggered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("triggered by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        verbose_name = _("batch being written")
+        verbose_name_plural = _("batches being written")
+
+    def __str__(self) -> str:
+        return f"{self.batch_id} ({self.written} of {self.expected} written)"
+
+    @property
+    def user_ids(self) -> list[Any]:
+        return list(json.loads(self.selected_ids)) if self.selected_ids else []
+
+    @user_ids.setter
+    def user_ids(self, ids: list[Any]) -> None:
+        # DjangoJSONEncoder: a custom user model's key may be a UUID.
+        self.selected_ids = json.dumps(ids, cls=DjangoJSONEncoder) if ids else ""
+
+    @property
+    def unwritten(self) -> int:
+        """Rows the worker has still to write (they count as queued)."""
+        return max(0, self.expected - self.written)
+
+    def row_template(self) -> MailLog:
+        """The row every selected user's log entry is written from."""
+        return MailLog(
+            batch_id=self.batch_id,
+            mailer=self.mailer,
+            backend=self.backend,
+            from_email=self.from_email,
+            subject=self.subject,
+            body=self.body,
+            trigger=self.trigger,
+            triggered_by_id=self.triggered_by_id,
+        )

@@ -34,9 +34,10 @@ from .composition import default_body, default_subject, new_message_id
 from .conf import from_email_for, get_setting
 from .delivery import DeliveryReport, backend_path, deliver_batch
 from .models import ACCEPTED_STATUSES, MailLog, MailLogQuerySet, MailStatus, MailTrigger
+from .pending_batches import defer_user_rows
 from .recipients import Recipient, from_users
 from .throttle import QuotaStatus, quota_status
-from .user_rows import insert_user_rows
+from .user_rows import count_with_address, insert_user_rows
 
 logger = logging.getLogger("mailops.services")
 
@@ -236,7 +237,10 @@ def send_test_mail_to_users(
     number of queries does not grow with the selection; users without an
     address become ``rejected`` rows. Addresses are checked one by one at
     delivery (an invalid one fails its row). ``summary.rejected`` stays
-    empty; ``summary.skipped`` counts the rejected rows.
+    empty; ``summary.skipped`` counts the rejected rows. A selection handed
+    to a worker with more than ``WRITE_IN_REQUEST_LIMIT`` addressed users
+    only records their ids here: the worker writes the queued rows
+    (:mod:`mailops.pending_batches`), so the caller returns at once.
     """
     if router.db_for_write(MailLog) != users.db:
         # Rows and users in different databases: no INSERT ... SELECT.
@@ -260,13 +264,25 @@ def send_test_mail_to_users(
     if rejected and abort_on_rejected:
         summary.aborted = True
         return summary
-    queued = insert_user_rows(users, template, with_address=True, domain=domain)
+    if _write_in_worker(users, queue=queue):
+        queued = defer_user_rows(users, template)
+    else:
+        queued = insert_user_rows(users, template, with_address=True, domain=domain)
     if queued:
         summary.counts[MailStatus.QUEUED] = queued
         _deliver(summary, queued, queue=queue)
     if not summary.handed_to_worker:
         summary.counts = summary.logs().status_counts()
     return summary
+
+
+def _write_in_worker(users: QuerySet[Any], *, queue: bool) -> bool:
+    """Whether a worker should write the selection's rows (it will deliver them anyway)."""
+    if not tasks.runs_elsewhere():
+        return False
+    addressed = count_with_address(users)
+    limit = get_setting("WRITE_IN_REQUEST_LIMIT")
+    return addressed > limit and (queue or addressed > get_setting("ASYNC_THRESHOLD"))
 
 
 def _validate(

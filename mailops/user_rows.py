@@ -29,8 +29,7 @@ def insert_user_rows(
     batch and user: ``<batch.user_pk.mailops@domain>``.
     """
     model = get_user_model()
-    email = model.get_email_field_name()
-    selection = users.order_by().annotate(_mailops_address=Trim(F(email)))
+    selection = _annotated(users)
     now = timezone.now()
     columns: dict[str, Any] = {
         "created_at": now,
@@ -38,7 +37,7 @@ def insert_user_rows(
         "user": F("pk"),
     }
     if with_address:
-        selection = selection.exclude(_mailops_address__isnull=True).exclude(_mailops_address="")
+        selection = _addressed(selection)
         columns.update(
             status=MailStatus.QUEUED,
             recipient=F("_mailops_address"),
@@ -84,6 +83,26 @@ def insert_user_rows(
     with connection.cursor() as cursor:
         cursor.execute(insert, params)
         return int(cursor.rowcount)
+
+
+def count_with_address(users: QuerySet[Any]) -> int:
+    """How many of the selected users have an address."""
+    return int(_addressed(_annotated(users)).count())
+
+
+def user_ids_with_address(users: QuerySet[Any]) -> list[Any]:
+    """The primary keys of the selected users who have an address, in key order."""
+    addressed = _addressed(_annotated(users))
+    return list(addressed.order_by("pk").values_list("pk", flat=True))
+
+
+def _annotated(users: QuerySet[Any]) -> QuerySet[Any]:
+    email = get_user_model().get_email_field_name()
+    return users.order_by().annotate(_mailops_address=Trim(F(email)))
+
+
+def _addressed(selection: QuerySet[Any]) -> QuerySet[Any]:
+    return selection.exclude(_mailops_address__isnull=True).exclude(_mailops_address="")
 
 
 def _template_value(template: MailLog, field: Field[Any, Any]) -> Any:

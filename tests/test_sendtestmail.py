@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from io import StringIO
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -285,3 +289,29 @@ def test_multiline_subject_is_a_usage_error() -> None:
     assert code == 2
     assert "single line" in err
     assert MailLog.objects.count() == 0
+
+
+@pytest.mark.parametrize("command", ["sendtestmail", "mailops_deliver"])
+def test_an_unmigrated_database_is_a_clear_error_not_a_traceback(tmp_path, command) -> None:
+    # A fresh clone's default SQLite file has no tables until `migrate`.
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in {"DATABASE_URL", "DJANGO_SETTINGS_MODULE"}
+    }
+    env.update({"DEBUG": "1", "MAILOPS_VAR_DIR": str(tmp_path)})
+    args = ["someone@example.com"] if command == "sendtestmail" else []
+    result = subprocess.run(
+        [sys.executable, "manage.py", command, *args],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 2
+    assert "has unapplied migrations" in result.stderr
+    assert "run `python manage.py migrate` first" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -13,6 +13,7 @@ from django.utils import timezone
 from mailops.batch_progress import BatchProgress, batch_progress, queue_progress
 from mailops.conf import get_setting
 from mailops.delivery import DeliveryReport, deliver_batch
+from mailops.management.migrations_check import require_mailops_migrated
 from mailops.models import MailLog
 from mailops.progress_meter import ProgressMeter, meter_for
 from mailops.recovery import recover_stale_sending
@@ -53,6 +54,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        require_mailops_migrated()
         batch_id = None
         if options["batch"]:
             try:

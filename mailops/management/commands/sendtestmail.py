@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from mailops.batch_progress import BatchProgress, batch_progress
 from mailops.conf import get_setting
 from mailops.connection_check import CheckOutcome, CheckResult, check_mailers
+from mailops.management.migrations_check import require_mailops_migrated
 from mailops.models import MailStatus, MailTrigger
 from mailops.progress_meter import ProgressMeter, meter_for
 from mailops.recipients import Recipient, from_addresses, from_user_lookups, staff_recipients
@@ -99,6 +100,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        require_mailops_migrated()
         if options["check"] or options["all_mailers"]:
             self._check(options)
             return

@@ -1,0 +1,138 @@
+"""A large queued user selection: the request records the ids, the worker writes the rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core import mail
+from django.core.management import call_command
+
+from mailops import pending_batches
+from mailops.batch_progress import batch_progress
+from mailops.models import MailLog, MailStatus, MailTrigger, PendingBatch
+from mailops.services import send_test_mail_to_users
+from mailops.tasks import deliver_batch_task
+from tests.scale_fixtures import make_users, use_tasks, worker_backend
+
+__all__ = ["use_tasks", "worker_backend"]
+
+pytestmark = pytest.mark.django_db
+
+User = get_user_model()
+
+
+@pytest.fixture
+def large_selection(settings, worker_backend) -> Any:
+    """25 users with an address and 2 without, above a write-in-request limit of 10."""
+    settings.MAILOPS = {
+        "ASYNC_THRESHOLD": 5,
+        "WRITE_IN_REQUEST_LIMIT": 10,
+        "FROM_EMAILS": {"default": "ops@example.org"},
+    }
+    make_users(25, without_email=2)
+    operator = User.objects.create_user("operator")
+    return send_test_mail_to_users(
+        User.objects.exclude(pk=operator.pk),
+        trigger=MailTrigger.ADMIN_ACTION,
+        triggered_by=operator,
+        subject="Hello",
+    )
+
+
+def test_the_request_writes_only_the_rejected_rows_and_the_ids(
+    large_selection, worker_backend
+) -> None:
+    summary = large_selection
+
+    assert summary.handed_to_worker
+    assert (summary.queued, summary.skipped) == (25, 2)
+    assert summary.logs().status_counts() == {"rejected": 2}
+    pending = PendingBatch.objects.get(pk=summary.batch_id)
+    assert (pending.expected, pending.written, len(pending.user_ids)) == (25, 0, 25)
+    assert (pending.subject, pending.from_email, pending.trigger) == (
+        "Hello",
+        "ops@example.org",
+        "admin_action",
+    )
+    # Delivery is enqueued as for any queued batch; the rows to come count as queued.
+    assert [r.kwargs["batch_id"] for r in worker_backend.results] == [str(summary.batch_id)]
+    progress = batch_progress(summary.batch_id)
+    assert progress is not None
+    assert (progress.total, progress.queued, progress.rejected) == (27, 25, 2)
+    assert not progress.finished
+
+
+def test_the_delivery_task_writes_the_rows_then_sends_each_once(large_selection) -> None:
+    summary = large_selection
+
+    counts = deliver_batch_task.call(str(summary.batch_id))
+
+    assert counts == {"sent": 25}
+    assert summary.logs().status_counts() == {"sent": 25, "rejected": 2}
+    rows = list(summary.logs().filter(status=MailStatus.SENT))
+    assert sorted(m.to[0] for m in mail.outbox) == sorted(row.recipient for row in rows)
+    first = User.objects.get(username="user0")
+    row = next(row for row in rows if row.user_id == first.pk)
+    assert row.message_id == f"<{summary.batch_id.hex}.{first.pk}.mailops@example.org>"
+    assert (row.subject, row.trigger, row.triggered_by.username) == (
+        "Hello",
+        "admin_action",
+        "operator",
+    )
+    pending = PendingBatch.objects.get(pk=summary.batch_id)
+    # Only the counts are kept once every row is written.
+    assert (pending.written, pending.user_ids, pending.selected_ids) == (25, [], "")
+    progress = batch_progress(summary.batch_id)
+    assert progress is not None
+    assert (progress.finished, progress.total) == (True, 27)
+
+    # A second run (a retried task) writes and sends nothing more.
+    assert deliver_batch_task.call(str(summary.batch_id)) == {}
+    assert MailLog.objects.filter(batch_id=summary.batch_id).count() == 27
+    assert len(mail.outbox) == 25
+
+
+def test_a_second_writer_never_writes_a_chunk_twice(large_selection, monkeypatch) -> None:
+    batch_id = large_selection.batch_id
+    started: list[bool] = []
+    nested: list[int] = []
+    unwritten = PendingBatch.unwritten
+
+    def another_writer_gets_in(self: PendingBatch) -> int:
+        # Between the first writer's read and its claim of a chunk, a second
+        # writer (another delivery task) writes the whole batch.
+        if not started:
+            started.append(True)
+            nested.append(pending_batches.write_pending_rows(batch_id, chunk_size=4))
+        return int(unwritten.fget(self))  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(PendingBatch, "unwritten", property(another_writer_gets_in))
+
+    written_by_first = pending_batches.write_pending_rows(batch_id, chunk_size=4)
+
+    assert (nested, written_by_first) == ([25], 0)
+    queued = MailLog.objects.filter(batch_id=batch_id, status=MailStatus.QUEUED)
+    assert queued.count() == 25
+    assert queued.values("user").distinct().count() == 25
+
+
+def test_a_deleted_user_gets_no_row_and_the_batch_still_finishes(large_selection) -> None:
+    User.objects.filter(username__in=["user3", "user4"]).delete()
+
+    deliver_batch_task.call(str(large_selection.batch_id))
+
+    assert large_selection.logs().status_counts() == {"sent": 23, "rejected": 2}
+    progress = batch_progress(large_selection.batch_id)
+    assert progress is not None
+    assert progress.finished
+
+
+def test_mailops_deliver_finishes_a_batch_no_worker_wrote(large_selection, capsys) -> None:
+    # The task was lost (e.g. the broker went away): the cron command writes and sends.
+    call_command("mailops_deliver")
+
+    assert large_selection.logs().status_counts() == {"sent": 25, "rejected": 2}
+    assert "25 sent, 0 failed." in capsys.readouterr().out
+    assert pending_batches.unwritten_batches() == []

@@ -35,7 +35,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from .models import ACCEPTED_STATUSES, MailLog, MailStatus, MailTrigger
-from .pending_batches import unwritten_rows
+from .pending_batches import unwritten_batch, unwritten_rows
 
 VIEW_PERMISSIONS = ("mailops.view_maillog", "mailops.change_maillog")
 TEMPLATE = "admin/mailops/maillog/batch_progress.html"
@@ -221,12 +221,20 @@ def batch_progress(batch_id: uuid.UUID | str) -> BatchProgress | None:
     """The progress of one batch, or ``None`` when no row has that batch id."""
     batch_id = uuid.UUID(str(batch_id))
     progress = _progress_of(MailLog.objects.for_batch(batch_id), batch_id)
-    unwritten = unwritten_rows(batch_id)
-    if unwritten:
-        # Rows the worker has yet to write are queued all the same.
+    pending = unwritten_batch(batch_id)
+    if pending is not None:
+        # Rows the worker has yet to write are queued all the same; before
+        # it wrote any, the batch's facts come from what the request stored.
         counts = dict(progress.counts)
-        counts[MailStatus.QUEUED] = counts.get(MailStatus.QUEUED, 0) + unwritten
-        progress = replace(progress, counts=counts)
+        counts[MailStatus.QUEUED] = counts.get(MailStatus.QUEUED, 0) + pending.unwritten
+        progress = replace(
+            progress,
+            counts=counts,
+            mailer=progress.mailer or pending.mailer,
+            trigger=progress.trigger or pending.trigger,
+            triggered_by_id=progress.triggered_by_id or pending.triggered_by_id,
+            started_at=progress.started_at or pending.created_at,
+        )
     return progress if progress.total else None
 
 

@@ -33,7 +33,14 @@ from .batch_progress import BatchProgress, batch_progress
 from .composition import default_body, default_subject, new_message_id
 from .conf import from_email_for, get_setting
 from .delivery import DeliveryReport, backend_path, deliver_batch
-from .models import ACCEPTED_STATUSES, MailLog, MailLogQuerySet, MailStatus, MailTrigger
+from .models import (
+    ACCEPTED_STATUSES,
+    MailLog,
+    MailLogQuerySet,
+    MailStatus,
+    MailTrigger,
+    batch_values,
+)
 from .pending_batches import defer_user_rows
 from .recipients import Recipient, from_users
 from .throttle import QuotaStatus, quota_status
@@ -397,13 +404,7 @@ def _write_rows(
 
 def _row_from(template: MailLog, recipient: Recipient, *, message_id: str) -> MailLog:
     row = MailLog(
-        mailer=template.mailer,
-        backend=template.backend,
-        from_email=template.from_email,
-        subject=template.subject,
-        body=template.body,
-        trigger=template.trigger,
-        triggered_by=template.triggered_by,
+        **batch_values(template),
         batch_id=template.batch_id,
         recipient=recipient.address,
         user_id=recipient.user_id,

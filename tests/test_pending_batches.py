@@ -64,6 +64,32 @@ def test_the_request_writes_only_the_rejected_rows_and_the_ids(
     assert not progress.finished
 
 
+def test_the_batch_page_shows_a_batch_before_the_worker_wrote_a_row(
+    settings, worker_backend, admin_client
+) -> None:
+    settings.MAILOPS = {"ASYNC_THRESHOLD": 5, "WRITE_IN_REQUEST_LIMIT": 10}
+    make_users(12)
+    operator = User.objects.get(username="admin")
+    summary = send_test_mail_to_users(
+        User.objects.exclude(pk=operator.pk),
+        trigger=MailTrigger.ADMIN_ACTION,
+        triggered_by=operator,
+    )
+    assert not MailLog.objects.exists()
+
+    page = admin_client.get(f"/admin/mailops/maillog/batch/{summary.batch_id}/")
+    numbers = admin_client.get(f"/admin/mailops/maillog/batch/{summary.batch_id}/progress.json")
+
+    assert page.status_code == 200
+    assert page.context["progress"].queued == 12
+    assert (page.context["progress"].mailer, page.context["progress"].trigger) == (
+        "default",
+        "admin_action",
+    )
+    assert numbers.json()["queued"] == 12
+    assert numbers.json()["finished"] is False
+
+
 def test_the_delivery_task_writes_the_rows_then_sends_each_once(large_selection) -> None:
     summary = large_selection
 
@@ -98,17 +124,17 @@ def test_a_second_writer_never_writes_a_chunk_twice(large_selection, monkeypatch
     batch_id = large_selection.batch_id
     started: list[bool] = []
     nested: list[int] = []
-    unwritten = PendingBatch.unwritten
+    row_template = PendingBatch.row_template
 
-    def another_writer_gets_in(self: PendingBatch) -> int:
+    def another_writer_gets_in(self: PendingBatch) -> MailLog:
         # Between the first writer's read and its claim of a chunk, a second
         # writer (another delivery task) writes the whole batch.
         if not started:
             started.append(True)
             nested.append(pending_batches.write_pending_rows(batch_id, chunk_size=4))
-        return int(unwritten.fget(self))  # type: ignore[attr-defined]
+        return row_template(self)
 
-    monkeypatch.setattr(PendingBatch, "unwritten", property(another_writer_gets_in))
+    monkeypatch.setattr(PendingBatch, "row_template", another_writer_gets_in)
 
     written_by_first = pending_batches.write_pending_rows(batch_id, chunk_size=4)
 
@@ -116,6 +142,30 @@ def test_a_second_writer_never_writes_a_chunk_twice(large_selection, monkeypatch
     queued = MailLog.objects.filter(batch_id=batch_id, status=MailStatus.QUEUED)
     assert queued.count() == 25
     assert queued.values("user").distinct().count() == 25
+
+
+def test_writers_take_turns_chunk_by_chunk(large_selection, monkeypatch) -> None:
+    # The second writer starts after the first wrote one chunk of 4 and
+    # finishes the batch; the first then finds nothing left to take.
+    batch_id = large_selection.batch_id
+    started: list[bool] = []
+    calls: list[int] = []
+    insert = pending_batches.insert_user_rows
+
+    def insert_then_let_another_writer_in(*args: Any, **kwargs: Any) -> int:
+        written = insert(*args, **kwargs)
+        if not started:
+            started.append(True)
+            calls.append(pending_batches.write_pending_rows(batch_id, chunk_size=4))
+        return written
+
+    monkeypatch.setattr(pending_batches, "insert_user_rows", insert_then_let_another_writer_in)
+
+    first = pending_batches.write_pending_rows(batch_id, chunk_size=4)
+
+    assert (first, calls) == (4, [21])
+    queued = MailLog.objects.filter(batch_id=batch_id, status=MailStatus.QUEUED)
+    assert queued.values("user").distinct().count() == queued.count() == 25
 
 
 def test_a_deleted_user_gets_no_row_and_the_batch_still_finishes(large_selection) -> None:

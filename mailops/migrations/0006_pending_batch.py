@@ -6,32 +6,64 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('mailops', '0005_search_prefix_indexes'),
+        ("mailops", "0005_search_prefix_indexes"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='PendingBatch',
+            name="PendingBatch",
             fields=[
-                ('batch_id', models.UUIDField(primary_key=True, serialize=False, verbose_name='batch')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created')),
-                ('selected_ids', models.TextField(blank=True, editable=False, verbose_name='selected user ids')),
-                ('expected', models.PositiveIntegerField(verbose_name='rows to write')),
-                ('written', models.PositiveIntegerField(default=0, verbose_name='ids turned into rows')),
-                ('mailer', models.CharField(max_length=64, verbose_name='mailer')),
-                ('backend', models.CharField(blank=True, max_length=255, verbose_name='backend')),
-                ('from_email', models.CharField(blank=True, max_length=320, verbose_name='from')),
-                ('subject', models.CharField(blank=True, max_length=998, verbose_name='subject')),
-                ('body', models.TextField(blank=True, verbose_name='body')),
-                ('trigger', models.CharField(choices=[('admin_action', 'Admin action'), ('command', 'Management command'), ('self_service', 'Self-service'), ('resend', 'Resend'), ('api', 'API'), ('check', 'Connection check')], max_length=16, verbose_name='trigger')),
-                ('triggered_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='triggered by')),
+                (
+                    "batch_id",
+                    models.UUIDField(primary_key=True, serialize=False, verbose_name="batch"),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created")),
+                (
+                    "selected_ids",
+                    models.TextField(blank=True, editable=False, verbose_name="selected user ids"),
+                ),
+                ("expected", models.PositiveIntegerField(verbose_name="rows to write")),
+                (
+                    "written",
+                    models.PositiveIntegerField(default=0, verbose_name="ids turned into rows"),
+                ),
+                ("mailer", models.CharField(max_length=64, verbose_name="mailer")),
+                ("backend", models.CharField(blank=True, max_length=255, verbose_name="backend")),
+                ("from_email", models.CharField(blank=True, max_length=320, verbose_name="from")),
+                ("subject", models.CharField(blank=True, max_length=998, verbose_name="subject")),
+                ("body", models.TextField(blank=True, verbose_name="body")),
+                (
+                    "trigger",
+                    models.CharField(
+                        choices=[
+                            ("admin_action", "Admin action"),
+                            ("command", "Management command"),
+                            ("self_service", "Self-service"),
+                            ("resend", "Resend"),
+                            ("api", "API"),
+                            ("check", "Connection check"),
+                        ],
+                        max_length=16,
+                        verbose_name="trigger",
+                    ),
+                ),
+                (
+                    "triggered_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="triggered by",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'batch being written',
-                'verbose_name_plural': 'batches being written',
+                "verbose_name": "batch being written",
+                "verbose_name_plural": "batches being written",
             },
         ),
     ]

@@ -11,6 +11,7 @@ in the calling thread, a chunk at a time.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.core.mail import InvalidMailer
-from django.db import connections, router, transaction
+from django.db import DatabaseError, connections, router, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -29,6 +30,8 @@ from .models import MailLog, MailLogQuerySet, MailStatus
 from .pending_batches import unwritten_batches, write_pending_rows
 from .redaction import redact
 from .throttle import RateLimiter, quota_status, rate_for
+
+logger = logging.getLogger("mailops.delivery")
 
 DEFAULT_MAILER_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 
@@ -129,7 +132,12 @@ def deliver_batch(
     report = DeliveryReport()
     # Rows of a large selection that the request left for a worker to write.
     for pending in [batch_id] if batch_id is not None else unwritten_batches():
-        write_pending_rows(pending)
+        try:
+            write_pending_rows(pending)
+        except DatabaseError:
+            # One batch that cannot be written must not hold up every other
+            # batch's delivery; its rows written so far still go out.
+            logger.exception("could not write the rows of batch %s", pending)
     aliases = due_rows(batch_id).order_by().values_list("mailer", flat=True).distinct()
     for alias in list(aliases):
         _deliver_for_mailer(
@@ -178,10 +186,16 @@ def _deliver_for_mailer(
             rows = claim(batch_id, mailer=alias, limit=limit)
             if not rows:
                 return
-            sender.send(rows)
-            for row in rows:
-                report.add(row.status)
-            record_outcomes(rows)
+            try:
+                sender.send(rows)
+            finally:
+                # Even when a thread crashed or the run was interrupted, what
+                # was sent is written as sent; rows without an outcome stay
+                # "sending", for the caller or the lease to settle.
+                settled = [row for row in rows if row.status != MailStatus.SENDING]
+                for row in settled:
+                    report.add(row.status)
+                record_outcomes(settled)
             if progress is not None:
                 progress(report)
             if sender.dead is not None:

@@ -228,10 +228,16 @@ class ChunkSender:
                     session.drain(pending, templates)
                 continue
             futures = [self._pool.submit(_drain, session, pending, templates) for session in live]
-            # Every thread is done before a failure is raised: none may still be sending.
-            wait(futures)
-            for future in futures:
-                future.result()
+            try:
+                # Every thread is done before a failure is raised: none may still be sending.
+                wait(futures)
+                for future in futures:
+                    future.result()
+            except BaseException:
+                # A crash in one thread or Ctrl-C: the others stop after their current row.
+                pending.clear()
+                wait(futures)
+                raise
         if not pending:
             return
         # Rows are left over only when every connection is dead.

@@ -316,7 +316,7 @@ class PendingBatch(models.Model):
     selected ids and what to send here, and a task writes the rows (then
     delivers them). ``written`` counts the ids already turned into rows, so
     a task that is run twice, or resumed by ``mailops_deliver``, writes each
-    row once. The ids are dropped when every row is written.
+    row once. The record is deleted with the last chunk.
     """
 
     batch_id = models.UUIDField(_("batch"), primary_key=True)

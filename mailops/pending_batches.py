@@ -48,10 +48,11 @@ def write_pending_rows(batch_id: uuid.UUID | str, *, chunk_size: int = WRITE_CHU
     moved on and goes on from there, so no row is written twice, on any
     database.
     """
-    users = get_user_model()._default_manager.all()
     db = router.db_for_write(MailLog)
+    # The request only defers when users and log share this database.
+    users = get_user_model()._default_manager.db_manager(db).all()
     batches = PendingBatch.objects.using(db)
-    pending = batches.filter(pk=batch_id, written__lt=F("expected")).first()
+    pending = batches.filter(pk=batch_id).first()
     if pending is None:
         return 0
     # The ids are read once; only ``written`` is read again after losing a chunk.
@@ -59,43 +60,43 @@ def write_pending_rows(batch_id: uuid.UUID | str, *, chunk_size: int = WRITE_CHU
     template = pending.row_template()
     domain = template.from_email.rpartition("@")[2] or "mailops.invalid"
     start, rows = pending.written, 0
-    while start < pending.expected:
+    while True:
         chunk = user_ids[start : start + chunk_size]
-        taken: dict[str, Any] = {"written": start + len(chunk)}
-        if start + len(chunk) >= pending.expected:
-            # The ids go with the last chunk: only the counts stay.
-            taken["selected_ids"] = ""
         with transaction.atomic(using=db):
-            if batches.filter(pk=batch_id, written=start).update(**taken):
+            mine = batches.filter(pk=batch_id, written=start)
+            if mine.update(written=start + len(chunk)):
                 # A user deleted (or left without an address) since gets no row.
-                rows += insert_user_rows(
-                    users.filter(pk__in=chunk), template, with_address=True, domain=domain
-                )
+                if chunk:
+                    rows += insert_user_rows(
+                        users.filter(pk__in=chunk), template, with_address=True, domain=domain
+                    )
                 start += len(chunk)
+                if not chunk or start >= pending.expected:
+                    # Every row is written: the log alone tells the rest.
+                    batches.filter(pk=batch_id).delete()
+                    return rows
                 continue
-        # Another writer took this chunk: go on from where it got to.
+        # Another writer took this chunk (or finished the batch): go on from there.
         current = batches.filter(pk=batch_id).values_list("written", flat=True).first()
         if current is None:
             return rows
         start = current
-    return rows
 
 
 def unwritten_batches() -> list[uuid.UUID]:
     """Batches with rows still to write (a worker stopped, or was never reached)."""
-    unfinished = PendingBatch.objects.filter(written__lt=F("expected"))
-    return list(unfinished.order_by("created_at").values_list("batch_id", flat=True))
+    # A batch's record is deleted with its last chunk: every one left has rows to write.
+    return list(PendingBatch.objects.order_by("created_at").values_list("batch_id", flat=True))
 
 
 def unwritten_batch(batch_id: uuid.UUID | str) -> PendingBatch | None:
     """The batch's pending record while rows are left to write (without the ids)."""
-    unfinished = PendingBatch.objects.filter(pk=batch_id, written__lt=F("expected"))
-    return unfinished.defer("selected_ids", "body").first()
+    return PendingBatch.objects.filter(pk=batch_id).defer("selected_ids", "body").first()
 
 
 def unwritten_rows(batch_id: uuid.UUID | str | None = None) -> int:
     """Rows still to be written, of one batch or of all (0 for ordinary batches)."""
-    unfinished = PendingBatch.objects.filter(written__lt=F("expected"))
+    unfinished = PendingBatch.objects.all()
     if batch_id is not None:
         unfinished = unfinished.filter(pk=batch_id)
     total = unfinished.aggregate(n=Sum(F("expected") - F("written")))["n"]

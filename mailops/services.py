@@ -43,6 +43,7 @@ from .models import (
 )
 from .pending_batches import defer_user_rows
 from .recipients import Recipient, from_users
+from .redaction import redact
 from .throttle import QuotaStatus, quota_status
 from .user_rows import count_with_address, insert_user_rows
 
@@ -75,6 +76,8 @@ class SendSummary:
     handed_to_worker: bool = False
     # When rows waiting for a retry or a daily quota will be tried again.
     resumes_at: datetime | None = None
+    # Why the batch could not be handed to the worker (its rows stay queued).
+    worker_error: str = ""
 
     @property
     def sent(self) -> int:
@@ -333,8 +336,14 @@ def _deliver(
     assert summary.batch_id is not None
     batch_id = summary.batch_id
     if (queue or count > get_setting("ASYNC_THRESHOLD")) and tasks.runs_elsewhere():
-        tasks.enqueue_delivery(batch_id, copies=get_setting("DELIVERY_CONCURRENCY"))
         summary.handed_to_worker = True
+        try:
+            tasks.enqueue_delivery(batch_id, copies=get_setting("DELIVERY_CONCURRENCY"))
+        except Exception as error:
+            # Any broker failure: the rows are written and stay queued; `mailops_deliver` (cron)
+            # or the next enqueue picks them up. The caller says so.
+            logger.exception("could not hand batch %s to the task worker", batch_id)
+            summary.worker_error = redact(f"{type(error).__name__}: {error}")
         return
     try:
         deliver_batch(

@@ -263,6 +263,12 @@ def _send_and_report(
     )
 
 
+WORKER_UNREACHABLE = gettext_lazy(
+    "The task worker could not be reached (%(error)s): the messages stay queued until "
+    "`manage.py mailops_deliver` runs or the worker is back."
+)
+
+
 def _summary_message(
     modeladmin: Any, request: HttpRequest, summary: services.SendSummary
 ) -> SafeString:
@@ -277,6 +283,8 @@ def _summary_message(
         "mailer": summary.mailer,
         "counts": ", ".join(parts),
     }
+    if summary.worker_error:
+        text += " " + WORKER_UNREACHABLE % {"error": summary.worker_error}
     url = _batch_url(modeladmin, request, summary)
     if url is None:
         return format_html("{} {}", text, _("Batch %(batch)s.") % {"batch": summary.batch_id})
@@ -293,6 +301,8 @@ def _summary_message(
 
 
 def _summary_level(summary: services.SendSummary) -> int:
+    if summary.worker_error:
+        return messages.WARNING
     if summary.failed and not summary.sent and not summary.queued:
         return messages.ERROR
     if summary.failed or summary.skipped or not (summary.sent or summary.queued):

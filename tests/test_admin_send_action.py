@@ -19,6 +19,7 @@ from mailops.composition import default_subject
 from mailops.models import MailLog, MailStatus, MailTrigger
 from mailops.user_admin import MAX_LISTED_WITHOUT_ADDRESS, SendTestMailAdminMixin
 from mailops.user_admin import send_test_mail as send_test_mail_action
+from tests import unreachable_broker
 from tests.admin_fixtures import changelist_url, form_fields, shown_messages
 
 pytestmark = pytest.mark.django_db
@@ -442,3 +443,24 @@ def test_a_batch_handed_to_a_task_worker_is_reported_as_queued(
     assert "0 sent, 0 failed, 0 skipped (no email address), 3 queued for the task worker" in text
     assert MailLog.objects.filter(status=MailStatus.QUEUED).count() == 3
     assert mail.outbox == []
+
+
+def test_an_unreachable_task_worker_is_a_warning_and_the_rows_stay_queued(
+    settings, operator_client, recipients_users
+) -> None:
+    settings.TASKS = unreachable_broker.TASKS
+    settings.MAILOPS = {**settings.MAILOPS, "ASYNC_THRESHOLD": 2}
+    page = choose_action(operator_client, ids_of(recipients_users[:3]))
+
+    response = confirm(operator_client, page)
+
+    assert response.status_code == 200
+    [(level, text)] = shown_messages(response)
+    assert level == "warning"
+    assert "3 queued for the task worker" in text
+    assert (
+        f"The task worker could not be reached (ConnectionError: {unreachable_broker.REFUSAL})"
+        in text
+    )
+    assert "stay queued until `manage.py mailops_deliver` runs" in text
+    assert MailLog.objects.filter(status=MailStatus.QUEUED).count() == 3

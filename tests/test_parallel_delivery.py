@@ -10,7 +10,7 @@ from django.core import mail
 from django.core.mail import mailers
 
 from mailops.delivery import claim, record_outcomes
-from mailops.mailer_session import ChunkSender
+from mailops.mailer_session import ChunkSender, MailerSession
 from mailops.models import MailLog, MailStatus, MailTrigger
 from mailops.recipients import from_addresses
 from mailops.services import send_test_mail
@@ -105,6 +105,33 @@ def test_a_crash_in_a_sending_thread_fails_the_batch_instead_of_hanging(
 
     assert summary.logs().status_counts() == {"failed": 2}
     assert "delivery task crashed (builtins.RuntimeError)" in MailLog.objects.first().error
+
+
+def test_rows_sent_before_a_thread_crashed_stay_sent(settings, monkeypatch: Any) -> None:
+    settings.MAILOPS = {"DELIVERY_CONCURRENCY": 2, "DELIVERY_CHUNK_SIZE": 50}
+    send = MailerSession.send
+
+    def explode_on_one(self: MailerSession, row: MailLog, templates: Any) -> bool:
+        if row.recipient == "user20@example.com":
+            raise RuntimeError("bug in a backend")
+        return send(self, row, templates)
+
+    monkeypatch.setattr(MailerSession, "send", explode_on_one)
+    addresses = [f"user{i}@example.com" for i in range(40)]
+
+    summary = send_test_mail(from_addresses(addresses), trigger=MailTrigger.API)
+
+    counts = summary.logs().status_counts()
+    assert set(counts) == {"sent", "failed"}
+    sent = set(summary.logs().filter(status="sent").values_list("recipient", flat=True))
+    # What reached the server is logged as sent, each once; the rest failed with the reason.
+    assert sorted(m.to[0] for m in mail.outbox) == sorted(sent)
+    assert counts["sent"] >= 20
+    failed = summary.logs().filter(status="failed")
+    assert {row.error for row in failed} == {
+        "delivery task crashed (builtins.RuntimeError); see the server log"
+    }
+    assert "user20@example.com" in set(failed.values_list("recipient", flat=True))
 
 
 def test_threads_sharing_a_rate_limiter_never_share_a_slot(monkeypatch: Any) -> None:

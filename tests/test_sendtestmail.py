@@ -14,8 +14,12 @@ import pytest
 from django.core.management import call_command
 
 from mailops.models import MailLog, MailStatus, MailTrigger
+from tests import unreachable_broker
 from tests.commands import all_columns
 from tests.commands import run_sendtestmail as run
+from tests.scale_fixtures import use_tasks
+
+__all__ = ["use_tasks"]
 
 SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 
@@ -315,3 +319,20 @@ def test_an_unmigrated_database_is_a_clear_error_not_a_traceback(tmp_path, comma
     assert "has unapplied migrations" in result.stderr
     assert "run `python manage.py migrate` first" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_async_with_an_unreachable_worker_exits_1_and_mailops_deliver_sends_later(
+    settings, use_tasks
+) -> None:
+    use_tasks(unreachable_broker.TASKS)
+
+    code, out, err = run("a@example.com", "b@example.com", "--async", "--wait")
+
+    assert code == 1
+    assert "0 sent, 0 failed, 0 rejected" in out
+    assert "The task worker could not be reached (ConnectionError:" in err
+    assert "the 2 message(s) of batch" in err
+    assert MailLog.objects.filter(status=MailStatus.QUEUED).count() == 2
+
+    call_command("mailops_deliver", stdout=StringIO())
+    assert MailLog.objects.filter(status=MailStatus.SENT).count() == 2

@@ -132,7 +132,8 @@ class Command(BaseCommand):
         except ValueError as error:
             raise CommandError(str(error), returncode=EXIT_USAGE) from None
 
-        waited = summary.handed_to_worker and options["wait"]
+        # Nothing would ever finish the batch while the worker cannot be reached.
+        waited = summary.handed_to_worker and options["wait"] and not summary.worker_error
         if waited:
             self._wait(summary, meter)
         elif meter is not None and long_run and not summary.handed_to_worker and summary.batch_id:
@@ -294,6 +295,13 @@ class Command(BaseCommand):
                 f"(batch {summary.batch_id}).",
                 returncode=EXIT_FAILED,
             )
+        if summary.worker_error:
+            raise CommandError(
+                f"The task worker could not be reached ({summary.worker_error}): the "
+                f"{summary.queued} message(s) of batch {summary.batch_id} stay queued until "
+                "`manage.py mailops_deliver` runs or the worker is back.",
+                returncode=EXIT_FAILED,
+            )
 
 
 def _as_json(summary: SendSummary) -> dict[str, Any]:
@@ -323,6 +331,7 @@ def _as_json(summary: SendSummary) -> dict[str, Any]:
     return {
         "mailer": summary.mailer,
         "batch_id": str(summary.batch_id) if summary.batch_id else None,
+        "worker_error": summary.worker_error,
         "dry_run": summary.dry_run,
         "ok": summary.ok,
         "counts": {

@@ -70,6 +70,15 @@ def screenshot(page: Any, name: str) -> Path:
     return path
 
 
+def sign_in(page: Any, base_url: str) -> None:
+    """Sign in to the admin as the ``superuser`` fixture (root / pw-root)."""
+    page.goto(f"{base_url}/admin/login/")
+    page.fill("#id_username", "root")
+    page.fill("#id_password", "pw-root")
+    page.click("input[type=submit]")
+    page.wait_for_selector("#site-name")
+
+
 def test_operator_sends_test_mail_reads_the_log_and_exports_failures(
     page: Any, live_server: Any, settings: Any, smtp_server: Any, superuser: Any, make_user: Any
 ) -> None:
@@ -84,11 +93,7 @@ def test_operator_sends_test_mail_reads_the_log_and_exports_failures(
     make_user("untouched", "untouched@example.com")
 
     # Sign in.
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("#id_username", "root")
-    page.fill("#id_password", "pw-root")
-    page.click("input[type=submit]")
-    page.wait_for_selector("#site-name")
+    sign_in(page, live_server.url)
 
     # Select three users and run the action.
     page.goto(f"{live_server.url}/admin/auth/user/")
@@ -148,11 +153,7 @@ def test_batch_page_follows_the_batch_until_it_finishes(
     from tests.maillog_fixtures import make_batch
 
     rows = make_batch(4, status=MailStatus.QUEUED, triggered_by=superuser)
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("#id_username", "root")
-    page.fill("#id_password", "pw-root")
-    page.click("input[type=submit]")
-    page.wait_for_selector("#site-name")
+    sign_in(page, live_server.url)
 
     page.goto(live_server.url + batch_url("admin", rows[0].batch_id))
     progress = page.locator("#mailops-batch-progress")

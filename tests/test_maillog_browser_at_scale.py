@@ -14,7 +14,7 @@ import pytest
 from mailops.admin import MailLogAdmin
 from mailops.models import MailLog, MailStatus
 from tests.maillog_fixtures import make_log
-from tests.test_browser import browser, page, screenshot
+from tests.test_browser import browser, page, screenshot, sign_in
 
 # Fixtures used by the tests below.
 __all__ = ["browser", "page"]
@@ -30,11 +30,7 @@ def test_selecting_every_entry_of_a_list_larger_than_the_count_limit(
     for i in range(5):
         make_log(status=MailStatus.FAILED, recipient=f"r{i}@example.com")
 
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("#id_username", "root")
-    page.fill("#id_password", "pw-root")
-    page.click("input[type=submit]")
-    page.wait_for_selector("#site-name")
+    sign_in(page, live_server.url)
     page.goto(f"{live_server.url}/admin/mailops/maillog/")
 
     # One row's checkbox: actions.js counts it.

@@ -3,15 +3,16 @@
 Writing one log row per selected user is what makes a large "select all"
 slow: 100,000 rows take seconds to insert, each feeding every index of the
 mail log. Above ``MAILOPS["WRITE_IN_REQUEST_LIMIT"]`` users, the request
-stores the selected ids in a :class:`~mailops.models.PendingBatch` (one
-row) and enqueues delivery as usual; every delivery run
+stores the selected ids in a :class:`~mailops.models.PendingBatch` (one row)
+and enqueues delivery as usual; every delivery run
 (:func:`mailops.delivery.deliver_batch`: the task, ``mailops_deliver``)
-first writes the rows still to be written, a chunk per transaction. Until
-then the batch page counts them as queued.
+first writes the rows still to be written, a chunk per transaction
+(``WRITE_CHUNK_SIZE``). Until then the batch page counts them as queued.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
@@ -19,12 +20,11 @@ from django.contrib.auth import get_user_model
 from django.db import router, transaction
 from django.db.models import F, QuerySet, Sum
 
+from .conf import get_setting
 from .models import MailLog, PendingBatch, batch_values
 from .user_rows import insert_user_rows, user_ids_with_address
 
-# Ids turned into rows per transaction: large enough that the selected ids
-# (stored as one JSON list) are read a few dozen times, not thousands.
-WRITE_CHUNK = 5000
+logger = logging.getLogger("mailops.pending_batches")
 
 
 def defer_user_rows(users: QuerySet[Any], template: MailLog) -> int:
@@ -39,7 +39,7 @@ def defer_user_rows(users: QuerySet[Any], template: MailLog) -> int:
     return len(user_ids)
 
 
-def write_pending_rows(batch_id: uuid.UUID | str, *, chunk_size: int = WRITE_CHUNK) -> int:
+def write_pending_rows(batch_id: uuid.UUID | str, *, chunk_size: int | None = None) -> int:
     """Write the batch's remaining rows; return how many this call wrote.
 
     Each chunk is taken with a conditional UPDATE of ``written`` in the
@@ -48,6 +48,7 @@ def write_pending_rows(batch_id: uuid.UUID | str, *, chunk_size: int = WRITE_CHU
     moved on and goes on from there, so no row is written twice, on any
     database.
     """
+    chunk_size = chunk_size or get_setting("WRITE_CHUNK_SIZE")
     db = router.db_for_write(MailLog)
     # The request only defers when users and log share this database.
     users = get_user_model()._default_manager.db_manager(db).all()
@@ -74,13 +75,15 @@ def write_pending_rows(batch_id: uuid.UUID | str, *, chunk_size: int = WRITE_CHU
                 if not chunk or start >= pending.expected:
                     # Every row is written: the log alone tells the rest.
                     batches.filter(pk=batch_id).delete()
-                    return rows
+                    break
                 continue
         # Another writer took this chunk (or finished the batch): go on from there.
         current = batches.filter(pk=batch_id).values_list("written", flat=True).first()
         if current is None:
-            return rows
+            break
         start = current
+    logger.info("wrote %d queued rows of batch %s", rows, batch_id)
+    return rows
 
 
 def unwritten_batches() -> list[uuid.UUID]:

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -176,3 +178,74 @@ def test_db_workers_send_every_queued_message_exactly_once(site, plain_smtp) -> 
     assert [task["status"] for task in tasks] == ["SUCCESSFUL"] * worker_count, [
         task["traceback"] for task in tasks
     ]
+
+
+SELECTION_SCRIPT = """
+import json
+from django.contrib.auth import get_user_model
+from mailops.models import MailTrigger
+from mailops.services import send_test_mail_to_users
+User = get_user_model()
+User.objects.bulk_create(
+    [User(username=f"u{i}", email=f"u{i}@example.com") for i in range(USERS)]
+    + [User(username=f"nomail{i}") for i in range(2)]
+)
+summary = send_test_mail_to_users(User.objects.all(), trigger=MailTrigger.ADMIN_ACTION)
+print(json.dumps({"queued": summary.queued, "skipped": summary.skipped}))
+"""
+
+WROTE = re.compile(r"wrote (\d+) queued rows of batch")
+
+PROGRESS_SCRIPT = """
+import json
+from mailops.models import MailLog, PendingBatch
+unfinished = MailLog.objects.filter(status__in=["queued", "sending"]).count()
+print(json.dumps({"unfinished": unfinished + PendingBatch.objects.count()}))
+"""
+
+
+def test_db_workers_write_a_large_selection_and_send_each_once(site, plain_smtp) -> None:
+    # Above WRITE_IN_REQUEST_LIMIT the workers write the rows: each delivery
+    # task takes rows one at a time from the same batch, then sends what is due.
+    site_env, worker_count = site
+    users = 300
+    env = dict(site_env)
+    mailops = json.loads(env["MAILOPS_TEST_MAILOPS"])
+    env["MAILOPS_TEST_MAILOPS"] = json.dumps(
+        {**mailops, "ASYNC_THRESHOLD": 5, "WRITE_IN_REQUEST_LIMIT": 10, "WRITE_CHUNK_SIZE": 1}
+    )
+    migrated = manage(env, "migrate", "--noinput")
+    assert migrated.returncode == 0, migrated.stderr
+    request = manage(env, "shell", "-c", SELECTION_SCRIPT.replace("USERS", str(users)))
+    assert request.returncode == 0, request.stderr
+    assert json.loads(request.stdout.splitlines()[-1]) == {"queued": users, "skipped": 2}
+
+    workers = [
+        start(env, "db_worker", "--no-startup-delay", "--interval", "0.2", "--no-reload")
+        for _ in range(worker_count)
+    ]
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            progress = manage(env, "shell", "-c", PROGRESS_SCRIPT)
+            assert progress.returncode == 0, progress.stderr
+            if json.loads(progress.stdout.splitlines()[-1])["unfinished"] == 0:
+                break
+            time.sleep(0.5)
+    finally:
+        for worker in workers:
+            worker.terminate()
+        worker_outputs = [worker.communicate(timeout=30) for worker in workers]
+    for worker, (worker_out, worker_err) in zip(workers, worker_outputs, strict=True):
+        assert worker.returncode == 0, worker_err
+        assert "Traceback" not in worker_out + worker_err
+
+    received = Counter(message.rcpt_tos[0] for message in plain_smtp.messages)
+    assert set(received.values()) == {1}, "a message was delivered twice"
+    assert sorted(received) == sorted(f"u{i}@example.com" for i in range(users))
+    # Each worker logs what it wrote (nothing, if the batch was written when it came).
+    written = [int(match) for _out, err in worker_outputs for match in WROTE.findall(err)]
+    assert sum(written) == users, written
+    rows = dump(env, "mailops.MailLog")["mailops.maillog"]
+    assert Counter(row["status"] for row in rows) == {"sent": users, "rejected": 2}
+    assert len({row["user"] for row in rows}) == users + 2, "a user got two rows"

@@ -18,3 +18,15 @@ MAILOPS = {**MAILOPS, **json.loads(os.environ.get("MAILOPS_TEST_MAILOPS", "{}"))
 TASKS = json.loads(os.environ.get("MAILOPS_TEST_TASKS", "null")) or {
     "default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}
 }
+
+# What each worker wrote of a large selection, on its stderr for the test to read.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"stderr": {"class": "logging.StreamHandler"}},
+    "loggers": {
+        "mailops": {"level": "INFO"},
+        "mailops.pending_batches": {"level": "INFO", "handlers": ["stderr"]},
+        "django.tasks": {"level": "WARNING"},
+    },
+}

@@ -27,6 +27,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import mailers
 from django.db import router
 from django.db.models import QuerySet
+from django.utils.translation import gettext_lazy
 
 from . import tasks
 from .batch_progress import BatchProgress, batch_progress
@@ -48,6 +49,11 @@ from .throttle import QuotaStatus, quota_status
 from .user_rows import count_with_address, insert_user_rows
 
 logger = logging.getLogger("mailops.services")
+
+WORKER_UNREACHABLE = gettext_lazy(
+    "The task worker could not be reached (%(error)s): the %(n)d message(s) of batch "
+    "%(batch)s stay queued until `manage.py mailops_deliver` runs or the worker is back."
+)
 
 
 class UnknownMailer(ImproperlyConfigured):
@@ -78,6 +84,17 @@ class SendSummary:
     resumes_at: datetime | None = None
     # Why the batch could not be handed to the worker (its rows stay queued).
     worker_error: str = ""
+
+    @property
+    def worker_notice(self) -> str:
+        """What to tell the operator when the worker could not be reached, else ``""``."""
+        if not self.worker_error:
+            return ""
+        return WORKER_UNREACHABLE % {
+            "error": self.worker_error,
+            "n": self.queued,
+            "batch": self.batch_id,
+        }
 
     @property
     def sent(self) -> int:

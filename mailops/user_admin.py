@@ -263,12 +263,6 @@ def _send_and_report(
     )
 
 
-WORKER_UNREACHABLE = gettext_lazy(
-    "The task worker could not be reached (%(error)s): the messages stay queued until "
-    "`manage.py mailops_deliver` runs or the worker is back."
-)
-
-
 def _summary_message(
     modeladmin: Any, request: HttpRequest, summary: services.SendSummary
 ) -> SafeString:
@@ -284,7 +278,7 @@ def _summary_message(
         "counts": ", ".join(parts),
     }
     if summary.worker_error:
-        text += " " + WORKER_UNREACHABLE % {"error": summary.worker_error}
+        text += " " + summary.worker_notice
     url = _batch_url(modeladmin, request, summary)
     if url is None:
         return format_html("{} {}", text, _("Batch %(batch)s.") % {"batch": summary.batch_id})

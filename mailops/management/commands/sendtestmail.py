@@ -296,12 +296,7 @@ class Command(BaseCommand):
                 returncode=EXIT_FAILED,
             )
         if summary.worker_error:
-            raise CommandError(
-                f"The task worker could not be reached ({summary.worker_error}): the "
-                f"{summary.queued} message(s) of batch {summary.batch_id} stay queued until "
-                "`manage.py mailops_deliver` runs or the worker is back.",
-                returncode=EXIT_FAILED,
-            )
+            raise CommandError(summary.worker_notice, returncode=EXIT_FAILED)
 
 
 def _as_json(summary: SendSummary) -> dict[str, Any]:

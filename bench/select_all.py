@@ -121,7 +121,7 @@ def per_object_path() -> Any:
 def worker_writes(users: int) -> float:
     """Seconds the worker takes to write the rows the request path left to it."""
     from mailops.models import MailLog
-    from mailops.pending_batches import write_pending_rows
+    from mailops.sending.pending import write_pending_rows
 
     summary = request_path()
     start = time.perf_counter()

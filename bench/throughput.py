@@ -149,7 +149,7 @@ def addresses(n: int, tag: str) -> list[str]:
 def bench_baseline(n: int, tag: str) -> float:
     from django.core.mail import mailers
 
-    from mailops.composition import build_message, new_message_id
+    from mailops.sending.composition import build_message, new_message_id
 
     start = time.perf_counter()
     messages = [

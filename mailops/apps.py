@@ -10,7 +10,7 @@ class MailopsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, tracking
+        from mailops import checks, tracking
 
         # manage.py check: mailer configuration mistakes (mailops.E0xx/W0xx).
         checks.register_checks()

@@ -12,6 +12,8 @@ from django.db import models
 from django.db.models import Count
 from django.utils.translation import gettext_lazy as _
 
+from mailops.exceptions import InvalidTransition
+
 
 class MailStatus(models.TextChoices):
     QUEUED = "queued", _("Queued")
@@ -85,10 +87,6 @@ ACCEPTED_STATUSES = frozenset(
 # at hand can use for a case-insensitive prefix search, which Meta.indexes
 # cannot express.
 SUBJECT_PREFIX_LENGTH = 255
-
-
-class InvalidTransition(ValueError):
-    """A status change that the lifecycle above does not allow."""
 
 
 def can_transition(current: str, new: str) -> bool:

@@ -17,159 +17,46 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import datetime
-from itertools import islice
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import mailers
 from django.db import router
 from django.db.models import QuerySet
-from django.utils.translation import gettext_lazy
 
-from . import tasks
-from .batch_progress import BatchProgress, batch_progress
-from .composition import default_body, default_subject, new_message_id
-from .conf import from_email_for, get_setting
-from .delivery import DeliveryReport, backend_path, deliver_batch
-from .models import (
-    ACCEPTED_STATUSES,
-    MailLog,
-    MailLogQuerySet,
-    MailStatus,
-    MailTrigger,
-    batch_values,
+from mailops import tasks
+from mailops.conf import from_email_for, get_setting
+from mailops.exceptions import UnknownMailer
+from mailops.mailers.info import backend_path, resolve_mailer
+from mailops.models import MailLog, MailStatus, MailTrigger
+from mailops.recipients import Recipient, from_users
+from mailops.redaction import redact
+from mailops.sending.composition import default_body, default_subject, message_id_domain
+from mailops.sending.delivery import DeliveryReport, deliver_batch, fail_unfinished
+from mailops.sending.pending import defer_user_rows
+from mailops.sending.progress import BatchProgress, batch_progress
+from mailops.sending.rows import (
+    count_with_address,
+    insert_user_rows,
+    unique_recipients,
+    write_rows,
 )
-from .pending_batches import defer_user_rows
-from .recipients import Recipient, from_users
-from .redaction import redact
-from .throttle import QuotaStatus, quota_status
-from .user_rows import count_with_address, insert_user_rows
+from mailops.sending.summary import WORKER_UNREACHABLE, DeliveryPlan, SendSummary
+from mailops.sending.throttle import quota_status
+
+# What callers import from here, wherever it lives.
+__all__ = [
+    "WORKER_UNREACHABLE",
+    "DeliveryPlan",
+    "SendSummary",
+    "UnknownMailer",
+    "plan_delivery",
+    "resolve_mailer",
+    "send_test_mail",
+    "send_test_mail_to_users",
+]
 
 logger = logging.getLogger("mailops.services")
-
-WORKER_UNREACHABLE = gettext_lazy(
-    "The task worker could not be reached (%(error)s): the %(n)d message(s) of batch "
-    "%(batch)s stay queued until `manage.py mailops_deliver` runs or the worker is back."
-)
-
-
-class UnknownMailer(ImproperlyConfigured):
-    """The requested alias is not in ``MAILERS``; the message lists those that are."""
-
-    def __init__(self, alias: str) -> None:
-        configured = ", ".join(sorted(mailers.settings)) or "(none)"
-        super().__init__(f"Unknown mailer {alias!r}. Configured mailers: {configured}.")
-        self.alias = alias
-
-
-@dataclass
-class SendSummary:
-    """The result of one call to :func:`send_test_mail`."""
-
-    mailer: str
-    batch_id: uuid.UUID | None
-    counts: dict[str, int] = field(default_factory=dict)
-    rejected: list[Recipient] = field(default_factory=list)
-    planned: list[Recipient] = field(default_factory=list)
-    dry_run: bool = False
-    # True when invalid entries stopped the whole batch (nothing was sent).
-    aborted: bool = False
-    # True when the rows were handed to a task worker: ``queued`` counts
-    # them, and their outcomes land in the log later (see ``logs()``).
-    handed_to_worker: bool = False
-    # When rows waiting for a retry or a daily quota will be tried again.
-    resumes_at: datetime | None = None
-    # Why the batch could not be handed to the worker (its rows stay queued).
-    worker_error: str = ""
-
-    @property
-    def worker_notice(self) -> str:
-        """What to tell the operator when the worker could not be reached, else ``""``."""
-        if not self.worker_error:
-            return ""
-        return WORKER_UNREACHABLE % {
-            "error": self.worker_error,
-            "n": self.queued,
-            "batch": self.batch_id,
-        }
-
-    @property
-    def sent(self) -> int:
-        return sum(n for status, n in self.counts.items() if status in ACCEPTED_STATUSES)
-
-    @property
-    def failed(self) -> int:
-        return self.counts.get(MailStatus.FAILED, 0)
-
-    @property
-    def queued(self) -> int:
-        return self.counts.get(MailStatus.QUEUED, 0) + self.counts.get(MailStatus.SENDING, 0)
-
-    @property
-    def skipped(self) -> int:
-        # A user queryset's rejected rows are counted by the database, not listed.
-        return max(len(self.rejected), self.counts.get(MailStatus.REJECTED, 0))
-
-    @property
-    def ok(self) -> bool:
-        """Every intended message was accepted (or is still queued) and none failed."""
-        return not self.failed and not self.skipped
-
-    def logs(self) -> MailLogQuerySet:
-        if self.batch_id is None:
-            return MailLog.objects.get_queryset().none()
-        return MailLog.objects.for_batch(self.batch_id).order_by("pk")
-
-
-def resolve_mailer(using: str | None) -> str:
-    """The alias to send through, or :class:`UnknownMailer`."""
-    alias = using or get_setting("DEFAULT_MAILER")
-    if alias not in mailers:
-        raise UnknownMailer(alias)
-    return str(alias)
-
-
-@dataclass(frozen=True)
-class DeliveryPlan:
-    """How a batch of ``count`` messages would be delivered, before it is sent.
-
-    Callers show :meth:`notice` on their confirmation page or before a
-    command sends, so nobody learns only afterwards that a request blocked
-    or that a quota holds most of the batch back.
-    """
-
-    mailer: str
-    count: int
-    # Handed to a task worker; the caller returns at once.
-    queued: bool
-    # Large, but delivered inside the caller (no worker backend configured).
-    blocks: bool
-    quota: QuotaStatus
-
-    def notice(self) -> str:
-        """What the operator should know first, or ``""``."""
-        notes = []
-        if self.queued:
-            notes.append(
-                f"{self.count} messages will be queued and sent by the task worker; "
-                "follow the progress in the mail log."
-            )
-        elif self.blocks:
-            notes.append(
-                f"{self.count} messages will be sent before this returns: no task worker "
-                "is configured (TASKS uses Django's ImmediateBackend)."
-            )
-        remaining = self.quota.remaining
-        if remaining is not None and remaining < self.count:
-            notes.append(
-                f"Mailer {self.mailer!r} may send {remaining} more message(s) today "
-                f"(daily quota {self.quota.limit}, rolling 24 h): the other "
-                f"{self.count - remaining} stay queued and go out as the quota frees up."
-            )
-        return " ".join(notes)
 
 
 def plan_delivery(count: int, *, using: str | None = None, queue: bool = False) -> DeliveryPlan:
@@ -207,11 +94,11 @@ def send_test_mail(
     ``ASYNC_THRESHOLD`` recipients, or with ``queue``, the rows are handed
     to the task worker (if one is configured) and the call returns at once.
     A batch delivered here calls ``progress`` (if given) with the batch's
-    :class:`~mailops.batch_progress.BatchProgress` after each chunk.
+    :class:`~mailops.sending.progress.BatchProgress` after each chunk.
     """
     alias, subject, body = _validate(trigger, using, subject, body)
 
-    unique = _unique(recipients)
+    unique = unique_recipients(recipients)
     if dry_run:
         planned = list(unique)
         return SendSummary(
@@ -230,13 +117,13 @@ def send_test_mail(
         entries = list(unique)
         summary.rejected = [r for r in entries if not r.valid]
         if summary.rejected:
-            _write_rows(template, summary.rejected)
+            write_rows(template, summary.rejected)
             summary.aborted = True
             summary.counts = summary.logs().status_counts()
             return summary
         unique = iter(entries)
 
-    queued = _write_rows(template, unique, rejected_out=summary.rejected)
+    queued = write_rows(template, unique, rejected_out=summary.rejected)
     if queued:
         _deliver(summary, queued, queue=queue, progress=progress)
     if summary.handed_to_worker:
@@ -267,7 +154,7 @@ def send_test_mail_to_users(
     empty; ``summary.skipped`` counts the rejected rows. A selection handed
     to a worker with more than ``WRITE_IN_REQUEST_LIMIT`` addressed users
     only records their ids here: the worker writes the queued rows
-    (:mod:`mailops.pending_batches`), so the caller returns at once.
+    (:mod:`mailops.sending.pending`), so the caller returns at once.
     """
     if router.db_for_write(MailLog) != users.db:
         # Rows and users in different databases: no INSERT ... SELECT.
@@ -284,7 +171,7 @@ def send_test_mail_to_users(
     alias, subject, body = _validate(trigger, using, subject, body)
     batch_id = uuid.uuid4()
     template = _template(alias, batch_id, subject, body, trigger, triggered_by)
-    domain = template.from_email.rpartition("@")[2] or "mailops.invalid"
+    domain = message_id_domain(template.from_email)
     summary = SendSummary(mailer=alias, batch_id=batch_id)
     rejected = insert_user_rows(users, template, with_address=False, domain=domain)
     summary.counts = {MailStatus.REJECTED: rejected} if rejected else {}
@@ -374,7 +261,7 @@ def _deliver(
     except Exception as error:
         # A bug in a backend must not leave rows looking queued forever.
         logger.exception("delivery of batch %s crashed", batch_id)
-        _fail_unfinished(batch_id, error)
+        fail_unfinished(batch_id, error)
         return
     summary.resumes_at = tasks.schedule_follow_up(batch_id)
 
@@ -392,63 +279,3 @@ def _progress_hook(
             progress(current)
 
     return hook
-
-
-def _unique(recipients: Iterable[Recipient]) -> Iterator[Recipient]:
-    seen: set[tuple[str, int | None]] = set()
-    for recipient in recipients:
-        key = (recipient.address.lower(), recipient.user_id)
-        if recipient.valid and key in seen:
-            continue
-        seen.add(key)
-        yield recipient
-
-
-def _write_rows(
-    template: MailLog,
-    recipients: Iterable[Recipient],
-    *,
-    rejected_out: list[Recipient] | None = None,
-) -> int:
-    """Bulk-insert one row per recipient in chunks; return how many were queued."""
-    chunk_size = get_setting("CHUNK_SIZE")
-    domain = template.from_email.rpartition("@")[2] or None
-    queued = 0
-    iterator = iter(recipients)
-    while chunk := list(islice(iterator, chunk_size)):
-        rows = []
-        for recipient in chunk:
-            row = _row_from(template, recipient, message_id=new_message_id(domain))
-            if recipient.valid:
-                queued += 1
-            elif rejected_out is not None:
-                rejected_out.append(recipient)
-            rows.append(row)
-        MailLog.objects.bulk_create(rows)
-    return queued
-
-
-def _row_from(template: MailLog, recipient: Recipient, *, message_id: str) -> MailLog:
-    row = MailLog(
-        **batch_values(template),
-        batch_id=template.batch_id,
-        recipient=recipient.address,
-        user_id=recipient.user_id,
-    )
-    if recipient.valid:
-        row.status = MailStatus.QUEUED
-        row.message_id = message_id
-    else:
-        row.status = MailStatus.REJECTED
-        row.error = recipient.error
-    return row
-
-
-def _fail_unfinished(batch_id: uuid.UUID, error: BaseException) -> None:
-    """A crashed delivery must not leave rows looking queued forever."""
-    path = f"{type(error).__module__}.{type(error).__qualname__}"
-    reason = f"delivery task crashed ({path}); see the server log"
-    unfinished = MailLog.objects.for_batch(batch_id).filter(
-        status__in=[MailStatus.QUEUED, MailStatus.SENDING]
-    )
-    unfinished.move_to(MailStatus.FAILED, error=reason)

@@ -15,7 +15,7 @@ from typing import Any
 from django.db.models import Case, Count, IntegerField, Max, Min, Q, QuerySet, Value, When
 from django.utils import timezone
 
-from .models import ACCEPTED_STATUSES, MailStatus
+from mailops.models import ACCEPTED_STATUSES, MailStatus
 
 # Display order of the summary: the lifecycle, then the terminal outcomes.
 STATUS_ORDER: tuple[str, ...] = tuple(MailStatus.values)

@@ -18,9 +18,9 @@ from django.tasks.backends.base import BaseTaskBackend
 from django.tasks.backends.immediate import ImmediateBackend
 from django.utils import timezone
 
-from .conf import get_setting
-from .delivery import deliver_batch
-from .models import MailLog
+from mailops.conf import get_setting
+from mailops.models import MailLog
+from mailops.sending.delivery import deliver_batch
 
 
 def task_backend() -> BaseTaskBackend:

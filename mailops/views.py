@@ -28,11 +28,11 @@ from django.utils.translation import ngettext
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_http_methods
 
-from . import services
-from .conf import get_setting
-from .models import MailLog, MailLogQuerySet, MailTrigger
-from .recipients import email_field_name, from_users
-from .redaction import redact
+from mailops import services
+from mailops.conf import get_setting
+from mailops.models import MailLog, MailLogQuerySet, MailTrigger
+from mailops.recipients import email_field_name, from_users
+from mailops.redaction import redact
 
 logger = logging.getLogger("mailops.views")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from anymail import urls as anymail_urls
 from django.urls import URLPattern
 
-from .tracking import guard_webhook
+from mailops.tracking import guard_webhook
 
 app_name = "anymail"
 

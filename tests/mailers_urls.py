@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
-from mailops.admin_mailers import get_mailer_admin_urls
+from mailops.admin.mailers import get_mailer_admin_urls
 
 admin_patterns = [
     path("mailops/maillog/", include(get_mailer_admin_urls(admin.site))),

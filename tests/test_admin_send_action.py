@@ -15,10 +15,13 @@ from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from mailops.composition import default_subject
+from mailops.admin.users import (
+    MAX_LISTED_WITHOUT_ADDRESS,
+    SendTestMailAdminMixin,
+    send_test_mail_action,
+)
 from mailops.models import MailLog, MailStatus, MailTrigger
-from mailops.user_admin import MAX_LISTED_WITHOUT_ADDRESS, SendTestMailAdminMixin
-from mailops.user_admin import send_test_mail as send_test_mail_action
+from mailops.sending.composition import default_subject
 from tests import unreachable_broker
 from tests.admin_fixtures import changelist_url, form_fields, shown_messages
 

@@ -13,9 +13,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from mailops.batch_progress import batch_progress, queue_progress
 from mailops.models import MailLog, MailStatus, MailTrigger
 from mailops.recipients import from_addresses
+from mailops.sending.progress import batch_progress, queue_progress
 from mailops.services import send_test_mail
 from tests.admin_fixtures import changelist_url
 from tests.maillog_fixtures import CHANGELIST, admin_client_for, auditor, make_batch, make_log

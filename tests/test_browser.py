@@ -149,7 +149,7 @@ def test_operator_sends_test_mail_reads_the_log_and_exports_failures(
 def test_batch_page_follows_the_batch_until_it_finishes(
     page: Any, live_server: Any, superuser: Any
 ) -> None:
-    from mailops.batch_progress import batch_url
+    from mailops.admin.batch import batch_url
     from tests.maillog_fixtures import make_batch
 
     rows = make_batch(4, status=MailStatus.QUEUED, triggered_by=superuser)

@@ -25,8 +25,8 @@ from mailops.checks import (
     check_debug_with_real_mailers,
     check_mailers,
     check_mailops_settings,
-    suggest_host,
 )
+from mailops.mailers.config_checks import suggest_host
 
 SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 LOCMEM_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

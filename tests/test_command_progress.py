@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
-from mailops.batch_progress import BatchProgress
-from mailops.delivery import deliver_batch
 from mailops.management.commands import sendtestmail
+from mailops.management.progress_meter import LINE_INTERVAL, ProgressMeter
 from mailops.models import MailLog, MailStatus, MailTrigger
-from mailops.progress_meter import LINE_INTERVAL, ProgressMeter
 from mailops.recipients import from_addresses
+from mailops.sending.delivery import deliver_batch
+from mailops.sending.progress import BatchProgress
 from mailops.services import send_test_mail
 from tests.scale_fixtures import plain_smtp, use_server, use_tasks, worker_backend
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from mailops.connection_check import CheckOutcome, check_mailer
+from mailops.exceptions import UnknownMailer
+from mailops.mailers.connection import CheckOutcome, verify_connection
 from mailops.models import MailLog, MailStatus, MailTrigger
-from mailops.services import UnknownMailer
 from tests.commands import all_columns
 from tests.commands import run_sendtestmail as run
 
@@ -356,7 +356,7 @@ def test_service_records_who_triggered_the_check(settings, smtp_server, make_use
     admin_user = make_user("ops")
     use_mailers(settings, relay=smtp(smtp_server))
 
-    result = check_mailer("relay", triggered_by=admin_user)
+    result = verify_connection("relay", triggered_by=admin_user)
 
     assert result.ok
     log = MailLog.objects.get(pk=result.log_id)
@@ -366,5 +366,5 @@ def test_service_records_who_triggered_the_check(settings, smtp_server, make_use
 
 def test_service_refuses_an_unknown_alias() -> None:
     with pytest.raises(UnknownMailer):
-        check_mailer("nope")
+        verify_connection("nope")
     assert not MailLog.objects.exists()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mailops.mailer_urls import (
+from mailops.mailers.environ import (
     CONSOLE_BACKEND,
     OUTBOX_BACKEND,
     SMTP_BACKEND,

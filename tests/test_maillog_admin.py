@@ -20,7 +20,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from mailops.admin import MailLogAdmin
-from mailops.admin_filters import distinct_values
+from mailops.admin.filters import distinct_values
 from mailops.models import MailEvent, MailLog, MailStatus, MailTrigger
 from tests.maillog_fixtures import (
     CHANGELIST,

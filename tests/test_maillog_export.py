@@ -12,8 +12,8 @@ import openpyxl
 import pytest
 from django.test import Client
 
+from mailops.admin.resources import EXPORT_COLUMNS, MailLogResource, iter_csv, spreadsheet_safe
 from mailops.models import MailLog, MailStatus
-from mailops.resources import EXPORT_COLUMNS, MailLogResource, iter_csv, spreadsheet_safe
 from tests.maillog_fixtures import (
     CHANGELIST,
     admin_client_for,

@@ -9,12 +9,12 @@ import pytest
 from django.core import mail
 from django.core.mail import mailers
 
-from mailops.delivery import claim, record_outcomes
-from mailops.mailer_session import ChunkSender, MailerSession
 from mailops.models import MailLog, MailStatus, MailTrigger
 from mailops.recipients import from_addresses
+from mailops.sending.delivery import claim, record_outcomes
+from mailops.sending.session import ChunkSender, MailerSession
+from mailops.sending.throttle import RateLimiter
 from mailops.services import send_test_mail
-from mailops.throttle import RateLimiter
 from tests.scale_fixtures import SMTP_BACKEND, plain_smtp, use_server, use_tasks, worker_backend
 
 __all__ = ["plain_smtp", "use_tasks", "worker_backend"]
@@ -97,7 +97,7 @@ def test_a_crash_in_a_sending_thread_fails_the_batch_instead_of_hanging(
     def explode(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("bug in a backend")
 
-    monkeypatch.setattr("mailops.mailer_session.MailerSession.send", explode)
+    monkeypatch.setattr("mailops.sending.session.MailerSession.send", explode)
 
     summary = send_test_mail(
         from_addresses(["a@example.com", "b@example.com"]), trigger=MailTrigger.API
@@ -136,7 +136,7 @@ def test_rows_sent_before_a_thread_crashed_stay_sent(settings, monkeypatch: Any)
 
 def test_threads_sharing_a_rate_limiter_never_share_a_slot(monkeypatch: Any) -> None:
     # The clock stands still: every caller must be given its own later slot.
-    from mailops import throttle
+    from mailops.sending import throttle
 
     sleeps: list[float] = []
     lock = threading.Lock()

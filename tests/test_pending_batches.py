@@ -9,9 +9,9 @@ from django.contrib.auth import get_user_model
 from django.core import mail
 from django.core.management import call_command
 
-from mailops import pending_batches
-from mailops.batch_progress import batch_progress
 from mailops.models import MailLog, MailStatus, MailTrigger, PendingBatch
+from mailops.sending import pending as pending_batches
+from mailops.sending.progress import batch_progress
 from mailops.services import send_test_mail_to_users
 from mailops.tasks import deliver_batch_task
 from tests.scale_fixtures import make_users, use_tasks, worker_backend

@@ -19,7 +19,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from mailops.connection_check import CheckOutcome, check_mailer
+from mailops.mailers.connection import CheckOutcome, verify_connection
 from mailops.models import MailLog, MailStatus, MailTrigger
 from mailops.redaction import REDACTED
 from tests.commands import all_columns
@@ -489,7 +489,7 @@ def test_all_mailers_with_an_unsupported_provider_exits_zero(
 
 
 def test_service_result_describes_the_api_call(api: ProviderAPI) -> None:
-    result = check_mailer(ALIAS)
+    result = verify_connection(ALIAS)
 
     assert result.ok
     assert result.api_call == API_CALL[api.esp].format(port=api.port)

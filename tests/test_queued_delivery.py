@@ -13,10 +13,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from mailops.composition import build_message
-from mailops.delivery import deliver_batch
 from mailops.models import MailLog, MailStatus, MailTrigger
 from mailops.recipients import from_addresses
+from mailops.sending.composition import build_message
+from mailops.sending.delivery import deliver_batch
 from mailops.services import plan_delivery, send_test_mail, send_test_mail_to_users
 from mailops.tasks import deliver_batch_task
 from tests.scale_fixtures import make_users, plain_smtp, use_server, use_tasks, worker_backend

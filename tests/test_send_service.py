@@ -73,7 +73,7 @@ def test_a_crashing_delivery_task_leaves_no_row_queued(monkeypatch: Any) -> None
     def explode(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("bug in a backend")
 
-    monkeypatch.setattr("mailops.mailer_session.MailerSession.send", explode)
+    monkeypatch.setattr("mailops.sending.session.MailerSession.send", explode)
 
     summary = send_test_mail(from_addresses(["a@example.com"]), trigger=MailTrigger.API)
 

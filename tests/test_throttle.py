@@ -11,9 +11,9 @@ from django.core import mail
 from django.core.management import call_command
 from django.utils import timezone
 
-from mailops import throttle
 from mailops.models import MailLog, MailStatus, MailTrigger
 from mailops.recipients import from_addresses
+from mailops.sending import throttle
 from mailops.services import plan_delivery, send_test_mail
 from mailops.tasks import deliver_batch_task
 from tests.scale_fixtures import use_tasks, worker_backend

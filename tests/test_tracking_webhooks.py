@@ -21,7 +21,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.test import Client, RequestFactory
 
-from mailops.admin_events import MailEventInline
+from mailops.admin.events import MailEventInline
 from mailops.models import (
     ALLOWED_TRANSITIONS,
     MailEvent,

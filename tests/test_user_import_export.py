@@ -13,7 +13,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from openpyxl import load_workbook
 
-from mailops.user_resources import COLUMNS, UserRecipientResource
+from mailops.admin.user_resources import COLUMNS, UserRecipientResource
 from tests.admin_fixtures import changelist_url, shown_messages
 
 pytestmark = pytest.mark.django_db

@@ -25,7 +25,7 @@ from django.db import connection
 
 from mailops.models import MailLog, MailStatus, MailTrigger
 from mailops.recipients import from_addresses
-from mailops.recovery import recover_stale_sending, stale_sending
+from mailops.sending.recovery import recover_stale_sending, stale_sending
 from mailops.services import send_test_mail
 from tests.scale_fixtures import SMTP_BACKEND, plain_smtp, use_server, use_tasks, worker_backend
 

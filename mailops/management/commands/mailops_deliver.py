@@ -10,13 +10,13 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Min
 from django.utils import timezone
 
-from mailops.batch_progress import BatchProgress, batch_progress, queue_progress
 from mailops.conf import get_setting
-from mailops.delivery import DeliveryReport, deliver_batch
 from mailops.management.migrations_check import require_mailops_migrated
+from mailops.management.progress_meter import ProgressMeter, meter_for
 from mailops.models import MailLog
-from mailops.progress_meter import ProgressMeter, meter_for
-from mailops.recovery import recover_stale_sending
+from mailops.sending.delivery import DeliveryReport, deliver_batch
+from mailops.sending.progress import BatchProgress, batch_progress, queue_progress
+from mailops.sending.recovery import recover_stale_sending
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2

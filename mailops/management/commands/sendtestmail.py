@@ -11,13 +11,13 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from mailops.batch_progress import BatchProgress, batch_progress
 from mailops.conf import get_setting
-from mailops.connection_check import CheckOutcome, CheckResult, check_mailers
+from mailops.mailers.connection import CheckOutcome, CheckResult, verify_connections
 from mailops.management.migrations_check import require_mailops_migrated
+from mailops.management.progress_meter import ProgressMeter, meter_for
 from mailops.models import MailStatus, MailTrigger
-from mailops.progress_meter import ProgressMeter, meter_for
 from mailops.recipients import Recipient, from_addresses, from_user_lookups, staff_recipients
+from mailops.sending.progress import BatchProgress, batch_progress
 from mailops.services import SendSummary, plan_delivery, resolve_mailer, send_test_mail
 
 EXIT_FAILED = 1
@@ -192,7 +192,7 @@ class Command(BaseCommand):
             aliases = None if options["all_mailers"] else [resolve_mailer(options["using"])]
         except ImproperlyConfigured as error:
             raise CommandError(str(error), returncode=EXIT_USAGE) from None
-        results = check_mailers(aliases)
+        results = verify_connections(aliases)
         if not results:
             raise CommandError("MAILERS defines no mailer to check.", returncode=EXIT_USAGE)
         if options["json"]:

@@ -1,0 +1,136 @@
+"""The admin's "Mailers" page: each configured alias, its last check and send, a check button.
+
+Wire it into the admin from ``MailLogAdmin.get_urls()``::
+
+    def get_urls(self):
+        return get_mailer_admin_urls(self.admin_site) + super().get_urls()
+
+which serves it at ``admin/mailops/maillog/mailers/`` as ``admin:mailops_mailers``.
+The page shows what :mod:`mailops.mailers.info` reads from ``MAILERS``: never
+a password or any other option but host, port, TLS mode and user.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.admin import AdminSite
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
+from django.utils.translation import gettext as _
+
+from mailops import permissions
+from mailops.admin.links import admin_url, maillog_entry_url
+from mailops.conf import get_setting
+from mailops.mailers.connection import CheckOutcome, can_verify, verify_connection
+from mailops.mailers.info import MailerInfo, configured_mailers, mailers_setting
+from mailops.models import ACCEPTED_STATUSES, MailLog, MailStatus
+
+TEMPLATE = "admin/mailops/mailers.html"
+
+CHECK_STATUSES = (MailStatus.CHECKED, MailStatus.CHECK_FAILED)
+SEND_STATUSES = (*ACCEPTED_STATUSES, MailStatus.FAILED)
+
+
+@dataclass(frozen=True)
+class MailerRow:
+    """One line of the page: the mailer and its latest outcomes."""
+
+    info: MailerInfo
+    is_default: bool
+    # False: "Check connection" can only say so (a provider without a probe).
+    check_supported: bool
+    last_check: MailLog | None
+    last_check_url: str | None
+    last_send: MailLog | None
+    last_send_url: str | None
+
+    @property
+    def backend_parts(self) -> list[str]:
+        """The dotted backend path in pieces, so the page can wrap it at the dots."""
+        return self.info.backend.split(".")
+
+
+def get_mailer_admin_urls(admin_site: AdminSite) -> list[URLPattern]:
+    """URL patterns for the page, to prepend to ``MailLogAdmin.get_urls()``."""
+
+    def view(request: HttpRequest) -> HttpResponse:
+        return mailers_view(request, admin_site)
+
+    return [path("mailers/", admin_site.admin_view(view), name="mailops_mailers")]
+
+
+def mailers_view(request: HttpRequest, admin_site: AdminSite) -> HttpResponse:
+    """GET lists the mailers; POST ``alias`` checks one and redirects back."""
+    user: Any = request.user
+    if not permissions.has_any(user, permissions.SEE_MAILERS):
+        raise PermissionDenied
+    can_check = user.has_perm(permissions.SEND_TEST_MAIL)
+    if request.method == "POST":
+        if not can_check:
+            raise PermissionDenied
+        return _check_connection(request)
+    request.current_app = admin_site.name
+    context = {
+        **admin_site.each_context(request),
+        "title": _("Mailers"),
+        "subtitle": None,
+        "rows": mailer_rows(admin_site),
+        "can_check": can_check,
+        "app_name": MailLog._meta.app_config.verbose_name,
+        "app_url": admin_url(admin_site, "app_list", app_label=MailLog._meta.app_label),
+        "changelist_url": admin_url(admin_site, "mailops_maillog_changelist"),
+        "maillog_name": MailLog._meta.verbose_name_plural,
+    }
+    return TemplateResponse(request, TEMPLATE, context)
+
+
+def mailer_rows(admin_site: AdminSite) -> list[MailerRow]:
+    """Every configured mailer with its latest check and its latest send outcome."""
+    default = get_setting("DEFAULT_MAILER")
+    rows = []
+    for info in configured_mailers():
+        logs = MailLog.objects.filter(mailer=info.alias).order_by("-created_at", "-id")
+        # Filtering on status (not trigger) lets the status index find the few checks.
+        last_check = logs.filter(status__in=CHECK_STATUSES).first()
+        last_send = logs.filter(status__in=SEND_STATUSES).first()
+        rows.append(
+            MailerRow(
+                info=info,
+                is_default=info.alias == default,
+                check_supported=can_verify(info),
+                last_check=last_check,
+                last_check_url=_log_url(admin_site, last_check),
+                last_send=last_send,
+                last_send_url=_log_url(admin_site, last_send),
+            )
+        )
+    return rows
+
+
+def _check_connection(request: HttpRequest) -> HttpResponse:
+    alias = request.POST.get("alias", "")
+    if alias not in mailers_setting():
+        messages.error(request, _("There is no mailer '%(alias)s' to check.") % {"alias": alias})
+        return HttpResponseRedirect(request.path)
+    result = verify_connection(alias, triggered_by=request.user)
+    text = f"{alias}: {result.summary()}"
+    if result.warnings:
+        text += " (" + "; ".join(f"warning: {warning}" for warning in result.warnings) + ")"
+    if result.ok:
+        messages.success(request, _("Connection check passed: %(text)s") % {"text": text})
+    elif result.outcome == CheckOutcome.UNSUPPORTED:
+        messages.warning(request, _("Connection not verified: %(text)s") % {"text": text})
+    else:
+        messages.error(request, _("Connection check failed: %(text)s") % {"text": text})
+    return HttpResponseRedirect(request.path)
+
+
+def _log_url(admin_site: AdminSite, log: MailLog | None) -> str | None:
+    if log is None:
+        return None
+    return maillog_entry_url(admin_site, log.pk)

@@ -1,0 +1,375 @@
+"""The mail log audit page: read-only list and detail, resend, summary, export.
+
+Built to stay fast at a million rows (see ``bench/audit_page.py``):
+
+* no full-table ``COUNT(*)`` (``show_full_result_count = False``), facets
+  off, and the paginator's count comes from the per-status summary query,
+  which stops counting after ``count_limit`` rows: above it the page says
+  "more than ..." and pages through the first ``count_limit`` entries;
+* filters and the date hierarchy read indexes or that same summary instead
+  of ``SELECT DISTINCT`` (``mailops.admin.filters``);
+* search uses only prefix and exact lookups (see ``search_help_text``),
+  which indexes answer (the prefix indexes of migration 0005);
+* sorting only by time, which the ``(-created_at, -id)`` index serves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.admin import helpers
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.exceptions import BadRequest, PermissionDenied
+from django.db import connections
+from django.db.models import Q, QuerySet
+from django.db.models.functions import Left
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.urls import URLPattern, path
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.text import Truncator
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+from import_export.admin import ExportMixin
+
+from mailops import permissions, stats
+from mailops.admin.batch import get_batch_urls
+from mailops.admin.events import MailEventInline
+from mailops.admin.filters import BatchListFilter, MailerListFilter, date_hierarchy
+from mailops.admin.links import admin_url, changelist_url
+from mailops.admin.mailers import get_mailer_admin_urls
+from mailops.admin.paginator import SummaryPaginator
+from mailops.admin.resend import ResendActionMixin
+from mailops.admin.resources import EXPORT_FORMATS, MailLogResource, iter_csv
+from mailops.models import SUBJECT_PREFIX_LENGTH, MailLog, MailStatus
+
+# Rows of the same batch listed on an entry's page.
+BATCH_ROWS_SHOWN = 50
+_STATUS_LABELS = dict(MailStatus.choices)
+
+
+@admin.register(MailLog)
+class MailLogAdmin(ResendActionMixin, ExportMixin, admin.ModelAdmin):
+    list_display = (
+        "logged_at",
+        "recipient",
+        "user",
+        "status_badge",
+        "mailer",
+        "trigger",
+        "triggered_by",
+        "short_subject",
+        "short_error",
+    )
+    list_display_links = ("logged_at", "recipient")
+    list_select_related = ("user", "triggered_by")
+    list_filter = (
+        "status",
+        MailerListFilter,
+        "trigger",
+        ("created_at", admin.DateFieldListFilter),
+        BatchListFilter,
+    )
+    date_hierarchy = "created_at"
+    search_fields = ("^recipient", "^subject", "=message_id", "=esp_message_id")
+    search_help_text = _(
+        "Finds entries whose recipient address or subject starts with the text "
+        "(not case-sensitive), or whose Message-ID (with or without < >) or "
+        "provider message id is exactly the text. The whole text is one search term."
+    )
+    # Sorting by any other column would sort the whole table on every page.
+    sortable_by = ("logged_at",)
+    list_per_page = 50
+    list_max_show_all = 500
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    # Rows counted per page load at most (stats.COUNT_LIMIT); bounds the page's
+    # cost at any log size. Larger lists show "more than ..." instead of counts.
+    count_limit = stats.COUNT_LIMIT
+    actions = ["resend"]
+    inlines = [MailEventInline]
+    fieldsets = (
+        (
+            _("Message"),
+            {
+                "fields": (
+                    "status_badge",
+                    "recipient",
+                    "user",
+                    "from_email",
+                    "subject",
+                    "body",
+                    "message_id",
+                    "esp_message_id",
+                )
+            },
+        ),
+        (
+            _("Delivery"),
+            {
+                "fields": (
+                    "mailer",
+                    "backend",
+                    "attempts",
+                    "sent_at",
+                    "next_attempt_at",
+                    "smtp_code",
+                    "full_error",
+                    "claimed_by",
+                )
+            },
+        ),
+        (
+            _("Audit"),
+            {"fields": ("trigger", "triggered_by", "batch_link", "created_at", "updated_at")},
+        ),
+    )
+    readonly_fields = (
+        "status_badge",
+        "recipient",
+        "user",
+        "from_email",
+        "subject",
+        "body",
+        "message_id",
+        "esp_message_id",
+        "mailer",
+        "backend",
+        "attempts",
+        "sent_at",
+        "next_attempt_at",
+        "smtp_code",
+        "full_error",
+        "claimed_by",
+        "trigger",
+        "triggered_by",
+        "batch_link",
+        "created_at",
+        "updated_at",
+    )
+    change_form_template = "admin/mailops/maillog/change_form.html"
+    # ExportMixin renders this template as the changelist (it extends the
+    # import-export one, which extends admin/change_list.html).
+    import_export_change_list_template = "admin/mailops/maillog/change_list.html"
+
+    resource_classes = [MailLogResource]
+    export_formats = EXPORT_FORMATS
+
+    class Media:
+        css = {"all": ["mailops/admin.css"]}
+
+    # --- permissions: the log is evidence ------------------------------------
+    # Viewing follows Django's default (view_maillog or change_maillog).
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        user: Any = request.user
+        return bool(user.is_active and user.is_superuser)
+
+    def has_send_test_mail_permission(self, request: HttpRequest) -> bool:
+        user: Any = request.user
+        return bool(user.has_perm(permissions.SEND_TEST_MAIL))
+
+    def has_export_permission(self, request: HttpRequest) -> bool:
+        user: Any = request.user
+        return bool(self.has_view_permission(request) and user.has_perm(permissions.EXPORT_MAILLOG))
+
+    # --- columns ---------------------------------------------------------------
+
+    @admin.display(description=_("time"), ordering="created_at")
+    def logged_at(self, log: MailLog) -> Any:
+        return log.created_at
+
+    @admin.display(description=_("status"))
+    def status_badge(self, log: MailLog) -> str:
+        return format_html(
+            '<span class="mailops-badge mailops-status-{}">{}</span>',
+            log.status,
+            # A dict lookup: get_status_display() rebuilds the choices per call.
+            _STATUS_LABELS.get(log.status, log.status),
+        )
+
+    def action_checkbox(self, obj: Any) -> SafeString:
+        """Django's row checkbox, built directly.
+
+        Django renders a ``CheckboxInput`` through the template engine for
+        every row, a good part of the list's rendering time; the markup is
+        the same (``actions.js`` finds it by name and class).
+        """
+        return format_html(
+            '<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
+            helpers.ACTION_CHECKBOX_NAME,
+            obj.pk,
+            # Django's own message, so its translations apply.
+            format_html(gettext("Select this object for an action - {}"), str(obj)),
+        )
+
+    @admin.display(description=_("subject"))
+    def short_subject(self, log: MailLog) -> str:
+        return Truncator(log.subject).chars(60)
+
+    @admin.display(description=_("error"))
+    def short_error(self, log: MailLog) -> str:
+        return Truncator(log.error.replace("\n", " ")).chars(80)
+
+    @admin.display(description=_("error"))
+    def full_error(self, log: MailLog) -> str:
+        if not log.error:
+            return "-"
+        return format_html('<pre class="mailops-error">{}</pre>', log.error)
+
+    @admin.display(description=_("batch"))
+    def batch_link(self, log: MailLog) -> str:
+        return format_html(
+            '<a href="{}">{}</a>',
+            changelist_url(self.admin_site, batch_id=log.batch_id),
+            log.batch_id,
+        )
+
+    # --- list ------------------------------------------------------------------
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[MailLog], search_term: str
+    ) -> tuple[QuerySet[MailLog], bool]:
+        """One term, prefix or exact lookups only, so an index can answer.
+
+        Django's default splits the text into words and ANDs them, which makes
+        a prefix search for a subject with spaces find nothing; an address or
+        a Message-ID has no spaces anyway.
+        """
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        message_ids = {term}
+        if not term.startswith("<"):
+            message_ids.add(f"<{term}>")
+        subject = Q(subject__istartswith=term)
+        if connections[queryset.db].vendor == "postgresql":
+            # PostgreSQL's subject index covers the first characters only (a
+            # whole subject can outgrow an index entry), so the lookup must
+            # name that expression; a longer term also checks the whole
+            # subject, among the rows the index found.
+            queryset = queryset.alias(subject_head=Left("subject", SUBJECT_PREFIX_LENGTH))
+            head = Q(subject_head__istartswith=term[:SUBJECT_PREFIX_LENGTH])
+            subject = head & subject if len(term) > SUBJECT_PREFIX_LENGTH else head
+        query = (
+            Q(recipient__istartswith=term)
+            | subject
+            | Q(message_id__in=sorted(message_ids))
+            | Q(esp_message_id=term)
+        )
+        return queryset.filter(query), False
+
+    def get_paginator(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[MailLog],
+        per_page: int,
+        orphans: int = 0,
+        allow_empty_first_page: bool = True,
+    ) -> SummaryPaginator:
+        """The paginator whose count is the bounded per-status summary."""
+        return SummaryPaginator(
+            queryset,
+            per_page,
+            orphans,
+            allow_empty_first_page,
+            count_limit=self.count_limit,
+        )
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        response = super().changelist_view(request, extra_context)
+        context = getattr(response, "context_data", None) or {}
+        cl = context.get("cl")
+        if cl is None or not isinstance(cl.paginator, SummaryPaginator):
+            # A redirect (actions, invalid filters) or an error page.
+            return response
+        summary = cl.paginator.summary
+        outcomes = stats.daily_outcomes(cl.queryset)
+        if not summary.complete:
+            # Django's text would name the count as if it were exact.
+            context["selection_note_all"] = _(
+                "All matching entries selected (more than %(count)s)"
+            ) % {"count": summary.total}
+        context.update(
+            mailops_summary=summary,
+            mailops_chart=stats.chart(outcomes),
+            mailops_dates=date_hierarchy(cl, summary.first, summary.last),
+            streaming_export_url=f"{admin_url(self.admin_site, 'mailops_maillog_export_csv')}"
+            f"{cl.get_query_string()}",
+            mailers_url=admin_url(self.admin_site, "mailops_mailers"),
+        )
+        return response
+
+    # --- detail ------------------------------------------------------------------
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: MailLog | None = None,
+    ) -> Any:
+        if obj is not None:
+            siblings = MailLog.objects.for_batch(obj.batch_id)
+            context.update(
+                batch_summary=stats.summarize(siblings),
+                batch_rows=list(
+                    siblings.exclude(pk=obj.pk)
+                    .select_related("user")
+                    .order_by("pk")[:BATCH_ROWS_SHOWN]
+                ),
+                batch_rows_shown=BATCH_ROWS_SHOWN,
+                batch_url=changelist_url(self.admin_site, batch_id=obj.batch_id),
+            )
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    # --- export --------------------------------------------------------------------
+
+    def get_urls(self) -> list[URLPattern]:
+        urls: list[URLPattern] = super().get_urls()
+        return [
+            path(
+                "export-csv/",
+                self.admin_site.admin_view(self.export_csv_view),
+                name="mailops_maillog_export_csv",
+            ),
+            # The "Mailers" page (mailops.admin.mailers): admin/mailops/maillog/mailers/.
+            *get_mailer_admin_urls(self.admin_site),
+            # The batch progress page and its JSON: admin/mailops/maillog/batch/<id>/.
+            *get_batch_urls(self.admin_site),
+            *urls,
+        ]
+
+    def get_export_queryset(self, request: HttpRequest) -> QuerySet[MailLog]:
+        """The changelist's rows (filters, search, ordering); bad filters are a 400."""
+        try:
+            queryset: QuerySet[MailLog] = super().get_export_queryset(request)
+        except IncorrectLookupParameters as error:
+            raise BadRequest(f"Invalid filter: {error}") from None
+        return queryset
+
+    def export_csv_view(self, request: HttpRequest) -> StreamingHttpResponse:
+        """The filtered list as CSV, streamed: memory stays flat at any size.
+
+        import-export's formats build the whole file in memory first; this
+        writes rows as they are read, so it suits exports of the whole log.
+        """
+        if not self.has_export_permission(request):
+            raise PermissionDenied
+        queryset = self.get_export_queryset(request)
+        stamp = timezone.localtime().strftime("%Y%m%d-%H%M%S")
+        response = StreamingHttpResponse(iter_csv(queryset), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="maillog-{stamp}.csv"'
+        return response

@@ -1,0 +1,200 @@
+"""Turn a delivery exception into a readable, redacted reason.
+
+Expected delivery failures are data: a ``failed`` row says what the server
+answered, with its SMTP code, and a hint at the usual fix.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+import ssl
+from dataclasses import dataclass
+from typing import Any
+
+from mailops.mailers.provider_errors import HTTP_HINTS, clean, provider_reason, unreachable_reason
+from mailops.redaction import redact
+
+# What operators most often need to hear for the common SMTP refusals.
+SMTP_HINTS: dict[int, str] = {
+    421: "the server is closing the connection (rate limit or temporary trouble); try again later",
+    450: "the mailbox is temporarily unavailable; try again later",
+    451: "the server had a local error; try again later",
+    452: "the server is out of storage or over a sending quota; try again later",
+    530: "the server requires authentication or STARTTLS first; use smtp+tls:// "
+    "with a user and password",
+    534: "the server wants an application-specific password; for Gmail create an "
+    "App Password (needs 2-Step Verification)",
+    535: "username and password not accepted; for Gmail use the 16-letter App "
+    "Password, not the account password",
+    550: "the mailbox is unavailable or the server refuses to relay for this sender",
+    552: "the message exceeds the server's size or storage limit",
+    553: "the address is not allowed (check the From address and relay permissions)",
+    554: "the server refused the transaction (often a spam or policy block)",
+}
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why one message was not accepted."""
+
+    reason: str
+    smtp_code: int | None = None
+    # A retry may succeed (4xx reply, timeout, dropped connection).
+    transient: bool = False
+    # The connection can no longer be used for the following messages.
+    connection_lost: bool = False
+
+
+def describe_failure(error: BaseException, *, mailer: str | None = None) -> Failure:
+    """A :class:`Failure` for ``error``, its text redacted of every secret."""
+    failure = _classify(error)
+    reason = failure.reason
+    hint = SMTP_HINTS.get(failure.smtp_code or 0)
+    if hint:
+        reason = f"{reason} (hint: {hint})"
+    if mailer:
+        reason = f"[{mailer}] {reason}"
+    return Failure(
+        reason=redact(reason),
+        smtp_code=failure.smtp_code,
+        transient=failure.transient,
+        connection_lost=failure.connection_lost,
+    )
+
+
+def _smtp_text(raw: bytes | str) -> str:
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    return " ".join(raw.split())
+
+
+def _classify(error: BaseException) -> Failure:
+    # First: anymail's API errors are also OSError/ValueError subclasses.
+    anymail = _classify_anymail(error)
+    if anymail is not None:
+        return anymail
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        address, (code, text) = next(iter(error.recipients.items()))
+        return _reply("recipient refused", code, text, detail=address)
+    if isinstance(error, smtplib.SMTPSenderRefused):
+        return _reply("sender refused", error.smtp_code, error.smtp_error, detail=error.sender)
+    if isinstance(error, smtplib.SMTPAuthenticationError):
+        return _reply("authentication failed", error.smtp_code, error.smtp_error)
+    if isinstance(error, smtplib.SMTPDataError):
+        return _reply("message refused", error.smtp_code, error.smtp_error)
+    if isinstance(error, smtplib.SMTPResponseException):
+        return _reply("server refused", error.smtp_code, error.smtp_error)
+    if isinstance(error, smtplib.SMTPNotSupportedError):
+        return Failure(
+            f"the server does not support what the mailer asked for: {error}. "
+            "If it is STARTTLS, the server may expect implicit TLS (smtps://, port 465) "
+            "or no TLS at all",
+            connection_lost=True,
+        )
+    if isinstance(error, smtplib.SMTPServerDisconnected):
+        return Failure(
+            f"the server closed the connection unexpectedly ({error or 'no reason given'})",
+            transient=True,
+            connection_lost=True,
+        )
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return Failure(
+            f"TLS certificate verification failed: {error.verify_message or error}. "
+            "Check the host name matches the server's certificate",
+            connection_lost=True,
+        )
+    if isinstance(error, ssl.SSLError):
+        return Failure(
+            f"TLS handshake failed ({error.reason or error}). A port that expects "
+            "STARTTLS (587) needs smtp+tls://, one that expects implicit TLS (465) smtps://",
+            connection_lost=True,
+        )
+    if isinstance(error, socket.gaierror):
+        return Failure(
+            f"cannot resolve the mail server's host name ({error.strerror})",
+            connection_lost=True,
+        )
+    if isinstance(error, ConnectionRefusedError):
+        return Failure(
+            "connection refused: nothing is listening at the mailer's host and port",
+            transient=True,
+            connection_lost=True,
+        )
+    if isinstance(error, TimeoutError | socket.timeout):
+        return Failure("timed out talking to the mail server", transient=True, connection_lost=True)
+    if isinstance(error, OSError):
+        return Failure(
+            f"network error: {error.strerror or error}", transient=True, connection_lost=True
+        )
+    if isinstance(error, ValueError):
+        return Failure(f"invalid message: {error}")
+    return Failure(f"{type(error).__name__}: {error}")
+
+
+def _reply(what: str, code: int, text: bytes | str, *, detail: str = "") -> Failure:
+    about = f" <{detail}>" if detail else ""
+    return Failure(
+        f"{what}{about}: {code} {_smtp_text(text)}".rstrip(),
+        smtp_code=code if 100 <= code <= 599 else None,
+        transient=400 <= code < 500,
+        # smtplib closes the socket itself after a 421.
+        connection_lost=code == 421,
+    )
+
+
+def _classify_anymail(error: BaseException) -> Failure | None:
+    """A :class:`Failure` naming the provider, its HTTP status and its own reason."""
+    try:
+        from anymail.exceptions import AnymailError, AnymailRecipientsRefused
+    except ImportError:  # pragma: no cover - anymail is a hard dependency
+        return None
+    if not isinstance(error, AnymailError):
+        return None
+    # Errors raised before the provider answered may only know their payload.
+    backend = getattr(getattr(error, "payload", None), "backend", None)
+    esp = error.esp_name or getattr(backend, "esp_name", None) or "the provider"
+    status, detail = _provider_response(error)
+    http = f" (HTTP {status})" if status else ""
+    if isinstance(error, AnymailRecipientsRefused):
+        return Failure(
+            f"{esp} rejected the recipient{http}: "
+            f"{detail or 'all recipients were rejected or invalid'}"
+        )
+    if status is not None:
+        # Anymail's own explanation (e.g. "Unknown sender domain ...") comes first.
+        own = clean(" ".join(str(arg) for arg in error.args if arg))
+        if own and not isinstance(error.response, dict) and own not in detail:
+            detail = f"{own} {detail}".strip()
+        hint = HTTP_HINTS.get(status) or (HTTP_HINTS[500] if status >= 500 else "")
+        return Failure(
+            f"{esp} API error{http}: {detail or 'no reason given'}"
+            + (f" (hint: {hint})" if hint else ""),
+            transient=status >= 500 or status == 429,
+        )
+    unreachable = unreachable_reason(error.__cause__) if error.__cause__ else None
+    if unreachable is not None:
+        api = f"the {esp} API" if esp != "the provider" else "the provider's API"
+        return Failure(f"cannot reach {api}: {unreachable}", transient=True)
+    return Failure(f"cannot send through {esp}: {detail or clean(str(error))}")
+
+
+def _provider_response(error: Any) -> tuple[int | None, str]:
+    """The HTTP status and the provider's own reason, from the error's response."""
+    response = getattr(error, "response", None)
+    status = getattr(error, "status_code", None)
+    detail = ""
+    if isinstance(response, dict):
+        # boto3 (Amazon SES) hands anymail the parsed error of a ClientError.
+        status = status or response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        body = response.get("Error", {})
+        code, message = body.get("Code", ""), body.get("Message", "")
+        detail = f"{message} [code {code}]" if code and message else message or code
+    elif response is not None and hasattr(response, "status_code"):
+        status = status or response.status_code
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        detail = provider_reason(body, str(getattr(response, "text", "") or ""))
+    return (status if isinstance(status, int) else None), clean(detail)

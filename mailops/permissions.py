@@ -1,0 +1,25 @@
+"""mailops' permission names, as ``user.has_perm`` takes them, and who may do what.
+
+The codenames are declared on ``MailLog.Meta.permissions`` (plus Django's
+``view_maillog``/``change_maillog``); every check in the admin, the views and
+the commands uses these constants, so a name is spelled once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SEND_TEST_MAIL = "mailops.send_test_mail"
+EXPORT_MAILLOG = "mailops.export_maillog"
+VIEW_MAILLOG = "mailops.view_maillog"
+CHANGE_MAILLOG = "mailops.change_maillog"
+
+# Reading the mail log (list, entries, batch pages): Django's view or change permission.
+READ_MAILLOG = (VIEW_MAILLOG, CHANGE_MAILLOG)
+# The Mailers page: whoever may read the log or send test mail.
+SEE_MAILERS = (VIEW_MAILLOG, SEND_TEST_MAIL)
+
+
+def has_any(user: Any, permissions: tuple[str, ...]) -> bool:
+    """Whether ``user`` holds at least one of ``permissions``."""
+    return any(user.has_perm(permission) for permission in permissions)

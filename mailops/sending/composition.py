@@ -1,0 +1,153 @@
+"""What a test mail says, and the message object that carries it."""
+
+from __future__ import annotations
+
+import email.policy
+import re
+import socket
+import uuid
+from datetime import datetime
+from email.utils import format_datetime, make_msgid, parseaddr
+
+from django.conf import settings
+from django.core.mail import EmailMessage
+from django.utils import timezone
+
+DEFAULT_SUBJECT = "Test mail from {site} via {mailer}"
+DEFAULT_BODY = (
+    "This is a test mail sent by mailops to prove that {site} can send mail.\n"
+    "\n"
+    "Site: {site}\n"
+    "Mailer: {mailer}\n"
+    "Sent: {time}\n"
+    "\n"
+    "If it reached you, the mailer works. Nothing else needs doing."
+)
+
+
+def site_name() -> str:
+    """How messages and pages name this site."""
+    return str(getattr(settings, "MAILOPS_SITE_NAME", "") or _host_name())
+
+
+def _host_name() -> str:
+    hosts = [h for h in getattr(settings, "ALLOWED_HOSTS", []) if h and h not in {"*", "."}]
+    return hosts[0].lstrip(".") if hosts else socket.gethostname()
+
+
+def default_subject(mailer: str) -> str:
+    return DEFAULT_SUBJECT.format(site=site_name(), mailer=mailer)
+
+
+def default_body(mailer: str, *, when: datetime | None = None) -> str:
+    when = timezone.localtime(when or timezone.now())
+    return DEFAULT_BODY.format(
+        site=site_name(), mailer=mailer, time=when.strftime("%Y-%m-%d %H:%M:%S %Z")
+    )
+
+
+# The Message-ID domain when the From address has none.
+FALLBACK_DOMAIN = "mailops.invalid"
+
+
+def message_id_domain(from_email: str) -> str:
+    """The domain of mailops' Message-IDs: the From address's, else ``mailops.invalid``.
+
+    The sender's domain is what receiving servers expect, and it avoids a
+    slow FQDN lookup per message.
+    """
+    return parseaddr(from_email)[1].rpartition("@")[2] or FALLBACK_DOMAIN
+
+
+def new_message_id(domain: str | None = None) -> str:
+    """A unique Message-ID, so the audit row can be matched to the inbox."""
+    return make_msgid(idstring="mailops", domain=domain or FALLBACK_DOMAIN)
+
+
+def user_message_id_parts(batch_id: uuid.UUID, domain: str) -> tuple[str, str]:
+    """What goes before and after a user's key in ``<batch.userkey.mailops@domain>``.
+
+    Rows written for a user selection in SQL get their Message-ID from this
+    scheme (unique per batch and user) instead of :func:`new_message_id`.
+    """
+    return f"<{batch_id.hex}.", f".mailops@{domain}>"
+
+
+def build_message(
+    *, to: str, subject: str, body: str, from_email: str, message_id: str, mailer: str
+) -> EmailMessage:
+    return EmailMessage(
+        subject=subject,
+        body=body,
+        from_email=from_email,
+        to=[to],
+        headers={"Message-ID": message_id, "X-Mailops-Mailer": mailer},
+    )
+
+
+# Stand-ins rendered into a message template, then swapped per recipient.
+_TO_SLOT = "recipient@mailops-slot.invalid"
+_ID_SLOT = "<message-id@mailops-slot.invalid>"
+# Values the email package writes back unchanged and unquoted; anything else
+# (non-ASCII, quoted local parts, odd Message-IDs) takes the full build.
+_PLAIN_ADDRESS = re.compile(
+    r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+\Z"
+)
+_PLAIN_MESSAGE_ID = re.compile(r"<[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*>\Z")
+
+
+class MessageTemplate:
+    """The wire bytes of one test mail, built once; To, Message-ID and Date set per recipient.
+
+    Building a message with Django's email API costs more than sending it
+    over a local connection, and every row of a batch shares subject, body
+    and sender. So the message is built once, through :func:`build_message`
+    and the policy Django's SMTP backend uses, with stand-ins in To and
+    Message-ID; :meth:`render` swaps in a recipient's values and the current
+    time in the Date header's time zone: the bytes Django would send.
+    """
+
+    def __init__(self, *, subject: str, body: str, from_email: str, mailer: str) -> None:
+        message = build_message(
+            to=_TO_SLOT,
+            subject=subject,
+            body=body,
+            from_email=from_email,
+            message_id=_ID_SLOT,
+            mailer=mailer,
+        ).message(policy=email.policy.SMTP)
+        # Django chose the zone (UTC, or local time with EMAIL_USE_LOCALTIME).
+        self._zone = message["Date"].datetime.tzinfo
+        data = message.as_bytes()
+        head, separator, self._content = data.partition(b"\r\n\r\n")
+        self._lines = head.split(b"\r\n")
+        try:
+            self._to_at = self._lines.index(b"To: " + _TO_SLOT.encode())
+            self._id_at = self._lines.index(b"Message-ID: " + _ID_SLOT.encode())
+            self._date_at = next(
+                i for i, line in enumerate(self._lines) if line.startswith(b"Date: ")
+            )
+        except (ValueError, StopIteration):
+            # The header block looks different from what the stand-ins expect.
+            self._to_at = self._id_at = self._date_at = -1
+        self._separator = separator
+        self._max_line = email.policy.SMTP.max_line_length or 998
+
+    def render(self, *, to: str, message_id: str) -> bytes | None:
+        """The message for one recipient, or ``None`` if it needs the full build."""
+        if (
+            self._to_at < 0
+            or not _PLAIN_ADDRESS.match(to)
+            or not _PLAIN_MESSAGE_ID.match(message_id)
+        ):
+            return None
+        to_line = b"To: " + to.encode("ascii")
+        id_line = b"Message-ID: " + message_id.encode("ascii")
+        # Longer lines would be folded by the email package.
+        if max(len(to_line), len(id_line)) > self._max_line:
+            return None
+        lines = self._lines.copy()
+        lines[self._to_at] = to_line
+        lines[self._id_at] = id_line
+        lines[self._date_at] = b"Date: " + format_datetime(datetime.now(self._zone)).encode()
+        return b"\r\n".join(lines) + self._separator + self._content

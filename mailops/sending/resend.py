@@ -1,0 +1,147 @@
+"""Send logged messages again: the service behind the mail log's "Resend" action.
+
+Each resend goes through :func:`mailops.services.send_test_mail` with
+trigger ``resend``, so every attempt is a new ``MailLog`` row and the
+originals stay as they were. Rows are grouped by (mailer, subject, body):
+each group becomes one new batch, sent through the original mailer with the
+original subject and body to the original recipient (the address recorded
+in the row, not the user's current one). Usually a selection is one group,
+so one resend run is one new batch.
+
+Not resent: ``rejected`` rows (there was no valid address), rows still
+``queued``/``sending`` (resending would duplicate a message on its way), and
+connection checks (no message was sent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db.models import Count, Max, QuerySet
+
+from mailops.models import ACCEPTED_STATUSES, MailLog, MailStatus, MailTrigger
+from mailops.recipients import Recipient, check_address
+from mailops.redaction import redact
+from mailops.services import DeliveryPlan, SendSummary, plan_delivery, send_test_mail
+
+RESENDABLE = frozenset(ACCEPTED_STATUSES | {MailStatus.FAILED})
+
+# Why a row is not resent, by status.
+NOT_RESENT: dict[str, str] = {
+    MailStatus.REJECTED: "rejected (no valid address)",
+    MailStatus.QUEUED: "still being delivered",
+    MailStatus.SENDING: "still being delivered",
+    MailStatus.CHECKED: "connection checks (no message to resend)",
+    MailStatus.CHECK_FAILED: "connection checks (no message to resend)",
+}
+
+
+@dataclass(frozen=True)
+class ResendGroup:
+    """Rows that share mailer, subject and body: one new batch."""
+
+    mailer: str
+    subject: str
+    body: str
+    count: int
+
+    def originals(self, queryset: QuerySet[MailLog]) -> QuerySet[MailLog]:
+        return queryset.filter(
+            status__in=RESENDABLE, mailer=self.mailer, subject=self.subject, body=self.body
+        )
+
+
+@dataclass
+class ResendPlan:
+    """What a resend of a selection would do, before anything is sent."""
+
+    groups: list[ResendGroup] = field(default_factory=list)
+    # reason -> number of selected rows that will not be resent
+    skipped: dict[str, int] = field(default_factory=dict)
+    # The highest selected id: rows written by the resend itself never join it.
+    max_pk: int | None = None
+
+    @property
+    def count(self) -> int:
+        return sum(group.count for group in self.groups)
+
+    @property
+    def skipped_count(self) -> int:
+        return sum(self.skipped.values())
+
+    def deliveries(self) -> list[tuple[ResendGroup, DeliveryPlan | None, str]]:
+        """Per group: how it would be delivered, or why it cannot be (unknown mailer)."""
+        result: list[tuple[ResendGroup, DeliveryPlan | None, str]] = []
+        for group in self.groups:
+            try:
+                result.append((group, plan_delivery(group.count, using=group.mailer), ""))
+            except ImproperlyConfigured as error:
+                result.append((group, None, redact(str(error))))
+        return result
+
+
+def plan_resend(queryset: QuerySet[MailLog]) -> ResendPlan:
+    """Group the selection and count what is skipped; three aggregate queries."""
+    queryset = queryset.order_by()
+    plan = ResendPlan(max_pk=queryset.aggregate(top=Max("pk"))["top"])
+    for row in queryset.exclude(status__in=RESENDABLE).values("status").annotate(n=Count("pk")):
+        reason = NOT_RESENT.get(row["status"], f"status {row['status']!r}")
+        plan.skipped[reason] = plan.skipped.get(reason, 0) + row["n"]
+    groups = (
+        queryset.filter(status__in=RESENDABLE)
+        .values("mailer", "subject", "body")
+        .annotate(n=Count("pk"))
+        .order_by("mailer", "subject")
+    )
+    plan.groups = [
+        ResendGroup(mailer=g["mailer"], subject=g["subject"], body=g["body"], count=g["n"])
+        for g in groups
+    ]
+    return plan
+
+
+@dataclass
+class ResendOutcome:
+    group: ResendGroup
+    summary: SendSummary | None = None
+    # Why the group was not sent (its mailer is no longer configured, ...).
+    error: str = ""
+
+
+def resend_logs(
+    queryset: QuerySet[MailLog], *, triggered_by: Any = None, plan: ResendPlan | None = None
+) -> list[ResendOutcome]:
+    """Resend the resendable rows of ``queryset``: one new batch per group.
+
+    A group whose mailer is no longer configured is reported, not raised,
+    so the other groups still go out.
+    """
+    plan = plan or plan_resend(queryset)
+    if plan.max_pk is not None:
+        queryset = queryset.filter(pk__lte=plan.max_pk)
+    outcomes = []
+    for group in plan.groups:
+        outcome = ResendOutcome(group=group)
+        try:
+            outcome.summary = send_test_mail(
+                _recipients(group.originals(queryset)),
+                using=group.mailer,
+                trigger=MailTrigger.RESEND,
+                triggered_by=triggered_by,
+                subject=group.subject,
+                body=group.body,
+            )
+        except ImproperlyConfigured as error:
+            # Raised before any row is written (unknown or broken mailer).
+            outcome.error = redact(str(error))
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _recipients(originals: QuerySet[MailLog]) -> Iterator[Recipient]:
+    rows = originals.order_by("pk").values_list("recipient", "user_id")
+    for address, user_id in rows.iterator(chunk_size=2000):
+        yield Recipient(address=address, user_id=user_id, error=check_address(address))

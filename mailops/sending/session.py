@@ -1,0 +1,290 @@
+"""Sending a chunk of claimed rows over one or several connections to one mailer.
+
+Each connection is a :class:`MailerSession`: opened on first use, re-opened
+after a drop, and dead once it cannot be opened. A :class:`ChunkSender`
+owns ``concurrency`` sessions (each its own ``mailers[alias]`` backend) and
+hands them a chunk's rows through one shared queue: with one session in
+the calling thread, with several in one thread each. A slow connection
+simply takes fewer rows, and a dead one leaves its share to the others.
+
+Only each row's outcome fields change here; the caller writes them to the
+database, in its own thread: a worker thread's database connection could
+not see rows written in the caller's transaction.
+
+Through Django's own SMTP backend, the chunk's message is built once
+(:class:`~mailops.sending.composition.MessageTemplate`) and its bytes go over the
+backend's open connection with To, Message-ID and Date set per row:
+building a message costs more than sending it. Other backends (anymail,
+locmem, subclasses of the SMTP backend) get a full message per row through
+their ``send_messages``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor, wait
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.mail import mailers
+from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
+from django.db import connections
+from django.utils import timezone
+
+from mailops.conf import get_setting
+from mailops.mailers.errors import Failure, describe_failure
+from mailops.models import MailLog, MailStatus
+from mailops.recipients import check_address
+from mailops.redaction import redact
+from mailops.sending.composition import MessageTemplate, build_message
+from mailops.sending.throttle import RateLimiter
+
+logger = logging.getLogger("mailops.delivery")
+
+# (envelope sender, template) per (subject, body, from); None: needs the full build.
+Templates = dict[tuple[str, str, str], tuple[str, MessageTemplate] | None]
+
+
+def backoff(attempts: int) -> timedelta:
+    """Wait before the next try after ``attempts`` attempts: base, 2x, 4x, ..."""
+    return timedelta(seconds=get_setting("RETRY_BACKOFF") * 2 ** max(0, attempts - 1))
+
+
+def retry_reason(failure: Failure, retry_at: datetime) -> str:
+    when = timezone.localtime(retry_at).strftime("%Y-%m-%d %H:%M:%S %Z")
+    return f"{failure.reason} (will retry at {when})"
+
+
+def record_failure(row: MailLog, failure: Failure, *, retry: bool = False) -> None:
+    """A transient failure with attempts left goes back to the queue; others fail."""
+    now = timezone.now()
+    row.smtp_code = failure.smtp_code
+    row.updated_at = now
+    if retry and failure.transient and row.attempts < get_setting("MAX_ATTEMPTS"):
+        row.set_status(MailStatus.QUEUED)
+        row.next_attempt_at = now + backoff(row.attempts)
+        row.error = retry_reason(failure, row.next_attempt_at)
+        logger.info("mail to %s via %s will be retried: %s", row.recipient, row.mailer, row.error)
+        return
+    row.set_status(MailStatus.FAILED)
+    row.next_attempt_at = None
+    row.error = failure.reason
+    if row.attempts > 1:
+        row.error += f" (after {row.attempts} attempts)"
+    logger.warning("mail to %s via %s failed: %s", row.recipient, row.mailer, row.error)
+
+
+class MailerSession:
+    """One connection to a mailer, re-opened after a drop; dead once it cannot be opened."""
+
+    def __init__(
+        self, backend: Any, alias: str, *, retry: bool = False, limiter: RateLimiter | None = None
+    ) -> None:
+        self.backend = backend
+        self.alias = alias
+        self.retry = retry
+        self.limiter = limiter or RateLimiter(None)
+        self.is_open = False
+        # Set when the connection cannot be (re)opened.
+        self.dead: Failure | None = None
+
+    def _open(self) -> Failure | None:
+        try:
+            self.backend.open()
+        except Exception as error:  # noqa: BLE001 - any failure to connect is data
+            failure = describe_failure(error, mailer=self.alias)
+            # A half-open connection (e.g. TLS done, AUTH refused) must still QUIT.
+            self.is_open = True
+            self.close()
+            return failure
+        self.is_open = True
+        return None
+
+    def invalid_address(self, row: MailLog) -> bool:
+        """Fail a row whose address cannot be sent to; rows queued from users were not checked."""
+        invalid = check_address(row.recipient)
+        if invalid:
+            record_failure(row, Failure(f"[{self.alias}] {invalid}"))
+        return bool(invalid)
+
+    def send(self, row: MailLog, templates: Templates) -> bool:
+        """Send one row and set its outcome; ``False`` (row untouched) if the connection is dead."""
+        if self.invalid_address(row):
+            return True
+        if self.dead is None and not self.is_open:
+            self.dead = self._open()
+        if self.dead is not None:
+            return False
+        self.limiter.wait()
+        wire = self._wire_message(row, templates)
+        esp_message_id = ""
+        try:
+            if wire is not None:
+                # What the backend's send_messages() would do, minus rebuilding the message.
+                sender, data = wire
+                self.backend.connection.sendmail(sender, [row.recipient], data)
+                accepted = 1
+            else:
+                message = build_message(
+                    to=row.recipient,
+                    subject=row.subject,
+                    body=row.body,
+                    from_email=row.from_email,
+                    message_id=row.message_id,
+                    mailer=self.alias,
+                )
+                accepted = self.backend.send_messages([message])
+                esp_message_id = _esp_message_id(message)
+        except Exception as error:  # noqa: BLE001 - a refused message is data, not a crash
+            failure = describe_failure(error, mailer=self.alias)
+            record_failure(row, failure, retry=self.retry)
+            if failure.connection_lost:
+                self.close()
+            return True
+        if not accepted:
+            record_failure(row, Failure(f"[{self.alias}] the mailer accepted no message"))
+            return True
+        row.set_status(MailStatus.SENT)
+        row.error = ""
+        row.smtp_code = None
+        row.next_attempt_at = None
+        row.sent_at = timezone.now()
+        row.esp_message_id = esp_message_id
+        row.updated_at = row.sent_at
+        return True
+
+    def drain(self, pending: deque[MailLog], templates: Templates) -> None:
+        """Send rows from the shared queue until it is empty or this connection is dead."""
+        while self.dead is None:
+            try:
+                row = pending.popleft()
+            except IndexError:
+                return
+            if not self.send(row, templates):
+                # Not sent: another connection may still take it.
+                pending.appendleft(row)
+
+    def _wire_message(self, row: MailLog, templates: Templates) -> tuple[str, bytes] | None:
+        """Envelope sender and bytes for the open SMTP connection, or ``None``: full build."""
+        # Templates exist only for Django's own SMTP backend.
+        cached = templates.get((row.subject, row.body, row.from_email))
+        if cached is None or self.backend.connection is None:
+            return None
+        sender, template = cached
+        data = template.render(to=row.recipient, message_id=row.message_id)
+        return None if data is None else (sender, data)
+
+    def close(self) -> None:
+        if self.is_open:
+            self.is_open = False
+            try:
+                self.backend.close()
+            except Exception as error:  # noqa: BLE001 - a failed QUIT changes no outcome
+                logger.info("closing mailer %s: %s", self.alias, redact(str(error)))
+
+
+class ChunkSender:
+    """``concurrency`` connections to one mailer, sharing the chunks handed to :meth:`send`.
+
+    All connections share ``limiter``, so together they keep to the mailer's rate.
+    """
+
+    def __init__(
+        self, alias: str, *, concurrency: int = 1, retry: bool = False, limiter: RateLimiter
+    ) -> None:
+        count = max(1, concurrency)
+        # Raises InvalidMailer before anything is sent.
+        backends = [mailers[alias] for _ in range(count)]
+        self.alias = alias
+        self.sessions = [
+            MailerSession(backend, alias, retry=retry, limiter=limiter) for backend in backends
+        ]
+        # Only Django's own SMTP backend: a subclass may change what is sent.
+        self.sends_bytes = type(backends[0]) is SMTPBackend
+        self._pool = (
+            ThreadPoolExecutor(max_workers=count, thread_name_prefix=f"mailops-{alias}")
+            if count > 1
+            else None
+        )
+
+    @property
+    def dead(self) -> Failure | None:
+        """Why no connection can be opened any more, or ``None`` while one can."""
+        if all(session.dead is not None for session in self.sessions):
+            return self.sessions[0].dead
+        return None
+
+    def send(self, rows: list[MailLog]) -> None:
+        """Send every row over the live connections; each row ends with its outcome set."""
+        templates = self._templates(rows) if self.sends_bytes else {}
+        pending = deque(rows)
+        # A round ends with rows left only if a connection died in it and put
+        # its row back while the others found the queue empty: go again.
+        while pending and (live := [s for s in self.sessions if s.dead is None]):
+            if self._pool is None:
+                for session in live:
+                    session.drain(pending, templates)
+                continue
+            futures = [self._pool.submit(_drain, session, pending, templates) for session in live]
+            try:
+                # Every thread is done before a failure is raised: none may still be sending.
+                wait(futures)
+                for future in futures:
+                    future.result()
+            except BaseException:
+                # A crash in one thread or Ctrl-C: the others stop after their current row.
+                pending.clear()
+                wait(futures)
+                raise
+        if not pending:
+            return
+        # Rows are left over only when every connection is dead.
+        failure = self.dead
+        assert failure is not None, "rows left unsent while a connection was alive"
+        session = self.sessions[0]
+        for row in pending:
+            if not session.invalid_address(row):
+                record_failure(row, failure, retry=session.retry)
+
+    def _templates(self, rows: Iterable[MailLog]) -> Templates:
+        """The chunk's message built once per (subject, body, from), before any thread starts."""
+        templates: Templates = {}
+        backend = self.sessions[0].backend
+        for row in rows:
+            key = (row.subject, row.body, row.from_email)
+            if key in templates:
+                continue
+            try:
+                sender = backend.prep_address(row.from_email)
+                template = MessageTemplate(
+                    subject=row.subject, body=row.body, from_email=row.from_email, mailer=self.alias
+                )
+            except ValueError:
+                # Bad input: the full build raises it again, and it is recorded there.
+                templates[key] = None
+            else:
+                templates[key] = (sender, template)
+        return templates
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        for session in self.sessions:
+            session.close()
+
+
+def _drain(session: MailerSession, pending: deque[MailLog], templates: Templates) -> None:
+    """:meth:`MailerSession.drain` in a worker thread."""
+    try:
+        session.drain(pending, templates)
+    finally:
+        # A backend that used the database did so on this thread's own connection.
+        connections.close_all()
+
+
+def _esp_message_id(message: Any) -> str:
+    status = getattr(message, "anymail_status", None)
+    message_id = getattr(status, "message_id", None)
+    return str(message_id) if message_id else ""

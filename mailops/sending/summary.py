@@ -1,0 +1,117 @@
+"""What a send reports back, and what it will do before it is sent."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.utils.translation import gettext_lazy
+
+from mailops.models import ACCEPTED_STATUSES, MailLog, MailLogQuerySet, MailStatus
+from mailops.recipients import Recipient
+from mailops.sending.throttle import QuotaStatus
+
+WORKER_UNREACHABLE = gettext_lazy(
+    "The task worker could not be reached (%(error)s): the %(n)d message(s) of batch "
+    "%(batch)s stay queued until `manage.py mailops_deliver` runs or the worker is back."
+)
+
+
+@dataclass
+class SendSummary:
+    """The result of one call to :func:`send_test_mail`."""
+
+    mailer: str
+    batch_id: uuid.UUID | None
+    counts: dict[str, int] = field(default_factory=dict)
+    rejected: list[Recipient] = field(default_factory=list)
+    planned: list[Recipient] = field(default_factory=list)
+    dry_run: bool = False
+    # True when invalid entries stopped the whole batch (nothing was sent).
+    aborted: bool = False
+    # True when the rows were handed to a task worker: ``queued`` counts
+    # them, and their outcomes land in the log later (see ``logs()``).
+    handed_to_worker: bool = False
+    # When rows waiting for a retry or a daily quota will be tried again.
+    resumes_at: datetime | None = None
+    # Why the batch could not be handed to the worker (its rows stay queued).
+    worker_error: str = ""
+
+    @property
+    def worker_notice(self) -> str:
+        """What to tell the operator when the worker could not be reached, else ``""``."""
+        if not self.worker_error:
+            return ""
+        return WORKER_UNREACHABLE % {
+            "error": self.worker_error,
+            "n": self.queued,
+            "batch": self.batch_id,
+        }
+
+    @property
+    def sent(self) -> int:
+        return sum(n for status, n in self.counts.items() if status in ACCEPTED_STATUSES)
+
+    @property
+    def failed(self) -> int:
+        return self.counts.get(MailStatus.FAILED, 0)
+
+    @property
+    def queued(self) -> int:
+        return self.counts.get(MailStatus.QUEUED, 0) + self.counts.get(MailStatus.SENDING, 0)
+
+    @property
+    def skipped(self) -> int:
+        # A user queryset's rejected rows are counted by the database, not listed.
+        return max(len(self.rejected), self.counts.get(MailStatus.REJECTED, 0))
+
+    @property
+    def ok(self) -> bool:
+        """Every intended message was accepted (or is still queued) and none failed."""
+        return not self.failed and not self.skipped
+
+    def logs(self) -> MailLogQuerySet:
+        if self.batch_id is None:
+            return MailLog.objects.get_queryset().none()
+        return MailLog.objects.for_batch(self.batch_id).order_by("pk")
+
+
+@dataclass(frozen=True)
+class DeliveryPlan:
+    """How a batch of ``count`` messages would be delivered, before it is sent.
+
+    Callers show :meth:`notice` on their confirmation page or before a
+    command sends, so nobody learns only afterwards that a request blocked
+    or that a quota holds most of the batch back.
+    """
+
+    mailer: str
+    count: int
+    # Handed to a task worker; the caller returns at once.
+    queued: bool
+    # Large, but delivered inside the caller (no worker backend configured).
+    blocks: bool
+    quota: QuotaStatus
+
+    def notice(self) -> str:
+        """What the operator should know first, or ``""``."""
+        notes = []
+        if self.queued:
+            notes.append(
+                f"{self.count} messages will be queued and sent by the task worker; "
+                "follow the progress in the mail log."
+            )
+        elif self.blocks:
+            notes.append(
+                f"{self.count} messages will be sent before this returns: no task worker "
+                "is configured (TASKS uses Django's ImmediateBackend)."
+            )
+        remaining = self.quota.remaining
+        if remaining is not None and remaining < self.count:
+            notes.append(
+                f"Mailer {self.mailer!r} may send {remaining} more message(s) today "
+                f"(daily quota {self.quota.limit}, rolling 24 h): the other "
+                f"{self.count - remaining} stay queued and go out as the quota frees up."
+            )
+        return " ".join(notes)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any, ClassVar
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
-from django.db.models import Count
+from django.db.models import Count, F
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from mailops.exceptions import InvalidTransition
@@ -81,6 +84,10 @@ ACCEPTED_STATUSES = frozenset(
 )
 
 
+# Statuses of a row that has no outcome yet.
+UNFINISHED_STATUSES = (MailStatus.QUEUED, MailStatus.SENDING)
+
+
 # On PostgreSQL the admin's subject search matches this many leading
 # characters through an index (maillog_subject_prefix_idx). Migration 0005
 # adds it and maillog_recipient_prefix_idx, each built the way the database
@@ -98,12 +105,34 @@ def sources_of(new: str) -> list[str]:
     return [status for status, targets in ALLOWED_TRANSITIONS.items() if new in targets]
 
 
+# The fields a delivery outcome changes on a row (written from the row in memory).
+OUTCOME_FIELDS = (
+    "status",
+    "error",
+    "smtp_code",
+    "sent_at",
+    "esp_message_id",
+    "updated_at",
+    "next_attempt_at",
+)
+
+
 class MailLogQuerySet(models.QuerySet["MailLog"]):
+    """Named selections of the log, and the only way a row's status changes in the database.
+
+    Every status change below is a conditional UPDATE that moves only the rows
+    whose current status may reach the new one (``ALLOWED_TRANSITIONS``): a
+    row another worker already moved, or a replayed webhook, is left alone.
+    """
+
     def for_batch(self, batch_id: uuid.UUID | str) -> MailLogQuerySet:
         return self.filter(batch_id=batch_id)
 
     def queued(self) -> MailLogQuerySet:
         return self.filter(status=MailStatus.QUEUED)
+
+    def sending(self) -> MailLogQuerySet:
+        return self.filter(status=MailStatus.SENDING)
 
     def sent(self) -> MailLogQuerySet:
         return self.filter(status__in=ACCEPTED_STATUSES)
@@ -114,10 +143,20 @@ class MailLogQuerySet(models.QuerySet["MailLog"]):
     def rejected(self) -> MailLogQuerySet:
         return self.filter(status=MailStatus.REJECTED)
 
+    def unfinished(self) -> MailLogQuerySet:
+        """Rows without an outcome yet (queued or being sent)."""
+        return self.filter(status__in=UNFINISHED_STATUSES)
+
+    def claimed_by(self, token: str) -> MailLogQuerySet:
+        """The rows one delivery run claimed (and has not settled yet)."""
+        return self.filter(claimed_by=token, status=MailStatus.SENDING)
+
     def status_counts(self) -> dict[str, int]:
         """``{status: count}`` for the rows of this queryset, one query."""
         rows = self.order_by().values("status").annotate(n=Count("pk"))
         return {row["status"]: row["n"] for row in rows}
+
+    # --- status changes ----------------------------------------------------------
 
     def move_to(self, new: str, **fields: Any) -> int:
         """Set ``status=new`` on the rows allowed to reach it; return how many.
@@ -125,31 +164,70 @@ class MailLogQuerySet(models.QuerySet["MailLog"]):
         Rows whose current status may not move to ``new`` are left untouched,
         which makes concurrent or replayed updates safe.
         """
-        from django.utils import timezone
-
         return self.filter(status__in=sources_of(new)).update(
             status=new, updated_at=timezone.now(), **fields
         )
 
+    def claim(self, token: str) -> int:
+        """Queued rows -> ``sending``, marked with the run's ``token``; one attempt more."""
+        return self.queued().move_to(
+            MailStatus.SENDING, claimed_by=token, attempts=F("attempts") + 1
+        )
 
-class MailLogManager(models.Manager["MailLog"]):
-    def get_queryset(self) -> MailLogQuerySet:
-        return MailLogQuerySet(self.model, using=self._db)
+    def mark_sent(self, *, at: datetime) -> int:
+        """Rows being sent -> ``sent`` at ``at``, with no provider id and no error."""
+        return self.sending().move_to(
+            MailStatus.SENT,
+            error="",
+            smtp_code=None,
+            next_attempt_at=None,
+            esp_message_id="",
+            sent_at=at,
+        )
 
-    def for_batch(self, batch_id: uuid.UUID | str) -> MailLogQuerySet:
-        return self.get_queryset().for_batch(batch_id)
+    def fail(self, reason: str, *, smtp_code: int | None = None, attempt: bool = False) -> int:
+        """Rows without an outcome -> ``failed`` with ``reason`` (``attempt``: it counts as one)."""
+        fields: dict[str, Any] = {"error": reason, "smtp_code": smtp_code}
+        if attempt:
+            fields["attempts"] = F("attempts") + 1
+        return self.move_to(MailStatus.FAILED, **fields)
 
-    def failed(self) -> MailLogQuerySet:
-        return self.get_queryset().failed()
+    def requeue(self, reason: str) -> int:
+        """Rows being sent (or failed) -> ``queued`` again, due at once, saying why."""
+        return self.move_to(MailStatus.QUEUED, next_attempt_at=None, claimed_by="", error=reason)
 
-    def sent(self) -> MailLogQuerySet:
-        return self.get_queryset().sent()
+    def settle(self, rows: Iterable[MailLog]) -> int:
+        """Write the outcomes of ``rows`` (set in memory through ``MailLog.set_status``).
 
-    def queued(self) -> MailLogQuerySet:
-        return self.get_queryset().queued()
+        Only rows still ``sending`` are written: ``bulk_update`` runs its UPDATE
+        on this queryset, so the status guard holds for each row.
+        """
+        return self.sending().bulk_update(list(rows), OUTCOME_FIELDS)
 
 
-class MailLog(models.Model):
+class BatchFields(models.Model):
+    """What every row of one batch shares: defined once, for the log and for pending batches."""
+
+    mailer = models.CharField(_("mailer"), max_length=64)
+    backend = models.CharField(_("backend"), max_length=255, blank=True)
+    from_email = models.CharField(_("from"), max_length=320, blank=True)
+    subject = models.CharField(_("subject"), max_length=998, blank=True)
+    body = models.TextField(_("body"), blank=True)
+    trigger = models.CharField(_("trigger"), max_length=16, choices=MailTrigger.choices)
+    triggered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("triggered by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        abstract = True
+
+
+class MailLog(BatchFields):
     """One attempt to send one message to one recipient, and what became of it."""
 
     # Indexed through maillog_recent_idx (created_at DESC, id DESC), which also
@@ -168,24 +246,10 @@ class MailLog(models.Model):
         on_delete=models.SET_NULL,
         related_name="mail_logs",
     )
-    mailer = models.CharField(_("mailer"), max_length=64)
-    backend = models.CharField(_("backend"), max_length=255, blank=True)
-    from_email = models.CharField(_("from"), max_length=320, blank=True)
-    subject = models.CharField(_("subject"), max_length=998, blank=True)
-    body = models.TextField(_("body"), blank=True)
     message_id = models.CharField(_("Message-ID"), max_length=255, blank=True)
     esp_message_id = models.CharField(_("provider message id"), max_length=255, blank=True)
     error = models.TextField(_("error"), blank=True)
     smtp_code = models.PositiveSmallIntegerField(_("SMTP code"), null=True, blank=True)
-    trigger = models.CharField(_("trigger"), max_length=16, choices=MailTrigger.choices)
-    triggered_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        verbose_name=_("triggered by"),
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
     batch_id = models.UUIDField(_("batch"), default=uuid.uuid4)
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
     sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
@@ -194,7 +258,7 @@ class MailLog(models.Model):
     # A queued row is not picked up before this time (retry backoff, daily quota).
     next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
 
-    objects: ClassVar[MailLogManager] = MailLogManager()
+    objects = MailLogQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("mail log entry")
@@ -305,7 +369,7 @@ class MailEvent(models.Model):
         return f"{self.get_event_type_display()} ({self.esp})"
 
 
-class PendingBatch(models.Model):
+class PendingBatch(BatchFields):
     """A large user selection whose queued rows a worker writes, a chunk at a time.
 
     Writing 100,000 log rows takes seconds (each row feeds every index of
@@ -324,22 +388,6 @@ class PendingBatch(models.Model):
     selected_ids = models.TextField(_("selected user ids"), blank=True, editable=False)
     expected = models.PositiveIntegerField(_("rows to write"))
     written = models.PositiveIntegerField(_("ids turned into rows"), default=0)
-    # What every row of the batch gets (BATCH_FIELDS, defined as on MailLog);
-    # the rest comes from the user.
-    mailer = models.CharField(_("mailer"), max_length=64)
-    backend = models.CharField(_("backend"), max_length=255, blank=True)
-    from_email = models.CharField(_("from"), max_length=320, blank=True)
-    subject = models.CharField(_("subject"), max_length=998, blank=True)
-    body = models.TextField(_("body"), blank=True)
-    trigger = models.CharField(_("trigger"), max_length=16, choices=MailTrigger.choices)
-    triggered_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        verbose_name=_("triggered by"),
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
 
     class Meta:
         verbose_name = _("batch being written")
@@ -368,7 +416,7 @@ class PendingBatch(models.Model):
 
 
 # What every row of one batch shares (the attribute names, for copying).
-BATCH_FIELDS = ("mailer", "backend", "from_email", "subject", "body", "trigger", "triggered_by_id")
+BATCH_FIELDS = tuple(field.attname for field in BatchFields._meta.fields)
 
 
 def batch_values(source: MailLog | PendingBatch) -> dict[str, Any]:

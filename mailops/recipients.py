@@ -9,7 +9,8 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
+from django.db.models.functions import Trim
 
 
 @dataclass(frozen=True)
@@ -17,7 +18,8 @@ class Recipient:
     """One intended recipient; ``error`` set means it will be logged as rejected."""
 
     address: str
-    user_id: int | None = None
+    # The user's primary key, whatever its type (a custom user model may use UUIDs).
+    user_id: Any = None
     error: str = ""
 
     @property
@@ -46,6 +48,37 @@ def email_field_name() -> str:
     return get_user_model().get_email_field_name()
 
 
+# "A user has an address" is decided here only: the email field, trimmed, not empty.
+# In Python by address_of(), in SQL by the annotation below (same trim, same test).
+ADDRESS_ANNOTATION = "_mailops_address"
+HAS_NO_ADDRESS = Q(_mailops_address__isnull=True) | Q(_mailops_address="")
+
+
+def address_of(value: Any) -> str:
+    """A user's address as mailops uses it: trimmed; ``""`` means the user has none."""
+    return str(value or "").strip()
+
+
+def no_address_error(username: Any) -> str:
+    """The reason logged for a user without an address."""
+    return f"user {str(username)!r} has no email address"
+
+
+def annotate_address(users: QuerySet[Any]) -> QuerySet[Any]:
+    """``users`` with their trimmed address as ``_mailops_address`` (unordered)."""
+    return users.order_by().annotate(**{ADDRESS_ANNOTATION: Trim(F(email_field_name()))})
+
+
+def with_address(users: QuerySet[Any]) -> QuerySet[Any]:
+    """The users of an :func:`annotate_address` queryset who have an address."""
+    return users.exclude(HAS_NO_ADDRESS)
+
+
+def without_address(users: QuerySet[Any]) -> QuerySet[Any]:
+    """The users of an :func:`annotate_address` queryset who have none."""
+    return users.filter(HAS_NO_ADDRESS)
+
+
 def from_users(users: QuerySet[Any], *, chunk_size: int = 2000) -> Iterator[Recipient]:
     """One recipient per user, streamed so a huge selection stays out of memory.
 
@@ -54,10 +87,10 @@ def from_users(users: QuerySet[Any], *, chunk_size: int = 2000) -> Iterator[Reci
     model = get_user_model()
     field = email_field_name()
     rows = users.order_by("pk").values_list("pk", model.USERNAME_FIELD, field)
-    for pk, username, address in rows.iterator(chunk_size=chunk_size):
-        address = (address or "").strip()
+    for pk, username, value in rows.iterator(chunk_size=chunk_size):
+        address = address_of(value)
         if not address:
-            yield Recipient(address="", user_id=pk, error=f"user {username!r} has no email address")
+            yield Recipient(address="", user_id=pk, error=no_address_error(username))
         else:
             yield Recipient(address=address, user_id=pk, error=check_address(address))
 
@@ -80,11 +113,9 @@ def from_user_lookups(lookups: Iterable[str]) -> list[Recipient]:
                 Recipient(address=lookup, error=f"{lookup!r} matches more than one user")
             )
         else:
-            pk, address = matches[0]
-            address = (address or "").strip()
-            error = (
-                f"user {lookup!r} has no email address" if not address else check_address(address)
-            )
+            pk, value = matches[0]
+            address = address_of(value)
+            error = no_address_error(lookup) if not address else check_address(address)
             recipients.append(Recipient(address=address or lookup, user_id=pk, error=error))
     return recipients
 
@@ -92,10 +123,5 @@ def from_user_lookups(lookups: Iterable[str]) -> list[Recipient]:
 def staff_recipients() -> Iterator[Recipient]:
     """Every active staff user who has an email address."""
     model = get_user_model()
-    field = email_field_name()
-    staff = (
-        model._default_manager.filter(is_staff=True, is_active=True)
-        .exclude(**{f"{field}__isnull": True})
-        .exclude(**{field: ""})
-    )
-    return from_users(staff)
+    staff = model._default_manager.filter(is_staff=True, is_active=True)
+    return from_users(with_address(annotate_address(staff)))

@@ -57,9 +57,7 @@ class SendAllowance:
 
 def self_service_sends(user: Any) -> MailLogQuerySet:
     """Every self-service row the user triggered."""
-    return MailLog.objects.get_queryset().filter(
-        trigger=MailTrigger.SELF_SERVICE, triggered_by=user
-    )
+    return MailLog.objects.filter(trigger=MailTrigger.SELF_SERVICE, triggered_by=user)
 
 
 def allowance_for(user: Any, *, now: datetime | None = None) -> SendAllowance:

@@ -22,8 +22,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.options import IS_POPUP_VAR, ActionLocation
 from django.contrib.admin.utils import model_ngettext
 from django.core.exceptions import ImproperlyConfigured
-from django.db.models import Count, F, Q, QuerySet
-from django.db.models.functions import Trim
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
@@ -46,7 +45,7 @@ from mailops.admin.forms import SendTestMailForm
 from mailops.admin.links import admin_url, changelist_url
 from mailops.admin.user_resources import UserRecipientResource
 from mailops.models import MailTrigger
-from mailops.recipients import email_field_name
+from mailops.recipients import HAS_NO_ADDRESS, annotate_address, without_address
 from mailops.redaction import redact
 
 if TYPE_CHECKING:
@@ -192,15 +191,14 @@ def _split_by_address(queryset: QuerySet[Any]) -> dict[str, Any]:
     most ``MAX_LISTED_WITHOUT_ADDRESS`` rows of (pk, username).
     """
     model = queryset.model
-    # Blank after trimming counts as missing, as in the service.
-    addressed = queryset.order_by().annotate(_mailops_address=Trim(F(email_field_name())))
-    missing = Q(_mailops_address__isnull=True) | Q(_mailops_address="")
-    counts = addressed.aggregate(total=Count("pk"), without=Count("pk", filter=missing))
+    addressed = annotate_address(queryset)
+    missing = without_address(addressed)
+    counts = addressed.aggregate(total=Count("pk"), without=Count("pk", filter=HAS_NO_ADDRESS))
     username_field = model.USERNAME_FIELD
     listed = list(
-        addressed.filter(missing)
-        .order_by(username_field, "pk")
-        .values_list("pk", username_field)[:MAX_LISTED_WITHOUT_ADDRESS]
+        missing.order_by(username_field, "pk").values_list("pk", username_field)[
+            :MAX_LISTED_WITHOUT_ADDRESS
+        ]
     )
     return {
         "total": counts["total"],

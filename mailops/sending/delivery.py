@@ -32,16 +32,6 @@ from mailops.sending.throttle import RateLimiter, quota_status, rate_for
 
 logger = logging.getLogger("mailops.delivery")
 
-_OUTCOME_FIELDS = [
-    "status",
-    "error",
-    "smtp_code",
-    "sent_at",
-    "esp_message_id",
-    "updated_at",
-    "next_attempt_at",
-]
-
 
 @dataclass
 class DeliveryReport:
@@ -76,28 +66,22 @@ def claim(batch_id: uuid.UUID | str | None, *, mailer: str, limit: int) -> list[
     token = uuid.uuid4().hex
     candidates_qs = due_rows(batch_id).filter(mailer=mailer).order_by("pk")
     db = router.db_for_write(MailLog)
-    claimed = {
-        "status": MailStatus.SENDING,
-        "claimed_by": token,
-        "attempts": F("attempts") + 1,
-        "updated_at": timezone.now(),
-    }
     if connections[db].features.has_select_for_update_skip_locked:
         with transaction.atomic(using=db, savepoint=False):
             locked = candidates_qs.select_for_update(skip_locked=True)
             candidates = list(locked.values_list("pk", flat=True)[:limit])
             if not candidates:
                 return []
-            MailLog.objects.filter(pk__in=candidates, status=MailStatus.QUEUED).update(**claimed)
+            MailLog.objects.filter(pk__in=candidates).claim(token)
     else:
         # One statement (UPDATE ... WHERE id IN (SELECT ... LIMIT n)): SQLite
         # takes the write lock at once, so a second worker waits for it
         # instead of failing with "database is locked" when a deferred
         # transaction that has read tries to write.
         picked = candidates_qs.values("pk")[:limit]
-        if not MailLog.objects.filter(pk__in=picked, status=MailStatus.QUEUED).update(**claimed):
+        if not MailLog.objects.filter(pk__in=picked).claim(token):
             return []
-    return list(MailLog.objects.filter(claimed_by=token, status=MailStatus.SENDING).order_by("pk"))
+    return list(MailLog.objects.claimed_by(token).order_by("pk"))
 
 
 def deliver_batch(
@@ -211,17 +195,9 @@ def record_outcomes(rows: list[MailLog]) -> None:
         now = timezone.now()
         for row in plain:
             row.sent_at = row.updated_at = now
-        MailLog.objects.filter(pk__in=[row.pk for row in plain]).update(
-            status=MailStatus.SENT,
-            error="",
-            smtp_code=None,
-            next_attempt_at=None,
-            esp_message_id="",
-            sent_at=now,
-            updated_at=now,
-        )
+        MailLog.objects.filter(pk__in=[row.pk for row in plain]).mark_sent(at=now)
     if others:
-        MailLog.objects.bulk_update(others, _OUTCOME_FIELDS)
+        MailLog.objects.settle(others)
 
 
 def _hold_for_quota(
@@ -265,13 +241,7 @@ def _fail_remaining(
             updated_at=now,
         )
         report.add(MailStatus.QUEUED, waiting)
-    failed = remaining.update(
-        status=MailStatus.FAILED,
-        attempts=F("attempts") + 1,
-        error=failure.reason,
-        smtp_code=failure.smtp_code,
-        updated_at=now,
-    )
+    failed = remaining.fail(failure.reason, smtp_code=failure.smtp_code, attempt=True)
     report.add(MailStatus.FAILED, failed)
 
 
@@ -279,7 +249,4 @@ def fail_unfinished(batch_id: uuid.UUID, error: BaseException) -> None:
     """A crashed delivery must not leave rows looking queued forever."""
     path = f"{type(error).__module__}.{type(error).__qualname__}"
     reason = f"delivery task crashed ({path}); see the server log"
-    unfinished = MailLog.objects.for_batch(batch_id).filter(
-        status__in=[MailStatus.QUEUED, MailStatus.SENDING]
-    )
-    unfinished.move_to(MailStatus.FAILED, error=reason)
+    MailLog.objects.for_batch(batch_id).unfinished().fail(reason)

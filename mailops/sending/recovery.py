@@ -18,7 +18,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from mailops.conf import get_setting
-from mailops.models import MailLog, MailLogQuerySet, MailStatus
+from mailops.models import MailLog, MailLogQuerySet
 
 
 def stale_sending(*, lease: int | None = None) -> MailLogQuerySet:
@@ -26,7 +26,7 @@ def stale_sending(*, lease: int | None = None) -> MailLogQuerySet:
     lease = get_setting("SENDING_LEASE") if lease is None else lease
     cutoff = timezone.now() - timedelta(seconds=lease)
     # The claim is the last write to a "sending" row, so updated_at is its time.
-    return MailLog.objects.get_queryset().filter(status=MailStatus.SENDING, updated_at__lte=cutoff)
+    return MailLog.objects.sending().filter(updated_at__lte=cutoff)
 
 
 def recover_stale_sending(*, lease: int | None = None, requeue: bool = False) -> int:
@@ -34,17 +34,12 @@ def recover_stale_sending(*, lease: int | None = None, requeue: bool = False) ->
     lease = get_setting("SENDING_LEASE") if lease is None else lease
     stale = stale_sending(lease=lease)
     if requeue:
-        return stale.move_to(
-            MailStatus.QUEUED,
-            next_attempt_at=None,
-            error=(
-                f"requeued after the delivery worker stopped (no outcome within {lease} s); "
-                "the server may already have accepted an earlier attempt"
-            ),
+        return stale.requeue(
+            f"requeued after the delivery worker stopped (no outcome within {lease} s); "
+            "the server may already have accepted an earlier attempt"
         )
-    return stale.move_to(
-        MailStatus.FAILED,
-        error=(
+    return stale.fail(
+        (
             f"needs review: the delivery worker stopped while sending (no outcome within "
             f"{lease} s). The server may or may not have accepted this message; it was "
             "not resent automatically to avoid a duplicate. Check with the recipient "

@@ -17,10 +17,11 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import connections
-from django.db.models import CharField, F, Field, Q, QuerySet, Value
-from django.db.models.functions import Cast, Concat, Trim
+from django.db.models import CharField, F, Field, QuerySet, Value
+from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
+from mailops import recipients
 from mailops.conf import get_setting
 from mailops.models import MailLog, MailStatus, batch_values
 from mailops.recipients import Recipient
@@ -40,7 +41,7 @@ def insert_user_rows(
     batch and user: ``<batch.user_pk.mailops@domain>``.
     """
     model = get_user_model()
-    selection = _annotated(users)
+    selection = recipients.annotate_address(users)
     now = timezone.now()
     columns: dict[str, Any] = {
         "created_at": now,
@@ -49,7 +50,7 @@ def insert_user_rows(
     }
     if with_address:
         before, after = user_message_id_parts(template.batch_id, domain)
-        selection = _addressed(selection)
+        selection = recipients.with_address(selection)
         columns.update(
             status=MailStatus.QUEUED,
             recipient=F("_mailops_address"),
@@ -61,7 +62,7 @@ def insert_user_rows(
             ),
         )
     else:
-        selection = selection.filter(Q(_mailops_address__isnull=True) | Q(_mailops_address=""))
+        selection = recipients.without_address(selection)
         columns.update(
             status=MailStatus.REJECTED,
             recipient=Value(""),
@@ -99,22 +100,13 @@ def insert_user_rows(
 
 def count_with_address(users: QuerySet[Any]) -> int:
     """How many of the selected users have an address."""
-    return int(_addressed(_annotated(users)).count())
+    return int(recipients.with_address(recipients.annotate_address(users)).count())
 
 
 def user_ids_with_address(users: QuerySet[Any]) -> list[Any]:
     """The primary keys of the selected users who have an address, in key order."""
-    addressed = _addressed(_annotated(users))
+    addressed = recipients.with_address(recipients.annotate_address(users))
     return list(addressed.order_by("pk").values_list("pk", flat=True))
-
-
-def _annotated(users: QuerySet[Any]) -> QuerySet[Any]:
-    email = get_user_model().get_email_field_name()
-    return users.order_by().annotate(_mailops_address=Trim(F(email)))
-
-
-def _addressed(selection: QuerySet[Any]) -> QuerySet[Any]:
-    return selection.exclude(_mailops_address__isnull=True).exclude(_mailops_address="")
 
 
 def _template_value(template: MailLog, field: Field[Any, Any]) -> Any:

@@ -73,7 +73,7 @@ class SendSummary:
 
     def logs(self) -> MailLogQuerySet:
         if self.batch_id is None:
-            return MailLog.objects.get_queryset().none()
+            return MailLog.objects.none()
         return MailLog.objects.for_batch(self.batch_id).order_by("pk")
 
 

@@ -119,7 +119,7 @@ def _apply_status(log: MailLog, event: MailEvent) -> None:
             f": {details}" if details else ""
         )
         fields["smtp_code"] = _smtp_code(event.mta_response)
-    moved = MailLog.objects.get_queryset().filter(pk=log.pk).move_to(new, **fields)
+    moved = MailLog.objects.filter(pk=log.pk).move_to(new, **fields)
     if not moved:
         # Out of order or superseded (e.g. a late "deferred" after "delivered").
         logger.info(

@@ -170,7 +170,7 @@ def _report(request: HttpRequest, summary: services.SendSummary, address: str) -
             _("Your test mail to %(address)s is queued and will be sent shortly.")
             % {"address": address},
         )
-    elif summary.skipped:
+    elif summary.rejected:
         messages.error(
             request,
             _(

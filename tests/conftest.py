@@ -9,7 +9,15 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 
-from tests.smtp_server import *  # noqa: F403 - loopback SMTP server fixtures
+# Fixture modules, registered once here: test modules use their fixtures by name
+# without importing them.
+pytest_plugins = [
+    "tests.smtp_server",
+    "tests.scale_fixtures",
+    "tests.maillog_fixtures",
+    "tests.provider_api",
+    "tests.browser_fixtures",
+]
 
 User = get_user_model()
 

@@ -32,8 +32,6 @@ import pytest
 
 from tests.provider_shapes import PROVIDERS, ProviderShape, RecordedRequest, Reply
 
-__all__ = ["ProviderAPI", "provider_api_factory"]
-
 HOST = "127.0.0.1"
 
 

@@ -29,21 +29,6 @@ import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-__all__ = [
-    "DEFAULT_PASSWORD",
-    "DEFAULT_USERNAME",
-    "LoopbackSMTPServer",
-    "ReceivedMessage",
-    "SMTPTestCA",
-    "closed_port",
-    "free_port",
-    "smtp_ca",
-    "smtp_server",
-    "smtp_server_factory",
-    "smtps_server",
-    "trust_smtp_ca",
-]
-
 TLSMode = Literal["starttls", "implicit", "none"]
 HOST = "127.0.0.1"
 DEFAULT_USERNAME = "mailops"

@@ -18,10 +18,7 @@ from mailops.recipients import from_addresses
 from mailops.sending.progress import batch_progress, queue_progress
 from mailops.services import send_test_mail
 from tests.admin_fixtures import changelist_url
-from tests.maillog_fixtures import CHANGELIST, admin_client_for, auditor, make_batch, make_log
-from tests.scale_fixtures import use_tasks, worker_backend
-
-__all__ = ["admin_client_for", "auditor", "use_tasks", "worker_backend"]
+from tests.maillog_fixtures import CHANGELIST, make_batch, make_log
 
 pytestmark = pytest.mark.django_db
 

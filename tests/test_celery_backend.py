@@ -14,10 +14,8 @@ import pytest
 from mailops.models import MailStatus, MailTrigger
 from mailops.recipients import from_addresses
 from mailops.services import send_test_mail
-from tests.scale_fixtures import plain_smtp, use_server, use_tasks
-from tests.test_workers import shared_database, worker_env
-
-__all__ = ["plain_smtp", "use_tasks"]
+from tests.scale_fixtures import use_server
+from tests.worker_processes import shared_database, worker_env
 
 ROOT = Path(__file__).resolve().parent.parent
 BROKER = "redis://127.0.0.1:6379/15"

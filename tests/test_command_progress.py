@@ -15,9 +15,7 @@ from mailops.recipients import from_addresses
 from mailops.sending.delivery import deliver_batch
 from mailops.sending.progress import BatchProgress
 from mailops.services import send_test_mail
-from tests.scale_fixtures import plain_smtp, use_server, use_tasks, worker_backend
-
-__all__ = ["plain_smtp", "use_tasks", "worker_backend"]
+from tests.scale_fixtures import use_server
 
 pytestmark = pytest.mark.django_db
 

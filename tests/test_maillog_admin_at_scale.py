@@ -22,14 +22,11 @@ from mailops.admin import MailLogAdmin
 from mailops.models import MailLog, MailStatus
 from tests.maillog_fixtures import (
     CHANGELIST,
-    admin_client_for,
-    auditor,
     changelist_rows,
     make_log,
 )
 
 # Fixtures used by the tests below.
-__all__ = ["admin_client_for", "auditor"]
 
 pytestmark = pytest.mark.django_db
 UTC = ZoneInfo("UTC")

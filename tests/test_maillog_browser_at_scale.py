@@ -13,11 +13,10 @@ import pytest
 
 from mailops.admin import MailLogAdmin
 from mailops.models import MailLog, MailStatus
+from tests.browser_fixtures import screenshot, sign_in
 from tests.maillog_fixtures import make_log
-from tests.test_browser import browser, page, screenshot, sign_in
 
 # Fixtures used by the tests below.
-__all__ = ["browser", "page"]
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

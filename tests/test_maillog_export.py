@@ -16,13 +16,10 @@ from mailops.admin.resources import EXPORT_COLUMNS, MailLogResource, iter_csv, s
 from mailops.models import MailLog, MailStatus
 from tests.maillog_fixtures import (
     CHANGELIST,
-    admin_client_for,
-    auditor,
     make_log,
 )
 
 # Fixtures used by the tests below.
-__all__ = ["admin_client_for", "auditor"]
 
 pytestmark = pytest.mark.django_db
 

@@ -15,9 +15,7 @@ from mailops.sending.delivery import claim, record_outcomes
 from mailops.sending.session import ChunkSender, MailerSession
 from mailops.sending.throttle import RateLimiter
 from mailops.services import send_test_mail
-from tests.scale_fixtures import SMTP_BACKEND, plain_smtp, use_server, use_tasks, worker_backend
-
-__all__ = ["plain_smtp", "use_tasks", "worker_backend"]
+from tests.scale_fixtures import SMTP_BACKEND, use_server
 
 pytestmark = pytest.mark.django_db
 

@@ -24,10 +24,8 @@ from mailops.models import MailLog, MailStatus, MailTrigger
 from mailops.redaction import REDACTED
 from tests.commands import all_columns
 from tests.commands import run_sendtestmail as run
-from tests.provider_api import ProviderAPI, provider_api_factory
+from tests.provider_api import ProviderAPI
 from tests.provider_shapes import Reply
-
-__all__ = ["provider_api_factory"]
 
 pytestmark = [
     pytest.mark.django_db,

@@ -23,9 +23,7 @@ from mailops.models import MailLog, MailStatus, MailTrigger
 from mailops.recipients import from_addresses
 from mailops.redaction import REDACTED, secret_values
 from mailops.services import SendSummary, send_test_mail
-from tests.provider_api import ProviderAPI, provider_api_factory
-
-__all__ = ["provider_api_factory"]
+from tests.provider_api import ProviderAPI
 
 pytestmark = [
     pytest.mark.django_db,

@@ -48,7 +48,7 @@ def test_users_without_address_are_rejected_but_the_rest_are_sent(recipients_use
         from_users(get_user_model().objects.all()), trigger=MailTrigger.ADMIN_ACTION
     )
 
-    assert (summary.sent, summary.skipped) == (3, 1)
+    assert (summary.sent, summary.rejected) == (3, 1)
     rejected = MailLog.objects.get(status=MailStatus.REJECTED)
     assert rejected.user.username == "nomail"
     assert rejected.error == "user 'nomail' has no email address"

@@ -17,9 +17,6 @@ from mailops.models import MailLog, MailStatus, MailTrigger
 from tests import unreachable_broker
 from tests.commands import all_columns
 from tests.commands import run_sendtestmail as run
-from tests.scale_fixtures import use_tasks
-
-__all__ = ["use_tasks"]
 
 SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 

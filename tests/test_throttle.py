@@ -16,9 +16,6 @@ from mailops.recipients import from_addresses
 from mailops.sending import throttle
 from mailops.services import plan_delivery, send_test_mail
 from mailops.tasks import deliver_batch_task
-from tests.scale_fixtures import use_tasks, worker_backend
-
-__all__ = ["use_tasks", "worker_backend"]
 
 pytestmark = pytest.mark.django_db
 

@@ -32,9 +32,7 @@ from mailops.models import (
 )
 from mailops.recipients import from_addresses
 from mailops.services import send_test_mail
-from tests.provider_api import ProviderAPI, provider_api_factory
-
-__all__ = ["provider_api_factory"]
+from tests.provider_api import ProviderAPI
 
 pytestmark = pytest.mark.django_db
 

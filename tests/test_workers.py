@@ -8,50 +8,23 @@ what actually arrived.
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
 from io import StringIO
-from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
 
 from mailops.models import MailLog, MailStatus, MailTrigger
 from mailops.recipients import from_addresses
 from mailops.sending.recovery import recover_stale_sending, stale_sending
 from mailops.services import send_test_mail
-from tests.scale_fixtures import SMTP_BACKEND, plain_smtp, use_server, use_tasks, worker_backend
-
-__all__ = ["plain_smtp", "use_tasks", "worker_backend"]
-
-ROOT = Path(__file__).resolve().parent.parent
-
-# Worker processes need a database they share with the test: PostgreSQL.
-# tests/conftest.py leaves these out of a SQLite run (scripts/test runs both).
-shared_database = pytest.mark.postgres
-
-
-def worker_env(
-    server: Any, *, mailops: dict[str, Any] | None = None, tasks: dict[str, Any] | None = None
-) -> dict[str, str]:
-    """Environment for a worker process using this test's database and SMTP server."""
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.worker_settings",
-        "MAILOPS_TEST_DB_NAME": connection.settings_dict["NAME"],
-        "MAILOPS_TEST_MAILERS": json.dumps(
-            {"default": {"BACKEND": SMTP_BACKEND, "OPTIONS": server.options()}}
-        ),
-        "MAILOPS_TEST_MAILOPS": json.dumps(mailops or {}),
-        "MAILOPS_TEST_TASKS": json.dumps(tasks),
-    }
+from tests.scale_fixtures import use_server
+from tests.worker_processes import ROOT, shared_database, worker_env
 
 
 def start_worker(server: Any, *args: str, mailops: dict[str, Any] | None = None) -> Any:

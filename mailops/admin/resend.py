@@ -22,7 +22,7 @@ from mailops.admin.confirmation import (
 )
 from mailops.admin.links import changelist_url
 from mailops.models import MailLog
-from mailops.sending.resend import ResendOutcome, plan_resend, resend_logs
+from mailops.services import ResendOutcome, plan_resend, resend_logs
 
 if TYPE_CHECKING:
     _ModelAdminBase = admin.ModelAdmin[MailLog]
@@ -52,7 +52,7 @@ class ResendActionMixin(_ModelAdminBase):
         if is_confirmed(request):
             outcomes = resend_logs(queryset, triggered_by=request.user, plan=plan)
             self._record_resends(request, queryset, outcomes)
-            self._report_resend(request, plan.skipped, outcomes)
+            self._report_resend(request, plan.not_resent, outcomes)
             return None
         return confirmation_page(
             self,
@@ -98,7 +98,7 @@ class ResendActionMixin(_ModelAdminBase):
     def _report_resend(
         self,
         request: HttpRequest,
-        skipped: dict[str, int],
+        not_resent: dict[str, int],
         outcomes: Sequence[ResendOutcome],
     ) -> None:
         sent = failed = queued = 0
@@ -125,7 +125,7 @@ class ResendActionMixin(_ModelAdminBase):
             list_url = changelist_url(self.admin_site, batch_id=summary.batch_id) or ""
             progress_url = batch_url(self.admin_site.name, summary.batch_id or "")
             links.append((list_url, summary.batch_id, progress_url or list_url))
-        for reason, count in skipped.items():
+        for reason, count in not_resent.items():
             self.message_user(
                 request,
                 ngettext(

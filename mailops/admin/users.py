@@ -1,7 +1,7 @@
 """The "Send test mail to selected users" admin action, for any ``UserAdmin``.
 
 It works like Django's ``delete_selected``: the first POST renders a
-confirmation page (who gets mail, who is skipped, which mailer, what text),
+confirmation page (who gets mail, who is rejected, which mailer, what text),
 the second POST sends through :mod:`mailops.services` and reports with
 ``message_user``. Add it to a user admin with :class:`SendTestMailAdminMixin`::
 
@@ -256,7 +256,7 @@ def _summary_message(
     parts = [
         _("%(n)d sent") % {"n": summary.sent},
         _("%(n)d failed") % {"n": summary.failed},
-        _("%(n)d skipped (no email address)") % {"n": summary.skipped},
+        _("%(n)d rejected (no email address)") % {"n": summary.rejected},
     ]
     if summary.queued:
         parts.append(_("%(n)d queued for the task worker") % {"n": summary.queued})
@@ -286,7 +286,7 @@ def _summary_level(summary: services.SendSummary) -> int:
         return messages.WARNING
     if summary.failed and not summary.sent and not summary.queued:
         return messages.ERROR
-    if summary.failed or summary.skipped or not (summary.sent or summary.queued):
+    if summary.failed or summary.rejected or not (summary.sent or summary.queued):
         return messages.WARNING
     return messages.SUCCESS
 

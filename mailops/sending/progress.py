@@ -19,10 +19,9 @@ from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from mailops.models import ACCEPTED_STATUSES, MailLog, MailStatus, MailTrigger
+from mailops.models import ACCEPTED_STATUSES, UNFINISHED_STATUSES, MailLog, MailStatus, MailTrigger
 from mailops.sending.pending import unwritten_batch, unwritten_rows
 
-UNFINISHED_STATUSES = (MailStatus.QUEUED, MailStatus.SENDING)
 # Statuses a statistic of the page stands for ("sent" is everything the mailer accepted).
 _GROUPS: dict[str, tuple[str, ...]] = {
     "queued": (MailStatus.QUEUED,),
@@ -223,7 +222,7 @@ def queue_progress(done: Mapping[str, int], batch_id: uuid.UUID | None = None) -
     queued or sending is read from the log (of one batch, or of all), so the
     total grows when more rows are queued while the run goes on.
     """
-    pending = MailLog.objects.filter(status__in=UNFINISHED_STATUSES)
+    pending = MailLog.objects.unfinished()
     if batch_id is not None:
         pending = pending.filter(batch_id=batch_id)
     still = _progress_of(pending, batch_id)

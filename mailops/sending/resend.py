@@ -25,7 +25,8 @@ from django.db.models import Count, Max, QuerySet
 from mailops.models import ACCEPTED_STATUSES, MailLog, MailStatus, MailTrigger
 from mailops.recipients import Recipient, check_address
 from mailops.redaction import redact
-from mailops.services import DeliveryPlan, SendSummary, plan_delivery, send_test_mail
+from mailops.sending.batches import plan_delivery, send_test_mail
+from mailops.sending.summary import DeliveryPlan, SendSummary
 
 RESENDABLE = frozenset(ACCEPTED_STATUSES | {MailStatus.FAILED})
 
@@ -60,7 +61,7 @@ class ResendPlan:
 
     groups: list[ResendGroup] = field(default_factory=list)
     # reason -> number of selected rows that will not be resent
-    skipped: dict[str, int] = field(default_factory=dict)
+    not_resent: dict[str, int] = field(default_factory=dict)
     # The highest selected id: rows written by the resend itself never join it.
     max_pk: int | None = None
 
@@ -69,8 +70,8 @@ class ResendPlan:
         return sum(group.count for group in self.groups)
 
     @property
-    def skipped_count(self) -> int:
-        return sum(self.skipped.values())
+    def not_resent_count(self) -> int:
+        return sum(self.not_resent.values())
 
     def deliveries(self) -> list[tuple[ResendGroup, DeliveryPlan | None, str]]:
         """Per group: how it would be delivered, or why it cannot be (unknown mailer)."""
@@ -84,12 +85,12 @@ class ResendPlan:
 
 
 def plan_resend(queryset: QuerySet[MailLog]) -> ResendPlan:
-    """Group the selection and count what is skipped; three aggregate queries."""
+    """Group the selection and count what is not resent; three aggregate queries."""
     queryset = queryset.order_by()
     plan = ResendPlan(max_pk=queryset.aggregate(top=Max("pk"))["top"])
     for row in queryset.exclude(status__in=RESENDABLE).values("status").annotate(n=Count("pk")):
         reason = NOT_RESENT.get(row["status"], f"status {row['status']!r}")
-        plan.skipped[reason] = plan.skipped.get(reason, 0) + row["n"]
+        plan.not_resent[reason] = plan.not_resent.get(reason, 0) + row["n"]
     groups = (
         queryset.filter(status__in=RESENDABLE)
         .values("mailer", "subject", "body")

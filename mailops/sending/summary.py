@@ -25,7 +25,8 @@ class SendSummary:
     mailer: str
     batch_id: uuid.UUID | None
     counts: dict[str, int] = field(default_factory=dict)
-    rejected: list[Recipient] = field(default_factory=list)
+    # The recipients refused before sending (invalid address, user without one).
+    invalid: list[Recipient] = field(default_factory=list)
     planned: list[Recipient] = field(default_factory=list)
     dry_run: bool = False
     # True when invalid entries stopped the whole batch (nothing was sent).
@@ -62,14 +63,14 @@ class SendSummary:
         return self.counts.get(MailStatus.QUEUED, 0) + self.counts.get(MailStatus.SENDING, 0)
 
     @property
-    def skipped(self) -> int:
+    def rejected(self) -> int:
         # A user queryset's rejected rows are counted by the database, not listed.
-        return max(len(self.rejected), self.counts.get(MailStatus.REJECTED, 0))
+        return max(len(self.invalid), self.counts.get(MailStatus.REJECTED, 0))
 
     @property
     def ok(self) -> bool:
         """Every intended message was accepted (or is still queued) and none failed."""
-        return not self.failed and not self.skipped
+        return not self.failed and not self.rejected
 
     def logs(self) -> MailLogQuerySet:
         if self.batch_id is None:

@@ -250,7 +250,7 @@ class Command(BaseCommand):
 
     def _report(self, summary: SendSummary, verbosity: int, *, outcomes_known: bool) -> None:
         if verbosity >= 1:
-            for recipient in summary.rejected:
+            for recipient in summary.invalid:
                 label = recipient.address or "(no address)"
                 self.stdout.write(self.style.ERROR(f"rejected  {label}: {recipient.error}"))
             if summary.dry_run:
@@ -275,17 +275,17 @@ class Command(BaseCommand):
         if summary.dry_run:
             return (
                 f"Dry run via mailer {summary.mailer!r}: {len(summary.planned)} would be sent, "
-                f"{summary.skipped} rejected. Nothing was sent or logged."
+                f"{summary.rejected} rejected. Nothing was sent or logged."
             )
-        parts = [f"{summary.sent} sent", f"{summary.failed} failed", f"{summary.skipped} rejected"]
+        parts = [f"{summary.sent} sent", f"{summary.failed} failed", f"{summary.rejected} rejected"]
         if summary.queued:
             parts.append(f"{summary.queued} queued")
         return f"{', '.join(parts)} via mailer {summary.mailer!r} (batch {summary.batch_id})."
 
     def _exit_status(self, summary: SendSummary) -> None:
-        if summary.rejected:
+        if summary.invalid:
             raise CommandError(
-                f"{summary.skipped} recipient(s) rejected; nothing was sent. "
+                f"{summary.rejected} recipient(s) rejected; nothing was sent. "
                 "Fix the entries above and run again.",
                 returncode=EXIT_USAGE,
             )
@@ -307,7 +307,7 @@ def _as_json(summary: SendSummary) -> dict[str, Any]:
             for r in summary.planned
         ] + [
             {"recipient": r.address, "user_id": r.user_id, "status": "rejected", "error": r.error}
-            for r in summary.rejected
+            for r in summary.invalid
         ]
     else:
         messages = [
@@ -332,7 +332,7 @@ def _as_json(summary: SendSummary) -> dict[str, Any]:
         "counts": {
             "sent": summary.sent,
             "failed": summary.failed,
-            "rejected": summary.skipped,
+            "rejected": summary.rejected,
             "queued": summary.queued,
         },
         "messages": messages,

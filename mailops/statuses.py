@@ -1,0 +1,89 @@
+"""A log row's statuses and triggers, and which status may follow which.
+
+``MailLogQuerySet`` (in :mod:`mailops.models`) moves rows only along
+``ALLOWED_TRANSITIONS``; this module holds the rules, the models hold the data.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class MailStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    SENDING = "sending", _("Sending")
+    SENT = "sent", _("Sent")
+    FAILED = "failed", _("Failed")
+    REJECTED = "rejected", _("Rejected")
+    DELIVERED = "delivered", _("Delivered")
+    BOUNCED = "bounced", _("Bounced")
+    DEFERRED = "deferred", _("Deferred")
+    COMPLAINED = "complained", _("Complained")
+    CHECKED = "checked", _("Connection checked")
+    CHECK_FAILED = "check_failed", _("Connection check failed")
+
+
+class MailTrigger(models.TextChoices):
+    ADMIN_ACTION = "admin_action", _("Admin action")
+    COMMAND = "command", _("Management command")
+    SELF_SERVICE = "self_service", _("Self-service")
+    RESEND = "resend", _("Resend")
+    API = "api", _("API")
+    CHECK = "check", _("Connection check")
+
+
+# Which status may follow which. Provider events (delivered, bounced, ...)
+# may arrive late or out of order, so tracking states may move among
+# themselves; a message never goes back to "queued" once a server took it.
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    MailStatus.QUEUED: frozenset({MailStatus.SENDING, MailStatus.FAILED}),
+    MailStatus.SENDING: frozenset({MailStatus.SENT, MailStatus.FAILED, MailStatus.QUEUED}),
+    MailStatus.FAILED: frozenset({MailStatus.QUEUED}),
+    MailStatus.SENT: frozenset(
+        {
+            MailStatus.DELIVERED,
+            MailStatus.BOUNCED,
+            MailStatus.DEFERRED,
+            MailStatus.COMPLAINED,
+        }
+    ),
+    MailStatus.DEFERRED: frozenset(
+        {
+            MailStatus.DELIVERED,
+            MailStatus.BOUNCED,
+            MailStatus.DEFERRED,
+            MailStatus.COMPLAINED,
+        }
+    ),
+    MailStatus.DELIVERED: frozenset({MailStatus.BOUNCED, MailStatus.COMPLAINED}),
+    MailStatus.BOUNCED: frozenset({MailStatus.COMPLAINED}),
+    MailStatus.COMPLAINED: frozenset(),
+    MailStatus.REJECTED: frozenset(),
+    MailStatus.CHECKED: frozenset(),
+    MailStatus.CHECK_FAILED: frozenset(),
+}
+
+# Statuses meaning "the mailer accepted the message" (or a later, better state).
+ACCEPTED_STATUSES = frozenset(
+    {
+        MailStatus.SENT,
+        MailStatus.DELIVERED,
+        MailStatus.DEFERRED,
+        MailStatus.BOUNCED,
+        MailStatus.COMPLAINED,
+    }
+)
+
+
+# Statuses of a row that has no outcome yet.
+UNFINISHED_STATUSES = (MailStatus.QUEUED, MailStatus.SENDING)
+
+
+def can_transition(current: str, new: str) -> bool:
+    return new in ALLOWED_TRANSITIONS.get(current, frozenset())
+
+
+def sources_of(new: str) -> list[str]:
+    """Every status from which ``new`` may be reached."""
+    return [status for status, targets in ALLOWED_TRANSITIONS.items() if new in targets]

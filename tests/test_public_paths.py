@@ -1,0 +1,192 @@
+"""What hosts rely on keeps its name, and the package keeps its shape.
+
+Every path the README documents is imported here; the layout rules of
+``mailops/`` (imports one way, no cycles, small modules) are read from the
+source, so a change that breaks them fails here rather than in a review.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+from pathlib import Path
+
+import pytest
+from django.core.management import get_commands
+from django.template.loader import get_template
+from django.urls import reverse
+
+PACKAGE = Path(__file__).resolve().parent.parent / "mailops"
+MAX_MODULE_LINES = 400
+
+
+def test_documented_python_paths_import() -> None:
+    from mailops.admin import MailLogAdmin
+    from mailops.backends.outbox import EmailBackend
+    from mailops.mailer_urls import MailerURLError, mailers_from_environ
+    from mailops.models import MailLog, MailStatus, MailTrigger
+    from mailops.recipients import from_addresses
+    from mailops.services import (
+        SendSummary,
+        UnknownMailer,
+        plan_delivery,
+        send_test_mail,
+        send_test_mail_to_users,
+    )
+    from mailops.task_backends.celery import CeleryBackend
+    from mailops.task_backends.celery_app import app
+    from mailops.tasks import deliver_batch_task
+    from mailops.user_admin import SendTestMailAdminMixin, UserImportExportMixin
+
+    assert all(
+        callable(thing)
+        for thing in (
+            MailLogAdmin,
+            EmailBackend,
+            MailerURLError,
+            mailers_from_environ,
+            MailLog,
+            from_addresses,
+            SendSummary,
+            UnknownMailer,
+            plan_delivery,
+            send_test_mail,
+            send_test_mail_to_users,
+            CeleryBackend,
+            SendTestMailAdminMixin,
+            UserImportExportMixin,
+        )
+    )
+    assert {MailStatus.SENT, MailTrigger.API} <= {*MailStatus.values, *MailTrigger.values}
+    assert app.main is not None
+    # Queued tasks store this path: it must never move.
+    assert deliver_batch_task.module_path == "mailops.tasks.deliver_batch_task"
+
+
+def test_command_names_are_kept() -> None:
+    commands = get_commands()
+    assert commands["sendtestmail"] == "mailops"
+    assert commands["mailops_deliver"] == "mailops"
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("admin:mailops_maillog_changelist", {}),
+        ("admin:mailops_maillog_export_csv", {}),
+        ("admin:mailops_mailers", {}),
+        ("admin:mailops_batch", {"batch_id": "6f1c1d4e-0000-4000-8000-000000000000"}),
+        ("admin:mailops_batch_progress", {"batch_id": "6f1c1d4e-0000-4000-8000-000000000000"}),
+        ("mailops:self_service", {}),
+    ],
+)
+def test_url_names_are_kept(name: str, kwargs: dict[str, str]) -> None:
+    assert reverse(name, kwargs=kwargs or None)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "admin/mailops/send_test_mail_confirmation.html",
+        "admin/mailops/maillog/resend_confirmation.html",
+        "admin/mailops/maillog/change_list.html",
+        "admin/mailops/maillog/change_form.html",
+        "admin/mailops/maillog/batch_progress.html",
+        "admin/mailops/mailers.html",
+        "mailops/self_service.html",
+    ],
+)
+def test_template_paths_are_kept(template: str) -> None:
+    assert get_template(template).origin.name.endswith(template)
+
+
+def test_permission_codenames_and_logger_names_are_kept(db) -> None:
+    from django.contrib.auth.models import Permission
+
+    from mailops import permissions
+
+    codenames = set(
+        Permission.objects.filter(content_type__app_label="mailops").values_list(
+            "codename", flat=True
+        )
+    )
+    for name in (permissions.SEND_TEST_MAIL, permissions.EXPORT_MAILLOG, permissions.VIEW_MAILLOG):
+        assert name.split(".", 1)[1] in codenames
+    from mailops.sending import delivery, pending, session
+
+    names = {delivery.logger.name, session.logger.name, pending.logger.name}
+    assert names == {"mailops.delivery", "mailops.pending_batches"}
+    assert isinstance(logging.getLogger("mailops.delivery"), logging.Logger)
+
+
+# --- the layout -------------------------------------------------------------------
+
+
+def _modules() -> dict[str, Path]:
+    modules = {}
+    for path in PACKAGE.rglob("*.py"):
+        if "migrations" in path.parts:
+            continue
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        modules[name] = path
+    return modules
+
+
+def _imports(path: Path) -> set[str]:
+    """The mailops modules ``path`` imports at module level or in functions."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("mailops"):
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("mailops"))
+    return found & set(_modules())
+
+
+def test_no_module_is_over_the_size_limit() -> None:
+    sizes = {name: len(path.read_text().splitlines()) for name, path in _modules().items()}
+    assert {name: n for name, n in sizes.items() if n > MAX_MODULE_LINES} == {}
+
+
+def test_the_top_level_is_the_public_surface() -> None:
+    top = [path for path in PACKAGE.glob("*.py")]
+    assert len(top) <= 20, sorted(path.name for path in top)
+
+
+def test_imports_run_one_way() -> None:
+    """admin -> services/sending -> mailers, models; nothing imports the admin."""
+    shims = {"mailops.user_admin"}  # the documented path of the user-admin mixins
+    for name, path in _modules().items():
+        imported = _imports(path)
+        if not name.startswith("mailops.admin") and name not in shims:
+            assert not {m for m in imported if m.startswith("mailops.admin")}, name
+        if name.startswith(("mailops.sending", "mailops.mailers", "mailops.tracking")):
+            assert "mailops.services" not in imported, name
+        if name.startswith("mailops.mailers"):
+            assert not {m for m in imported if m.startswith("mailops.sending")}, name
+
+
+def test_there_is_no_import_cycle() -> None:
+    graph = {name: _imports(path) - {name} for name, path in _modules().items()}
+
+    def reaches(start: str, target: str) -> bool:
+        seen, stack = set(), list(graph[start])
+        while stack:
+            current = stack.pop()
+            if current == target:
+                return True
+            if current not in seen:
+                seen.add(current)
+                stack.extend(graph.get(current, ()))
+        return False
+
+    # A package importing its own submodules (re-exports) is not a cycle.
+    cycles = [
+        (a, b)
+        for a in graph
+        for b in graph[a]
+        if not b.startswith(f"{a}.") and not a.startswith(f"{b}.") and reaches(b, a)
+    ]
+    assert cycles == []

@@ -62,7 +62,12 @@ def get_mailer_admin_urls(admin_site: AdminSite) -> list[URLPattern]:
     def view(request: HttpRequest) -> HttpResponse:
         return mailers_view(request, admin_site)
 
-    return [path("mailers/", admin_site.admin_view(view), name="mailops_mailers")]
+    from .admin_doctor import get_doctor_admin_urls  # "Check DNS" (it imports nothing from here)
+
+    return [
+        path("mailers/", admin_site.admin_view(view), name="mailops_mailers"),
+        *get_doctor_admin_urls(admin_site),
+    ]
 
 
 def mailers_view(request: HttpRequest, admin_site: AdminSite) -> HttpResponse:

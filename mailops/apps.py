@@ -14,6 +14,10 @@ class MailopsConfig(AppConfig):
 
         # manage.py check: mailer configuration mistakes (mailops.E0xx/W0xx).
         checks.register_checks()
+        # manage.py check: the deliverability doctor's settings (mailops.E010-E012).
+        from .deliverability.checks import register_doctor_checks
+
+        register_doctor_checks()
 
         # Provider webhooks -> MailEvent rows and delivery statuses.
         tracking.connect_signals()

@@ -208,6 +208,9 @@ def doctor_zone() -> Zone:
     # nomx.test: SPF but no MX.
     zone.txt("nomx.test", "v=spf1 ip4:192.0.2.0/24 -all")
     zone.txt("_dmarc.nomx.test", "v=DMARC1; p=quarantine")
+    # nullmx.test: a "null MX" (RFC 7505), the domain's way of saying it takes no mail.
+    zone.mx("nullmx.test", ".", 0).txt("nullmx.test", "v=spf1 ip4:192.0.2.0/24 -all")
+    zone.txt("_dmarc.nullmx.test", "v=DMARC1; p=quarantine")
     # toomany.test: 11 includes, each one lookup.
     zone.mx("toomany.test", "mx.good.test")
     for number in range(11):

@@ -116,11 +116,12 @@ def test_no_spf_and_no_dmarc(mail_dns: Any) -> None:
     assert "mailops.D040" in ids
 
 
-def test_no_mx_is_a_warning_only(mail_dns: Any) -> None:
-    with mail_dns({"relay": relay("smtp.good.test")}, "app@nomx.test"):
+@pytest.mark.parametrize("domain", ["nomx.test", "nullmx.test"])
+def test_no_mx_is_a_warning_only(mail_dns: Any, domain: str) -> None:
+    with mail_dns({"relay": relay("smtp.good.test")}, f"app@{domain}"):
         status, out, _ = run_maildoctor()
     assert status == 0
-    assert "WARNING mailops.D010: nomx.test has no MX record" in out
+    assert f"WARNING mailops.D010: {domain} has no MX record" in out
 
 
 def test_spf_over_ten_lookups_is_reported(mail_dns: Any) -> None:

@@ -46,7 +46,12 @@ class DomainResolver:
         """MX hosts of ``name``, best first; raises :class:`NoSuchDomain` on NXDOMAIN."""
         answer = self._resolve(name, "MX")
         records = sorted(answer, key=lambda rdata: rdata.preference)
-        return [rdata.exchange.to_text(omit_final_dot=True) for rdata in records]
+        # A "null MX" (RFC 7505: MX 0 .) says the domain accepts no mail: same as none.
+        return [
+            rdata.exchange.to_text(omit_final_dot=True)
+            for rdata in records
+            if rdata.exchange != dns.name.root
+        ]
 
     def addresses(self, name: str) -> list[str]:
         """A and AAAA addresses of ``name``; ``[]`` when none or NXDOMAIN."""

@@ -168,8 +168,8 @@ def _smtp_entry(
         unknown = ", ".join(sorted(query))
         raise MailerURLError(
             variable,
-            f"unknown query parameter(s) {unknown}; SMTP takes timeout=, from=, rate= "
-            "and daily_quota=",
+            f"unknown query parameter(s) {unknown}; SMTP takes timeout=, from=, rate=, "
+            "daily_quota= and dkim_selector=",
         )
     return {"BACKEND": SMTP_BACKEND, "OPTIONS": options}
 

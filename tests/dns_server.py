@@ -182,6 +182,8 @@ def doctor_zone() -> Zone:
     # good.test: everything right; the relay smtp.good.test is in its SPF.
     zone.mx("good.test", "mx.good.test").a("mx.good.test", "192.0.2.25")
     zone.a("smtp.good.test", "192.0.2.10")
+    # A dual-stack relay whose IPv6 address the SPF record of good.test leaves out.
+    zone.a("smtp6.good.test", "192.0.2.11", "2001:db8::11")
     zone.txt(
         "good.test",
         "google-site-verification=abc",

@@ -196,6 +196,14 @@ def test_a_relay_outside_the_spf_record_is_rejected(mail_dns: Any) -> None:
     )
 
 
+def test_every_address_of_a_dual_stack_relay_must_pass(mail_dns: Any) -> None:
+    with mail_dns({"relay": relay("smtp6.good.test")}, "app@good.test"):
+        status, out, _ = run_maildoctor()
+    assert status == 1
+    assert "mailops.D025: SPF of good.test rejects the relay smtp6.good.test (2001:db8::11)" in out
+    assert "192.0.2.11" not in out
+
+
 def test_a_softfail_for_the_relay_is_a_warning(mail_dns: Any) -> None:
     with mail_dns({"relay": relay("smtp.soft.test")}, "app@soft.test"):
         status, out, _ = run_maildoctor()

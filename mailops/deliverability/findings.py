@@ -74,7 +74,7 @@ class MailerReport:
     from_email: str
     domain: str
     findings: list[Finding] = field(default_factory=list)
-    # DNS queries sent (the SPF evaluator's own queries not included).
+    # DNS queries sent, the SPF evaluator's (pyspf) included.
     queries: int = 0
 
     def add(self, finding_id: str, message: str, hint: str) -> None:

@@ -86,7 +86,7 @@ def test_check_dns_shows_the_findings_and_the_page_keeps_them_from_the_cache(
     html = response.content.decode()
     assert "DNS check of relay (double.test): 1 error(s), 1 warning(s)." in html
     relay_row = row_html(html, "relay")
-    assert "1 error" in relay_row
+    assert "1 error, 1 warning" in relay_row
     assert "mailops.D021" in relay_row
     assert "double.test has 2 SPF records" in relay_row
     assert "Merge them into one v=spf1 record" in relay_row

@@ -12,7 +12,7 @@ class MailopsConfig(AppConfig):
     def ready(self) -> None:
         from mailops import checks, tracking
 
-        # manage.py check: mailer configuration mistakes (mailops.E0xx/W0xx).
+        # manage.py check: configuration mistakes (mailops.E0xx/W0xx).
         checks.register_checks()
 
         # Provider webhooks -> MailEvent rows and delivery statuses.

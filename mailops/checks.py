@@ -18,6 +18,9 @@ W005      an SMTP mailer without a timeout
 W006      a Gmail mailer whose From is not the signed-in account
 W007      DEBUG on while a mailer delivers real mail
 W008      an unknown key in ``MAILOPS``
+E010      ``MAILOPS['DNS_NAMESERVERS']`` is not a list of ip[:port]
+E011      ``MAILOPS['DKIM_SELECTORS']`` is not ``{alias: [selector, ...]}``
+E012      ``MAILOPS['DNS_TIMEOUT']`` is not a positive number
 ========  ==========================================================
 """
 
@@ -31,6 +34,7 @@ from django.conf import settings
 from django.core import checks
 
 from mailops.conf import DEFAULTS, get_setting
+from mailops.deliverability.checks import check_doctor_settings
 from mailops.mailers.config_checks import SILENCE, check_mailers
 from mailops.mailers.info import (
     MailerInfo,
@@ -41,7 +45,12 @@ from mailops.mailers.info import (
 
 def register_checks() -> None:
     """Register the checks (called from ``MailopsConfig.ready``)."""
-    for check in (check_mailops_settings, check_mailers, check_debug_with_real_mailers):
+    for check in (
+        check_mailops_settings,
+        check_mailers,
+        check_debug_with_real_mailers,
+        check_doctor_settings,
+    ):
         checks.register(check, checks.Tags.mail, "mailops")
 
 

@@ -47,6 +47,13 @@ DEFAULTS: dict[str, Any] = {
     # "Send me a test mail": sends allowed per user in the window (seconds).
     "SELF_SERVICE_LIMIT": 5,
     "SELF_SERVICE_WINDOW": 3600,
+    # manage.py maildoctor / "Check DNS": DKIM selectors per alias ({alias: [selector, ...]}),
+    # DNS servers to ask (["ip[:port]", ...]; empty: the system's), seconds per DNS
+    # query, and seconds the admin keeps a mailer's findings.
+    "DKIM_SELECTORS": {},
+    "DNS_NAMESERVERS": [],
+    "DNS_TIMEOUT": 2.0,
+    "DNS_CACHE_SECONDS": 300,
 }
 
 

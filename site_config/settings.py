@@ -14,6 +14,7 @@ from typing import Any
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from mailops.deliverability.nameservers import parse_nameservers
 from mailops.mailer_urls import mailers_from_environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -173,7 +174,15 @@ MAILOPS = {
     "FROM_EMAILS": _from_emails,
     # ?rate= and ?daily_quota= on a mailer URL; GMAIL_DAILY_QUOTA for the preset.
     "THROTTLE": _mail_env.throttle,
+    # ?dkim_selector= on a mailer URL: what manage.py maildoctor checks for DKIM.
+    "DKIM_SELECTORS": _mail_env.dkim_selectors,
+    # MAILOPS_DNS_NAMESERVERS=ip[:port],...: the DNS servers maildoctor asks.
+    "DNS_NAMESERVERS": env_list("MAILOPS_DNS_NAMESERVERS"),
 }
+try:
+    parse_nameservers(env_list("MAILOPS_DNS_NAMESERVERS"))
+except ValueError as _error:
+    raise ImproperlyConfigured(f"MAILOPS_DNS_NAMESERVERS: {_error}") from None
 
 # Tracking webhooks (/anymail/<esp>/tracking/) are protected by basic auth
 # "user:password" in ANYMAIL_WEBHOOK_SECRET; Mailgun also signs its payloads.

@@ -17,6 +17,7 @@ pytest_plugins = [
     "tests.maillog_fixtures",
     "tests.provider_api",
     "tests.browser_fixtures",
+    "tests.dns_server",
 ]
 
 User = get_user_model()

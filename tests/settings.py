@@ -24,7 +24,9 @@ MAILERS = {
     "outbox": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"},
 }
 DEFAULT_FROM_EMAIL = "mailops-tests@example.com"
-MAILOPS = {"DEFAULT_MAILER": "default", "FROM_EMAILS": {}}
+# DNS questions (manage.py maildoctor) go to a closed loopback port unless a test
+# starts its own server: nothing asks a nameserver beyond 127.0.0.1.
+MAILOPS = {"DEFAULT_MAILER": "default", "FROM_EMAILS": {}, "DNS_NAMESERVERS": ["127.0.0.1:9"]}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -24,6 +24,7 @@ from django.urls import URLPattern, path
 from django.utils.translation import gettext as _
 
 from mailops import permissions
+from mailops.admin.doctor import get_doctor_admin_urls
 from mailops.admin.links import admin_url, maillog_entry_url
 from mailops.conf import get_setting
 from mailops.mailers.connection import CheckOutcome, can_verify, verify_connection
@@ -61,7 +62,10 @@ def get_mailer_admin_urls(admin_site: AdminSite) -> list[URLPattern]:
     def view(request: HttpRequest) -> HttpResponse:
         return mailers_view(request, admin_site)
 
-    return [path("mailers/", admin_site.admin_view(view), name="mailops_mailers")]
+    return [
+        path("mailers/", admin_site.admin_view(view), name="mailops_mailers"),
+        *get_doctor_admin_urls(admin_site),
+    ]
 
 
 def mailers_view(request: HttpRequest, admin_site: AdminSite) -> HttpResponse:

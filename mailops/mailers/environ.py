@@ -9,7 +9,9 @@ transport is chosen by the environment alone (12-factor)::
 
 Any mailer URL also takes ``rate=`` (messages per second) and
 ``daily_quota=`` (messages per rolling 24 hours), which become that alias'
-``MAILOPS["THROTTLE"]`` entry; the Gmail preset gets Gmail's personal-account
+``MAILOPS["THROTTLE"]`` entry, and ``dkim_selector=`` (DKIM selectors for
+``manage.py maildoctor``, comma-separated), which goes to
+``MAILOPS["DKIM_SELECTORS"]``; the Gmail preset gets Gmail's personal-account
 quota (``GMAIL_DAILY_QUOTA``, default 500) unless told otherwise.
 
 The URLs are parsed here and never kept in settings as a whole: Django's
@@ -75,6 +77,8 @@ class MailerEnvironment:
     from_emails: dict[str, str] = field(default_factory=dict)
     # Per-alias limits for MAILOPS["THROTTLE"]: {"rate": ..., "daily_quota": ...}.
     throttle: dict[str, dict[str, float | int]] = field(default_factory=dict)
+    # Per-alias DKIM selectors (?dkim_selector=) for MAILOPS["DKIM_SELECTORS"].
+    dkim_selectors: dict[str, list[str]] = field(default_factory=dict)
 
 
 def parse_mailer_url(url: str, *, variable: str) -> tuple[dict[str, Any], str | None]:
@@ -156,8 +160,8 @@ def _smtp_entry(
         unknown = ", ".join(sorted(query))
         raise MailerURLError(
             variable,
-            f"unknown query parameter(s) {unknown}; SMTP takes timeout=, from=, rate= "
-            "and daily_quota=",
+            f"unknown query parameter(s) {unknown}; SMTP takes timeout=, from=, rate=, "
+            "daily_quota= and dkim_selector=",
         )
     return {"BACKEND": SMTP_BACKEND, "OPTIONS": options}
 
@@ -182,6 +186,31 @@ def throttle_from_url(url: str, *, variable: str) -> tuple[str, dict[str, float 
     if not limits:
         return url, {}
     return urlunsplit(parts._replace(query=urlencode(kept))), limits
+
+
+def dkim_selectors_from_url(url: str, *, variable: str) -> tuple[str, list[str]]:
+    """Split ``dkim_selector=`` (comma-separated, repeatable) off a mailer URL."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return url, []
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    selectors = [
+        selector.strip()
+        for name, value in query
+        if name == "dkim_selector"
+        for selector in value.split(",")
+        if selector.strip()
+    ]
+    if len(selectors) < sum(1 for name, _ in query if name == "dkim_selector"):
+        raise MailerURLError(variable, "dkim_selector= needs a selector name")
+    for selector in selectors:
+        if not re.fullmatch(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*", selector):
+            raise MailerURLError(variable, f"dkim_selector={selector!r} is not a DNS label")
+    if not selectors:
+        return url, []
+    kept = [(name, value) for name, value in query if name != "dkim_selector"]
+    return urlunsplit(parts._replace(query=urlencode(kept))), selectors
 
 
 def _positive(value: str, variable: str, name: str, kind: type[float] | type[int]) -> float | int:
@@ -275,6 +304,9 @@ def mailers_from_environ(environ: Mapping[str, str], *, outbox_dir: Path) -> Mai
 
 def _add(result: MailerEnvironment, alias: str, url: str, variable: str) -> None:
     url, limits = throttle_from_url(url, variable=variable)
+    url, selectors = dkim_selectors_from_url(url, variable=variable)
+    if selectors:
+        result.dkim_selectors[alias] = selectors
     entry, from_email = parse_mailer_url(url, variable=variable)
     result.mailers[alias] = entry
     if limits:

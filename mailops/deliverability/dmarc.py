@@ -1,0 +1,94 @@
+"""DMARC: is there a policy for the From domain, what does it say, can mail align with it?"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mailops.deliverability.dkim import parse_tags
+from mailops.deliverability.findings import MailerReport
+from mailops.deliverability.resolver import DomainResolver
+
+POLICIES = ("none", "quarantine", "reject")
+
+
+@dataclass(frozen=True)
+class DmarcPolicy:
+    # The domain whose _dmarc record applies (the From domain or its parent).
+    found_at: str
+    policy: str
+
+
+def organizational_domain(domain: str) -> str:
+    """The last two labels: a simplification of RFC 7489's Public Suffix List lookup.
+
+    Right for ``mail.example.com``; for ``mail.example.co.uk`` it asks
+    ``co.uk``, finds nothing, and the From domain's own record still counts.
+    """
+    return ".".join(domain.split(".")[-2:])
+
+
+def check_dmarc(
+    report: MailerReport,
+    *,
+    resolver: DomainResolver,
+    spf_aligned: bool,
+    dkim_usable: bool,
+) -> DmarcPolicy | None:
+    """Add DMARC findings to ``report``; the policy that applies, if any.
+
+    ``spf_aligned``: SPF passes for this mailer with the From domain as
+    envelope sender; ``dkim_usable``: a configured selector on the From domain
+    has a usable key. DMARC passes only through one of the two.
+    """
+    domain = report.domain
+    found_at, records = domain, _dmarc_records(resolver, domain)
+    inherited = False
+    org = organizational_domain(domain)
+    if not records and org != domain:
+        found_at, records, inherited = org, _dmarc_records(resolver, org), True
+    if not records:
+        report.add(
+            "mailops.D040",
+            f"{domain} has no DMARC record (_dmarc.{domain}).",
+            "Gmail and Yahoo expect one from bulk senders. Start with a TXT record at "
+            f"_dmarc.{domain}: v=DMARC1; p=none; rua=mailto:dmarc@{domain}",
+        )
+        return None
+    if len(records) > 1:
+        report.add(
+            "mailops.D041",
+            f"_dmarc.{found_at} has {len(records)} DMARC records; receivers ignore them all.",
+            "Keep exactly one TXT record starting with v=DMARC1.",
+        )
+        return None
+    tags = parse_tags(records[0])
+    policy = tags.get("sp", tags.get("p", "")) if inherited else tags.get("p", "")
+    if not records[0].replace(" ", "").startswith("v=DMARC1;") or policy.lower() not in POLICIES:
+        report.add(
+            "mailops.D041",
+            f"The DMARC record at _dmarc.{found_at} is not valid: {records[0][:120]!r}.",
+            "It must start with v=DMARC1; followed by p=none, p=quarantine or p=reject.",
+        )
+        return None
+    policy = policy.lower()
+    if policy == "none":
+        report.add(
+            "mailops.D042",
+            f"DMARC for {domain} is p=none: failures are reported, not acted on.",
+            "Once the reports (rua=) show your mail passing, move to p=quarantine, then "
+            "p=reject, so that forged mail from your domain is refused.",
+        )
+    if not spf_aligned and not dkim_usable:
+        report.add(
+            "mailops.D043",
+            f"DMARC for {domain} passes only if SPF or DKIM aligns with {domain}, and "
+            "neither was shown to for this mailer.",
+            "Configure DKIM signing for this domain at your mail provider and give the "
+            "selector to mailops (?dkim_selector=), or make SPF authorise this mailer.",
+        )
+    return DmarcPolicy(found_at=found_at, policy=policy)
+
+
+def _dmarc_records(resolver: DomainResolver, domain: str) -> list[str]:
+    texts = resolver.txt(f"_dmarc.{domain}")
+    return [text for text in texts if text.replace(" ", "").upper().startswith("V=DMARC1")]

@@ -1,0 +1,135 @@
+"""Run the deliverability checks for mailers: the one entry point for the command and the admin."""
+
+from __future__ import annotations
+
+from email.utils import parseaddr
+
+from mailops.conf import from_email_for, get_setting
+from mailops.deliverability.dkim import check_dkim
+from mailops.deliverability.dmarc import check_dmarc
+from mailops.deliverability.findings import MailerReport
+from mailops.deliverability.resolver import (
+    DNSUnavailable,
+    DomainResolver,
+    NoSuchDomain,
+    build_resolver,
+)
+from mailops.deliverability.spf_check import check_spf, is_gmail
+from mailops.mailers.info import MailerInfo, MailerKind, mailer_info, mailers_setting
+
+
+class UnknownMailer(KeyError):
+    """The alias is not in ``MAILERS``."""
+
+
+def normalize_domain(domain: str) -> str | None:
+    """``domain`` in lower-case ASCII (IDNA), or ``None`` when it cannot be a mail domain."""
+    domain = domain.strip().rstrip(".").lower()
+    if not domain or "." not in domain or any(char.isspace() for char in domain):
+        return None
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return None
+    labels = ascii_domain.split(".")
+    if any(not label or len(label) > 63 for label in labels) or len(ascii_domain) > 253:
+        return None
+    return ascii_domain
+
+
+def diagnose_mailers(
+    aliases: list[str], *, domain: str | None = None, resolver: DomainResolver | None = None
+) -> list[MailerReport]:
+    """A report per alias; ``domain`` replaces each mailer's From domain when given.
+
+    Raises :class:`UnknownMailer` for an alias MAILERS does not define.
+    DNS failures never raise: they are findings.
+    """
+    unknown = [alias for alias in aliases if alias not in mailers_setting()]
+    if unknown:
+        raise UnknownMailer(unknown[0])
+    reports = []
+    for alias in aliases:
+        reports.append(diagnose_mailer(alias, domain=domain, resolver=resolver))
+    return reports
+
+
+def diagnose_mailer(
+    alias: str, *, domain: str | None = None, resolver: DomainResolver | None = None
+) -> MailerReport:
+    """Check the DNS of ``alias``' From domain (or ``domain``) for what this mailer needs."""
+    info = mailer_info(alias)
+    from_email = from_email_for(alias)
+    address = parseaddr(from_email)[1]
+    local, _, from_domain = address.rpartition("@")
+    checked = normalize_domain(domain if domain is not None else from_domain)
+    report = MailerReport(alias=alias, from_email=address or from_email, domain=checked or "")
+    _check_gmail_sender(report, info=info, address=address)
+    if checked is None or (domain is None and not local):
+        report.add(
+            "mailops.D001",
+            f"Mailer {alias!r} sends from {from_email!r}, which has no usable domain.",
+            "Set the From address with ?from= on the mailer URL, MAILOPS['FROM_EMAILS'] "
+            "or DEFAULT_FROM_EMAIL, e.g. noreply@example.com.",
+        )
+        return report
+    if info.kind not in (MailerKind.SMTP, MailerKind.PROVIDER):
+        report.add(
+            "mailops.D004",
+            f"Mailer {alias!r} ({info.describe()}) does not deliver to real inboxes; only the "
+            f"DNS of {checked} was checked.",
+            "Nothing to fix for this mailer; check the mailer that sends real mail.",
+        )
+    try:
+        resolver = resolver or build_resolver()
+        _check_dns(
+            report, info=info, sender=f"{local or 'postmaster'}@{checked}", resolver=resolver
+        )
+    except NoSuchDomain:
+        report.add(
+            "mailops.D003",
+            f"The domain {checked} does not exist in DNS (NXDOMAIN).",
+            "Check the spelling of the From address; a new domain must be registered and "
+            "its DNS published before mail from it can be delivered.",
+        )
+    except DNSUnavailable as error:
+        report.add(
+            "mailops.D002",
+            f"Could not check the DNS of {checked}: {error}. Nothing after this was checked.",
+            "Try again; if it persists, check MAILOPS_DNS_NAMESERVERS / the machine's resolver "
+            "(MAILOPS['DNS_TIMEOUT'] sets the per-query time limit).",
+        )
+    if resolver is not None:
+        report.queries = resolver.queries
+    return report
+
+
+def _check_dns(
+    report: MailerReport, *, info: MailerInfo, sender: str, resolver: DomainResolver
+) -> None:
+    domain = report.domain
+    if not resolver.mx(domain):
+        report.add(
+            "mailops.D010",
+            f"{domain} has no MX record: replies and bounces to it go nowhere.",
+            f"Publish an MX record for {domain} pointing at a mailbox host, or send from a "
+            "domain that receives mail.",
+        )
+    delivers = info.kind in (MailerKind.SMTP, MailerKind.PROVIDER)
+    spf_aligned = check_spf(report, info=info, sender=sender, resolver=resolver) and delivers
+    selectors = list(get_setting("DKIM_SELECTORS").get(report.alias, []))
+    dkim_usable = check_dkim(report, selectors=selectors, resolver=resolver)
+    check_dmarc(report, resolver=resolver, spf_aligned=spf_aligned, dkim_usable=dkim_usable)
+
+
+def _check_gmail_sender(report: MailerReport, *, info: MailerInfo, address: str) -> None:
+    if not is_gmail(info) or not info.username:
+        return
+    if address.lower() != info.username.lower():
+        report.add(
+            "mailops.D060",
+            f"Mailer {report.alias!r} signs in to Gmail as {info.username} but sends From "
+            f"{address or '(none)'}: Gmail rewrites the From header to {info.username}.",
+            f"Send from {info.username}, or add {address or 'the address'} as a "
+            '"Send mail as" alias in Gmail settings (Accounts > Send mail as) and verify it.',
+        )

@@ -1,0 +1,225 @@
+"""Read a domain's SPF policy without evaluating it: records, syntax, includes, lookup count.
+
+Evaluation for a given address (does this relay pass?) is pyspf's job
+(:mod:`.spf_relay`); this walk answers what pyspf does not report as a
+whole: which domains the policy reaches through ``include:``/``redirect=``,
+whether it loops, and how many DNS lookups it needs (RFC 7208 §4.6.4: more
+than 10 is a permanent error, whichever address is asked about).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+
+from mailops.deliverability.resolver import DomainResolver
+
+LOOKUP_LIMIT = 10
+# Mechanisms that cost one DNS lookup each (RFC 7208 §4.6.4); redirect= too.
+LOOKUP_MECHANISMS = frozenset({"include", "a", "mx", "ptr", "exists"})
+MECHANISMS = LOOKUP_MECHANISMS | {"all", "ip4", "ip6"}
+
+_MECHANISM = re.compile(r"^(?P<qualifier>[+\-~?]?)(?P<name>[a-z0-9]+)(?P<rest>[:/].*)?$", re.I)
+_MODIFIER = re.compile(r"^(?P<name>[a-z][a-z0-9_.\-]*)=(?P<value>.*)$", re.I)
+_DUAL_CIDR = re.compile(r"^(?:/(?P<v4>\d+))?(?://(?P<v6>\d+))?$")
+_DOMAIN_SPEC = re.compile(r"^[\x21-\x7e]+$")
+
+
+def is_spf_record(text: str) -> bool:
+    lowered = text.lower()
+    return lowered == "v=spf1" or lowered.startswith("v=spf1 ")
+
+
+def spf_records(texts: list[str]) -> list[str]:
+    """The TXT strings that are SPF records (RFC 7208 §4.5)."""
+    return [text for text in texts if is_spf_record(text)]
+
+
+@dataclass
+class SpfProblem:
+    id: str
+    message: str
+    hint: str
+
+
+@dataclass
+class SpfWalk:
+    """What the walk found below one domain's record."""
+
+    domain: str
+    record: str
+    lookups: int = 0
+    # Every domain whose SPF record the policy reaches (include:/redirect=), lower case.
+    reached: set[str] = field(default_factory=set)
+    problems: list[SpfProblem] = field(default_factory=list)
+    # The top-level record ends in "+all"/"all": anyone may send.
+    allows_all: bool = False
+    # Stopped following includes once past the limit.
+    truncated: bool = False
+
+    def reaches(self, domain: str) -> bool:
+        return domain.lower().rstrip(".") in self.reached
+
+    def problem(self, finding_id: str, message: str, hint: str) -> None:
+        self.problems.append(SpfProblem(finding_id, message, hint))
+
+
+def walk_spf(domain: str, record: str, *, resolver: DomainResolver) -> SpfWalk:
+    """Check ``record`` (``domain``'s only SPF record) and every record it includes.
+
+    Raises :class:`~.resolver.DNSUnavailable` when a lookup on the way times out.
+    """
+    walk = SpfWalk(domain=domain, record=record)
+    _walk_record(walk, domain, record, chain=(domain.lower(),), resolver=resolver, top=True)
+    if walk.lookups > LOOKUP_LIMIT:
+        counted = f"at least {walk.lookups}" if walk.truncated else str(walk.lookups)
+        walk.problem(
+            "mailops.D023",
+            f"The SPF record of {domain} needs {counted} DNS lookups; the limit is "
+            f"{LOOKUP_LIMIT}, so receivers treat it as a permanent error (SPF fails).",
+            "Remove include: entries for services you no longer use, replace a/mx "
+            "mechanisms by ip4:/ip6: ranges, or ask the provider for a flatter include.",
+        )
+    return walk
+
+
+def _walk_record(
+    walk: SpfWalk,
+    domain: str,
+    record: str,
+    *,
+    chain: tuple[str, ...],
+    resolver: DomainResolver,
+    top: bool,
+) -> None:
+    if "\ufffd" in record or not record.isascii():
+        walk.problem(
+            "mailops.D022",
+            f"The SPF record of {domain} contains bytes that are not plain text.",
+            "Re-enter the TXT record at your DNS host; SPF records are plain ASCII.",
+        )
+        return
+    targets: list[str] = []
+    redirect: str | None = None
+    has_all = False
+    seen_modifiers: set[str] = set()
+    for term in record.split()[1:]:
+        mechanism = _MECHANISM.match(term)
+        if mechanism and mechanism["name"].lower() in MECHANISMS:
+            name = mechanism["name"].lower()
+            error = _mechanism_error(name, mechanism["rest"] or "")
+            if error:
+                _syntax(walk, domain, term, error)
+                return
+            if name in LOOKUP_MECHANISMS:
+                walk.lookups += 1
+            if name == "include":
+                targets.append(mechanism["rest"][1:])
+            if name == "all":
+                has_all = True
+                if top and mechanism["qualifier"] in ("", "+"):
+                    walk.allows_all = True
+            continue
+        modifier = _MODIFIER.match(term)
+        if modifier:
+            key = modifier["name"].lower()
+            if key in ("redirect", "exp"):
+                if key in seen_modifiers:
+                    _syntax(walk, domain, term, f"{key}= appears more than once")
+                    return
+                seen_modifiers.add(key)
+                if not modifier["value"] or not _DOMAIN_SPEC.match(modifier["value"]):
+                    _syntax(walk, domain, term, f"{key}= needs a domain")
+                    return
+                if key == "redirect":
+                    redirect = modifier["value"]
+            # Unknown modifiers are allowed and ignored (RFC 7208 §6).
+            continue
+        _syntax(walk, domain, term, "unknown mechanism")
+        return
+    # RFC 7208 §6.1: redirect= is ignored when the record has an "all" mechanism.
+    if redirect and not has_all:
+        walk.lookups += 1
+        targets.append(redirect)
+    for target in targets:
+        _follow(walk, domain, target, chain=chain, resolver=resolver)
+
+
+def _follow(
+    walk: SpfWalk, domain: str, target: str, *, chain: tuple[str, ...], resolver: DomainResolver
+) -> None:
+    target = target.lower().rstrip(".")
+    if "%" in target:
+        # A macro expands per message; nothing to follow statically.
+        return
+    if target in chain:
+        path = " -> ".join((*chain, target))
+        walk.problem(
+            "mailops.D024",
+            f"The SPF record of {walk.domain} includes itself in a loop: {path}.",
+            "Remove the include: or redirect= that points back at a domain already on the path.",
+        )
+        return
+    if walk.lookups > LOOKUP_LIMIT:
+        walk.truncated = True
+        return
+    walk.reached.add(target)
+    records = spf_records(resolver.txt(target))
+    if not records:
+        walk.problem(
+            "mailops.D026",
+            f"The SPF record of {domain} refers to {target}, which has no SPF record "
+            "(a permanent error for receivers).",
+            f"Check the spelling of {target} against your provider's instructions, or remove it.",
+        )
+        return
+    if len(records) > 1:
+        walk.problem(
+            "mailops.D021",
+            f"{target} (reached from the SPF record of {domain}) has {len(records)} SPF "
+            "records; receivers treat that as a permanent error.",
+            f"Ask whoever runs {target} to merge its SPF records into one.",
+        )
+        return
+    _walk_record(walk, target, records[0], chain=(*chain, target), resolver=resolver, top=False)
+
+
+def _syntax(walk: SpfWalk, domain: str, term: str, error: str) -> None:
+    walk.problem(
+        "mailops.D022",
+        f"The SPF record of {domain} has a syntax error at {term!r}: {error}.",
+        "Fix the TXT record: see RFC 7208 section 5 for the mechanisms "
+        "(all, include, a, mx, ptr, ip4, ip6, exists).",
+    )
+
+
+def _mechanism_error(name: str, rest: str) -> str | None:
+    """Why ``name`` + ``rest`` (``:domain``, ``/cidr``...) is not valid, or ``None``."""
+    if name == "all":
+        return "all takes no argument" if rest else None
+    if name in ("include", "exists"):
+        if not rest.startswith(":") or not _DOMAIN_SPEC.match(rest[1:]):
+            return f"{name} needs :domain"
+        return None
+    if name in ("ip4", "ip6"):
+        if not rest.startswith(":"):
+            return f"{name} needs an address"
+        try:
+            network = ipaddress.ip_network(rest[1:], strict=False)
+        except ValueError:
+            return f"{rest[1:]!r} is not a valid {name} address or range"
+        if (network.version == 4) != (name == "ip4"):
+            return f"{rest[1:]!r} is not an {name} address"
+        return None
+    # a, mx, ptr: optional :domain, then (not for ptr) an optional dual CIDR.
+    spec, slash, cidr = rest.partition("/")
+    if spec and (not spec.startswith(":") or not _DOMAIN_SPEC.match(spec[1:])):
+        return f"{name} takes :domain"
+    if slash:
+        if name == "ptr":
+            return "ptr takes no prefix length"
+        match = _DUAL_CIDR.match("/" + cidr)
+        if not match or int(match["v4"] or 0) > 32 or int(match["v6"] or 0) > 128:
+            return f"bad prefix length /{cidr}"
+    return None

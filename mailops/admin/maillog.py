@@ -49,6 +49,29 @@ from mailops.models import SUBJECT_PREFIX_LENGTH, MailLog, MailStatus
 BATCH_ROWS_SHOWN = 50
 _STATUS_LABELS = dict(MailStatus.choices)
 
+# The entry page's sections.
+MESSAGE_FIELDS = (
+    "status_badge",
+    "recipient",
+    "user",
+    "from_email",
+    "subject",
+    "body",
+    "message_id",
+    "esp_message_id",
+)
+DELIVERY_FIELDS = (
+    "mailer",
+    "backend",
+    "attempts",
+    "sent_at",
+    "next_attempt_at",
+    "smtp_code",
+    "full_error",
+    "claimed_by",
+)
+AUDIT_FIELDS = ("trigger", "triggered_by", "batch_link", "created_at", "updated_at")
+
 
 @admin.register(MailLog)
 class MailLogAdmin(ResendActionMixin, ExportMixin, admin.ModelAdmin):
@@ -91,64 +114,12 @@ class MailLogAdmin(ResendActionMixin, ExportMixin, admin.ModelAdmin):
     actions = ["resend"]
     inlines = [MailEventInline]
     fieldsets = (
-        (
-            _("Message"),
-            {
-                "fields": (
-                    "status_badge",
-                    "recipient",
-                    "user",
-                    "from_email",
-                    "subject",
-                    "body",
-                    "message_id",
-                    "esp_message_id",
-                )
-            },
-        ),
-        (
-            _("Delivery"),
-            {
-                "fields": (
-                    "mailer",
-                    "backend",
-                    "attempts",
-                    "sent_at",
-                    "next_attempt_at",
-                    "smtp_code",
-                    "full_error",
-                    "claimed_by",
-                )
-            },
-        ),
-        (
-            _("Audit"),
-            {"fields": ("trigger", "triggered_by", "batch_link", "created_at", "updated_at")},
-        ),
+        (_("Message"), {"fields": MESSAGE_FIELDS}),
+        (_("Delivery"), {"fields": DELIVERY_FIELDS}),
+        (_("Audit"), {"fields": AUDIT_FIELDS}),
     )
-    readonly_fields = (
-        "status_badge",
-        "recipient",
-        "user",
-        "from_email",
-        "subject",
-        "body",
-        "message_id",
-        "esp_message_id",
-        "mailer",
-        "backend",
-        "attempts",
-        "sent_at",
-        "next_attempt_at",
-        "smtp_code",
-        "full_error",
-        "claimed_by",
-        "trigger",
-        "triggered_by",
-        "batch_link",
-        "created_at",
-        "updated_at",
-    )
+    # The entry page is read-only: every field it shows.
+    readonly_fields = MESSAGE_FIELDS + DELIVERY_FIELDS + AUDIT_FIELDS
     change_form_template = "admin/mailops/maillog/change_form.html"
     # ExportMixin renders this template as the changelist (it extends the
     # import-export one, which extends admin/change_list.html).

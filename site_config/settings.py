@@ -14,6 +14,7 @@ from typing import Any
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from mailops.arrival.mailboxes import mailboxes_from_environ
 from mailops.mailer_urls import mailers_from_environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -173,6 +174,11 @@ MAILOPS = {
     "FROM_EMAILS": _from_emails,
     # ?rate= and ?daily_quota= on a mailer URL; GMAIL_DAILY_QUOTA for the preset.
     "THROTTLE": _mail_env.throttle,
+    # Proof of arrival: MAILBOX_URL, MAILBOX_<ALIAS>_URL and the Gmail preset
+    # (imaps://imap.gmail.com with the same App Password). Parsed, never kept as URLs.
+    "MAILBOXES": mailboxes_from_environ(os.environ, mailers=MAILERS),
+    # Bearer token for /mail/health/ and /mail/metrics; unset refuses every request.
+    "HEALTH_TOKEN": os.environ.get("MAILOPS_HEALTH_TOKEN", "").strip(),
 }
 
 # Tracking webhooks (/anymail/<esp>/tracking/) are protected by basic auth

@@ -9,6 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 
+from tests.imap_server import *  # noqa: F403 - Dovecot IMAP server fixtures
 from tests.smtp_server import *  # noqa: F403 - loopback SMTP server fixtures
 
 User = get_user_model()

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.test import override_settings
 
 from mailops.models import ArrivalStatus, MailLog
@@ -146,7 +147,7 @@ def test_verify_reads_without_marking_anything_seen(
     assert data[0].split(), "the test mail should still be unread"
 
 
-def test_a_mailer_without_mailbox_is_a_usage_error(settings: Any) -> None:
+def test_a_mailer_without_mailbox_is_a_usage_error() -> None:
     code, _out, err = run_sendtestmail("--verify")
     assert code == 2
     assert "MAILBOX_URL: not set" in err
@@ -157,3 +158,17 @@ def test_verify_timeout_alone_is_refused() -> None:
     code, _out, err = run_sendtestmail("--verify-timeout", "5", "a@example.com")
     assert code == 2
     assert "--verify-timeout needs --verify" in err
+
+
+def test_the_canary_shows_on_the_health_endpoint(
+    delivering_smtp_server: DeliveringSMTPServer, dovecot_server: DovecotServer, client: Any
+) -> None:
+    with settings_for(delivering_smtp_server, dovecot_server):
+        code, _out, err = run_sendtestmail("--verify", "--verify-timeout", "10")
+        assert code == 0, err
+        with override_settings(MAILOPS={**settings.MAILOPS, "HEALTH_TOKEN": "t0ken-for-tests"}):
+            response = client.get("/mail/health/", HTTP_AUTHORIZATION="Bearer t0ken-for-tests")
+    assert response.status_code == 200
+    default = response.json()["mailers"]["default"]
+    assert (default["state"], default["last_arrival"]) == ("ok", "inbox")
+    assert default["last_arrival_latency_seconds"] >= 0

@@ -40,9 +40,11 @@ from django.utils.translation import gettext_lazy as _
 from import_export.admin import ExportMixin
 
 from . import stats
+from .admin_arrival import ARRIVAL_FIELDS, ArrivalFilter, arrival_latency
 from .admin_events import MailEventInline
 from .admin_filters import BatchListFilter, MailerListFilter, date_hierarchy
 from .admin_mailers import get_mailer_admin_urls
+from .arrival.admin_views import get_verify_admin_urls
 from .batch_progress import batch_url, get_batch_urls
 from .models import SUBJECT_PREFIX_LENGTH, MailLog, MailStatus
 from .resend import ResendOutcome, plan_resend, resend_logs
@@ -135,6 +137,7 @@ class MailLogAdmin(ExportMixin, admin.ModelAdmin):
         "trigger",
         ("created_at", admin.DateFieldListFilter),
         BatchListFilter,
+        ArrivalFilter,
     )
     date_hierarchy = "created_at"
     search_fields = ("^recipient", "^subject", "=message_id", "=esp_message_id")
@@ -189,6 +192,7 @@ class MailLogAdmin(ExportMixin, admin.ModelAdmin):
             _("Audit"),
             {"fields": ("trigger", "triggered_by", "batch_link", "created_at", "updated_at")},
         ),
+        (_("Arrival"), {"fields": ARRIVAL_FIELDS}),
     )
     readonly_fields = (
         "status_badge",
@@ -212,7 +216,9 @@ class MailLogAdmin(ExportMixin, admin.ModelAdmin):
         "batch_link",
         "created_at",
         "updated_at",
+        *ARRIVAL_FIELDS,
     )
+    arrival_latency = arrival_latency
     change_form_template = "admin/mailops/maillog/change_form.html"
     # ExportMixin renders this template as the changelist (it extends the
     # import-export one, which extends admin/change_list.html).
@@ -545,6 +551,8 @@ class MailLogAdmin(ExportMixin, admin.ModelAdmin):
             ),
             # The "Mailers" page (mailops.admin_mailers): admin/mailops/maillog/mailers/.
             *get_mailer_admin_urls(self.admin_site),
+            # "Send and verify" (mailops.arrival.admin_views): .../mailers/verify/.
+            *get_verify_admin_urls(self.admin_site),
             # The batch progress page and its JSON: admin/mailops/maillog/batch/<id>/.
             *get_batch_urls(self.admin_site),
             *urls,

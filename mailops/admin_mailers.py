@@ -23,6 +23,7 @@ from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils.translation import gettext as _
 
+from .arrival.mailboxes import verifiable_aliases
 from .conf import get_setting
 from .connection_check import CheckOutcome, check_mailer, check_supported
 from .mailer_info import MailerInfo, configured_mailers, mailers_setting
@@ -86,6 +87,9 @@ def mailers_view(request: HttpRequest, admin_site: AdminSite) -> HttpResponse:
         "app_url": _admin_url(admin_site, "app_list", app_label=MailLog._meta.app_label),
         "changelist_url": _admin_url(admin_site, "mailops_maillog_changelist"),
         "maillog_name": MailLog._meta.verbose_name_plural,
+        # "Send and verify" (mailops.arrival) for mailers with a mailbox.
+        "verify_aliases": verifiable_aliases(),
+        "verify_url": _admin_url(admin_site, "mailops_mailers_verify"),
     }
     return TemplateResponse(request, TEMPLATE, context)
 

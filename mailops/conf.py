@@ -55,6 +55,9 @@ DEFAULTS: dict[str, Any] = {
     "MAILBOXES": {},
     # Seconds `sendtestmail --verify` (and "Send and verify") waits for arrival.
     "VERIFY_TIMEOUT": 120,
+    # ... and how long "Send and verify" waits inside the request when no task
+    # worker is configured (TASKS uses Django's ImmediateBackend).
+    "VERIFY_ADMIN_TIMEOUT": 30,
     # /mail/health/ and /mail/metrics answer only "Authorization: Bearer <this>";
     # empty refuses every request.
     "HEALTH_TOKEN": "",

@@ -127,9 +127,11 @@ def test_send_and_verify_with_a_worker_enqueues_the_reading(
     response = admin_client.post(reverse("admin:mailops_mailers_verify"), {"alias": "relay"})
     log = MailLog.objects.get()
     assert response.status_code == 302
-    assert log.status == "sent" and log.arrival == ""
+    assert log.status == "sent"
+    assert log.arrival == ""
     [(level, text)] = shown_messages(response)
-    assert level == "info" and "The task worker reads ops@example.com back" in text
+    assert level == "info"
+    assert "The task worker reads ops@example.com back" in text
     # What the worker runs:
     outcome = verify_batch_task.call(batch_id=str(log.batch_id), timeout=10)
     assert outcome == {str(log.pk): "inbox"}

@@ -11,9 +11,12 @@ class MailopsConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks, tracking
+        from .arrival import checks as arrival_checks
 
         # manage.py check: mailer configuration mistakes (mailops.E0xx/W0xx).
         checks.register_checks()
+        # ... and the proof-of-arrival mailboxes (mailops.E030/E031/W030).
+        arrival_checks.register()
 
         # Provider webhooks -> MailEvent rows and delivery statuses.
         tracking.connect_signals()

@@ -45,8 +45,10 @@ def time_view(view: Any, path: str, runs: int) -> tuple[float, list[str], int]:
     queries: list[str] = []
 
     def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        queries.append(connection.ops.compose_sql(sql, params) if params else sql)
-        return execute(sql, params, many, context)
+        result = execute(sql, params, many, context)
+        # The statement with its parameters inlined, ready for EXPLAIN.
+        queries.append(connection.ops.last_executed_query(context["cursor"], sql, params))
+        return result
 
     request = factory.get(path, HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
     view(request)  # warm up
@@ -131,7 +133,9 @@ def main() -> None:
                     if args.plans:
                         print(f"\n  {sql}\n    " + plan.replace("\n", "\n    "))
                     else:
-                        used = sorted(set(re.findall(r"(?:USING|using) (?:INDEX )?(\w+)", plan)))
+                        used = sorted(
+                            set(re.findall(r"(?:USING|using) (?:COVERING )?(?:INDEX )?(\w+)", plan))
+                        )
                         print(f"  {sql[:90]}...\n      index: {', '.join(used) or '-'}")
                 print(f"{name}: sequential scans of the mail log: {scans}\n")
     finally:

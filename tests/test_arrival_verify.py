@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import imaplib
 import json
+from io import StringIO
 from typing import Any
 
 import pytest
 from django.conf import settings
+from django.core.management import CommandError, call_command
 from django.test import override_settings
 
 from mailops.models import ArrivalStatus, MailLog
@@ -172,3 +174,42 @@ def test_the_canary_shows_on_the_health_endpoint(
     default = response.json()["mailers"]["default"]
     assert (default["state"], default["last_arrival"]) == ("ok", "inbox")
     assert default["last_arrival_latency_seconds"] >= 0
+
+
+def test_a_message_the_mailer_refuses_is_not_waited_for(
+    delivering_smtp_server: DeliveringSMTPServer, dovecot_server: DovecotServer
+) -> None:
+    delivering_smtp_server.rejected_recipients["nobody@example.com"] = "550 5.1.1 No such user"
+    with settings_for(delivering_smtp_server, dovecot_server):
+        code, _out, err = run_sendtestmail(
+            "--verify", "--verify-timeout", "30", "nobody@example.com"
+        )
+    assert code == 1
+    assert err.startswith("Not sent:")
+    assert "550" in err
+    assert MailLog.objects.get().arrival == ""
+
+
+class Terminal(StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_wait_shows_a_progress_line_on_a_terminal(
+    delivering_smtp_server: DeliveringSMTPServer, dovecot_server: DovecotServer
+) -> None:
+    delivering_smtp_server.lost_recipients.add("slow@example.com")
+    terminal = Terminal()
+    with settings_for(delivering_smtp_server, dovecot_server), pytest.raises(CommandError):
+        call_command(
+            "sendtestmail",
+            "--verify",
+            "--verify-timeout",
+            "2",
+            "slow@example.com",
+            stdout=StringIO(),
+            stderr=terminal,
+        )
+    shown = terminal.getvalue()
+    assert "\rWaiting for the test mail to arrive: 0 s of 2 s" in shown
+    assert shown.endswith("\n")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from authres import AuthenticationResultsHeader
@@ -252,10 +252,3 @@ def _record(
         authentication_results=authentication_results,
         error=error,
     )
-
-
-def latency_of(log: MailLog) -> timedelta | None:
-    """How long a verified row took to arrive, or ``None``."""
-    if log.arrived_at is None:
-        return None
-    return log.arrived_at - (log.sent_at or log.created_at)

@@ -132,6 +132,7 @@ def test_send_and_verify_with_a_worker_enqueues_the_reading(
     [(level, text)] = shown_messages(response)
     assert level == "info"
     assert "The task worker reads ops@example.com back" in text
+    assert f'<a href="{CHANGELIST}{log.pk}/change/">Open it</a>' in text
     # What the worker runs:
     outcome = verify_batch_task.call(batch_id=str(log.batch_id), timeout=10)
     assert outcome == {str(log.pk): "inbox"}

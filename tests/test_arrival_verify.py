@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import imaplib
 import json
+import socket
 from io import StringIO
 from typing import Any
 
@@ -213,3 +214,22 @@ def test_the_wait_shows_a_progress_line_on_a_terminal(
     shown = terminal.getvalue()
     assert "\rWaiting for the test mail to arrive: 0 s of 2 s" in shown
     assert shown.endswith("\n")
+
+
+def test_an_imap_server_that_never_answers_times_out_into_an_error_row(
+    delivering_smtp_server: DeliveringSMTPServer, dovecot_server: DovecotServer
+) -> None:
+    # Listens (the kernel completes the handshake) but never sends a greeting.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    port = silent.getsockname()[1]
+    try:
+        with settings_for(delivering_smtp_server, dovecot_server, port=port, timeout=0.5):
+            code, _out, err = run_sendtestmail("--verify", "--verify-timeout", "1")
+    finally:
+        silent.close()
+    assert code == 1
+    assert f"IMAP server 127.0.0.1:{port} did not answer in time" in err
+    assert "Traceback" not in err
+    assert MailLog.objects.get().arrival == ArrivalStatus.ERROR

@@ -16,6 +16,7 @@ from django.contrib.admin import AdminSite
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -73,18 +74,21 @@ def send_and_verify_view(request: HttpRequest, admin_site: AdminSite) -> HttpRes
         return HttpResponseRedirect(target)
     if delivery_tasks.runs_elsewhere():
         enqueue_verification(summary.batch_id, timeout=float(get_setting("VERIFY_TIMEOUT")))
-        messages.info(
-            request,
-            _(
-                "Sent to %(address)s. The task worker reads %(mailbox)s back for up to "
-                "%(timeout)s s; the mail log entry shows where it arrived."
-            )
-            % {
-                "address": mailbox.address,
-                "mailbox": mailbox.username,
-                "timeout": get_setting("VERIFY_TIMEOUT"),
-            },
+        log = summary.logs().first()
+        entry = reverse(
+            f"{admin_site.name}:mailops_maillog_change",
+            args=[log.pk if log is not None else 0],
+            current_app=admin_site.name,
         )
+        text = _(
+            "Sent to %(address)s. The task worker reads %(mailbox)s back for up to "
+            "%(timeout)s s; the mail log entry shows where it arrived."
+        ) % {
+            "address": mailbox.address,
+            "mailbox": mailbox.username,
+            "timeout": get_setting("VERIFY_TIMEOUT"),
+        }
+        messages.info(request, format_html('{} <a href="{}">{}</a>', text, entry, _("Open it")))
         return HttpResponseRedirect(target)
     # ImmediateBackend: the task runs inside enqueue(), so its row is written on return.
     enqueue_verification(summary.batch_id, timeout=float(get_setting("VERIFY_ADMIN_TIMEOUT")))

@@ -73,6 +73,10 @@ namespace inbox {{
   mailbox Junk {{
     special_use = \\Junk
   }}
+  # A junk folder known only by its special-use flag, not by its name.
+  mailbox Bulk {{
+    special_use = \\Junk
+  }}
 }}
 """
 
@@ -132,9 +136,10 @@ def start_dovecot() -> DovecotServer:
     port = free_port()
     for sub in ("run", "state", "home", "Maildir/tmp", "Maildir/new", "Maildir/cur"):
         (directory / sub).mkdir(parents=True)
-    for sub in ("tmp", "new", "cur"):
-        (directory / "Maildir/.Junk" / sub).mkdir(parents=True)
-    (directory / "Maildir/subscriptions").write_text("Junk\n")
+    for folder in ("Junk", "Bulk"):
+        for sub in ("tmp", "new", "cur"):
+            (directory / f"Maildir/.{folder}" / sub).mkdir(parents=True)
+    (directory / "Maildir/subscriptions").write_text("Junk\nBulk\n")
     for path in [directory / "home", *(directory / "Maildir").rglob("*"), directory / "Maildir"]:
         os.chown(path, MAIL_UID, MAIL_UID)
     users = directory / "users"
@@ -173,8 +178,9 @@ class DeliveringSMTPServer(LoopbackSMTPServer):
     def __init__(self, *, dovecot: DovecotServer, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.dovecot = dovecot
-        # Recipients whose mail the receiving side files as spam.
+        # Recipients whose mail the receiving side files as spam, and where.
         self.junk_recipients: set[str] = set()
+        self.junk_folder = "Junk"
         # Recipients accepted at DATA and then lost (a silent drop).
         self.lost_recipients: set[str] = set()
         self.authentication_results = AUTH_RESULTS
@@ -190,7 +196,7 @@ class DeliveringSMTPServer(LoopbackSMTPServer):
             if key in {a.lower() for a in self.lost_recipients}:
                 continue
             junk = key in {a.lower() for a in self.junk_recipients}
-            self.dovecot.deliver(stamped, folder="Junk" if junk else "INBOX")
+            self.dovecot.deliver(stamped, folder=self.junk_folder if junk else "INBOX")
         return reply
 
 

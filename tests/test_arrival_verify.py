@@ -119,7 +119,7 @@ def test_a_configured_folder_the_server_lacks_is_named(
     with settings_for(delivering_smtp_server, dovecot_server, folders=["INBOX", "Spam"]):
         code, _out, err = run_sendtestmail("--verify", "--verify-timeout", "5")
     assert code == 1
-    assert "folder(s) Spam not on the IMAP server; it has: INBOX, Junk" in err
+    assert "folder(s) Spam not on the IMAP server; it has: Bulk, INBOX, Junk" in err
     assert MailLog.objects.get().arrival == ArrivalStatus.ERROR
 
 
@@ -233,3 +233,16 @@ def test_an_imap_server_that_never_answers_times_out_into_an_error_row(
     assert f"IMAP server 127.0.0.1:{port} did not answer in time" in err
     assert "Traceback" not in err
     assert MailLog.objects.get().arrival == ArrivalStatus.ERROR
+
+
+def test_a_junk_folder_is_found_by_its_special_use_flag(
+    delivering_smtp_server: DeliveringSMTPServer, dovecot_server: DovecotServer
+) -> None:
+    delivering_smtp_server.junk_recipients.add("bulk@example.com")
+    delivering_smtp_server.junk_folder = "Bulk"
+    with settings_for(delivering_smtp_server, dovecot_server):
+        code, _out, err = run_sendtestmail("--verify", "--verify-timeout", "10", "bulk@example.com")
+    assert code == 1
+    assert "landed in junk folder Bulk" in err
+    log = MailLog.objects.get()
+    assert (log.arrival, log.arrival_folder) == (ArrivalStatus.JUNK, "Bulk")

@@ -184,7 +184,8 @@ def install_urls() -> None:
 COLUMNS = (
     "created_at, updated_at, status, recipient, user_id, mailer, backend, from_email, subject, "
     "body, message_id, esp_message_id, error, smtp_code, trigger, triggered_by_id, batch_id, "
-    "attempts, sent_at, claimed_by, next_attempt_at"
+    "attempts, sent_at, claimed_by, next_attempt_at, arrival, verified_at, arrived_at, "
+    "arrival_folder, authentication_results, arrival_error"
 )
 
 
@@ -201,6 +202,8 @@ def fill_sql(
         source = f"generate_series(0, {rows - 1}) AS i"
         ts = f"('{start}'::timestamptz + (i * {step}) * interval '1 second')"
         ts_sent = f"('{start}'::timestamptz + (i * {step} + 1) * interval '1 second')"
+        ts_arrived = f"('{start}'::timestamptz + (i * {step} + 6) * interval '1 second')"
+        ts_verified = f"('{start}'::timestamptz + (i * {step} + 9) * interval '1 second')"
         batch = "md5('batch' || (i / 100))::uuid"
     else:
         prefix = (
@@ -210,6 +213,12 @@ def fill_sql(
         source = "seq"
         ts = f"strftime('%Y-%m-%d %H:%M:%f', '{start}', '+' || (i * {step}) || ' seconds')"
         ts_sent = f"strftime('%Y-%m-%d %H:%M:%f', '{start}', '+' || (i * {step} + 1) || ' seconds')"
+        ts_arrived = (
+            f"strftime('%Y-%m-%d %H:%M:%f', '{start}', '+' || (i * {step} + 6) || ' seconds')"
+        )
+        ts_verified = (
+            f"strftime('%Y-%m-%d %H:%M:%f', '{start}', '+' || (i * {step} + 9) || ' seconds')"
+        )
         batch = "printf('%08x%08x%016x', 3735928559, 305419896, i / 100)"
     status = (
         "CASE WHEN h < 850 THEN 'sent' WHEN h < 930 THEN 'failed' WHEN h < 960 THEN 'rejected' "
@@ -220,6 +229,9 @@ def fill_sql(
         "CASE WHEN m < 70 THEN 'default' WHEN m < 90 THEN 'gmail' WHEN m < 99 THEN 'ses' "
         "ELSE 'backup' END"
     )
+    # About one sent row an hour is a canary (sendtestmail --verify) read back from its
+    # mailbox: in the inbox, one in ten in junk.
+    canary = "CASE WHEN i % 120 = 0 AND h < 850"
     inner = f"SELECT i, (i * 2654435761) % 1000 AS h, (i / {BATCH_SIZE}) % 100 AS m FROM {source}"
     select = f"""
         SELECT
@@ -248,7 +260,13 @@ def fill_sql(
           CASE WHEN h >= 930 AND h < 960 THEN 0 ELSE 1 END,
           CASE WHEN h < 850 OR h >= 960 AND h < 996 THEN {ts_sent} ELSE NULL END,
           '',
-          NULL
+          NULL,
+          {canary} THEN CASE WHEN i % 1200 = 0 THEN 'junk' ELSE 'inbox' END ELSE '' END,
+          {canary} THEN {ts_verified} ELSE NULL END,
+          {canary} THEN {ts_arrived} ELSE NULL END,
+          {canary} THEN CASE WHEN i % 1200 = 0 THEN 'Junk' ELSE 'INBOX' END ELSE '' END,
+          {canary} THEN 'spf=pass dkim=pass dmarc=pass' ELSE '' END,
+          ''
         FROM ({inner}) AS s
     """
     return f"{prefix}INSERT INTO mailops_maillog ({COLUMNS}) {select}"

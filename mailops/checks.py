@@ -21,6 +21,9 @@ W008      an unknown key in ``MAILOPS``
 E010      ``MAILOPS['DNS_NAMESERVERS']`` is not a list of ip[:port]
 E011      ``MAILOPS['DKIM_SELECTORS']`` is not ``{alias: [selector, ...]}``
 E012      ``MAILOPS['DNS_TIMEOUT']`` is not a positive number
+E030      a ``MAILOPS['MAILBOXES']`` entry cannot be used
+E031      a mailbox for an alias that MAILERS does not define
+W030      an IMAP password sent to a remote server without TLS
 ========  ==========================================================
 """
 
@@ -33,6 +36,7 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 
+from mailops.arrival.checks import check_mailboxes
 from mailops.conf import DEFAULTS, get_setting
 from mailops.deliverability.checks import check_doctor_settings
 from mailops.mailers.config_checks import SILENCE, check_mailers
@@ -50,6 +54,7 @@ def register_checks() -> None:
         check_mailers,
         check_debug_with_real_mailers,
         check_doctor_settings,
+        check_mailboxes,
     ):
         checks.register(check, checks.Tags.mail, "mailops")
 

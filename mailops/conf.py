@@ -54,6 +54,28 @@ DEFAULTS: dict[str, Any] = {
     "DNS_NAMESERVERS": [],
     "DNS_TIMEOUT": 2.0,
     "DNS_CACHE_SECONDS": 300,
+    # Proof of arrival: {alias: {"host", "port", "username", "password", "ssl",
+    # "folders", "timeout"}}, the IMAP mailbox where that mailer's test mails
+    # can be read back (the reference project fills it from MAILBOX_URL,
+    # MAILBOX_<ALIAS>_URL and the Gmail preset). Keep the password under
+    # "password": Django's error pages mask keys named like that.
+    "MAILBOXES": {},
+    # Seconds `sendtestmail --verify` (and "Send and verify") waits for arrival.
+    "VERIFY_TIMEOUT": 120,
+    # ... and how long "Send and verify" waits inside the request when no task
+    # worker is configured (TASKS uses Django's ImmediateBackend).
+    "VERIFY_ADMIN_TIMEOUT": 30,
+    # /mail/health/ and /mail/metrics answer only "Authorization: Bearer <this>";
+    # empty refuses every request.
+    "HEALTH_TOKEN": "",
+    # A mailer is "failing" after this many failures in a row (sends or canaries).
+    "HEALTH_FAILING_AFTER": 3,
+    # "degraded" when the last canary took longer than this many seconds ...
+    "HEALTH_MAX_LATENCY": 300,
+    # ... or is older than this (an hourly canary plus slack), for mailers with a mailbox.
+    "HEALTH_CANARY_MAX_AGE": 7200,
+    # /mail/metrics counts messages created in the last this many seconds.
+    "METRICS_WINDOW": 86400,
 }
 
 

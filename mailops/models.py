@@ -20,6 +20,7 @@ from mailops.statuses import (
     ACCEPTED_STATUSES,
     ALLOWED_TRANSITIONS,
     UNFINISHED_STATUSES,
+    ArrivalStatus,
     MailStatus,
     MailTrigger,
     can_transition,
@@ -32,6 +33,7 @@ __all__ = [
     "ALLOWED_TRANSITIONS",
     "BATCH_FIELDS",
     "UNFINISHED_STATUSES",
+    "ArrivalStatus",
     "BatchFields",
     "MailEvent",
     "MailEventType",
@@ -207,6 +209,17 @@ class MailLog(BatchFields):
     # A queued row is not picked up before this time (retry backoff, daily quota).
     next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
 
+    # Proof of arrival (mailops.arrival): set once the mailbox was read back.
+    arrival = models.CharField(
+        _("arrival"), max_length=8, choices=ArrivalStatus.choices, blank=True, default=""
+    )
+    verified_at = models.DateTimeField(_("verified at"), null=True, blank=True)
+    arrived_at = models.DateTimeField(_("arrived at"), null=True, blank=True)
+    arrival_folder = models.CharField(_("arrival folder"), max_length=255, blank=True)
+    # The receiving server's verdicts, e.g. "spf=pass dkim=pass dmarc=pass".
+    authentication_results = models.TextField(_("authentication results"), blank=True)
+    arrival_error = models.TextField(_("why arrival was not proven"), blank=True)
+
     objects = MailLogQuerySet.as_manager()
 
     class Meta:
@@ -239,6 +252,20 @@ class MailLog(BatchFields):
             ),
             # Workers and lease recovery look for due queued / stale sending rows.
             models.Index(fields=["status", "next_attempt_at"], name="maillog_due_idx"),
+            # /mail/health/ asks per mailer for the last failure and the last
+            # canaries. Both are rare among a million rows, so walking the
+            # mailer index would read most of it; partial indexes hold only
+            # those rows (and cost an ordinary insert nothing).
+            models.Index(
+                fields=["mailer", "-created_at"],
+                name="maillog_mailer_failed_idx",
+                condition=models.Q(status="failed"),
+            ),
+            models.Index(
+                fields=["mailer", "-verified_at"],
+                name="maillog_mailer_verified_idx",
+                condition=models.Q(verified_at__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

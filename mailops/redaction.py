@@ -16,6 +16,8 @@ from urllib.parse import quote
 
 from django.conf import settings
 
+from mailops.arrival.mailboxes import mailbox_passwords
+
 REDACTED = "********"
 
 # The same rule Django's SafeExceptionReporterFilter uses for setting names.
@@ -56,6 +58,10 @@ def configured_secrets() -> set[str]:
             raw.add(base64.b64encode(f"\0{username}\0{password}".encode()).decode())
             raw.add(base64.b64encode(password.encode()).decode())
     raw |= secret_values(getattr(settings, "ANYMAIL", {}) or {})
+    # IMAP passwords of proof-of-arrival mailboxes (and what LOGIN/AUTH=PLAIN send).
+    for password in mailbox_passwords():
+        raw.add(password)
+        raw.add(base64.b64encode(password.encode()).decode())
     return _with_encodings(raw)
 
 

@@ -24,6 +24,15 @@ class MailStatus(models.TextChoices):
     CHECK_FAILED = "check_failed", _("Connection check failed")
 
 
+class ArrivalStatus(models.TextChoices):
+    """What reading the mailbox back showed (``""``: never verified)."""
+
+    INBOX = "inbox", _("Arrived in the inbox")
+    JUNK = "junk", _("Arrived in junk")
+    MISSING = "missing", _("Did not arrive in time")
+    ERROR = "error", _("Mailbox could not be read")
+
+
 class MailTrigger(models.TextChoices):
     ADMIN_ACTION = "admin_action", _("Admin action")
     COMMAND = "command", _("Management command")

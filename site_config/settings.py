@@ -14,6 +14,7 @@ from typing import Any
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from mailops.arrival.mailboxes import mailboxes_from_environ
 from mailops.deliverability.nameservers import parse_nameservers
 from mailops.mailer_urls import mailers_from_environ
 
@@ -178,6 +179,11 @@ MAILOPS = {
     "DKIM_SELECTORS": _mail_env.dkim_selectors,
     # MAILOPS_DNS_NAMESERVERS=ip[:port],...: the DNS servers maildoctor asks.
     "DNS_NAMESERVERS": env_list("MAILOPS_DNS_NAMESERVERS"),
+    # Proof of arrival: MAILBOX_URL, MAILBOX_<ALIAS>_URL and the Gmail preset
+    # (imaps://imap.gmail.com with the same App Password). Parsed, never kept as URLs.
+    "MAILBOXES": mailboxes_from_environ(os.environ, mailers=MAILERS),
+    # Bearer token for /mail/health/ and /mail/metrics; unset refuses every request.
+    "HEALTH_TOKEN": os.environ.get("MAILOPS_HEALTH_TOKEN", "").strip(),
 }
 try:
     parse_nameservers(env_list("MAILOPS_DNS_NAMESERVERS"))

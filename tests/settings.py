@@ -12,7 +12,7 @@ import os
 os.environ.setdefault("SECRET_KEY", "tests-only-not-secret")
 for _name in list(os.environ):
     # A developer's own mail settings must not leak into the tests.
-    if _name.startswith(("MAILER_", "GMAIL_")):
+    if _name.startswith(("MAILER_", "MAILBOX_", "GMAIL_")) or _name == "MAILOPS_HEALTH_TOKEN":
         del os.environ[_name]
 
 from site_config.settings import *  # noqa: E402, F403

@@ -26,6 +26,7 @@ from django.utils.translation import gettext as _
 from mailops import permissions
 from mailops.admin.doctor import get_doctor_admin_urls
 from mailops.admin.links import admin_url, maillog_entry_url
+from mailops.arrival.mailboxes import verifiable_aliases
 from mailops.conf import get_setting
 from mailops.mailers.connection import CheckOutcome, can_verify, verify_connection
 from mailops.mailers.info import MailerInfo, configured_mailers, mailers_setting
@@ -89,6 +90,9 @@ def mailers_view(request: HttpRequest, admin_site: AdminSite) -> HttpResponse:
         "app_url": admin_url(admin_site, "app_list", app_label=MailLog._meta.app_label),
         "changelist_url": admin_url(admin_site, "mailops_maillog_changelist"),
         "maillog_name": MailLog._meta.verbose_name_plural,
+        # "Send and verify" (mailops.arrival) for mailers with a mailbox.
+        "verify_aliases": verifiable_aliases(),
+        "verify_url": admin_url(admin_site, "mailops_mailers_verify"),
     }
     return TemplateResponse(request, TEMPLATE, context)
 

@@ -35,6 +35,7 @@ from django.utils.translation import gettext_lazy as _
 from import_export.admin import ExportMixin
 
 from mailops import permissions, stats
+from mailops.admin.arrival import ARRIVAL_FIELDS, ArrivalFilter, arrival_latency
 from mailops.admin.batch import get_batch_urls
 from mailops.admin.events import MailEventInline
 from mailops.admin.filters import BatchListFilter, MailerListFilter, date_hierarchy
@@ -43,6 +44,7 @@ from mailops.admin.mailers import get_mailer_admin_urls
 from mailops.admin.paginator import SummaryPaginator
 from mailops.admin.resend import ResendActionMixin
 from mailops.admin.resources import EXPORT_FORMATS, MailLogResource, iter_csv
+from mailops.admin.verify import get_verify_admin_urls
 from mailops.models import SUBJECT_PREFIX_LENGTH, MailLog, MailStatus
 
 # Rows of the same batch listed on an entry's page.
@@ -94,6 +96,7 @@ class MailLogAdmin(ResendActionMixin, ExportMixin, admin.ModelAdmin):
         "trigger",
         ("created_at", admin.DateFieldListFilter),
         BatchListFilter,
+        ArrivalFilter,
     )
     date_hierarchy = "created_at"
     search_fields = ("^recipient", "^subject", "=message_id", "=esp_message_id")
@@ -117,9 +120,11 @@ class MailLogAdmin(ResendActionMixin, ExportMixin, admin.ModelAdmin):
         (_("Message"), {"fields": MESSAGE_FIELDS}),
         (_("Delivery"), {"fields": DELIVERY_FIELDS}),
         (_("Audit"), {"fields": AUDIT_FIELDS}),
+        (_("Arrival"), {"fields": ARRIVAL_FIELDS}),
     )
     # The entry page is read-only: every field it shows.
-    readonly_fields = MESSAGE_FIELDS + DELIVERY_FIELDS + AUDIT_FIELDS
+    readonly_fields = MESSAGE_FIELDS + DELIVERY_FIELDS + AUDIT_FIELDS + ARRIVAL_FIELDS
+    arrival_latency = arrival_latency
     change_form_template = "admin/mailops/maillog/change_form.html"
     # ExportMixin renders this template as the changelist (it extends the
     # import-export one, which extends admin/change_list.html).
@@ -318,6 +323,8 @@ class MailLogAdmin(ResendActionMixin, ExportMixin, admin.ModelAdmin):
             ),
             # The "Mailers" page (mailops.admin.mailers): admin/mailops/maillog/mailers/.
             *get_mailer_admin_urls(self.admin_site),
+            # "Send and verify" (mailops.admin.verify): .../mailers/verify/.
+            *get_verify_admin_urls(self.admin_site),
             # The batch progress page and its JSON: admin/mailops/maillog/batch/<id>/.
             *get_batch_urls(self.admin_site),
             *urls,

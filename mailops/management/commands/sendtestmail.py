@@ -11,6 +11,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from mailops.arrival.command import run_verify
 from mailops.conf import get_setting
 from mailops.mailers.connection import CheckOutcome, CheckResult, verify_connections
 from mailops.management.migrations_check import require_mailops_migrated
@@ -94,6 +95,19 @@ class Command(BaseCommand):
             "and report per mailer (logged in the mail log as a connection check).",
         )
         parser.add_argument(
+            "--verify",
+            action="store_true",
+            help="Prove arrival: send (to the mailer's verify mailbox when no EMAIL is given), "
+            "then read the mailbox back over IMAP; exit 0 only if it arrived in the inbox.",
+        )
+        parser.add_argument(
+            "--verify-timeout",
+            type=float,
+            metavar="SECONDS",
+            help="With --verify: how long to wait for arrival (default "
+            "MAILOPS['VERIFY_TIMEOUT'], 120).",
+        )
+        parser.add_argument(
             "--all-mailers",
             action="store_true",
             help="With --check: check every configured mailer instead of one.",
@@ -103,6 +117,9 @@ class Command(BaseCommand):
         require_mailops_migrated()
         if options["check"] or options["all_mailers"]:
             self._check(options)
+            return
+        if options["verify"] or options["verify_timeout"] is not None:
+            run_verify(self, options)
             return
         recipients = self._recipients(options)
         meter = self._meter(options)

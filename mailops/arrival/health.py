@@ -1,0 +1,176 @@
+"""Is mail working? Per-mailer state for ``/mail/health/`` and ``/mail/metrics``.
+
+Every query here reads a handful of index entries, whatever the size of the
+log: the last send (``maillog_mailer_sent_part_idx``), the last failure
+(``maillog_mailer_failed_idx``, partial), the last few outcomes
+(``maillog_mailer_idx`` with a LIMIT), the last canaries
+(``maillog_mailer_verified_idx``, partial), the queue (``maillog_status_idx``)
+and the messages of the recent window (``maillog_recent_idx``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.mail import mailers
+from django.db.models import Count
+from django.utils import timezone
+
+from mailops.arrival.mailboxes import verifiable_aliases
+from mailops.conf import get_setting
+from mailops.models import ACCEPTED_STATUSES, ArrivalStatus, MailLog, MailStatus
+
+
+class HealthState:
+    OK = "ok"
+    DEGRADED = "degraded"
+    FAILING = "failing"
+
+
+@dataclass
+class MailerHealth:
+    """What the log says about one mailer, and the verdict."""
+
+    mailer: str
+    has_mailbox: bool
+    last_sent_at: datetime | None = None
+    last_failed_at: datetime | None = None
+    # The newest sends that failed in a row (counted up to the threshold).
+    consecutive_failures: int = 0
+    last_verified_at: datetime | None = None
+    last_arrival: str = ""
+    last_latency: float | None = None
+    # Canaries that did not reach the inbox in a row, up to the threshold.
+    consecutive_canary_failures: int = 0
+    state: str = HealthState.OK
+    reasons: list[str] = field(default_factory=list)
+
+    def canary_age(self, now: datetime) -> float | None:
+        if self.last_verified_at is None:
+            return None
+        return round((now - self.last_verified_at).total_seconds(), 1)
+
+    def as_dict(self, now: datetime) -> dict[str, Any]:
+        def iso(value: datetime | None) -> str | None:
+            return value.isoformat() if value else None
+
+        return {
+            "state": self.state,
+            "reasons": self.reasons,
+            "last_sent_at": iso(self.last_sent_at),
+            "last_failed_at": iso(self.last_failed_at),
+            "consecutive_failures": self.consecutive_failures,
+            "verify_mailbox": self.has_mailbox,
+            "last_verified_at": iso(self.last_verified_at),
+            "last_arrival": self.last_arrival or None,
+            "last_arrival_latency_seconds": self.last_latency,
+            "last_canary_age_seconds": self.canary_age(now),
+            "consecutive_canary_failures": self.consecutive_canary_failures,
+        }
+
+
+def mailer_health(alias: str, *, now: datetime | None = None) -> MailerHealth:
+    """The health of mailer ``alias`` from a few LIMIT queries on the log."""
+    now = now or timezone.now()
+    limit = int(get_setting("HEALTH_FAILING_AFTER"))
+    health = MailerHealth(mailer=alias, has_mailbox=alias in verifiable_aliases())
+    rows = MailLog.objects.filter(mailer=alias)
+    health.last_sent_at = (
+        rows.filter(sent_at__isnull=False, status__in=ACCEPTED_STATUSES)
+        .order_by("-sent_at")
+        .values_list("sent_at", flat=True)
+        .first()
+    )
+    health.last_failed_at = (
+        rows.filter(status=MailStatus.FAILED)
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    outcomes = rows.filter(status__in=[MailStatus.FAILED, *ACCEPTED_STATUSES]).order_by(
+        "-created_at"
+    )
+    health.consecutive_failures = _leading(
+        list(outcomes.values_list("status", flat=True)[:limit]), MailStatus.FAILED
+    )
+    canaries = list(
+        rows.filter(verified_at__isnull=False)
+        .order_by("-verified_at")
+        .values("verified_at", "arrival", "arrived_at", "sent_at", "created_at")[:limit]
+    )
+    if canaries:
+        last = canaries[0]
+        health.last_verified_at = last["verified_at"]
+        health.last_arrival = last["arrival"]
+        if last["arrived_at"] is not None:
+            sent = last["sent_at"] or last["created_at"]
+            health.last_latency = round((last["arrived_at"] - sent).total_seconds(), 1)
+        health.consecutive_canary_failures = _leading(
+            [canary["arrival"] for canary in canaries], ArrivalStatus.INBOX, negate=True
+        )
+    _judge(health, now=now, limit=limit)
+    return health
+
+
+def _leading(values: list[str], value: str, *, negate: bool = False) -> int:
+    """How many of ``values`` from the start equal ``value`` (or, negated, differ from it)."""
+    count = 0
+    for current in values:
+        if (current == value) == negate:
+            break
+        count += 1
+    return count
+
+
+def _judge(health: MailerHealth, *, now: datetime, limit: int) -> None:
+    reasons = health.reasons
+    failing = False
+    if health.consecutive_failures >= limit:
+        failing = True
+        reasons.append(f"the last {health.consecutive_failures} messages failed")
+    elif health.consecutive_failures:
+        reasons.append("the last message failed")
+    if health.consecutive_canary_failures >= limit:
+        failing = True
+        reasons.append(f"the last {health.consecutive_canary_failures} canaries missed the inbox")
+    elif health.consecutive_canary_failures:
+        reasons.append(f"the last canary did not reach the inbox ({health.last_arrival})")
+    max_latency = float(get_setting("HEALTH_MAX_LATENCY"))
+    if health.last_latency is not None and health.last_latency > max_latency:
+        reasons.append(f"the last canary took {health.last_latency:g} s (over {max_latency:g})")
+    if health.has_mailbox:
+        max_age = timedelta(seconds=float(get_setting("HEALTH_CANARY_MAX_AGE")))
+        if health.last_verified_at is None:
+            reasons.append("no canary has run (sendtestmail --verify)")
+        elif now - health.last_verified_at > max_age:
+            reasons.append(f"no canary for over {max_age.total_seconds():g} s")
+    if failing:
+        health.state = HealthState.FAILING
+    elif reasons:
+        health.state = HealthState.DEGRADED
+
+
+def all_mailer_health(*, now: datetime | None = None) -> list[MailerHealth]:
+    """:func:`mailer_health` for every alias in ``MAILERS``."""
+    now = now or timezone.now()
+    return [mailer_health(alias, now=now) for alias in sorted(mailers.settings)]
+
+
+def recent_message_counts(*, now: datetime | None = None) -> dict[tuple[str, str], int]:
+    """``{(mailer, status): n}`` for rows created within ``METRICS_WINDOW`` seconds."""
+    now = now or timezone.now()
+    since = now - timedelta(seconds=float(get_setting("METRICS_WINDOW")))
+    rows = (
+        MailLog.objects.filter(created_at__gte=since)
+        .order_by()
+        .values("mailer", "status")
+        .annotate(n=Count("pk"))
+    )
+    return {(row["mailer"], row["status"]): row["n"] for row in rows}
+
+
+def queue_depth() -> int:
+    """Rows waiting to be sent (queued or being sent)."""
+    return MailLog.objects.filter(status__in=[MailStatus.QUEUED, MailStatus.SENDING]).count()

@@ -1,0 +1,191 @@
+"""Find one message by its Message-ID in an IMAP mailbox, read-only.
+
+Every folder is opened with ``EXAMINE`` (read-only) and headers are read
+with ``BODY.PEEK``, so nothing is marked seen, moved or deleted: the
+mailbox is the user's own. Junk folders are found through the special-use
+flag ``\\Junk`` (RFC 6154) where the server shows it, else by their usual
+names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email
+import email.policy
+import imaplib
+import re
+import socket
+import ssl
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from time import mktime
+
+from mailops.arrival.mailboxes import Mailbox
+from mailops.redaction import redact
+
+INBOX = "INBOX"
+# Searched when present, whether or not the server flags them \Junk.
+JUNK_NAMES = ("Junk", "Spam", "[Gmail]/Spam", "Junk E-mail", "INBOX.Junk", "INBOX.Spam")
+
+_LIST_LINE = re.compile(rb'^\((?P<flags>[^)]*)\) (?P<sep>"(?:[^"\\]|\\.)*"|NIL) (?P<name>.+)$')
+
+
+class MailboxError(Exception):
+    """The mailbox could not be read; ``str()`` is a one-line reason, secrets redacted."""
+
+    def __init__(self, reason: str, *, permanent: bool = True) -> None:
+        super().__init__(reason)
+        # A refused login or a missing folder will not heal by polling again.
+        self.permanent = permanent
+
+
+@dataclass(frozen=True)
+class FoundMessage:
+    """Where the message was, what the server said about it."""
+
+    folder: str
+    junk: bool
+    # When the receiving server stored it (IMAP INTERNALDATE), if it said.
+    stored_at: datetime | None
+    # Raw Authentication-Results header values, topmost (the receiver's) first.
+    authentication_results: list[str]
+
+
+def find_message(mailbox: Mailbox, message_id: str) -> FoundMessage | None:
+    """Search ``mailbox``'s folders for ``message_id``; ``None`` when it is not there (yet).
+
+    Raises :class:`MailboxError` when the server cannot be reached, refuses
+    the login or lacks a configured folder.
+    """
+    client = _connect(mailbox)
+    try:
+        _login(client, mailbox)
+        for folder, junk in _folders(client, mailbox):
+            found = _search(client, folder, message_id)
+            if found is not None:
+                stored_at, headers = found
+                return FoundMessage(
+                    folder=folder, junk=junk, stored_at=stored_at, authentication_results=headers
+                )
+        return None
+    except (imaplib.IMAP4.error, OSError) as error:
+        raise MailboxError(_reason(mailbox, error), permanent=False) from None
+    finally:
+        _logout(client)
+
+
+def _connect(mailbox: Mailbox) -> imaplib.IMAP4:
+    where = f"{mailbox.host}:{mailbox.port}"
+    try:
+        if mailbox.ssl:
+            return imaplib.IMAP4_SSL(
+                mailbox.host,
+                mailbox.port,
+                ssl_context=ssl.create_default_context(),
+                timeout=mailbox.timeout,
+            )
+        return imaplib.IMAP4(mailbox.host, mailbox.port, timeout=mailbox.timeout)
+    except TimeoutError:
+        raise MailboxError(f"IMAP server {where} did not answer in time", permanent=False) from None
+    except ssl.SSLError as error:
+        raise MailboxError(f"TLS with IMAP server {where} failed: {error.reason}") from None
+    except (OSError, imaplib.IMAP4.error) as error:
+        raise MailboxError(
+            f"cannot connect to IMAP server {where}: {_reason(mailbox, error)}", permanent=False
+        ) from None
+
+
+def _login(client: imaplib.IMAP4, mailbox: Mailbox) -> None:
+    try:
+        client.login(mailbox.username, mailbox.password)
+    except imaplib.IMAP4.error as error:
+        raise MailboxError(
+            f"IMAP login as {mailbox.username} refused: {_reason(mailbox, error)}"
+        ) from None
+
+
+def _folders(client: imaplib.IMAP4, mailbox: Mailbox) -> list[tuple[str, bool]]:
+    """``[(folder, is_junk)]`` in search order: the inbox first."""
+    listed = _list(client)
+    junk_flagged = {name for name, flags in listed.items() if "\\junk" in flags}
+    known_junk = {name.lower() for name in JUNK_NAMES}
+    if mailbox.folders:
+        missing = [name for name in mailbox.folders if name not in listed and name != INBOX]
+        if missing:
+            raise MailboxError(
+                f"folder(s) {', '.join(missing)} not on the IMAP server; it has: "
+                f"{', '.join(sorted(listed)) or '(none)'}"
+            )
+        return [
+            (name, name in junk_flagged or name.lower() in known_junk) for name in mailbox.folders
+        ]
+    junk = sorted(junk_flagged | {name for name in listed if name.lower() in known_junk})
+    return [(INBOX, False)] + [(name, True) for name in junk if name != INBOX]
+
+
+def _list(client: imaplib.IMAP4) -> dict[str, set[str]]:
+    """Every folder name with its lower-cased flags."""
+    status, lines = client.list()
+    if status != "OK":
+        raise MailboxError("the IMAP server refused to list its folders", permanent=False)
+    folders: dict[str, set[str]] = {}
+    for line in lines:
+        if not isinstance(line, bytes):
+            # A folder name sent as a literal (unusual characters): not one we look for.
+            continue
+        match = _LIST_LINE.match(line)
+        if match is None:
+            continue
+        name = match["name"].decode("utf-8", "replace")
+        if name.startswith('"') and name.endswith('"'):
+            name = name[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+        folders[name] = {flag.lower() for flag in match["flags"].decode().split()}
+    return folders
+
+
+def _search(
+    client: imaplib.IMAP4, folder: str, message_id: str
+) -> tuple[datetime | None, list[str]] | None:
+    status, _data = client.select(_quote(folder), readonly=True)
+    if status != "OK":
+        raise MailboxError(f"cannot open folder {folder} on the IMAP server")
+    status, data = client.uid("SEARCH", "HEADER", "Message-ID", _quote(message_id))
+    uids = data[0].split() if status == "OK" and data and data[0] else []
+    if not uids:
+        return None
+    status, data = client.uid("FETCH", uids[-1], "(INTERNALDATE BODY.PEEK[HEADER])")
+    if status != "OK":
+        return None
+    for part in data:
+        if isinstance(part, tuple):
+            headers = email.message_from_bytes(part[1], policy=email.policy.default)
+            values = [str(value) for value in headers.get_all("Authentication-Results") or []]
+            return _internal_date(part[0]), values
+    return None, []
+
+
+def _internal_date(line: bytes) -> datetime | None:
+    parsed = imaplib.Internaldate2tuple(line)
+    if parsed is None:
+        return None
+    return datetime.fromtimestamp(mktime(parsed), tz=UTC)
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _logout(client: imaplib.IMAP4) -> None:
+    # The answer is known; a server that hangs up first changes nothing.
+    with contextlib.suppress(imaplib.IMAP4.error, OSError):
+        client.logout()
+
+
+def _reason(mailbox: Mailbox, error: BaseException) -> str:
+    text = str(error)
+    if isinstance(error, (TimeoutError, socket.timeout)):
+        text = "timed out"
+    elif isinstance(error, OSError) and error.strerror:
+        text = error.strerror
+    # Servers may quote back what they were sent: never show the password.
+    return redact(text.strip() or type(error).__name__, [mailbox.password])

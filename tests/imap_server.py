@@ -1,0 +1,216 @@
+"""A real IMAP server for the proof-of-arrival tests: Debian's Dovecot on loopback.
+
+``dovecot_server`` starts ``dovecot -F`` once per session with its own
+configuration in a temporary directory (Maildir with ``INBOX`` and ``Junk``,
+one user), and stops it afterwards. ``delivering_smtp_server`` is the
+loopback SMTP server of :mod:`tests.smtp_server` that also delivers what it
+accepts into that Maildir, as a receiving mail server would: with an
+Authentication-Results header, chosen recipients to ``Junk``, others
+accepted and never delivered.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from tests.smtp_server import HOST, LoopbackSMTPServer, free_port
+
+
+IMAP_USER = "ops@example.com"
+IMAP_PASSWORD = "imap-secret-Pa55"
+# Dovecot refuses to run mail processes as root: mail belongs to "nobody".
+MAIL_UID = 65534
+AUTH_RESULTS = (
+    "mx.mailops.test; spf=pass smtp.mailfrom=example.com; "
+    "dkim=pass header.d=example.com; dmarc=pass header.from=example.com"
+)
+
+CONFIG = """\
+protocols = imap
+listen = 127.0.0.1
+base_dir = {dir}/run
+state_dir = {dir}/state
+log_path = {dir}/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_failure_delay = 0
+mail_location = maildir:{dir}/Maildir
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {dir}/users
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={uid} home={dir}/home
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+namespace inbox {{
+  inbox = yes
+  separator = /
+  mailbox Junk {{
+    special_use = \\Junk
+  }}
+  # A junk folder known only by its special-use flag, not by its name.
+  mailbox Bulk {{
+    special_use = \\Junk
+  }}
+}}
+"""
+
+
+@dataclass
+class DovecotServer:
+    """A running Dovecot: where it listens, who may log in, where its mail is."""
+
+    directory: Path
+    port: int
+    process: subprocess.Popen[bytes]
+    username: str = IMAP_USER
+    password: str = IMAP_PASSWORD
+    host: str = HOST
+
+    @property
+    def maildir(self) -> Path:
+        return self.directory / "Maildir"
+
+    def mailbox(self, **overrides: Any) -> dict[str, Any]:
+        """A ``MAILOPS["MAILBOXES"]`` entry for this server."""
+        entry: dict[str, Any] = {
+            "host": self.host,
+            "port": self.port,
+            "username": self.username,
+            "password": self.password,
+            "ssl": False,
+            "timeout": 5,
+        }
+        entry.update(overrides)
+        return entry
+
+    def url(self, *, password: str | None = None) -> str:
+        return f"imap://ops%40example.com:{password or self.password}@{self.host}:{self.port}"
+
+    def deliver(self, data: bytes, *, folder: str = "INBOX") -> None:
+        """Store one message the Maildir++ way: write in tmp/, rename into new/."""
+        root = self.maildir if folder == "INBOX" else self.maildir / f".{folder}"
+        name = f"{time.time_ns()}.{os.getpid()}.mailops-test"
+        temporary = root / "tmp" / name
+        temporary.write_bytes(data)
+        os.chown(temporary, MAIL_UID, MAIL_UID)
+        temporary.rename(root / "new" / name)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=10)
+
+
+def start_dovecot() -> DovecotServer:
+    binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
+    # Dovecot's processes (running as dovecot/nobody) must traverse every parent:
+    # pytest's tmp_path sits under a 0700 folder, so use /tmp directly.
+    directory = Path(tempfile.mkdtemp(prefix="mailops-dovecot-", dir="/tmp"))
+    directory.chmod(0o755)
+    port = free_port()
+    for sub in ("run", "state", "home", "Maildir/tmp", "Maildir/new", "Maildir/cur"):
+        (directory / sub).mkdir(parents=True)
+    for folder in ("Junk", "Bulk"):
+        for sub in ("tmp", "new", "cur"):
+            (directory / f"Maildir/.{folder}" / sub).mkdir(parents=True)
+    (directory / "Maildir/subscriptions").write_text("Junk\nBulk\n")
+    for path in [directory / "home", *(directory / "Maildir").rglob("*"), directory / "Maildir"]:
+        os.chown(path, MAIL_UID, MAIL_UID)
+    users = directory / "users"
+    users.write_text(f"{IMAP_USER}:{{PLAIN}}{IMAP_PASSWORD}::::::\n")
+    shutil.chown(users, "root", "dovecot")
+    users.chmod(0o640)
+    config = directory / "dovecot.conf"
+    config.write_text(CONFIG.format(dir=directory, port=port, uid=MAIL_UID))
+    process = subprocess.Popen([binary, "-F", "-c", str(config)], stderr=subprocess.PIPE)
+    server = DovecotServer(directory=directory, port=port, process=process)
+    _wait_for_greeting(server)
+    return server
+
+
+def _wait_for_greeting(server: DovecotServer, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            log = server.directory / "dovecot.log"
+            details = log.read_text() if log.exists() else ""
+            stderr = server.process.stderr.read().decode() if server.process.stderr else ""
+            raise RuntimeError(f"dovecot exited: {stderr}{details}")
+        try:
+            with socket.create_connection((HOST, server.port), timeout=1) as sock:
+                if sock.recv(64).startswith(b"* OK"):
+                    return
+        except OSError:
+            time.sleep(0.05)
+    server.stop()
+    raise RuntimeError(f"dovecot did not greet on port {server.port} within {timeout}s")
+
+
+class DeliveringSMTPServer(LoopbackSMTPServer):
+    """The loopback SMTP server, delivering what it accepts into a Dovecot Maildir."""
+
+    def __init__(self, *, dovecot: DovecotServer, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.dovecot = dovecot
+        # Recipients whose mail the receiving side files as spam, and where.
+        self.junk_recipients: set[str] = set()
+        self.junk_folder = "Junk"
+        # Recipients accepted at DATA and then lost (a silent drop).
+        self.lost_recipients: set[str] = set()
+        self.authentication_results = AUTH_RESULTS
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        reply = await super().handle_DATA(server, session, envelope)
+        if not reply.startswith("250"):
+            return reply
+        data = envelope.original_content or b""
+        stamped = f"Authentication-Results: {self.authentication_results}\r\n".encode() + data
+        for rcpt in envelope.rcpt_tos:
+            key = rcpt.lower()
+            if key in {a.lower() for a in self.lost_recipients}:
+                continue
+            junk = key in {a.lower() for a in self.junk_recipients}
+            self.dovecot.deliver(stamped, folder=self.junk_folder if junk else "INBOX")
+        return reply
+
+
+@pytest.fixture(scope="session")
+def dovecot_server() -> Iterator[DovecotServer]:
+    """A real Dovecot IMAP server on loopback for the session."""
+    server = start_dovecot()
+    yield server
+    server.stop()
+    shutil.rmtree(server.directory, ignore_errors=True)
+
+
+@pytest.fixture
+def delivering_smtp_server(dovecot_server: DovecotServer) -> Iterator[DeliveringSMTPServer]:
+    """A plain-text SMTP server (AUTH required) that delivers into ``dovecot_server``."""
+    server = DeliveringSMTPServer(dovecot=dovecot_server, tls_mode="none")
+    yield server
+    server.stop()

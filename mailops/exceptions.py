@@ -12,8 +12,8 @@ from django.core.exceptions import ImproperlyConfigured
 class UnknownMailer(ImproperlyConfigured):
     """The requested alias is not in ``MAILERS``; the message lists those that are."""
 
-    def __init__(self, alias: str, configured: list[str] | None = None) -> None:
-        listing = ", ".join(sorted(configured or [])) or "(none)"
+    def __init__(self, alias: str, configured: list[str]) -> None:
+        listing = ", ".join(sorted(configured)) or "(none)"
         super().__init__(f"Unknown mailer {alias!r}. Configured mailers: {listing}.")
         self.alias = alias
 

@@ -21,6 +21,7 @@ from mailops.statuses import (
     ALLOWED_TRANSITIONS,
     UNFINISHED_STATUSES,
     ArrivalStatus,
+    MailEventType,
     MailStatus,
     MailTrigger,
     can_transition,
@@ -35,6 +36,7 @@ __all__ = [
     "UNFINISHED_STATUSES",
     "ArrivalStatus",
     "BatchFields",
+    "InvalidTransition",
     "MailEvent",
     "MailEventType",
     "MailLog",
@@ -259,7 +261,7 @@ class MailLog(BatchFields):
             models.Index(
                 fields=["mailer", "-created_at"],
                 name="maillog_mailer_failed_idx",
-                condition=models.Q(status="failed"),
+                condition=models.Q(status=MailStatus.FAILED),
             ),
             models.Index(
                 fields=["mailer", "-verified_at"],
@@ -286,25 +288,6 @@ class MailLog(BatchFields):
         if not can_transition(self.status, new):
             raise InvalidTransition(f"MailLog {self.pk}: {self.status} -> {new} is not allowed")
         self.status = new
-
-
-class MailEventType(models.TextChoices):
-    """Anymail's normalized tracking event types."""
-
-    QUEUED = "queued", _("Queued")
-    SENT = "sent", _("Sent")
-    REJECTED = "rejected", _("Rejected")
-    FAILED = "failed", _("Failed")
-    BOUNCED = "bounced", _("Bounced")
-    DEFERRED = "deferred", _("Deferred")
-    DELIVERED = "delivered", _("Delivered")
-    AUTORESPONDED = "autoresponded", _("Autoresponded")
-    OPENED = "opened", _("Opened")
-    CLICKED = "clicked", _("Clicked")
-    COMPLAINED = "complained", _("Complained")
-    UNSUBSCRIBED = "unsubscribed", _("Unsubscribed")
-    SUBSCRIBED = "subscribed", _("Subscribed")
-    UNKNOWN = "unknown", _("Unknown")
 
 
 class MailEvent(models.Model):

@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 SEND_TEST_MAIL = "mailops.send_test_mail"
+# The same permission as admin actions name it (``has_<name>_permission``).
+SEND_TEST_MAIL_ACTION = "send_test_mail"
 EXPORT_MAILLOG = "mailops.export_maillog"
 VIEW_MAILLOG = "mailops.view_maillog"
 CHANGE_MAILLOG = "mailops.change_maillog"

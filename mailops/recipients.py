@@ -49,19 +49,20 @@ def email_field_name() -> str:
 
 
 # "A user has an address" is decided here only: the email field, trimmed, not empty.
-# In Python by address_of(), in SQL by the annotation below (same trim, same test).
+# In Python by address_of(), in SQL by the annotation below (both trim spaces only).
 ADDRESS_ANNOTATION = "_mailops_address"
-HAS_NO_ADDRESS = Q(_mailops_address__isnull=True) | Q(_mailops_address="")
+HAS_NO_ADDRESS = Q(**{f"{ADDRESS_ANNOTATION}__isnull": True}) | Q(**{ADDRESS_ANNOTATION: ""})
 
 
 def address_of(value: Any) -> str:
     """A user's address as mailops uses it: trimmed; ``""`` means the user has none."""
-    return str(value or "").strip()
+    # Spaces only, as SQL's TRIM(): any other white space makes the address invalid.
+    return str(value or "").strip(" ")
 
 
 def no_address_error(username: Any) -> str:
     """The reason logged for a user without an address."""
-    return f"user {str(username)!r} has no email address"
+    return f"user '{username}' has no email address"
 
 
 def annotate_address(users: QuerySet[Any]) -> QuerySet[Any]:

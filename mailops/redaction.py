@@ -16,7 +16,8 @@ from urllib.parse import quote
 
 from django.conf import settings
 
-from mailops.arrival.mailboxes import mailbox_passwords
+from mailops.conf import get_setting
+from mailops.mailers.info import mailers_setting
 
 REDACTED = "********"
 
@@ -49,7 +50,9 @@ def secret_values(options: Mapping[str, Any]) -> set[str]:
 def configured_secrets() -> set[str]:
     """Every secret in ``MAILERS`` and ``ANYMAIL`` settings, with encoded forms."""
     raw: set[str] = set()
-    for config in getattr(settings, "MAILERS", {}).values():
+    for config in mailers_setting().values():
+        if not isinstance(config, Mapping):
+            continue
         raw |= secret_values(config.get("OPTIONS", {}))
         username = config.get("OPTIONS", {}).get("username")
         password = config.get("OPTIONS", {}).get("password")
@@ -59,9 +62,12 @@ def configured_secrets() -> set[str]:
             raw.add(base64.b64encode(password.encode()).decode())
     raw |= secret_values(getattr(settings, "ANYMAIL", {}) or {})
     # IMAP passwords of proof-of-arrival mailboxes (and what LOGIN/AUTH=PLAIN send).
-    for password in mailbox_passwords():
-        raw.add(password)
-        raw.add(base64.b64encode(password.encode()).decode())
+    mailboxes = get_setting("MAILBOXES")
+    for entry in mailboxes.values() if isinstance(mailboxes, Mapping) else ():
+        password = entry.get("password") if isinstance(entry, Mapping) else None
+        if isinstance(password, str) and password:
+            raw.add(password)
+            raw.add(base64.b64encode(password.encode()).decode())
     return _with_encodings(raw)
 
 

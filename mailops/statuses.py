@@ -42,6 +42,25 @@ class MailTrigger(models.TextChoices):
     CHECK = "check", _("Connection check")
 
 
+class MailEventType(models.TextChoices):
+    """Anymail's normalized tracking event types."""
+
+    QUEUED = "queued", _("Queued")
+    SENT = "sent", _("Sent")
+    REJECTED = "rejected", _("Rejected")
+    FAILED = "failed", _("Failed")
+    BOUNCED = "bounced", _("Bounced")
+    DEFERRED = "deferred", _("Deferred")
+    DELIVERED = "delivered", _("Delivered")
+    AUTORESPONDED = "autoresponded", _("Autoresponded")
+    OPENED = "opened", _("Opened")
+    CLICKED = "clicked", _("Clicked")
+    COMPLAINED = "complained", _("Complained")
+    UNSUBSCRIBED = "unsubscribed", _("Unsubscribed")
+    SUBSCRIBED = "subscribed", _("Subscribed")
+    UNKNOWN = "unknown", _("Unknown")
+
+
 # Which status may follow which. Provider events (delivered, bounced, ...)
 # may arrive late or out of order, so tracking states may move among
 # themselves; a message never goes back to "queued" once a server took it.

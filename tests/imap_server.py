@@ -28,7 +28,6 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from tests.smtp_server import HOST, LoopbackSMTPServer, free_port
 
-
 IMAP_USER = "ops@example.com"
 IMAP_PASSWORD = "imap-secret-Pa55"
 # Dovecot refuses to run mail processes as root: mail belongs to "nobody".

@@ -28,8 +28,6 @@ from tests.maillog_fixtures import (
     make_log,
 )
 
-# Fixtures used by the tests below.
-
 pytestmark = pytest.mark.django_db
 UTC = ZoneInfo("UTC")
 

@@ -16,8 +16,6 @@ from mailops.models import MailLog, MailStatus
 from tests.browser_fixtures import screenshot, sign_in
 from tests.maillog_fixtures import make_log
 
-# Fixtures used by the tests below.
-
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 

@@ -8,10 +8,10 @@ source, so a change that breaks them fails here rather than in a review.
 from __future__ import annotations
 
 import ast
-import logging
 from pathlib import Path
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import get_commands
 from django.template.loader import get_template
 from django.urls import reverse
@@ -20,16 +20,23 @@ PACKAGE = Path(__file__).resolve().parent.parent / "mailops"
 MAX_MODULE_LINES = 400
 
 
-def test_documented_python_paths_import() -> None:
+def test_documented_python_paths_import(tmp_path: Path) -> None:
+    import inspect
+
+    from django.contrib import admin
+    from django.core.mail.backends.base import BaseEmailBackend
+    from django.tasks.backends.base import BaseTaskBackend
+
     from mailops.admin import MailLogAdmin
     from mailops.backends.outbox import EmailBackend
     from mailops.mailer_urls import MailerURLError, mailers_from_environ
-    from mailops.models import MailLog, MailStatus, MailTrigger
+    from mailops.models import MailLog
     from mailops.recipients import from_addresses
     from mailops.services import (
         SendSummary,
         UnknownMailer,
         plan_delivery,
+        resend_logs,
         send_test_mail,
         send_test_mail_to_users,
     )
@@ -38,35 +45,71 @@ def test_documented_python_paths_import() -> None:
     from mailops.tasks import deliver_batch_task
     from mailops.user_admin import SendTestMailAdminMixin, UserImportExportMixin
 
-    assert all(
-        callable(thing)
-        for thing in (
-            MailLogAdmin,
-            EmailBackend,
-            MailerURLError,
-            mailers_from_environ,
-            MailLog,
-            from_addresses,
-            SendSummary,
-            UnknownMailer,
-            plan_delivery,
-            send_test_mail,
-            send_test_mail_to_users,
-            CeleryBackend,
-            SendTestMailAdminMixin,
-            UserImportExportMixin,
-        )
-    )
-    assert {MailStatus.SENT, MailTrigger.API} <= {*MailStatus.values, *MailTrigger.values}
-    assert app.main is not None
+    assert type(admin.site._registry[MailLog]) is MailLogAdmin
+    assert issubclass(EmailBackend, BaseEmailBackend)
+    assert issubclass(CeleryBackend, BaseTaskBackend)
+    assert issubclass(MailerURLError, ImproperlyConfigured)
+    assert issubclass(UnknownMailer, ImproperlyConfigured)
+    assert app.main == "mailops"
+    assert [r.address for r in from_addresses([" a@example.com "])] == ["a@example.com"]
+    assert mailers_from_environ({}, outbox_dir=tmp_path).mailers.keys() >= {"default"}
+    for service in (send_test_mail, send_test_mail_to_users, resend_logs, plan_delivery):
+        keyword_only = {
+            name
+            for name, parameter in inspect.signature(service).parameters.items()
+            if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+        }
+        assert keyword_only, service
+    assert {"sent", "failed", "rejected", "queued", "ok"} <= set(dir(SendSummary))
+    assert {"get_actions", "has_send_test_mail_permission"} <= set(dir(SendTestMailAdminMixin))
+    assert "has_import_permission" in dir(UserImportExportMixin)
     # Queued tasks store this path: it must never move.
     assert deliver_batch_task.module_path == "mailops.tasks.deliver_batch_task"
+
+
+def test_settings_keys_and_check_ids_are_kept() -> None:
+    from django.core import checks
+
+    from mailops.conf import DEFAULTS
+
+    documented = {
+        "DEFAULT_MAILER",
+        "FROM_EMAILS",
+        "CHUNK_SIZE",
+        "DELIVERY_CHUNK_SIZE",
+        "WRITE_IN_REQUEST_LIMIT",
+        "WRITE_CHUNK_SIZE",
+        "TASK_BACKEND",
+        "ASYNC_THRESHOLD",
+        "DELIVERY_CONCURRENCY",
+        "MAX_ATTEMPTS",
+        "RETRY_BACKOFF",
+        "SENDING_LEASE",
+        "THROTTLE",
+        "SELF_SERVICE_LIMIT",
+        "SELF_SERVICE_WINDOW",
+        "DKIM_SELECTORS",
+        "DNS_NAMESERVERS",
+        "MAILBOXES",
+        "HEALTH_TOKEN",
+    }
+    assert documented <= set(DEFAULTS)
+    registered = {check.__name__ for check in checks.registry.registry.get_checks()}
+    assert {"check_mailops_settings", "check_mailers", "check_debug_with_real_mailers"} <= (
+        registered
+    )
+    source = "".join(path.read_text() for path in PACKAGE.rglob("*.py"))
+    for number in (1, 2, 3, 4, 5, 6, 10, 11, 12, 30, 31):
+        assert f'id="mailops.E{number:03d}"' in source
+    for number in (1, 2, 3, 4, 5, 6, 7, 8, 30):
+        assert f'id="mailops.W{number:03d}"' in source
 
 
 def test_command_names_are_kept() -> None:
     commands = get_commands()
     assert commands["sendtestmail"] == "mailops"
     assert commands["mailops_deliver"] == "mailops"
+    assert commands["maildoctor"] == "mailops"
 
 
 @pytest.mark.parametrize(
@@ -78,6 +121,11 @@ def test_command_names_are_kept() -> None:
         ("admin:mailops_batch", {"batch_id": "6f1c1d4e-0000-4000-8000-000000000000"}),
         ("admin:mailops_batch_progress", {"batch_id": "6f1c1d4e-0000-4000-8000-000000000000"}),
         ("mailops:self_service", {}),
+        ("mailops:health", {}),
+        ("mailops:metrics", {}),
+        ("admin:mailops_mailers_verify", {}),
+        ("admin:mailops_mailer_dns", {"alias": "default"}),
+        ("anymail:postmark_tracking_webhook", {}),
     ],
 )
 def test_url_names_are_kept(name: str, kwargs: dict[str, str]) -> None:
@@ -112,11 +160,21 @@ def test_permission_codenames_and_logger_names_are_kept(db) -> None:
     )
     for name in (permissions.SEND_TEST_MAIL, permissions.EXPORT_MAILLOG, permissions.VIEW_MAILLOG):
         assert name.split(".", 1)[1] in codenames
-    from mailops.sending import delivery, pending, session
+    from mailops import views
+    from mailops.sending import batches, delivery, pending, session
+    from mailops.tracking import events, guards
 
-    names = {delivery.logger.name, session.logger.name, pending.logger.name}
-    assert names == {"mailops.delivery", "mailops.pending_batches"}
-    assert isinstance(logging.getLogger("mailops.delivery"), logging.Logger)
+    names = {
+        module.logger.name
+        for module in (batches, delivery, pending, session, events, guards, views)
+    }
+    assert names == {
+        "mailops.services",
+        "mailops.delivery",
+        "mailops.pending_batches",
+        "mailops.tracking",
+        "mailops.views",
+    }
 
 
 # --- the layout -------------------------------------------------------------------

@@ -18,6 +18,16 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
+from mailops import permissions
+
+
+class SendTestMailPermissionMixin:
+    """``has_send_test_mail_permission``, for the admins whose actions send mail."""
+
+    def has_send_test_mail_permission(self, request: HttpRequest) -> bool:
+        user: Any = request.user
+        return bool(user.has_perm(permissions.SEND_TEST_MAIL))
+
 
 def require_permission(modeladmin: Any, request: HttpRequest, permission: str) -> None:
     """Refuse unless ``modeladmin.has_<permission>_permission(request)``."""
@@ -68,6 +78,8 @@ def confirmation_page(
         # The ids of the page the action was chosen on. With select_across the
         # admin re-derives the whole filtered selection from the URL on confirm.
         "selected_ids": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+        # The name the resend page used before (templates overridden by a host).
+        "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
         "select_across": select_across,
         "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         "action_name": action_name,

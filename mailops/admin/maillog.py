@@ -149,10 +149,6 @@ class MailLogAdmin(ResendActionMixin, ExportMixin, admin.ModelAdmin):
         user: Any = request.user
         return bool(user.is_active and user.is_superuser)
 
-    def has_send_test_mail_permission(self, request: HttpRequest) -> bool:
-        user: Any = request.user
-        return bool(user.has_perm(permissions.SEND_TEST_MAIL))
-
     def has_export_permission(self, request: HttpRequest) -> bool:
         user: Any = request.user
         return bool(self.has_view_permission(request) and user.has_perm(permissions.EXPORT_MAILLOG))

@@ -13,8 +13,10 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from mailops import permissions
 from mailops.admin.batch import batch_url
 from mailops.admin.confirmation import (
+    SendTestMailPermissionMixin,
     confirmation_page,
     is_confirmed,
     require_permission,
@@ -35,19 +37,19 @@ RESEND_ROWS_SHOWN = 20
 _LOG_CHUNK = 2000
 
 
-class ResendActionMixin(_ModelAdminBase):
-    """The ``resend`` action for the mail log admin (uses ``has_send_test_mail_permission``)."""
+class ResendActionMixin(SendTestMailPermissionMixin, _ModelAdminBase):
+    """The ``resend`` action for the mail log admin."""
 
     resend_confirmation_template: str | list[str] | None = None
 
     @admin.action(
-        permissions=["send_test_mail"],
+        permissions=[permissions.SEND_TEST_MAIL_ACTION],
         description=_("Resend the selected messages"),
         location=[admin.ActionLocation.CHANGE_LIST, admin.ActionLocation.CHANGE_FORM],
     )
     def resend(self, request: HttpRequest, queryset: QuerySet[MailLog]) -> HttpResponse | None:
         """Confirm first (like ``delete_selected``), then resend: one new row per message."""
-        require_permission(self, request, "send_test_mail")
+        require_permission(self, request, permissions.SEND_TEST_MAIL_ACTION)
         plan = plan_resend(queryset)
         if is_confirmed(request):
             outcomes = resend_logs(queryset, triggered_by=request.user, plan=plan)

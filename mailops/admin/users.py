@@ -36,6 +36,7 @@ from import_export.results import Result
 from mailops import permissions, services
 from mailops.admin.batch import batch_url
 from mailops.admin.confirmation import (
+    SendTestMailPermissionMixin,
     confirmation_page,
     is_confirmed,
     require_permission,
@@ -59,14 +60,14 @@ MAX_LISTED_WITHOUT_ADDRESS = 20
 
 
 @admin.action(
-    permissions=["send_test_mail"],
+    permissions=[permissions.SEND_TEST_MAIL_ACTION],
     description=gettext_lazy("Send test mail to selected %(verbose_name_plural)s"),
 )
 def send_test_mail_action(
     modeladmin: Any, request: HttpRequest, queryset: QuerySet[Any]
 ) -> TemplateResponse | None:
     """Confirm, then send the test mail to every selected user and log each outcome."""
-    require_permission(modeladmin, request, "send_test_mail")
+    require_permission(modeladmin, request, permissions.SEND_TEST_MAIL_ACTION)
     if is_confirmed(request):
         form = SendTestMailForm(request.POST)
         if form.is_valid():
@@ -84,8 +85,8 @@ ACTION_NAME = "send_test_mail"
 send_test_mail_action.__name__ = ACTION_NAME
 
 
-class SendTestMailAdminMixin(_ModelAdminBase):
-    """Offers :func:`send_test_mail` to users holding ``mailops.send_test_mail``.
+class SendTestMailAdminMixin(SendTestMailPermissionMixin, _ModelAdminBase):
+    """Offers :func:`send_test_mail_action` to users holding ``mailops.send_test_mail``.
 
     The action is added in :meth:`get_actions`, so it appears whatever the
     admin's own ``actions`` list says. Override the confirmation page with
@@ -94,9 +95,6 @@ class SendTestMailAdminMixin(_ModelAdminBase):
     """
 
     send_test_mail_confirmation_template: str | list[str] | None = None
-
-    def has_send_test_mail_permission(self, request: HttpRequest) -> bool:
-        return bool(request.user.has_perm(permissions.SEND_TEST_MAIL))
 
     def get_actions(
         self, request: HttpRequest, action_location: ActionLocation = ActionLocation.CHANGE_LIST

@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.core import checks
-from django.core.mail import mailers
 
 from mailops.arrival.mailboxes import MailboxURLError, mailbox_for
 from mailops.conf import get_setting
+from mailops.mailers.info import mailers_setting
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
@@ -30,7 +30,7 @@ def check_mailboxes(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
             )
         ]
     for alias in sorted(configured):
-        if alias not in mailers.settings:
+        if alias not in mailers_setting():
             found.append(
                 checks.Error(
                     f'MAILOPS["MAILBOXES"] has a mailbox for {alias!r}, which MAILERS '

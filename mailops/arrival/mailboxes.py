@@ -156,16 +156,6 @@ def verifiable_aliases() -> list[str]:
     return sorted(get_setting("MAILBOXES") or {})
 
 
-def mailbox_passwords() -> set[str]:
-    """Every configured IMAP password (for redaction); malformed entries included."""
-    configured: Mapping[str, Any] = get_setting("MAILBOXES") or {}
-    found = set()
-    for entry in configured.values():
-        if isinstance(entry, Mapping) and isinstance(entry.get("password"), str):
-            found.add(entry["password"])
-    return found
-
-
 def _mailbox(alias: str, entry: Any) -> Mailbox:
     name = f'MAILOPS["MAILBOXES"][{alias!r}]'
     if not isinstance(entry, Mapping):

@@ -15,11 +15,8 @@ from mailops.deliverability.resolver import (
     build_resolver,
 )
 from mailops.deliverability.spf_check import check_spf, is_gmail
+from mailops.exceptions import UnknownMailer
 from mailops.mailers.info import MailerInfo, MailerKind, mailer_info, mailers_setting
-
-
-class UnknownMailer(KeyError):
-    """The alias is not in ``MAILERS``."""
 
 
 def normalize_domain(domain: str) -> str | None:
@@ -47,7 +44,7 @@ def diagnose_mailers(
     """
     unknown = [alias for alias in aliases if alias not in mailers_setting()]
     if unknown:
-        raise UnknownMailer(unknown[0])
+        raise UnknownMailer(unknown[0], list(mailers_setting()))
     reports = []
     for alias in aliases:
         reports.append(diagnose_mailer(alias, domain=domain, resolver=resolver))

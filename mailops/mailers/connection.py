@@ -128,7 +128,7 @@ def verify_connection(
     Raises ``UnknownMailer`` when MAILERS does not define ``alias``.
     """
     if alias not in mailers_setting():
-        raise UnknownMailer(alias)
+        raise UnknownMailer(alias, list(mailers_setting()))
     info = mailer_info(alias)
     if info.kind == MailerKind.SMTP:
         result = _check_smtp(info)

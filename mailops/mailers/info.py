@@ -164,8 +164,9 @@ def resolve_mailer(using: str | None) -> str:
 
 def mailer_info(alias: str) -> MailerInfo:
     """The facts about ``alias``; ``KeyError`` when MAILERS does not define it."""
-    config = mailers_setting()[alias]
-    backend = str((config or {}).get("BACKEND", DEFAULT_BACKEND))
+    if alias not in mailers_setting():
+        raise KeyError(alias)
+    backend = backend_path(alias)
     options = mailer_options(alias)
     try:
         backend_class = import_string(backend)

@@ -36,11 +36,9 @@ def clean(text: str, limit: int = REASON_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def provider_reason(body: Any, text: str = "") -> str:
+def provider_reason(body: Any, text: str = "", *, limit: int = REASON_LIMIT) -> str:
     """The provider's own words in an error answer: its JSON ``body``, else the raw ``text``."""
-    if body is None:
-        return clean(text)
-    return clean(_message(body))
+    return clean(text if body is None else _message(body), limit)
 
 
 def _message(body: Any) -> str:

@@ -22,6 +22,7 @@ from django.db.models import F, QuerySet, Sum
 
 from mailops.conf import get_setting
 from mailops.models import MailLog, PendingBatch, batch_values
+from mailops.sending.composition import message_id_domain
 from mailops.sending.rows import insert_user_rows, user_ids_with_address
 
 logger = logging.getLogger("mailops.pending_batches")
@@ -59,7 +60,7 @@ def write_pending_rows(batch_id: uuid.UUID | str, *, chunk_size: int | None = No
     # The ids are read once; only ``written`` is read again after losing a chunk.
     user_ids = pending.user_ids
     template = pending.row_template()
-    domain = template.from_email.rpartition("@")[2] or "mailops.invalid"
+    domain = message_id_domain(template.from_email)
     start, rows = pending.written, 0
     while True:
         chunk = user_ids[start : start + chunk_size]

@@ -53,7 +53,7 @@ def insert_user_rows(
         selection = recipients.with_address(selection)
         columns.update(
             status=MailStatus.QUEUED,
-            recipient=F("_mailops_address"),
+            recipient=F(recipients.ADDRESS_ANNOTATION),
             message_id=Concat(
                 Value(before),
                 Cast("pk", CharField()),

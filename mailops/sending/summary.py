@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -61,6 +62,16 @@ class SendSummary:
     @property
     def queued(self) -> int:
         return self.counts.get(MailStatus.QUEUED, 0) + self.counts.get(MailStatus.SENDING, 0)
+
+    @property
+    def skipped(self) -> int:
+        """Deprecated name of :attr:`rejected` (mailops 0.1)."""
+        warnings.warn(
+            "SendSummary.skipped is deprecated; use SendSummary.rejected.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.rejected
 
     @property
     def rejected(self) -> int:

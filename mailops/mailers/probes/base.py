@@ -163,7 +163,7 @@ def run_http_probe(probe: HTTPProbe, alias: str, backend: Any, timeout: Any) -> 
             authenticated=True,
             warnings=verdict.warnings,
         )
-    reason = clean(provider_reason(body, response.text), REASON_LIMIT) or "no reason given"
+    reason = provider_reason(body, response.text, limit=REASON_LIMIT) or "no reason given"
     if status in (401, 403):
         detail = f"API: {probe.esp} refused the credentials (HTTP {status}): {reason}"
         if probe.refusal_hint:

@@ -8,9 +8,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from mailops.conf import get_setting
-from mailops.deliverability.doctor import UnknownMailer, diagnose_mailers, normalize_domain
+from mailops.deliverability.doctor import diagnose_mailers, normalize_domain
 from mailops.deliverability.findings import Level, MailerReport
 from mailops.deliverability.nameservers import parse_nameservers
+from mailops.exceptions import UnknownMailer
 from mailops.mailers.info import configured_mailers, mailers_setting
 
 EXIT_ERRORS = 1
@@ -60,9 +61,7 @@ class Command(BaseCommand):
         try:
             reports = diagnose_mailers(aliases, domain=domain)
         except UnknownMailer as error:
-            raise CommandError(
-                f"There is no mailer {error.args[0]!r} in MAILERS.", returncode=EXIT_USAGE
-            ) from None
+            raise CommandError(str(error), returncode=EXIT_USAGE) from None
         if options["json"]:
             self.stdout.write(json.dumps(_as_json(reports), indent=2))
         else:

@@ -1,0 +1,1 @@
+"""What MAILERS holds and whether each mailer works: parsing, facts, checks, probes."""

@@ -1,0 +1,1 @@
+"""Sending: writing a batch's rows, delivering them, recording each outcome."""

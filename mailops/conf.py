@@ -47,6 +47,12 @@ DEFAULTS: dict[str, Any] = {
     # "Send me a test mail": sends allowed per user in the window (seconds).
     "SELF_SERVICE_LIMIT": 5,
     "SELF_SERVICE_WINDOW": 3600,
+    # Log every message the site sends (send_mail, password reset, ...) as
+    # "site" rows, not only mailops' own test mails (mailops.audit).
+    "AUDIT_ALL_MAIL": False,
+    # Keep the bodies of site mail: off, since reset links and one-time
+    # codes are secrets; without a body a site row cannot be resent.
+    "STORE_SITE_MAIL_BODY": False,
 }
 
 

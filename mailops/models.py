@@ -34,6 +34,8 @@ class MailTrigger(models.TextChoices):
     RESEND = "resend", _("Resend")
     API = "api", _("API")
     CHECK = "check", _("Connection check")
+    # Any other message the site sent (mailops.audit, MAILOPS["AUDIT_ALL_MAIL"]).
+    SITE = "site", _("Site mail")
 
 
 # Which status may follow which. Provider events (delivered, bounced, ...)

@@ -1,0 +1,101 @@
+"""Site mail rows: one ``MailLog`` per recipient, written in one bulk insert per call."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from email.utils import parseaddr
+from typing import Any
+
+from django.conf import settings
+from django.db import router, transaction
+from django.utils import timezone
+
+from ..conf import get_setting
+from ..models import MailLog, MailStatus, MailTrigger
+from ..redaction import redact
+from .capture import MessageRecord, RecipientOutcome
+
+logger = logging.getLogger("mailops.audit")
+
+DEFAULT_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+
+
+def backend_path(backend: Any, alias: str) -> str:
+    """The BACKEND configured for ``alias``, or the class of an unnamed backend."""
+    config = getattr(settings, "MAILERS", {}).get(alias) if alias else None
+    if config is not None:
+        return str(config.get("BACKEND", DEFAULT_BACKEND))
+    cls = type(backend)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def build_site_rows(
+    outcomes: Sequence[tuple[MessageRecord, list[RecipientOutcome]]],
+    *,
+    alias: str,
+    backend: str,
+) -> list[MailLog]:
+    """Unsaved rows for the outcomes of one ``send_messages`` call (one batch id)."""
+    # Bodies carry password-reset links and one-time codes: kept only on request.
+    store_body = bool(get_setting("STORE_SITE_MAIL_BODY"))
+    batch_id = uuid.uuid4()
+    now = timezone.now()
+    rows = []
+    for record, recipients in outcomes:
+        message = record.message
+        common = {
+            "mailer": alias[:64],
+            "backend": backend[:255],
+            "from_email": str(message.from_email or "")[:320],
+            "subject": str(message.subject or "")[:998],
+            "body": str(message.body or "") if store_body else "",
+            "message_id": record.message_id[:255],
+            "trigger": MailTrigger.SITE,
+            "batch_id": batch_id,
+            "attempts": 1,
+        }
+        for outcome in recipients:
+            failure = outcome.failure
+            rows.append(
+                MailLog(
+                    status=MailStatus.FAILED if failure else MailStatus.SENT,
+                    recipient=(parseaddr(outcome.recipient)[1] or outcome.recipient)[:320],
+                    error=failure.reason if failure else "",
+                    smtp_code=failure.smtp_code if failure else None,
+                    esp_message_id=outcome.esp_message_id[:255],
+                    sent_at=None if failure else now,
+                    **common,
+                )
+            )
+    return rows
+
+
+def write_site_rows(rows: list[MailLog]) -> int:
+    """Insert ``rows`` in bulk; on any failure log it and return 0, never raise.
+
+    The message already went out: a log that cannot be written (database
+    down, table missing, a caller's broken transaction) must not turn a
+    sent mail into an error for the code that sent it. The savepoint keeps
+    a caller's own transaction usable after a failed insert.
+    """
+    if not rows:
+        return 0
+    try:
+        with transaction.atomic(using=router.db_for_write(MailLog)):
+            MailLog.objects.bulk_create(rows, batch_size=get_setting("CHUNK_SIZE"))
+    except Exception as error:  # noqa: BLE001 - logged; the sender must not see it
+        logger.error(
+            "site mail: %d log row(s) not written (%s: %s); the sender was not affected",
+            len(rows),
+            type(error).__name__,
+            redact(str(error)),
+        )
+        return 0
+    for row in rows:
+        if row.status == MailStatus.FAILED:
+            logger.warning(
+                "site mail to %s via %s failed: %s", row.recipient, row.mailer, row.error
+            )
+    return len(rows)

@@ -136,7 +136,10 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 
-LOGIN_URL = "admin:login"
+# django.contrib.auth.urls under /accounts/: ordinary users sign in there and
+# land on their self-service page (/mail/); staff use /admin/ as before.
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "mailops:self_service"
 
 # --- HTTPS ----------------------------------------------------------------------
 # Production-safe defaults whenever DEBUG is off (the local demo runs with
@@ -173,6 +176,10 @@ MAILOPS = {
     "FROM_EMAILS": _from_emails,
     # ?rate= and ?daily_quota= on a mailer URL; GMAIL_DAILY_QUOTA for the preset.
     "THROTTLE": _mail_env.throttle,
+    # Log every mail the site sends (password resets, ...), not only test mails.
+    "AUDIT_ALL_MAIL": env_bool("MAILOPS_AUDIT_ALL_MAIL"),
+    # Keep those mails' bodies (off: reset links and one-time codes are secrets).
+    "STORE_SITE_MAIL_BODY": env_bool("MAILOPS_STORE_SITE_MAIL_BODY"),
 }
 
 # Tracking webhooks (/anymail/<esp>/tracking/) are protected by basic auth

@@ -193,10 +193,12 @@ def test_a_mass_send_is_written_in_one_insert(server: LoopbackSMTPServer) -> Non
     ]
     datatuple.append(("Digest 5", "Body", "news@example.com", ["gone@example.com"]))
 
-    with CaptureQueriesContext(connection) as queries:
-        # The last message's only recipient is refused: smtplib raises for it.
-        with pytest.raises(smtplib.SMTPRecipientsRefused):
-            mail.send_mass_mail(datatuple)
+    # The last message's only recipient is refused: smtplib raises for it.
+    with (
+        CaptureQueriesContext(connection) as queries,
+        pytest.raises(smtplib.SMTPRecipientsRefused),
+    ):
+        mail.send_mass_mail(datatuple)
 
     inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("INSERT")]
     assert len(inserts) == 1

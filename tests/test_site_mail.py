@@ -299,3 +299,19 @@ def test_a_failing_log_write_is_logged_and_the_mail_still_goes_out(
     assert "1 log row(s) not written" in record.getMessage()
     # The caller's own transaction is still usable.
     assert get_user_model().objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rows_are_written_outside_any_transaction_too(server: LoopbackSMTPServer) -> None:
+    # Autocommit, as in a view without ATOMIC_REQUESTS or a management command.
+    assert not connection.in_atomic_block
+
+    mail.send_mail("One", "Body", None, ["alice@example.com"])
+    mail.send_mass_mail([("Two", "Body", None, ["bob@example.com", "carol@example.com"])])
+
+    server.wait_for_messages(2)
+    assert sorted(MailLog.objects.values_list("subject", "recipient")) == [
+        ("One", "alice@example.com"),
+        ("Two", "bob@example.com"),
+        ("Two", "carol@example.com"),
+    ]

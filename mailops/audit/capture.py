@@ -174,6 +174,8 @@ class SendCapture:
         self, record: MessageRecord, refused: dict[str, Any] | None = None
     ) -> list[RecipientOutcome]:
         refused = record.refused if refused is None else refused
+        if not refused:
+            return [RecipientOutcome(r) for r in record.recipients]
         by_key = {address_key(k): v for k, v in refused.items()}
         outcomes = []
         for recipient in record.recipients:

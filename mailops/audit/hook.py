@@ -80,7 +80,13 @@ def install() -> None:
 
 def audit_backend(backend: Any) -> None:
     """Make ``backend``'s sends audited (when the setting is on); idempotent."""
-    if backend.__dict__.get(_MARK):
+    instance_dict = getattr(backend, "__dict__", None)
+    if instance_dict is None:
+        # A backend with __slots__ cannot take a per-instance wrapper.
+        if get_setting("AUDIT_ALL_MAIL"):
+            logger.warning("site mail: %s cannot be audited", type(backend).__qualname__)
+        return
+    if instance_dict.get(_MARK):
         return
     send_messages = backend.send_messages
 
@@ -90,7 +96,7 @@ def audit_backend(backend: Any) -> None:
     backend.send_messages = audited_send_messages
     if isinstance(backend, SMTPBackend):
         _hook_smtp(backend)
-    backend.__dict__[_MARK] = True
+    instance_dict[_MARK] = True
 
 
 def _send_audited(backend: Any, send_messages: Callable[..., int], email_messages: Any) -> int:

@@ -124,13 +124,6 @@ def write_site_rows(rows: list[dict[str, Any]]) -> int:
             # savepoint keeps it usable if this insert fails.
             with transaction.atomic(using=using):
                 _insert(rows, using=using)
-        elif connection.vendor == "postgresql":
-            with transaction.atomic(using=using), connection.cursor() as cursor:
-                # The commit does not wait for the WAL to reach the disk: a
-                # database crash may lose the last moment's rows (never
-                # corrupt anything), and a send does not wait for an fsync.
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
-                _insert(rows, using=using)
         elif len(rows) == 1:
             # One INSERT in autocommit, no BEGIN/COMMIT round trips of its own.
             _insert(rows, using=using)

@@ -11,9 +11,14 @@ class MailopsConfig(AppConfig):
 
     def ready(self) -> None:
         from mailops import checks, tracking
+        from mailops.audit import hook
 
         # manage.py check: configuration mistakes (mailops.E0xx/W0xx).
         checks.register_checks()
 
         # Provider webhooks -> MailEvent rows and delivery statuses.
         tracking.connect_signals()
+
+        # Every mailer instance is audited when MAILOPS["AUDIT_ALL_MAIL"] is on
+        # (read per send); see mailops/audit/hook.py for why it is done here.
+        hook.install()

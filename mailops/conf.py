@@ -76,6 +76,12 @@ DEFAULTS: dict[str, Any] = {
     "HEALTH_CANARY_MAX_AGE": 7200,
     # /mail/metrics counts messages created in the last this many seconds.
     "METRICS_WINDOW": 86400,
+    # Log every message the site sends (send_mail, password reset, ...) as
+    # "site" rows, not only mailops' own test mails (mailops.audit).
+    "AUDIT_ALL_MAIL": False,
+    # Keep the bodies of site mail: off, since reset links and one-time
+    # codes are secrets; without a body a site row cannot be resent.
+    "STORE_SITE_MAIL_BODY": False,
 }
 
 

@@ -40,6 +40,8 @@ class MailTrigger(models.TextChoices):
     RESEND = "resend", _("Resend")
     API = "api", _("API")
     CHECK = "check", _("Connection check")
+    # Any other message the site sent (mailops.audit, MAILOPS["AUDIT_ALL_MAIL"]).
+    SITE = "site", _("Site mail")
 
 
 class MailEventType(models.TextChoices):

@@ -117,9 +117,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A deferred SQLite transaction that reads and then writes fails at once
     # ("database is locked") when another process holds the write lock;
     # BEGIN IMMEDIATE waits for it (up to the timeout) instead.
+    # WAL: readers do not block the writer, and with synchronous=NORMAL a
+    # commit does not wait for the disk (a power cut may lose the last few,
+    # never corrupt): each audited site mail is a commit (README, Performance).
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
         **DATABASES["default"].get("OPTIONS", {}),
     }
 
@@ -138,7 +142,10 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 
-LOGIN_URL = "admin:login"
+# django.contrib.auth.urls under /accounts/: ordinary users sign in there and
+# land on their self-service page (/mail/); staff use /admin/ as before.
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "mailops:self_service"
 
 # --- HTTPS ----------------------------------------------------------------------
 # Production-safe defaults whenever DEBUG is off (the local demo runs with
@@ -184,6 +191,10 @@ MAILOPS = {
     "MAILBOXES": mailboxes_from_environ(os.environ, mailers=MAILERS),
     # Bearer token for /mail/health/ and /mail/metrics; unset refuses every request.
     "HEALTH_TOKEN": os.environ.get("MAILOPS_HEALTH_TOKEN", "").strip(),
+    # Log every mail the site sends (password resets, ...), not only test mails.
+    "AUDIT_ALL_MAIL": env_bool("MAILOPS_AUDIT_ALL_MAIL"),
+    # Keep those mails' bodies (off: reset links and one-time codes are secrets).
+    "STORE_SITE_MAIL_BODY": env_bool("MAILOPS_STORE_SITE_MAIL_BODY"),
 }
 try:
     parse_nameservers(env_list("MAILOPS_DNS_NAMESERVERS"))

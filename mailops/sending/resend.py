@@ -9,8 +9,10 @@ in the row, not the user's current one). Usually a selection is one group,
 so one resend run is one new batch.
 
 Not resent: ``rejected`` rows (there was no valid address), rows still
-``queued``/``sending`` (resending would duplicate a message on its way), and
-connection checks (no message was sent).
+``queued``/``sending`` (resending would duplicate a message on its way),
+connection checks (no message was sent), and site mail whose body was not
+stored (``MAILOPS["STORE_SITE_MAIL_BODY"]`` off: resending would send an
+empty message).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db.models import Count, Max, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 
 from mailops.models import ACCEPTED_STATUSES, MailLog, MailStatus, MailTrigger
 from mailops.recipients import Recipient, check_address
@@ -38,6 +40,10 @@ NOT_RESENT: dict[str, str] = {
     MailStatus.CHECKED: "connection checks (no message to resend)",
     MailStatus.CHECK_FAILED: "connection checks (no message to resend)",
 }
+
+# Site mail logged without its body (mailops.audit): nothing to resend.
+SITE_WITHOUT_BODY = Q(trigger=MailTrigger.SITE, body="")
+NOT_RESENT_SITE = "site mail without a stored body (MAILOPS STORE_SITE_MAIL_BODY is off)"
 
 
 @dataclass(frozen=True)
@@ -85,9 +91,12 @@ class ResendPlan:
 
 
 def plan_resend(queryset: QuerySet[MailLog]) -> ResendPlan:
-    """Group the selection and count what is not resent; three aggregate queries."""
+    """Group the selection and count what is not resent; four aggregate queries."""
     queryset = queryset.order_by()
     plan = ResendPlan(max_pk=queryset.aggregate(top=Max("pk"))["top"])
+    if site_without_body := queryset.filter(SITE_WITHOUT_BODY).count():
+        plan.not_resent[NOT_RESENT_SITE] = site_without_body
+    queryset = queryset.exclude(SITE_WITHOUT_BODY)
     for row in queryset.exclude(status__in=RESENDABLE).values("status").annotate(n=Count("pk")):
         reason = NOT_RESENT.get(row["status"], f"status {row['status']!r}")
         plan.not_resent[reason] = plan.not_resent.get(reason, 0) + row["n"]
@@ -121,6 +130,7 @@ def resend_logs(
     so the other groups still go out.
     """
     plan = plan or plan_resend(queryset)
+    queryset = queryset.exclude(SITE_WITHOUT_BODY)
     if plan.max_pk is not None:
         queryset = queryset.filter(pk__lte=plan.max_pk)
     outcomes = []

@@ -1,0 +1,232 @@
+"""What one ``send_messages`` call did with each site message, recipient by recipient.
+
+:mod:`mailops.audit.hook` fills a :class:`SendCapture` while the backend
+sends (which message was attempted, what raised, which recipients the SMTP
+server refused, what anymail's provider answered); :meth:`SendCapture.outcomes`
+then says, per recipient, ``sent`` or ``failed`` with a redacted reason.
+"""
+
+from __future__ import annotations
+
+import smtplib
+from dataclasses import dataclass, field
+from email.utils import make_msgid, parseaddr
+from typing import Any
+
+from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
+from django.core.mail.utils import DNS_NAME
+
+from mailops.mailers.errors import Failure, describe_failure
+
+# Header that marks mailops' own messages (composition.build_message): they
+# already have their row, written before they were sent.
+MAILOPS_HEADER = "X-Mailops-Mailer"
+
+# Anymail recipient statuses meaning the provider will not send to that address.
+ANYMAIL_REFUSED = frozenset({"rejected", "failed", "invalid"})
+
+
+@dataclass
+class RecipientOutcome:
+    """One row to write: the address as logged and, if it failed, why."""
+
+    recipient: str
+    failure: Failure | None = None
+    esp_message_id: str = ""
+
+
+@dataclass
+class MessageRecord:
+    """One site message of the call and what happened to it while it was sent."""
+
+    message: Any
+    message_id: str
+    # Whether the Message-ID header was set here (and is removed afterwards).
+    added_message_id: bool
+    recipients: list[str]
+    attempted: bool = False
+    sent: bool = False
+    error: BaseException | None = None
+    # SMTP: what sendmail() returned, {envelope address: (code, text)}.
+    refused: dict[str, tuple[int, bytes]] = field(default_factory=dict)
+    # anymail: {address (lower case): (status, provider message id)}.
+    provider_statuses: dict[str, tuple[str, str]] | None = None
+    esp_name: str = ""
+
+
+def is_site_message(message: Any) -> bool:
+    """A message that is not mailops' own and has someone to go to."""
+    headers = getattr(message, "extra_headers", None)
+    if not isinstance(headers, dict) or MAILOPS_HEADER in headers:
+        return False
+    recipients = getattr(message, "recipients", None)
+    return callable(recipients) and bool(recipients())
+
+
+def _ensure_message_id(message: Any) -> tuple[str, bool]:
+    """The message's Message-ID, set now (as Django would while sending) when absent."""
+    for name, value in message.extra_headers.items():
+        if name.lower() == "message-id":
+            return str(value), False
+    # What EmailMessage.message() does for a message without one; set up
+    # front so the row can name the id that goes on the wire.
+    message_id = make_msgid(domain=DNS_NAME)
+    message.extra_headers["Message-ID"] = message_id
+    return message_id, True
+
+
+def _unique(addresses: list[str]) -> list[str]:
+    seen: set[str] = set()
+    result = []
+    for address in addresses:
+        key = address_key(address)
+        if key not in seen:
+            seen.add(key)
+            result.append(address)
+    return result
+
+
+def address_key(address: str) -> str:
+    """The bare address, lower case: how recipients are compared."""
+    return (parseaddr(str(address))[1] or str(address)).lower()
+
+
+class SendCapture:
+    """The site messages of one ``send_messages`` call and their outcomes."""
+
+    def __init__(self, backend: Any, records: list[MessageRecord]) -> None:
+        self.backend = backend
+        self.alias = str(getattr(backend, "alias", "") or "")
+        self.records = {id(record.message): record for record in records}
+        self.is_smtp = isinstance(backend, SMTPBackend)
+        # The record whose bytes are going over the SMTP connection right now.
+        self.current: MessageRecord | None = None
+        # Why the connection could not be opened (also when failing silently).
+        self.open_error: BaseException | None = None
+        # What send_messages() raised, if anything.
+        self.raised: BaseException | None = None
+
+    @classmethod
+    def start(cls, backend: Any, messages: list[Any]) -> SendCapture | None:
+        """Capture the site messages among ``messages``; ``None`` if there are none."""
+        records = []
+        for message in messages:
+            if not is_site_message(message):
+                continue
+            message_id, added = _ensure_message_id(message)
+            records.append(
+                MessageRecord(
+                    message=message,
+                    message_id=message_id,
+                    added_message_id=added,
+                    recipients=_unique([str(r) for r in message.recipients()]),
+                )
+            )
+        return cls(backend, records) if records else None
+
+    def tracks(self, message: Any) -> MessageRecord | None:
+        return self.records.get(id(message))
+
+    def restore_messages(self) -> None:
+        """Leave the sender's messages as they were: drop the Message-IDs set here."""
+        for record in self.records.values():
+            if record.added_message_id:
+                record.message.extra_headers.pop("Message-ID", None)
+
+    def outcomes(
+        self, sent_count: int | None
+    ) -> list[tuple[MessageRecord, list[RecipientOutcome]]]:
+        """Per site message, per recipient: sent, or failed with the reason."""
+        unresolved_failure = self._unresolved_failure(sent_count)
+        return [
+            (record, self._message_outcomes(record, unresolved_failure))
+            for record in self.records.values()
+        ]
+
+    def _fail(self, error: BaseException) -> Failure:
+        return describe_failure(error, mailer=self.alias or None)
+
+    def _message_outcomes(
+        self, record: MessageRecord, unresolved: Failure | None
+    ) -> list[RecipientOutcome]:
+        if record.error is not None:
+            return self._failed_message(record, record.error)
+        if record.provider_statuses is not None:
+            return self._provider_outcomes(record)
+        if record.attempted:
+            if record.sent:
+                return self._smtp_outcomes(record)
+            failure = Failure(self._prefix("the mailer did not send this message"))
+            return [RecipientOutcome(r, failure) for r in record.recipients]
+        # Never handed to the server: see _unresolved_failure().
+        return [RecipientOutcome(r, unresolved) for r in record.recipients]
+
+    def _failed_message(
+        self, record: MessageRecord, error: BaseException
+    ) -> list[RecipientOutcome]:
+        if isinstance(error, smtplib.SMTPRecipientsRefused):
+            # Every recipient refused, each with the server's own reply.
+            return self._smtp_outcomes(record, refused=dict(error.recipients))
+        failure = self._fail(error)
+        return [RecipientOutcome(r, failure) for r in record.recipients]
+
+    def _smtp_outcomes(
+        self, record: MessageRecord, refused: dict[str, Any] | None = None
+    ) -> list[RecipientOutcome]:
+        refused = record.refused if refused is None else refused
+        if not refused:
+            return [RecipientOutcome(r) for r in record.recipients]
+        by_key = {address_key(k): v for k, v in refused.items()}
+        outcomes = []
+        for recipient in record.recipients:
+            reply = by_key.get(self._envelope_key(recipient))
+            failure = None
+            if reply is not None:
+                single = smtplib.SMTPRecipientsRefused({recipient: reply})
+                failure = self._fail(single)
+            outcomes.append(RecipientOutcome(recipient, failure))
+        return outcomes
+
+    def _envelope_key(self, recipient: str) -> str:
+        """The address as the SMTP backend put it in RCPT TO (IDNA domain)."""
+        prep = getattr(self.backend, "prep_address", None)
+        if prep is not None:
+            try:
+                return address_key(prep(recipient))
+            except ValueError:
+                pass
+        return address_key(recipient)
+
+    def _provider_outcomes(self, record: MessageRecord) -> list[RecipientOutcome]:
+        statuses = record.provider_statuses or {}
+        outcomes = []
+        for recipient in record.recipients:
+            status, esp_id = statuses.get(address_key(recipient), ("unknown", ""))
+            failure = None
+            if status in ANYMAIL_REFUSED:
+                failure = Failure(self._prefix(f"{record.esp_name} {status} this recipient"))
+                esp_id = ""
+            outcomes.append(RecipientOutcome(recipient, failure, esp_message_id=esp_id))
+        return outcomes
+
+    def _unresolved_failure(self, sent_count: int | None) -> Failure | None:
+        """Why messages the backend reported nothing about were not sent (``None``: sent)."""
+        if self.open_error is not None:
+            return self._fail(self.open_error)
+        if self.is_smtp:
+            # Django's SMTP backend stops at the first message that raises;
+            # messages it did not reach were never offered to the server.
+            if self.raised is not None:
+                reason = self._fail(self.raised).reason
+                return Failure(f"not attempted: the mailer stopped at an earlier error: {reason}")
+            return Failure(self._prefix("the mailer did not send this message"))
+        if self.raised is not None:
+            return self._fail(self.raised)
+        expected = len(self.records)
+        if sent_count is not None and sent_count >= expected:
+            return None
+        # A backend without per-message details: its count is all there is.
+        return Failure(self._prefix(f"the mailer reported {sent_count or 0} of {expected} sent"))
+
+    def _prefix(self, reason: str) -> str:
+        return f"[{self.alias}] {reason}" if self.alias else reason

@@ -1,0 +1,146 @@
+"""Site mail rows: one ``MailLog`` per recipient, written in one insert per call.
+
+The insert is built from ``MailLog``'s own field list and each field's
+``get_db_prep_save`` (what the ORM sends), not compiled by the ORM per
+call: for the one-row write behind a single ``send_mail`` the ORM's
+compilation and ``RETURNING id`` cost more than the insert itself, and the
+log must not slow the site's mail (bench/site_mail.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from email.utils import parseaddr
+from typing import Any
+
+from django.conf import settings
+from django.db import connections, router, transaction
+from django.utils import timezone
+
+from mailops.audit.capture import MessageRecord, RecipientOutcome
+from mailops.conf import get_setting
+from mailops.models import MailLog, MailStatus, MailTrigger
+from mailops.redaction import redact
+
+logger = logging.getLogger("mailops.audit")
+
+DEFAULT_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+
+
+def backend_path(backend: Any, alias: str) -> str:
+    """The BACKEND configured for ``alias``, or the class of an unnamed backend."""
+    config = getattr(settings, "MAILERS", {}).get(alias) if alias else None
+    if config is not None:
+        return str(config.get("BACKEND", DEFAULT_BACKEND))
+    cls = type(backend)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def build_site_rows(
+    outcomes: Sequence[tuple[MessageRecord, list[RecipientOutcome]]],
+    *,
+    alias: str,
+    backend: str,
+) -> list[dict[str, Any]]:
+    """Field values of the rows for one ``send_messages`` call (one batch id)."""
+    # Bodies carry password-reset links and one-time codes: kept only on request.
+    store_body = bool(get_setting("STORE_SITE_MAIL_BODY"))
+    batch_id = uuid.uuid4()
+    now = timezone.now()
+    rows = []
+    for record, recipients in outcomes:
+        message = record.message
+        common = {
+            "mailer": alias[:64],
+            "backend": backend[:255],
+            "from_email": str(message.from_email or "")[:320],
+            "subject": str(message.subject or "")[:998],
+            "body": str(message.body or "") if store_body else "",
+            "message_id": record.message_id[:255],
+            "trigger": MailTrigger.SITE,
+            "batch_id": batch_id,
+            "attempts": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for outcome in recipients:
+            failure = outcome.failure
+            rows.append(
+                {
+                    "status": MailStatus.FAILED if failure else MailStatus.SENT,
+                    "recipient": (parseaddr(outcome.recipient)[1] or outcome.recipient)[:320],
+                    "error": failure.reason if failure else "",
+                    "smtp_code": failure.smtp_code if failure else None,
+                    "esp_message_id": outcome.esp_message_id[:255],
+                    "sent_at": None if failure else now,
+                    **common,
+                }
+            )
+    return rows
+
+
+def _insert(rows: list[dict[str, Any]], *, using: str) -> None:
+    """``INSERT`` the rows; fields not given get their Python default."""
+    connection = connections[using]
+    # Every stored column but the id (and any the database fills itself).
+    fields = [
+        f for f in MailLog._meta.concrete_fields if not f.primary_key and not f.has_db_default()
+    ]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(str(f.column)) for f in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    sql = f"INSERT INTO {quote(MailLog._meta.db_table)} ({columns}) VALUES ({placeholders})"  # noqa: S608 - names from model metadata
+    params = [
+        [
+            f.get_db_prep_save(row[f.attname] if f.attname in row else f.get_default(), connection)
+            for f in fields
+        ]
+        for row in rows
+    ]
+    with connection.cursor() as cursor:
+        if len(params) == 1:
+            cursor.execute(sql, params[0])
+        else:
+            cursor.executemany(sql, params)
+
+
+def write_site_rows(rows: list[dict[str, Any]]) -> int:
+    """Insert ``rows``; on any failure log it and return 0, never raise.
+
+    The message already went out: a log that cannot be written (database
+    down, table missing, a caller's broken transaction) must not turn a
+    sent mail into an error for the code that sent it. The savepoint keeps
+    a caller's own transaction usable after a failed insert.
+    """
+    if not rows:
+        return 0
+    using = router.db_for_write(MailLog)
+    connection = transaction.get_connection(using)
+    try:
+        if connection.in_atomic_block:
+            # The caller's transaction (its commit, its durability): a
+            # savepoint keeps it usable if this insert fails.
+            with transaction.atomic(using=using):
+                _insert(rows, using=using)
+        elif len(rows) == 1:
+            # One INSERT in autocommit, no BEGIN/COMMIT round trips of its own.
+            _insert(rows, using=using)
+        else:
+            with transaction.atomic(using=using):
+                _insert(rows, using=using)
+    except Exception as error:  # noqa: BLE001 - logged; the sender must not see it
+        logger.error(
+            "site mail: %d log row(s) not written (%s: %s); the sender was not affected",
+            len(rows),
+            type(error).__name__,
+            redact(str(error)),
+        )
+        return 0
+    for row in rows:
+        if row["status"] == MailStatus.FAILED:
+            logger.warning(
+                "site mail to %s via %s failed: %s", row["recipient"], row["mailer"], row["error"]
+            )
+    return len(rows)

@@ -27,6 +27,8 @@ class MailStatus(models.TextChoices):
 class ArrivalStatus(models.TextChoices):
     """What reading the mailbox back showed (``""``: never verified)."""
 
+    # "Send and verify" handed the reading to the task worker; not read yet.
+    PENDING = "pending", _("Being verified")
     INBOX = "inbox", _("Arrived in the inbox")
     JUNK = "junk", _("Arrived in junk")
     MISSING = "missing", _("Did not arrive in time")

@@ -349,3 +349,26 @@ def test_send_service_batches_are_visible_on_the_page(auditor: Client) -> None:
     data = auditor.get(json_url(summary.batch_id)).json()
 
     assert (data["sent"], data["rejected"], data["finished"]) == (1, 1, True)
+
+
+def test_a_batch_being_verified_is_unfinished_until_the_mailbox_was_read(
+    auditor: Client,
+) -> None:
+    log = make_log(status=MailStatus.SENT)
+    MailLog.objects.filter(pk=log.pk).update(arrival="pending")
+    url = reverse("admin:mailops_batch_progress", kwargs={"batch_id": log.batch_id})
+
+    verifying = auditor.get(url).json()
+    assert (verifying["finished"], verifying["state"], verifying["verifying"]) == (
+        False,
+        "verifying",
+        1,
+    )
+    assert verifying["arrival_text"] == "being verified: 1"
+
+    MailLog.objects.filter(pk=log.pk).update(arrival="inbox")
+    done = auditor.get(url).json()
+    assert (done["finished"], done["verifying"]) == (True, 0)
+    assert done["arrival_text"] == "arrived in the inbox: 1"
+    page = auditor.get(reverse("admin:mailops_batch", kwargs={"batch_id": log.batch_id}))
+    assert "arrived in the inbox: 1" in page.content.decode()

@@ -54,7 +54,7 @@ class ArrivalFilter(admin.SimpleListFilter):
         if value in (ArrivalStatus.INBOX, ArrivalStatus.JUNK):
             return queryset.filter(arrival=value)
         if value == self.NOT_VERIFIED:
-            return queryset.filter(arrival="")
+            return queryset.filter(arrival__in=["", ArrivalStatus.PENDING])
         if value == self.NOT_ARRIVED:
             return queryset.filter(arrival__in=[ArrivalStatus.MISSING, ArrivalStatus.ERROR])
         return queryset

@@ -9,7 +9,7 @@ from django.tasks import TaskResult, task
 from mailops.arrival.mailboxes import mailbox_for
 from mailops.arrival.verify import verify_arrival
 from mailops.conf import get_setting
-from mailops.models import MailLog
+from mailops.models import ArrivalStatus, MailLog
 
 
 @task
@@ -24,16 +24,24 @@ def verify_batch_task(batch_id: str, timeout: float) -> dict[str, str]:
         for log in MailLog.objects.for_batch(batch_id).order_by("pk")
         if log.accepted and log.message_id
     ]
-    if not logs:
-        return {}
-    mailbox = mailbox_for(logs[0].mailer)
-    if mailbox is None:
-        return {}
-    arrivals = verify_arrival(logs, mailbox=mailbox, timeout=timeout)
-    return {str(arrival.log_id): arrival.arrival for arrival in arrivals}
+    try:
+        mailbox = mailbox_for(logs[0].mailer) if logs else None
+        if mailbox is None:
+            return {}
+        arrivals = verify_arrival(logs, mailbox=mailbox, timeout=timeout)
+        return {str(arrival.log_id): arrival.arrival for arrival in arrivals}
+    finally:
+        # Whatever stopped this run, no row may say "being verified" for ever.
+        MailLog.objects.for_batch(batch_id).filter(arrival=ArrivalStatus.PENDING).update(
+            arrival=ArrivalStatus.ERROR, arrival_error="the verification stopped before it ended"
+        )
 
 
 def enqueue_verification(batch_id: uuid.UUID | str, *, timeout: float) -> TaskResult:
     """Hand the verification of a sent batch to the task backend (``MAILOPS["TASK_BACKEND"]``)."""
+    # The batch page follows the rows until the worker has read the mailbox.
+    MailLog.objects.for_batch(batch_id).sent().exclude(message_id="").update(
+        arrival=ArrivalStatus.PENDING
+    )
     task_ = verify_batch_task.using(backend=get_setting("TASK_BACKEND"))
     return task_.enqueue(batch_id=str(batch_id), timeout=timeout)

@@ -32,6 +32,7 @@ class Migration(migrations.Migration):
             field=models.CharField(
                 blank=True,
                 choices=[
+                    ("pending", "Being verified"),
                     ("inbox", "Arrived in the inbox"),
                     ("junk", "Arrived in junk"),
                     ("missing", "Did not arrive in time"),

@@ -19,7 +19,14 @@ from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from mailops.models import ACCEPTED_STATUSES, UNFINISHED_STATUSES, MailLog, MailStatus, MailTrigger
+from mailops.models import (
+    ACCEPTED_STATUSES,
+    UNFINISHED_STATUSES,
+    ArrivalStatus,
+    MailLog,
+    MailStatus,
+    MailTrigger,
+)
 from mailops.sending.pending import unwritten_batch, unwritten_rows
 
 # Statuses a statistic of the page stands for ("sent" is everything the mailer accepted).
@@ -71,6 +78,8 @@ class BatchProgress:
     triggered_by_id: Any = None
     started_at: datetime | None = None
     last_change_at: datetime | None = None
+    # Rows per proof-of-arrival outcome ("pending": the mailbox is still being read).
+    arrivals: Mapping[str, int] = field(default_factory=dict)
 
     def _count(self, group: str) -> int:
         return sum(self.counts.get(status, 0) for status in _GROUPS[group])
@@ -106,8 +115,13 @@ class BatchProgress:
         return self.total - self.queued - self.sending
 
     @property
+    def verifying(self) -> int:
+        """Rows whose arrival a worker is still reading back from the mailbox."""
+        return self.arrivals.get(ArrivalStatus.PENDING, 0)
+
+    @property
     def finished(self) -> bool:
-        return not (self.queued or self.sending)
+        return not (self.queued or self.sending or self.verifying)
 
     @property
     def percent(self) -> int:
@@ -118,6 +132,8 @@ class BatchProgress:
     def state(self) -> str:
         if self.finished:
             return "finished"
+        if self.verifying and not (self.queued or self.sending):
+            return "verifying"
         if not self.sending and self.queued == self.waiting:
             return "waiting"
         return "in_progress"
@@ -126,6 +142,7 @@ class BatchProgress:
     def state_label(self) -> str:
         return {
             "finished": _("Finished"),
+            "verifying": _("Sent; reading the mailbox back"),
             "waiting": _("Waiting for a retry or the daily quota"),
             "in_progress": _("In progress"),
         }[self.state]
@@ -134,6 +151,16 @@ class BatchProgress:
     def trigger_label(self) -> str:
         labels = dict(MailTrigger.choices)
         return str(labels.get(self.trigger, self.trigger))
+
+    @property
+    def arrival_text(self) -> str:
+        """``"arrived in the inbox: 1"``, one part per outcome, or ``""`` when never verified."""
+        labels = dict(ArrivalStatus.choices)
+        return ", ".join(
+            f"{str(labels.get(key, key)).lower()}: {count}"
+            for key, count in sorted(self.arrivals.items())
+            if count
+        )
 
     def segments(self) -> list[Segment]:
         """The bar's parts, each ``x``/``width`` a percentage of the whole batch."""
@@ -182,6 +209,9 @@ class BatchProgress:
             **{group: self._count(group) for group in _GROUPS},
             "waiting": self.waiting,
             "statuses": dict(self.counts),
+            "verifying": self.verifying,
+            "arrivals": dict(self.arrivals),
+            "arrival_text": self.arrival_text,
             "resumes_at": _iso(self.resumes_at),
             "resumes_at_display": _display(self.resumes_at),
             "started_at": _iso(self.started_at),
@@ -237,7 +267,7 @@ def queue_progress(done: Mapping[str, int], batch_id: uuid.UUID | None = None) -
 
 
 def _progress_of(rows: QuerySet[MailLog], batch_id: uuid.UUID | None) -> BatchProgress:
-    """Counts per status plus the batch's facts, from one ``GROUP BY status`` query.
+    """Counts per status and per arrival, plus the batch's facts, from one ``GROUP BY``.
 
     Every row of a batch was written from one template, so mailer, trigger
     and who started it are the same on each; ``MAX`` just picks that value.
@@ -245,7 +275,7 @@ def _progress_of(rows: QuerySet[MailLog], batch_id: uuid.UUID | None) -> BatchPr
     now = timezone.now()
     grouped = (
         rows.order_by()
-        .values("status")
+        .values("status", "arrival")
         .annotate(
             n=Count("*"),
             due_later=Count("pk", filter=Q(next_attempt_at__gt=now)),
@@ -258,12 +288,16 @@ def _progress_of(rows: QuerySet[MailLog], batch_id: uuid.UUID | None) -> BatchPr
         )
     )
     counts: dict[str, int] = {}
+    arrivals: dict[str, int] = {}
     facts: dict[str, Any] = {}
     waiting, resumes_at = 0, None
     for row in grouped:
-        counts[row["status"]] = row["n"]
+        counts[row["status"]] = counts.get(row["status"], 0) + row["n"]
+        if row["arrival"]:
+            arrivals[row["arrival"]] = arrivals.get(row["arrival"], 0) + row["n"]
         if row["status"] == MailStatus.QUEUED:
-            waiting, resumes_at = row["due_later"], row["first_due"]
+            waiting += row["due_later"]
+            resumes_at = _earliest(resumes_at, row["first_due"])
         for key in ("mailer_alias", "trigger_value", "started_by"):
             facts[key] = facts.get(key) or row[key]
         facts["first_created"] = _earliest(facts.get("first_created"), row["first_created"])
@@ -278,6 +312,7 @@ def _progress_of(rows: QuerySet[MailLog], batch_id: uuid.UUID | None) -> BatchPr
         triggered_by_id=facts.get("started_by"),
         started_at=facts.get("first_created"),
         last_change_at=facts.get("last_updated"),
+        arrivals=arrivals,
     )
 
 

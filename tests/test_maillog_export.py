@@ -261,3 +261,24 @@ def test_spreadsheet_safe(value: Any, expected: Any) -> None:
 
 def test_the_resource_leaves_the_body_out() -> None:
     assert "body" not in MailLogResource().get_export_headers()
+
+
+def test_csv_export_carries_the_proof_of_arrival(auditor: Client) -> None:
+    from django.utils import timezone
+
+    log = make_log(status=MailStatus.SENT, recipient="ops@example.com")
+    MailLog.objects.filter(pk=log.pk).update(
+        arrival="junk",
+        arrived_at=timezone.now(),
+        arrival_folder="Junk",
+        authentication_results="spf=pass dkim=fail dmarc=fail",
+    )
+
+    [row] = csv_rows(export(auditor, "csv", "?arrival=junk").content.decode())
+
+    assert (row["arrival"], row["arrival_folder"], row["authentication_results"]) == (
+        "junk",
+        "Junk",
+        "spf=pass dkim=fail dmarc=fail",
+    )
+    assert row["arrived_at"].startswith(str(timezone.localdate()))

@@ -57,6 +57,11 @@ EXPORT_COLUMNS = (
     "batch_id",
     "attempts",
     "sent_at",
+    # Proof of arrival (sendtestmail --verify, "Send and verify").
+    "arrival",
+    "arrived_at",
+    "arrival_folder",
+    "authentication_results",
 )
 
 
@@ -94,6 +99,9 @@ class MailLogResource(resources.ModelResource):
 
     def dehydrate_sent_at(self, log: MailLog) -> str:
         return _iso(log.sent_at)
+
+    def dehydrate_arrived_at(self, log: MailLog) -> str:
+        return _iso(log.arrived_at)
 
     def dehydrate_error(self, log: MailLog) -> str:
         return redact(log.error)

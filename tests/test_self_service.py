@@ -41,7 +41,7 @@ def test_the_page_is_mounted_at_mail() -> None:
 def test_signed_out_visitors_are_sent_to_the_login_page(client) -> None:
     for response in (client.get(URL), client.post(URL)):
         assert response.status_code == 302
-        assert response["Location"] == f"{reverse('admin:login')}?next={URL}"
+        assert response["Location"] == f"{reverse('login')}?next={URL}"
     assert not MailLog.objects.exists()
 
 

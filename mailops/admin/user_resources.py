@@ -15,23 +15,16 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import FieldDoesNotExist, ValidationError
-from django.db import models
+from django.core.exceptions import ValidationError
 from import_export import fields, resources, widgets
+
+from mailops.recipients import has_field
 
 User = get_user_model()
 
 # Columns exported and imported when the user model has them as fields.
 OPTIONAL_TEXT_COLUMNS = ("first_name", "last_name")
 OPTIONAL_FLAG_COLUMNS = ("is_staff", "is_active")
-
-
-def has_field(model: type[models.Model], name: str) -> bool:
-    """Whether ``name`` is a concrete field of ``model`` (not a property or class default)."""
-    try:
-        return bool(getattr(model._meta.get_field(name), "concrete", False))
-    except FieldDoesNotExist:
-        return False
 
 
 def recipient_columns(model: Any) -> tuple[str, ...]:

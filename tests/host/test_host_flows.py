@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +19,8 @@ from mailops.models import MailLog, MailStatus, MailTrigger
 from tests.commands import run_sendtestmail
 
 pytestmark = pytest.mark.django_db
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -148,3 +154,27 @@ def test_a_tracking_webhook_marks_the_members_row_bounced(members) -> None:
     row.refresh_from_db()
     assert (row.status, row.smtp_code) == (MailStatus.BOUNCED, 550)
     assert row.events.get().event_type == "bounced"
+
+
+# --- the Celery worker's app ------------------------------------------------------
+
+
+def test_the_celery_app_needs_the_hosts_settings_module_named() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    code = "import mailops.task_backends.celery_app"
+
+    bare = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True
+    )
+    named = subprocess.run(
+        [sys.executable, "-c", code + "; print('ok')"],
+        env={**env, "DJANGO_SETTINGS_MODULE": "tests.host.settings"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+
+    assert bare.returncode != 0
+    assert "Set DJANGO_SETTINGS_MODULE to your project's settings" in bare.stderr
+    assert "site_config" not in bare.stderr
+    assert (named.returncode, named.stdout) == (0, "ok\n")

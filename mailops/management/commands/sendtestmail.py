@@ -11,7 +11,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from mailops.conf import get_setting
+from mailops.conf import get_setting, validate_settings
 from mailops.mailers.connection import CheckOutcome, CheckResult, verify_connections
 from mailops.management.migrations_check import require_mailops_migrated
 from mailops.management.progress_meter import ProgressMeter, meter_for
@@ -101,6 +101,10 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         require_mailops_migrated()
+        try:
+            validate_settings()
+        except ImproperlyConfigured as error:
+            raise CommandError(str(error), returncode=EXIT_USAGE) from None
         if options["check"] or options["all_mailers"]:
             self._check(options)
             return
@@ -228,7 +232,10 @@ class Command(BaseCommand):
     def _recipients(self, options: dict[str, Any]) -> list[Recipient]:
         recipients = from_addresses(options["emails"]) + from_user_lookups(options["users"])
         if options["staff"]:
-            staff = list(staff_recipients())
+            try:
+                staff = list(staff_recipients())
+            except ImproperlyConfigured as error:
+                raise CommandError(f"--staff: {error}", returncode=EXIT_USAGE) from None
             if not staff:
                 raise CommandError(
                     "--staff: no active staff user has an email address.", returncode=EXIT_USAGE

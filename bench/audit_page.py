@@ -184,7 +184,7 @@ def install_urls() -> None:
 COLUMNS = (
     "created_at, updated_at, status, recipient, user_id, mailer, backend, from_email, subject, "
     "body, message_id, esp_message_id, error, smtp_code, trigger, triggered_by_id, batch_id, "
-    "attempts, sent_at, claimed_by, next_attempt_at"
+    "attempts, sent_at, claimed_by, next_attempt_at, triggered_by_name"
 )
 
 
@@ -248,7 +248,8 @@ def fill_sql(
           CASE WHEN h >= 930 AND h < 960 THEN 0 ELSE 1 END,
           CASE WHEN h < 850 OR h >= 960 AND h < 996 THEN {ts_sent} ELSE NULL END,
           '',
-          NULL
+          NULL,
+          ''
         FROM ({inner}) AS s
     """
     return f"{prefix}INSERT INTO mailops_maillog ({COLUMNS}) {select}"

@@ -36,6 +36,7 @@ from import_export.admin import ExportMixin
 
 from mailops import permissions, stats
 from mailops.admin.batch import get_batch_urls
+from mailops.admin.columns import MailLogColumnsMixin
 from mailops.admin.events import MailEventInline
 from mailops.admin.filters import BatchListFilter, MailerListFilter, date_hierarchy
 from mailops.admin.links import admin_url, changelist_url
@@ -51,19 +52,17 @@ _STATUS_LABELS = dict(MailStatus.choices)
 
 
 @admin.register(MailLog)
-class MailLogAdmin(ResendActionMixin, ExportMixin, admin.ModelAdmin):
+class MailLogAdmin(MailLogColumnsMixin, ResendActionMixin, ExportMixin, admin.ModelAdmin):
     list_display = (
         "logged_at",
-        "recipient",
-        "user",
+        "recipient_and_user",
         "status_badge",
         "mailer",
-        "trigger",
-        "triggered_by",
+        "trigger_and_who",
         "short_subject",
         "short_error",
     )
-    list_display_links = ("logged_at", "recipient")
+    list_display_links = ("logged_at", "recipient_and_user")
     list_select_related = ("user", "triggered_by")
     list_filter = (
         "status",
@@ -123,7 +122,16 @@ class MailLogAdmin(ResendActionMixin, ExportMixin, admin.ModelAdmin):
         ),
         (
             _("Audit"),
-            {"fields": ("trigger", "triggered_by", "batch_link", "created_at", "updated_at")},
+            {
+                "fields": (
+                    "trigger",
+                    "triggered_by",
+                    "triggered_by_name",
+                    "batch_link",
+                    "created_at",
+                    "updated_at",
+                )
+            },
         ),
     )
     readonly_fields = (
@@ -145,6 +153,7 @@ class MailLogAdmin(ResendActionMixin, ExportMixin, admin.ModelAdmin):
         "claimed_by",
         "trigger",
         "triggered_by",
+        "triggered_by_name",
         "batch_link",
         "created_at",
         "updated_at",
@@ -155,6 +164,7 @@ class MailLogAdmin(ResendActionMixin, ExportMixin, admin.ModelAdmin):
     import_export_change_list_template = "admin/mailops/maillog/change_list.html"
 
     resource_classes = [MailLogResource]
+    export_template_name = "admin/mailops/import_export/export.html"
     export_formats = EXPORT_FORMATS
 
     class Media:
@@ -214,10 +224,6 @@ class MailLogAdmin(ResendActionMixin, ExportMixin, admin.ModelAdmin):
     @admin.display(description=_("subject"))
     def short_subject(self, log: MailLog) -> str:
         return Truncator(log.subject).chars(60)
-
-    @admin.display(description=_("error"))
-    def short_error(self, log: MailLog) -> str:
-        return Truncator(log.error.replace("\n", " ")).chars(80)
 
     @admin.display(description=_("error"))
     def full_error(self, log: MailLog) -> str:

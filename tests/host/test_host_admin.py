@@ -63,6 +63,24 @@ def members(make_member) -> dict[str, Any]:
     }
 
 
+def assert_admin_breadcrumbs(html: str, last: str, changelist: str) -> None:
+    """The admin's own breadcrumbs (as on every page), into the console."""
+    assert '<ol class="breadcrumbs">' in html
+    assert '<div class="breadcrumbs">' not in html
+    assert '<li><a href="/console/">Home</a></li>' in html
+    assert f'<a href="{changelist}">' in html
+    assert f'<li aria-current="page">{last}</li>' in html
+
+
+def test_import_and_export_pages_have_the_admins_breadcrumbs(console_client) -> None:
+    for url, last, changelist in [
+        (f"{MEMBERS}import/", "Import", MEMBERS),
+        (f"{MEMBERS}export/", "Export", MEMBERS),
+        (f"{MAILLOG}export/", "Export", MAILLOG),
+    ]:
+        assert_admin_breadcrumbs(assert_console_page(console_client.get(url)), last, changelist)
+
+
 def test_the_console_lists_the_mail_log_and_the_members(console_client) -> None:
     html = assert_console_page(console_client.get("/console/"))
 
@@ -115,8 +133,19 @@ def test_mail_log_entry_and_mailers_pages_render_on_the_console(
         error="550 5.1.1 no such user",
     )
 
+    MailLog.objects.create(
+        recipient="ben@host.example",
+        status=MailStatus.SENT,
+        mailer="relay",
+        trigger=MailTrigger.COMMAND,
+        triggered_by_name="oncall",
+    )
     listing = assert_console_page(console_client.get(MAILLOG))
     assert f'href="{MAILLOG}{row.pk}/change/' in listing
+    assert "2 mail log entries" in listing
+    # Who ran the command, under its trigger; the full error is the cell's tooltip.
+    assert 'Management command<span class="mailops-who">oncall</span>' in listing
+    assert 'title="550 5.1.1 no such user"' in listing
     entry = assert_console_page(console_client.get(f"{MAILLOG}{row.pk}/change/"))
     assert "550 5.1.1 no such user" in entry
     assert f'href="{MEMBERS}{members["ada"].pk}/change/"' in entry
@@ -171,6 +200,7 @@ def test_member_import_previews_then_creates_members(console_client, django_user
     )
     html = assert_console_page(page)
     assert "newbie@host.example" in html
+    assert_admin_breadcrumbs(html, "Import", MEMBERS)
     assert not django_user_model.objects.filter(handle="newbie").exists()  # a preview
 
     form = page.context["confirm_form"]

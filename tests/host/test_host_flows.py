@@ -45,7 +45,10 @@ def test_sendtestmail_user_finds_members_by_handle_or_contact_email(members) -> 
     assert linked == {"ada@host.example": members["ada"].pk, "ops@host.example": members["ops"].pk}
 
 
-def test_sendtestmail_staff_mails_active_staff_with_an_address(members) -> None:
+def test_sendtestmail_staff_mails_active_staff_with_an_address(members, monkeypatch) -> None:
+    # getpass reads LOGNAME first: who ran the command, as the OS knows them.
+    monkeypatch.setenv("LOGNAME", "oncall")
+
     code, _, _ = run_sendtestmail("--staff")
 
     assert code == 0
@@ -56,6 +59,7 @@ def test_sendtestmail_staff_mails_active_staff_with_an_address(members) -> None:
         MailStatus.SENT,
     )
     assert row.trigger == MailTrigger.COMMAND
+    assert (row.triggered_by_id, row.triggered_by_name) == (None, "oncall")
 
 
 def test_sendtestmail_unknown_member_is_a_usage_error(members) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import getpass
 import json
 import sys
 from time import sleep
@@ -124,6 +125,7 @@ class Command(BaseCommand):
                     recipients,
                     using=options["using"],
                     trigger=MailTrigger.COMMAND,
+                    triggered_by_name=_os_user(),
                     subject=options["subject"],
                     body=options["message"],
                     abort_on_rejected=True,
@@ -344,3 +346,12 @@ def _as_json(summary: SendSummary) -> dict[str, Any]:
         },
         "messages": messages,
     }
+
+
+def _os_user() -> str:
+    """Who runs the command, as the operating system knows them ("" if it cannot say)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        # No login name in the environment and no passwd entry for the uid (containers).
+        return ""

@@ -155,6 +155,8 @@ def test_an_admin_login_as_login_url_is_a_warning(settings) -> None:
 
     settings.LOGIN_URL = "/console/login/"
     [warning] = check_login_url()
+    with pytest.raises(SystemCheckError, match=r"mailops\.W011"):
+        call_command("check", fail_level="WARNING")
 
     assert warning.id == "mailops.W011"
     assert "LOGIN_URL ('/console/login/') is an admin site's login" in warning.msg

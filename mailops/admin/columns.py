@@ -27,7 +27,9 @@ ERROR_PREVIEW_LENGTH = 160
 
 
 class MailLogColumnsMixin(_ModelAdminBase):
-    @admin.display(description=_("recipient"), ordering=None)
+    """The list columns of :class:`~mailops.admin.maillog.MailLogAdmin` that combine fields."""
+
+    @admin.display(description=_("recipient"))
     def recipient_and_user(self, log: MailLog) -> str:
         if log.user_id is None:
             return log.recipient or "-"

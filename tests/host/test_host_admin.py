@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
+from django.test import Client, override_settings
 
 from mailops.admin.resources import EXPORT_COLUMNS
 from mailops.admin.user_resources import COLUMNS
@@ -212,3 +212,38 @@ def test_member_import_previews_then_creates_members(console_client, django_user
     assert newbie.contact_email == "newbie@host.example"
     assert not newbie.has_usable_password()
     assert not newbie.is_superuser
+
+
+@override_settings(ROOT_URLCONF="tests.host.two_sites_urls")
+def test_with_the_default_site_mounted_too_console_pages_link_only_into_the_console(
+    operator_client, members
+) -> None:
+    row = MailLog.objects.create(
+        recipient="ada@host.example",
+        user=members["ada"],
+        status=MailStatus.FAILED,
+        mailer="default",
+        trigger=MailTrigger.COMMAND,
+        error="550 no such user",
+    )
+    ids = [str(members["ada"].pk)]
+
+    confirmation = operator_client.post(
+        MEMBERS, {"action": "send_test_mail", "_selected_action": ids, "index": "0"}
+    )
+    done = operator_client.post(
+        MEMBERS, form_fields(confirmation.content.decode(), "send-test-mail-form"), follow=True
+    )
+    batch = MailLog.objects.exclude(pk=row.pk).get().batch_id
+
+    for page in (
+        confirmation,
+        done,
+        operator_client.get(MAILLOG),
+        operator_client.get(f"{MAILLOG}{row.pk}/change/"),
+        operator_client.get(f"{MAILLOG}mailers/"),
+        operator_client.get(f"{MAILLOG}batch/{batch}/"),
+    ):
+        assert_console_page(page)
+    [(_, text)] = shown_messages(done)
+    assert f'href="{MAILLOG}?batch_id={batch}"' in text

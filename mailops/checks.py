@@ -23,6 +23,7 @@ E011      ``MAILOPS['DKIM_SELECTORS']`` is not ``{alias: [selector, ...]}``
 E012      ``MAILOPS['DNS_TIMEOUT']`` is not a positive number
 E013      an app mailops needs is missing from INSTALLED_APPS
 E014      a ``MAILOPS`` value of the wrong type or out of range
+E015      the self-service page is mounted without the middleware it needs
 W009      the user model has no email field: users cannot be mailed
 W010      the user model has no is_staff/is_active: no ``--staff``
 W011      LOGIN_URL is an admin login, which non-staff users cannot use
@@ -64,7 +65,12 @@ def register_checks() -> None:
         check_doctor_settings,
     ):
         checks.register(_unless_invalid_setting(check), checks.Tags.mail, "mailops")
-    for host_check in (check_installed_apps, check_user_model, check_login_url):
+    for host_check in (
+        check_installed_apps,
+        check_user_model,
+        check_login_url,
+        check_self_service_middleware,
+    ):
         checks.register(host_check, "mailops")
 
 
@@ -264,5 +270,35 @@ def check_login_url(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
             "name='login') in urls.py and LOGIN_URL = 'login'. "
             + SILENCE.format(id="mailops.W011"),
             id="mailops.W011",
+        )
+    ]
+
+
+# What the self-service page uses: the signed-in user and one-off messages.
+SELF_SERVICE_MIDDLEWARE = (
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+)
+
+
+def check_self_service_middleware(
+    app_configs: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """E015: ``mailops.urls`` is mounted but MIDDLEWARE lacks what its page needs."""
+    try:
+        page = reverse("mailops:self_service")
+    except NoReverseMatch:
+        return []
+    missing = [name for name in SELF_SERVICE_MIDDLEWARE if name not in settings.MIDDLEWARE]
+    if not missing:
+        return []
+    return [
+        checks.Error(
+            f"The self-service page ({page}) needs {', '.join(missing)} in MIDDLEWARE: "
+            "without it the page cannot tell who is signed in or report a send.",
+            hint="Add them to MIDDLEWARE in this order (as Django's project template has "
+            "them), or do not include mailops.urls.",
+            id="mailops.E015",
         )
     ]

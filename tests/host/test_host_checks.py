@@ -14,6 +14,7 @@ from mailops.checks import (
     check_installed_apps,
     check_login_url,
     check_mailops_settings,
+    check_self_service_middleware,
     check_user_model,
 )
 from mailops.conf import get_setting
@@ -162,3 +163,19 @@ def test_an_admin_login_as_login_url_is_a_warning(settings) -> None:
     assert "LOGIN_URL ('/console/login/') is an admin site's login" in warning.msg
     assert "self-service page (/mail/)" in warning.msg
     assert "LOGIN_URL = 'login'" in warning.hint
+
+
+# --- E015: the self-service page's middleware ----------------------------------------
+
+
+def test_self_service_without_the_message_middleware_is_an_error(settings) -> None:
+    assert check_self_service_middleware() == []
+    message_middleware = "django.contrib.messages.middleware.MessageMiddleware"
+    settings.MIDDLEWARE = [name for name in settings.MIDDLEWARE if name != message_middleware]
+
+    [error] = check_self_service_middleware()
+
+    assert error.id == "mailops.E015"
+    assert error.msg.startswith(f"The self-service page (/mail/) needs {message_middleware}")
+    with pytest.raises(SystemCheckError, match=r"mailops\.E015"):
+        call_command("check")

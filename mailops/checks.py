@@ -24,27 +24,40 @@ E012      ``MAILOPS['DNS_TIMEOUT']`` is not a positive number
 E030      a ``MAILOPS['MAILBOXES']`` entry cannot be used
 E031      a mailbox for an alias that MAILERS does not define
 W030      an IMAP password sent to a remote server without TLS
+E013      an app mailops needs is missing from INSTALLED_APPS
+E014      a ``MAILOPS`` value of the wrong type or out of range
+E015      the self-service page is mounted without the middleware it needs
+W009      the user model has no email field: users cannot be mailed
+W010      the user model has no is_staff/is_active: no ``--staff``
+W011      LOGIN_URL is an admin login, which non-staff users cannot use
 ========  ==========================================================
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core import checks
+from django.shortcuts import resolve_url
+from django.urls import NoReverseMatch, Resolver404, resolve, reverse
 
 from mailops.arrival.checks import check_mailboxes
-from mailops.conf import DEFAULTS, get_setting
+from mailops.conf import DEFAULTS, configured_settings, setting_problem
 from mailops.deliverability.checks import check_doctor_settings
+from mailops.exceptions import InvalidSetting
 from mailops.mailers.config_checks import SILENCE, check_mailers
 from mailops.mailers.info import (
     MailerInfo,
     configured_mailers,
     mailers_setting,
 )
+from mailops.recipients import STAFF_FIELDS, has_field
 
 
 def register_checks() -> None:
@@ -56,15 +69,38 @@ def register_checks() -> None:
         check_doctor_settings,
         check_mailboxes,
     ):
-        checks.register(check, checks.Tags.mail, "mailops")
+        checks.register(_unless_invalid_setting(check), checks.Tags.mail, "mailops")
+    for host_check in (
+        check_installed_apps,
+        check_user_model,
+        check_login_url,
+        check_self_service_middleware,
+    ):
+        checks.register(host_check, "mailops")
+
+
+CheckFunction = Callable[..., list[checks.CheckMessage]]
+
+
+def _unless_invalid_setting(check: CheckFunction) -> CheckFunction:
+    """Run ``check``; a MAILOPS value it cannot read is E014's to report, not a traceback."""
+
+    @functools.wraps(check)
+    def guarded(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+        try:
+            return check(app_configs, **kwargs)
+        except InvalidSetting:
+            return []
+
+    return guarded
 
 
 # --- MAILOPS settings -------------------------------------------------------
 
 
 def check_mailops_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """E001 (alias named by MAILOPS not in MAILERS) and W008 (unknown MAILOPS key)."""
-    messages: list[checks.CheckMessage] = []
+    """E001 (alias named by MAILOPS not in MAILERS), W008 (unknown key), E014 (bad value)."""
+    messages: list[checks.CheckMessage] = check_mailops_values()
     defined = mailers_setting()
     known = ", ".join(sorted(defined)) or "(none)"
 
@@ -75,19 +111,22 @@ def check_mailops_settings(app_configs: Any = None, **kwargs: Any) -> list[check
             checks.Error(
                 f"{where} names mailer {alias!r}, which MAILERS does not define "
                 f"(defined: {known}).",
-                hint=f"Add {alias!r} to MAILERS (in the reference project: "
-                f"MAILER_{str(alias).upper()}_URL=...), or change {where} to a defined alias.",
+                hint=f"Add {alias!r} to settings.MAILERS, or change {where} to a defined "
+                f"alias. (The reference project builds MAILERS from the environment: "
+                f"MAILER_{str(alias).upper()}_URL=...)",
                 id="mailops.E001",
             )
         )
 
-    missing(get_setting("DEFAULT_MAILER"), "MAILOPS['DEFAULT_MAILER']")
+    configured = configured_settings()
+    default_mailer = configured.get("DEFAULT_MAILER", DEFAULTS["DEFAULT_MAILER"])
+    if not setting_problem("DEFAULT_MAILER", default_mailer):
+        missing(default_mailer, "MAILOPS['DEFAULT_MAILER']")
     for setting in ("FROM_EMAILS", "THROTTLE"):
-        value = get_setting(setting)
+        value = configured.get(setting, DEFAULTS[setting])
         for alias in value if isinstance(value, dict) else ():
             missing(alias, f"MAILOPS[{setting!r}][{alias!r}]")
 
-    configured = getattr(settings, "MAILOPS", {}) or {}
     for name in configured:
         if name not in DEFAULTS:
             close = difflib.get_close_matches(str(name), DEFAULTS, n=1)
@@ -100,6 +139,33 @@ def check_mailops_settings(app_configs: Any = None, **kwargs: Any) -> list[check
                 )
             )
     return messages
+
+
+def check_mailops_values() -> list[checks.CheckMessage]:
+    """E014: ``MAILOPS`` itself, or one of its values, has the wrong type or range."""
+    raw = getattr(settings, "MAILOPS", None)
+    if raw is not None and not isinstance(raw, dict):
+        return [
+            checks.Error(
+                f"settings.MAILOPS must be a dict, not {type(raw).__name__}.",
+                hint="Write MAILOPS = {'DEFAULT_MAILER': 'default', ...} in settings.py, "
+                "or leave it out to use every default.",
+                id="mailops.E014",
+            )
+        ]
+    errors: list[checks.CheckMessage] = []
+    for name, value in configured_settings().items():
+        problem = setting_problem(str(name), value)
+        if problem:
+            errors.append(
+                checks.Error(
+                    f"MAILOPS[{name!r}] {problem}",
+                    hint=f"Correct MAILOPS[{name!r}] in settings.py, or remove the key to use "
+                    f"the default, {DEFAULTS[name]!r}.",
+                    id="mailops.E014",
+                )
+            )
+    return errors
 
 
 # --- DEBUG ---------------------------------------------------------------------
@@ -130,3 +196,114 @@ def check_debug_with_real_mailers(
 def _listing(infos: Sequence[MailerInfo]) -> str:
     names = ", ".join(f"{info.alias!r} ({info.describe()})" for info in infos)
     return f"mailer{'s' if len(infos) > 1 else ''} {names}"
+
+
+# --- the host project ----------------------------------------------------------
+
+
+def check_installed_apps(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E013: the admin pages render django-import-export's templates."""
+    if not apps.is_installed("django.contrib.admin") or apps.is_installed("import_export"):
+        return []
+    return [
+        checks.Error(
+            "'import_export' is not in INSTALLED_APPS: the mail log's admin page and the "
+            "user import/export use its templates and would answer with a server error.",
+            hint="Add 'import_export' to INSTALLED_APPS (next to 'mailops').",
+            id="mailops.E013",
+        )
+    ]
+
+
+def check_user_model(
+    app_configs: Any = None, *, model: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """W009 (no email field: users cannot be mailed), W010 (no is_staff/is_active: no --staff)."""
+    model = model or get_user_model()
+    label = model._meta.label
+    messages: list[checks.CheckMessage] = []
+    email_field = model.get_email_field_name()
+    if not has_field(model, email_field):
+        messages.append(
+            checks.Warning(
+                f"The user model {label} has no field {email_field!r} (its EMAIL_FIELD): "
+                "mailops cannot find users' addresses, so the admin's \"Send test mail\" "
+                "action, the self-service page and sendtestmail --user/--staff send nothing.",
+                hint=f"Set EMAIL_FIELD on {label} to the name of its email field. Mail to "
+                "addresses (sendtestmail EMAIL) and the mail log work without it.",
+                id="mailops.W009",
+            )
+        )
+    missing = [name for name in STAFF_FIELDS if not has_field(model, name)]
+    if missing:
+        messages.append(
+            checks.Warning(
+                f"The user model {label} has no {' or '.join(missing)} field: "
+                "sendtestmail --staff cannot tell who is active staff and refuses to run.",
+                hint="Name recipients with --user or by address instead; everything else "
+                "works. " + SILENCE.format(id="mailops.W010"),
+                id="mailops.W010",
+            )
+        )
+    return messages
+
+
+def check_login_url(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W011: the self-service page is mounted but LOGIN_URL is an admin site's login."""
+    if not apps.is_installed("django.contrib.admin"):
+        return []
+    from django.contrib.admin import AdminSite
+
+    try:
+        page = reverse("mailops:self_service")
+        login = str(resolve_url(settings.LOGIN_URL))
+    except NoReverseMatch:
+        return []  # no self-service page (or LOGIN_URL names a missing URL: Django's to say)
+    try:
+        view = resolve(login.split("?")[0]).func
+    except Resolver404:
+        return []  # another host's login (an absolute URL), or one Django cannot judge
+    if not isinstance(getattr(view, "__self__", None), AdminSite):
+        return []
+    return [
+        checks.Warning(
+            f"LOGIN_URL ({settings.LOGIN_URL!r}) is an admin site's login, which only staff "
+            f"users can pass: other signed-out users who open the self-service page "
+            f"({page}) cannot sign in to use it.",
+            hint="Point LOGIN_URL at a login page for every user, e.g. "
+            "path('accounts/login/', django.contrib.auth.views.LoginView.as_view(), "
+            "name='login') in urls.py and LOGIN_URL = 'login'. "
+            + SILENCE.format(id="mailops.W011"),
+            id="mailops.W011",
+        )
+    ]
+
+
+# What the self-service page uses: the signed-in user and one-off messages.
+SELF_SERVICE_MIDDLEWARE = (
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+)
+
+
+def check_self_service_middleware(
+    app_configs: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """E015: ``mailops.urls`` is mounted but MIDDLEWARE lacks what its page needs."""
+    try:
+        page = reverse("mailops:self_service")
+    except NoReverseMatch:
+        return []
+    missing = [name for name in SELF_SERVICE_MIDDLEWARE if name not in settings.MIDDLEWARE]
+    if not missing:
+        return []
+    return [
+        checks.Error(
+            f"The self-service page ({page}) needs {', '.join(missing)} in MIDDLEWARE: "
+            "without it the page cannot tell who is signed in or report a send.",
+            hint="Add them to MIDDLEWARE in this order (as Django's project template has "
+            "them), or do not include mailops.urls.",
+            id="mailops.E015",
+        )
+    ]

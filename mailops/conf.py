@@ -6,9 +6,13 @@ Reading at call time (not into module globals at import) keeps
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+
+from mailops.exceptions import InvalidSetting
 
 DEFAULTS: dict[str, Any] = {
     # MAILERS alias used when a caller does not name one.
@@ -85,12 +89,140 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+# --- what each value may be -------------------------------------------------------
+# A rule is (test, what the value must be). The doctor's keys (DKIM_SELECTORS,
+# DNS_NAMESERVERS, DNS_TIMEOUT) have their own checks, E010-E012.
+Rule = tuple[Callable[[Any], bool], str]
+
+
+def _whole(minimum: int) -> Rule:
+    def test(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+    return test, f"must be a whole number, {minimum} or more"
+
+
+def _seconds(*, positive: bool) -> Rule:
+    def test(value: Any) -> bool:
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or not math.isfinite(value):
+            return False
+        return value > 0 if positive else value >= 0
+
+    return test, f"must be a number of seconds{', more than 0' if positive else ', 0 or more'}"
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _flag(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+def _token(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _mapping(value: Any) -> bool:
+    return isinstance(value, dict)
+
+
+def _from_emails(value: Any) -> bool:
+    return isinstance(value, dict) and all(_text(k) and _text(v) for k, v in value.items())
+
+
+def _limit(value: Any, whole: bool) -> bool:
+    if value is None:
+        return True
+    kinds = (int,) if whole else (int, float)
+    return isinstance(value, kinds) and not isinstance(value, bool) and value >= 0
+
+
+def _throttle(value: Any) -> bool:
+    if not isinstance(value, dict):
+        return False
+    for limits in value.values():
+        if not isinstance(limits, dict) or not set(limits) <= {"rate", "daily_quota"}:
+            return False
+        if not (_limit(limits.get("rate"), False) and _limit(limits.get("daily_quota"), True)):
+            return False
+    return True
+
+
+RULES: dict[str, Rule] = {
+    "DEFAULT_MAILER": (_text, "must be a MAILERS alias (a non-empty string)"),
+    "FROM_EMAILS": (_from_emails, "must map MAILERS aliases to From addresses (strings)"),
+    "CHUNK_SIZE": _whole(1),
+    "DELIVERY_CHUNK_SIZE": _whole(1),
+    "TASK_BACKEND": (_text, "must be a TASKS alias (a non-empty string)"),
+    "ASYNC_THRESHOLD": _whole(0),
+    "DELIVERY_CONCURRENCY": _whole(1),
+    "WRITE_IN_REQUEST_LIMIT": _whole(0),
+    "WRITE_CHUNK_SIZE": _whole(1),
+    "MAX_ATTEMPTS": _whole(1),
+    "RETRY_BACKOFF": _seconds(positive=False),
+    "SENDING_LEASE": _seconds(positive=True),
+    "THROTTLE": (
+        _throttle,
+        "must map MAILERS aliases to {'rate': messages per second, 'daily_quota': "
+        "messages per 24 h} (numbers, 0 or more; either may be left out)",
+    ),
+    "SELF_SERVICE_LIMIT": _whole(0),
+    "SELF_SERVICE_WINDOW": _whole(1),
+    "DNS_CACHE_SECONDS": _seconds(positive=False),
+    # Proof of arrival; each mailbox's own fields are E030's to check.
+    "MAILBOXES": (_mapping, "must map MAILERS aliases to mailbox dicts"),
+    "VERIFY_TIMEOUT": _seconds(positive=True),
+    "VERIFY_ADMIN_TIMEOUT": _seconds(positive=True),
+    "HEALTH_TOKEN": (_token, "must be a string (empty refuses every request)"),
+    "HEALTH_FAILING_AFTER": _whole(1),
+    "HEALTH_MAX_LATENCY": _seconds(positive=True),
+    "HEALTH_CANARY_MAX_AGE": _seconds(positive=True),
+    "METRICS_WINDOW": _whole(1),
+    # Site-mail audit.
+    "AUDIT_ALL_MAIL": (_flag, "must be True or False"),
+    "STORE_SITE_MAIL_BODY": (_flag, "must be True or False"),
+}
+
+
+def setting_problem(name: str, value: Any) -> str:
+    """What is wrong with ``value`` for ``MAILOPS[name]``, or ``""`` if nothing is."""
+    rule = RULES.get(name)
+    if rule is None or rule[0](value):
+        return ""
+    return f"{rule[1]}; it is {value!r} ({type(value).__name__})."
+
+
+def configured_settings() -> dict[str, Any]:
+    """``settings.MAILOPS`` as the project wrote it (no defaults, nothing checked)."""
+    configured = getattr(settings, "MAILOPS", None) or {}
+    return configured if isinstance(configured, dict) else {}
+
+
 def get_setting(name: str) -> Any:
-    """Return ``settings.MAILOPS[name]``, or the documented default."""
+    """Return ``settings.MAILOPS[name]``, or the documented default.
+
+    A value of the wrong type or out of range raises :class:`InvalidSetting`
+    (an ``ImproperlyConfigured`` naming the key) here, where it is read, not
+    a ``TypeError`` somewhere in the middle of a send.
+    """
     if name not in DEFAULTS:
         raise KeyError(f"Unknown mailops setting {name!r}")
-    configured = getattr(settings, "MAILOPS", {}) or {}
-    return configured.get(name, DEFAULTS[name])
+    value = configured_settings().get(name, DEFAULTS[name])
+    problem = setting_problem(name, value)
+    if problem:
+        raise InvalidSetting(name, problem)
+    return value
+
+
+def validate_settings() -> None:
+    """Raise :class:`InvalidSetting` for the first bad ``MAILOPS`` value, if any.
+
+    For entry points (commands) that read many keys: one clear error up front.
+    """
+    for name in RULES:
+        get_setting(name)
 
 
 def from_email_for(alias: str) -> str:

@@ -26,5 +26,13 @@ class MailerURLError(ImproperlyConfigured):
         self.variable = variable
 
 
+class InvalidSetting(ImproperlyConfigured):
+    """A ``MAILOPS`` value of the wrong type or out of range (``manage.py check``: E014)."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"MAILOPS[{name!r}] {problem}")
+        self.name = name
+
+
 class InvalidTransition(ValueError):
     """A status change that the ``MailLog`` lifecycle does not allow."""

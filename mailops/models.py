@@ -175,6 +175,11 @@ class BatchFields(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
+    # Who started the batch when no Django user is known: the operating-system
+    # user who ran the command (sendtestmail), as text.
+    triggered_by_name = models.CharField(
+        _("triggered by (name)"), max_length=150, blank=True, default="", db_default=""
+    )
 
     class Meta:
         abstract = True
@@ -226,7 +231,7 @@ class MailLog(BatchFields):
 
     class Meta:
         verbose_name = _("mail log entry")
-        verbose_name_plural = _("mail log")
+        verbose_name_plural = _("mail log entries")
         ordering = ["-created_at", "-id"]
         permissions = [
             ("send_test_mail", _("Can send test mail")),

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, ValidationError
 from django.core.validators import validate_email
+from django.db import models
 from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Trim
 
@@ -42,6 +43,18 @@ def check_address(address: str) -> str:
 
 def from_addresses(addresses: Iterable[str]) -> list[Recipient]:
     return [Recipient(address=a.strip(), error=check_address(a.strip())) for a in addresses]
+
+
+# The fields ``staff_recipients`` filters on; a custom user model may lack them.
+STAFF_FIELDS = ("is_staff", "is_active")
+
+
+def has_field(model: type[models.Model], name: str) -> bool:
+    """Whether ``name`` is a concrete field of ``model`` (not a property or class default)."""
+    try:
+        return bool(getattr(model._meta.get_field(name), "concrete", False))
+    except FieldDoesNotExist:
+        return False
 
 
 def email_field_name() -> str:
@@ -122,7 +135,17 @@ def from_user_lookups(lookups: Iterable[str]) -> list[Recipient]:
 
 
 def staff_recipients() -> Iterator[Recipient]:
-    """Every active staff user who has an email address."""
+    """Every active staff user who has an email address.
+
+    Raises ``ImproperlyConfigured`` if the user model has no ``is_staff`` or
+    ``is_active`` field to tell who that is (``manage.py check``: W010).
+    """
     model = get_user_model()
+    missing = [name for name in STAFF_FIELDS if not has_field(model, name)]
+    if missing:
+        raise ImproperlyConfigured(
+            f"The user model {model._meta.label} has no {' or '.join(missing)} field, so "
+            "there is no telling who is active staff; name recipients with --user instead."
+        )
     staff = model._default_manager.filter(is_staff=True, is_active=True)
     return from_users(with_address(annotate_address(staff)))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.contrib import admin, messages
+from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ImproperlyConfigured
@@ -89,8 +89,9 @@ def self_service(request: HttpRequest) -> HttpResponse:
 
     allowance = allowance_for(user)
     address = _address_of(user)
+    # A plain page (mailops/base.html), not an admin one: the signed-in user may
+    # be no admin, and the project may mount no admin site or a site of its own.
     context = {
-        **admin.site.each_context(request),
         "title": _("Send me a test mail"),
         "address": address,
         "allowance": allowance,

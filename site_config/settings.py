@@ -214,8 +214,8 @@ if os.environ.get("ANYMAIL_MAILGUN_WEBHOOK_SIGNING_KEY"):
 # TASKS_BACKEND picks who delivers queued batches:
 #   immediate  Django's ImmediateBackend: inside the request/command (default)
 #   database   django-tasks-db: rows in this database, `manage.py db_worker`
-#   celery     Celery with CELERY_BROKER_URL (Redis), `celery -A
-#              mailops.task_backends.celery_app worker`
+#   celery     Celery with CELERY_BROKER_URL (Redis), `DJANGO_SETTINGS_MODULE=site_config.settings
+#              celery -A mailops.task_backends.celery_app worker`
 TASKS_BACKEND = os.environ.get("TASKS_BACKEND", "immediate").strip().lower()
 TASKS: dict[str, dict[str, Any]]
 if TASKS_BACKEND == "immediate":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +23,23 @@ pytest_plugins = [
 ]
 
 User = get_user_model()
+
+# tests/host/ is a second project (its own settings, user model and admin site):
+# its tests run only under ``--ds=tests.host.settings``, the others only without it.
+HOST_TESTS = Path(__file__).resolve().parent / "host"
+HOST_SETTINGS = "tests.host.settings"
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    from django.conf import settings
+
+    on_host = settings.SETTINGS_MODULE == HOST_SETTINGS
+    in_host = collection_path == HOST_TESTS or HOST_TESTS in collection_path.parents
+    if in_host and not on_host:
+        return True
+    if on_host and not in_host and collection_path.name.startswith("test_"):
+        return True
+    return None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -10,12 +10,13 @@ from typing import Any
 
 from django import forms
 from django.core.mail import mailers
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from mailops.conf import get_setting
 from mailops.mailers.info import backend_path
 from mailops.models import MailLog
-from mailops.sending.composition import default_body, default_subject
+from mailops.sending.composition import DEFAULT_BODY, default_subject, site_name
 
 # The subject column's size; RFC 5322 allows 998 characters per header line.
 SUBJECT_MAX_LENGTH: int = MailLog._meta.get_field("subject").max_length or 998
@@ -57,6 +58,10 @@ class SendTestMailForm(forms.Form):
     untouched default: an untouched one is recomposed by the service for the
     mailer finally chosen, with the time of sending.
     """
+
+    class Media:
+        # Switching the mailer rewrites untouched subject/message texts for it.
+        js = ["mailops/send_test_mail.js"]
 
     mailer = forms.ChoiceField(label=_("Mailer"))
     subject = forms.CharField(
@@ -109,4 +114,21 @@ class SendTestMailForm(forms.Form):
 def initial_message() -> dict[str, str]:
     """The defaults the confirmation page starts from (for the default mailer)."""
     alias = str(get_setting("DEFAULT_MAILER"))
-    return {"mailer": alias, "subject": default_subject(alias), "body": default_body(alias)}
+    return {"mailer": alias, **page_texts(alias)}
+
+
+def page_texts(alias: str) -> dict[str, str]:
+    """The default subject and message as the page shows them for ``alias``.
+
+    The page cannot know when the mail will go out, so its "Sent:" line says
+    so; an untouched default is composed again when sending, with the real time.
+    """
+    body = DEFAULT_BODY.format(
+        site=site_name(), mailer=alias, time=gettext("(the time of sending)")
+    )
+    return {"subject": default_subject(alias), "body": body}
+
+
+def mailer_defaults() -> dict[str, dict[str, str]]:
+    """``page_texts`` for every configured mailer (the page's script switches between them)."""
+    return {alias: page_texts(alias) for alias in mailers.settings}

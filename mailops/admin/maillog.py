@@ -37,6 +37,7 @@ from import_export.admin import ExportMixin
 from mailops import permissions, stats
 from mailops.admin.arrival import ARRIVAL_FIELDS, ArrivalFilter, arrival_latency
 from mailops.admin.batch import get_batch_urls
+from mailops.admin.columns import MailLogColumnsMixin
 from mailops.admin.events import MailEventInline
 from mailops.admin.filters import BatchListFilter, MailerListFilter, date_hierarchy
 from mailops.admin.links import admin_url, changelist_url
@@ -72,23 +73,28 @@ DELIVERY_FIELDS = (
     "full_error",
     "claimed_by",
 )
-AUDIT_FIELDS = ("trigger", "triggered_by", "batch_link", "created_at", "updated_at")
+AUDIT_FIELDS = (
+    "trigger",
+    "triggered_by",
+    "triggered_by_name",
+    "batch_link",
+    "created_at",
+    "updated_at",
+)
 
 
 @admin.register(MailLog)
-class MailLogAdmin(ResendActionMixin, ExportMixin, admin.ModelAdmin):
+class MailLogAdmin(MailLogColumnsMixin, ResendActionMixin, ExportMixin, admin.ModelAdmin):
     list_display = (
         "logged_at",
-        "recipient",
-        "user",
+        "recipient_and_user",
         "status_badge",
         "mailer",
-        "trigger",
-        "triggered_by",
+        "trigger_and_who",
         "short_subject",
         "short_error",
     )
-    list_display_links = ("logged_at", "recipient")
+    list_display_links = ("logged_at", "recipient_and_user")
     list_select_related = ("user", "triggered_by")
     list_filter = (
         "status",
@@ -131,6 +137,7 @@ class MailLogAdmin(ResendActionMixin, ExportMixin, admin.ModelAdmin):
     import_export_change_list_template = "admin/mailops/maillog/change_list.html"
 
     resource_classes = [MailLogResource]
+    export_template_name = "admin/mailops/import_export/export.html"
     export_formats = EXPORT_FORMATS
 
     class Media:
@@ -186,10 +193,6 @@ class MailLogAdmin(ResendActionMixin, ExportMixin, admin.ModelAdmin):
     @admin.display(description=_("subject"))
     def short_subject(self, log: MailLog) -> str:
         return Truncator(log.subject).chars(60)
-
-    @admin.display(description=_("error"))
-    def short_error(self, log: MailLog) -> str:
-        return Truncator(log.error.replace("\n", " ")).chars(80)
 
     @admin.display(description=_("error"))
     def full_error(self, log: MailLog) -> str:

@@ -54,6 +54,7 @@ EXPORT_COLUMNS = (
     "smtp_code",
     "trigger",
     "triggered_by",
+    "triggered_by_name",
     "batch_id",
     "attempts",
     "sent_at",

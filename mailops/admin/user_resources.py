@@ -1,10 +1,13 @@
 """Import and export of test recipients (users) with django-import-export.
 
-Only ``username, email, first_name, last_name, is_staff, is_active`` cross
-the boundary. An import never sets a password or superuser status (new
-users get an unusable password), and it is all or nothing: one bad row
-(invalid address, duplicate or missing username) stops the whole file, in
-the preview and again at the confirm step.
+Only who a user is and where mail goes cross the boundary: the columns are
+the user model's ``USERNAME_FIELD`` and ``EMAIL_FIELD`` (``username`` and
+``email`` for Django's own user), then whichever of ``first_name``,
+``last_name``, ``is_staff``, ``is_active`` the model has as fields. An
+import never sets a password or superuser status (new users get an
+unusable password), and it is all or nothing: one bad row (invalid
+address, duplicate or missing username) stops the whole file, in the
+preview and again at the confirm step.
 """
 
 from __future__ import annotations
@@ -15,11 +18,27 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from import_export import fields, resources, widgets
 
+from mailops.recipients import has_field
+
 User = get_user_model()
 
-# The columns, in file order. Their names are fixed; the model attributes
-# follow the user model's USERNAME_FIELD and EMAIL_FIELD.
-COLUMNS = ("username", "email", "first_name", "last_name", "is_staff", "is_active")
+# Columns exported and imported when the user model has them as fields.
+OPTIONAL_TEXT_COLUMNS = ("first_name", "last_name")
+OPTIONAL_FLAG_COLUMNS = ("is_staff", "is_active")
+
+
+def recipient_columns(model: Any) -> tuple[str, ...]:
+    """The file's columns for ``model``, in file order."""
+    optional = OPTIONAL_TEXT_COLUMNS + OPTIONAL_FLAG_COLUMNS
+    return (
+        model.USERNAME_FIELD,
+        model.get_email_field_name(),
+        *(name for name in optional if has_field(model, name)),
+    )
+
+
+COLUMNS = recipient_columns(User)
+USERNAME_COLUMN = User.USERNAME_FIELD
 
 
 class TrimmedCharWidget(widgets.CharWidget):
@@ -68,37 +87,17 @@ def _flag(name: str) -> fields.Field:
     )
 
 
-class UserRecipientResource(resources.ModelResource):
-    """Users as test recipients: who they are and where mail goes, nothing more."""
+def _text(name: str) -> fields.Field:
+    return fields.Field(attribute=name, column_name=name, widget=TrimmedCharWidget())
 
-    username = fields.Field(
-        attribute=User.USERNAME_FIELD, column_name="username", widget=TrimmedCharWidget()
-    )
-    email = fields.Field(
-        attribute=User.get_email_field_name(), column_name="email", widget=TrimmedCharWidget()
-    )
-    first_name = fields.Field(
-        attribute="first_name", column_name="first_name", widget=TrimmedCharWidget()
-    )
-    last_name = fields.Field(
-        attribute="last_name", column_name="last_name", widget=TrimmedCharWidget()
-    )
-    is_staff = _flag("is_staff")
-    is_active = _flag("is_active")
 
-    class Meta:
-        model = User
-        fields = COLUMNS
-        import_order = COLUMNS
-        export_order = COLUMNS
-        import_id_fields = ("username",)
-        # Model validation: a missing username, an invalid address, lengths.
-        clean_model_instances = True
-        # All or nothing: see import_data().
-        use_transactions = True
-        skip_unchanged = True
-        report_skipped = True
-        name = "Users (test recipients)"
+def _declared_fields(model: Any) -> dict[str, fields.Field]:
+    columns = recipient_columns(model)
+    return {name: _flag(name) if name in OPTIONAL_FLAG_COLUMNS else _text(name) for name in columns}
+
+
+class RecipientResourceBase(resources.ModelResource):
+    """The behaviour of :data:`UserRecipientResource`, for any user model."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -122,7 +121,7 @@ class UserRecipientResource(resources.ModelResource):
 
     def before_import_row(self, row: Any, **kwargs: Any) -> None:
         super().before_import_row(row, **kwargs)
-        raw = row.get("username")
+        raw = row.get(USERNAME_COLUMN)
         username = "" if raw is None else str(raw).strip()
         if not username:
             return  # model validation reports the missing username
@@ -131,26 +130,31 @@ class UserRecipientResource(resources.ModelResource):
         first = self._seen_usernames.setdefault(key, number)
         if first != number:
             raise ValidationError(
-                {"username": f"Duplicate username {username!r}: row {first} already has it."}
+                {
+                    USERNAME_COLUMN: f"Duplicate {USERNAME_COLUMN} {username!r}: "
+                    f"row {first} already has it."
+                }
             )
         self._check_existing(username, kwargs.get("user"))
 
     def _check_existing(self, username: str, importing_user: Any) -> None:
         """Refuse look-alike usernames and changes to superusers by non-superusers."""
-        matches = list(
-            User._default_manager.filter(
-                **{f"{User.USERNAME_FIELD}__iexact": username}
-            ).values_list(User.USERNAME_FIELD, "is_superuser")[:2]
-        )
+        # A user model without is_superuser (no PermissionsMixin) has no superusers.
+        columns = [USERNAME_COLUMN, *(["is_superuser"] if has_field(User, "is_superuser") else [])]
+        found = User._default_manager.filter(**{f"{USERNAME_COLUMN}__iexact": username})
+        matches = [(row[0], row[-1] is True) for row in found.values_list(*columns)[:2]]
         exact = [is_superuser for name, is_superuser in matches if name == username]
         if matches and not exact:
             # Django's user creation form refuses usernames that differ only in case.
             raise ValidationError(
-                {"username": f"A user named {matches[0][0]!r} already exists (differs in case)."}
+                {
+                    USERNAME_COLUMN: f"A user named {matches[0][0]!r} already exists "
+                    "(differs in case)."
+                }
             )
         if exact and exact[0] and not getattr(importing_user, "is_superuser", False):
             raise ValidationError(
-                {"username": f"{username!r} is a superuser; only a superuser may change it."}
+                {USERNAME_COLUMN: f"{username!r} is a superuser; only a superuser may change it."}
             )
 
     def after_init_instance(self, instance: Any, new: bool, row: Any, **kwargs: Any) -> None:
@@ -159,3 +163,27 @@ class UserRecipientResource(resources.ModelResource):
             # Set before validation: the password column may not be blank. An
             # imported user signs in only after a password reset.
             instance.set_unusable_password()
+
+
+class _Meta:
+    model = User
+    fields = COLUMNS
+    import_order = COLUMNS
+    export_order = COLUMNS
+    import_id_fields = (USERNAME_COLUMN,)
+    # Model validation: a missing username, an invalid address, lengths.
+    clean_model_instances = True
+    # All or nothing: see import_data().
+    use_transactions = True
+    skip_unchanged = True
+    report_skipped = True
+    name = "Users (test recipients)"
+
+
+# Built for the project's user model: its declared fields follow the model's
+# USERNAME_FIELD, EMAIL_FIELD and optional name/flag fields.
+UserRecipientResource: type[RecipientResourceBase] = type(
+    "UserRecipientResource",
+    (RecipientResourceBase,),
+    {**_declared_fields(User), "Meta": _Meta, "__module__": __name__},
+)

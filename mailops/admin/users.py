@@ -42,7 +42,7 @@ from mailops.admin.confirmation import (
     require_permission,
     template_names,
 )
-from mailops.admin.forms import SendTestMailForm
+from mailops.admin.forms import SendTestMailForm, mailer_defaults
 from mailops.admin.links import admin_url, changelist_url
 from mailops.admin.user_resources import UserRecipientResource
 from mailops.models import MailTrigger
@@ -118,6 +118,9 @@ class UserImportExportMixin(ImportExportMixin):
     """
 
     resource_classes = [UserRecipientResource]
+    # import-export's pages with the admin's own breadcrumbs.
+    import_template_name = "admin/mailops/import_export/import.html"
+    export_template_name = "admin/mailops/import_export/export.html"
     import_formats = [CSV, XLSX]
     export_formats = [CSV, XLSX]
 
@@ -177,6 +180,7 @@ def _confirmation_page(
             "objects_name": model_ngettext(opts, split["total"]),
             "delivery_notice": _delivery_notice(form, split["with_address"]),
             "confirm_label": _("Yes, send the test mail"),
+            "mailer_defaults": mailer_defaults(),
         },
         media=modeladmin.media + form.media,
     )

@@ -286,8 +286,9 @@ def _auth_in_clear(info: MailerInfo) -> list[checks.CheckMessage]:
     return [
         checks.Warning(
             f"Mailer {info.alias!r} sends its username and password to {info.address} without TLS.",
-            hint="Use STARTTLS (smtp+tls://, port 587) or implicit TLS (smtps://, port 465); "
-            "plain SMTP with a password is only safe on loopback. "
+            hint=f"Set MAILERS[{info.alias!r}]['OPTIONS'] to use STARTTLS (use_tls=True, port "
+            "587; smtp+tls:// on a mailer URL) or implicit TLS (use_ssl=True, port 465; "
+            "smtps://); plain SMTP with a password is only safe on loopback. "
             + SILENCE.format(id="mailops.W004"),
             id="mailops.W004",
         )
@@ -301,7 +302,8 @@ def _gmail_checks(info: MailerInfo) -> list[checks.CheckMessage]:
     hint = (
         "Google accepts only an App Password over SMTP: turn on 2-Step Verification, create "
         "one at https://myaccount.google.com/apppasswords and use its 16 letters (spaces "
-        "are fine), e.g. GMAIL_USER=you@gmail.com GMAIL_APP_PASSWORD='abcd efgh ijkl mnop'. "
+        f"are fine) as MAILERS[{alias!r}]['OPTIONS']['password'], with the Gmail address as "
+        "'username' (the reference project reads GMAIL_USER and GMAIL_APP_PASSWORD). "
         "The account's own password is refused with 534 or 535."
     )
     problem = ""

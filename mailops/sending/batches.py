@@ -57,6 +57,7 @@ def send_test_mail(
     using: str | None = None,
     trigger: str,
     triggered_by: Any = None,
+    triggered_by_name: str = "",
     subject: str | None = None,
     body: str | None = None,
     abort_on_rejected: bool = False,
@@ -71,6 +72,8 @@ def send_test_mail(
     validates and reports what would be sent, and writes nothing. Above
     ``ASYNC_THRESHOLD`` recipients, or with ``queue``, the rows are handed
     to the task worker (if one is configured) and the call returns at once.
+    ``triggered_by_name`` records who started it when there is no Django
+    user (the operating-system user running a command).
     A batch delivered here calls ``progress`` (if given) with the batch's
     :class:`~mailops.sending.progress.BatchProgress` after each chunk.
     """
@@ -89,6 +92,7 @@ def send_test_mail(
 
     batch_id = uuid.uuid4()
     template = _template(alias, batch_id, subject, body, trigger, triggered_by)
+    template.triggered_by_name = triggered_by_name[:150]
     summary = SendSummary(mailer=alias, batch_id=batch_id)
     if abort_on_rejected:
         # Validate everything first: one bad entry means nothing is sent.

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Max, Min, Q, QuerySet
+from django.db.models import CharField, Count, Max, Min, Q, QuerySet
+from django.db.models.functions import Cast
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -284,7 +285,8 @@ def _progress_of(rows: QuerySet[MailLog], batch_id: uuid.UUID | None) -> BatchPr
             last_updated=Max("updated_at"),
             mailer_alias=Max("mailer"),
             trigger_value=Max("trigger"),
-            started_by=Max("triggered_by_id"),
+            # PostgreSQL has no MAX(uuid) (a custom user model's key): compare as text.
+            started_by=Max(Cast("triggered_by_id", output_field=CharField())),
         )
     )
     counts: dict[str, int] = {}
@@ -309,11 +311,18 @@ def _progress_of(rows: QuerySet[MailLog], batch_id: uuid.UUID | None) -> BatchPr
         resumes_at=resumes_at,
         mailer=facts.get("mailer_alias") or "",
         trigger=facts.get("trigger_value") or "",
-        triggered_by_id=facts.get("started_by"),
+        triggered_by_id=_user_pk(facts.get("started_by")),
         started_at=facts.get("first_created"),
         last_change_at=facts.get("last_updated"),
         arrivals=arrivals,
     )
+
+
+def _user_pk(text: str | None) -> Any:
+    """The triggering user's key, back from text to its own type."""
+    if text is None:
+        return None
+    return MailLog._meta.get_field("triggered_by").target_field.to_python(text)
 
 
 def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:

@@ -3,9 +3,10 @@
 Configured from Django settings named ``CELERY_*``, except the broker URL:
 it may carry a password, so it comes from the ``CELERY_BROKER_URL``
 environment variable and never sits in settings (where a DEBUG error page
-would show it). Start a worker with
-``celery -A mailops.task_backends.celery_app worker`` and
-``DJANGO_SETTINGS_MODULE`` set.
+would show it). Start a worker with ``DJANGO_SETTINGS_MODULE`` naming the
+project's settings (mailops cannot guess them)::
+
+    DJANGO_SETTINGS_MODULE=mysite.settings celery -A mailops.task_backends.celery_app worker
 """
 
 from __future__ import annotations
@@ -14,9 +15,17 @@ import os
 from typing import Any
 
 from celery import Celery
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "site_config.settings")
+if not os.environ.get("DJANGO_SETTINGS_MODULE") and not settings.configured:
+    # A worker started without it would load no settings (or, worse, another project's).
+    raise ImproperlyConfigured(
+        "Set DJANGO_SETTINGS_MODULE to your project's settings before starting the Celery "
+        "worker, e.g. DJANGO_SETTINGS_MODULE=mysite.settings "
+        "celery -A mailops.task_backends.celery_app worker"
+    )
 
 app = Celery("mailops")
 app.config_from_object("django.conf:settings", namespace="CELERY")

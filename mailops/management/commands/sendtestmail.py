@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import getpass
 import json
 import sys
 from time import sleep
@@ -12,7 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from mailops.arrival.command import run_verify
-from mailops.conf import get_setting
+from mailops.conf import get_setting, validate_settings
 from mailops.mailers.connection import CheckOutcome, CheckResult, verify_connections
 from mailops.management.migrations_check import require_mailops_migrated
 from mailops.management.progress_meter import ProgressMeter, meter_for
@@ -115,6 +116,10 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         require_mailops_migrated()
+        try:
+            validate_settings()
+        except ImproperlyConfigured as error:
+            raise CommandError(str(error), returncode=EXIT_USAGE) from None
         if options["check"] or options["all_mailers"]:
             self._check(options)
             return
@@ -137,6 +142,7 @@ class Command(BaseCommand):
                     recipients,
                     using=options["using"],
                     trigger=MailTrigger.COMMAND,
+                    triggered_by_name=_os_user(),
                     subject=options["subject"],
                     body=options["message"],
                     abort_on_rejected=True,
@@ -245,7 +251,10 @@ class Command(BaseCommand):
     def _recipients(self, options: dict[str, Any]) -> list[Recipient]:
         recipients = from_addresses(options["emails"]) + from_user_lookups(options["users"])
         if options["staff"]:
-            staff = list(staff_recipients())
+            try:
+                staff = list(staff_recipients())
+            except ImproperlyConfigured as error:
+                raise CommandError(f"--staff: {error}", returncode=EXIT_USAGE) from None
             if not staff:
                 raise CommandError(
                     "--staff: no active staff user has an email address.", returncode=EXIT_USAGE
@@ -354,3 +363,12 @@ def _as_json(summary: SendSummary) -> dict[str, Any]:
         },
         "messages": messages,
     }
+
+
+def _os_user() -> str:
+    """Who runs the command, as the operating system knows them ("" if it cannot say)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        # No login name in the environment and no passwd entry for the uid (containers).
+        return ""

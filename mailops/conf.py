@@ -86,6 +86,10 @@ DEFAULTS: dict[str, Any] = {
     # Keep the bodies of site mail: off, since reset links and one-time
     # codes are secrets; without a body a site row cannot be resent.
     "STORE_SITE_MAIL_BODY": False,
+    # How site-mail rows are written: "background" (a writer thread, many
+    # rows per insert, outside the sender's transaction) or "inline" (in the
+    # sender's thread and transaction, one insert per send).
+    "AUDIT_WRITE": "background",
 }
 
 
@@ -183,6 +187,10 @@ RULES: dict[str, Rule] = {
     # Site-mail audit.
     "AUDIT_ALL_MAIL": (_flag, "must be True or False"),
     "STORE_SITE_MAIL_BODY": (_flag, "must be True or False"),
+    "AUDIT_WRITE": (
+        lambda value: value in ("background", "inline"),
+        'must be "background" or "inline"',
+    ),
 }
 
 

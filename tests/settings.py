@@ -26,7 +26,14 @@ MAILERS = {
 DEFAULT_FROM_EMAIL = "mailops-tests@example.com"
 # DNS questions (manage.py maildoctor) go to a closed loopback port unless a test
 # starts its own server: nothing asks a nameserver beyond 127.0.0.1.
-MAILOPS = {"DEFAULT_MAILER": "default", "FROM_EMAILS": {}, "DNS_NAMESERVERS": ["127.0.0.1:9"]}
+# Site-mail rows in the sender's thread, so a test reads them at once (the
+# background writer has its own tests: tests/test_site_mail_writer.py).
+MAILOPS = {
+    "DEFAULT_MAILER": "default",
+    "FROM_EMAILS": {},
+    "DNS_NAMESERVERS": ["127.0.0.1:9"],
+    "AUDIT_WRITE": "inline",
+}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

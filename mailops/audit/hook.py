@@ -46,7 +46,14 @@ from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.core.mail.handler import MailersHandler
 
 from mailops.audit.capture import SendCapture, address_key
-from mailops.audit.rows import backend_path, build_site_rows, write_site_rows
+from mailops.audit.rows import (
+    backend_path,
+    build_site_rows,
+    insert_site_rows,
+    log_unwritten,
+    write_site_rows,
+)
+from mailops.audit.writer import background_writer
 from mailops.conf import get_setting
 
 logger = logging.getLogger("mailops.audit")
@@ -136,7 +143,10 @@ def _record(capture: SendCapture, sent: int | None) -> None:
     except Exception:  # the sender must see what it saw before
         logger.exception("site mail: could not build the log rows")
         return
-    write_site_rows(rows)
+    if get_setting("AUDIT_WRITE") == "inline":
+        write_site_rows(rows)
+    else:
+        background_writer(insert_site_rows, on_error=log_unwritten).submit(rows)
 
 
 # --- Django's SMTP backend ------------------------------------------------------

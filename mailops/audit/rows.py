@@ -106,8 +106,21 @@ def _insert(rows: list[dict[str, Any]], *, using: str) -> None:
             cursor.executemany(sql, params)
 
 
+def insert_site_rows(rows: list[dict[str, Any]]) -> int:
+    """Insert ``rows`` in a transaction of their own (the background writer's way); raises."""
+    using = router.db_for_write(MailLog)
+    if len(rows) == 1:
+        # One INSERT in autocommit, no BEGIN/COMMIT round trips of its own.
+        _insert(rows, using=using)
+    else:
+        with transaction.atomic(using=using):
+            _insert(rows, using=using)
+    log_failed_sends(rows)
+    return len(rows)
+
+
 def write_site_rows(rows: list[dict[str, Any]]) -> int:
-    """Insert ``rows``; on any failure log it and return 0, never raise.
+    """Insert ``rows`` in the sender's thread; on any failure log it and return 0, never raise.
 
     The message already went out: a log that cannot be written (database
     down, table missing, a caller's broken transaction) must not turn a
@@ -117,30 +130,34 @@ def write_site_rows(rows: list[dict[str, Any]]) -> int:
     if not rows:
         return 0
     using = router.db_for_write(MailLog)
-    connection = transaction.get_connection(using)
     try:
-        if connection.in_atomic_block:
+        if transaction.get_connection(using).in_atomic_block:
             # The caller's transaction (its commit, its durability): a
             # savepoint keeps it usable if this insert fails.
             with transaction.atomic(using=using):
                 _insert(rows, using=using)
-        elif len(rows) == 1:
-            # One INSERT in autocommit, no BEGIN/COMMIT round trips of its own.
-            _insert(rows, using=using)
-        else:
-            with transaction.atomic(using=using):
-                _insert(rows, using=using)
+            log_failed_sends(rows)
+            return len(rows)
+        return insert_site_rows(rows)
     except Exception as error:  # noqa: BLE001 - logged; the sender must not see it
-        logger.error(
-            "site mail: %d log row(s) not written (%s: %s); the sender was not affected",
-            len(rows),
-            type(error).__name__,
-            redact(str(error)),
-        )
+        log_unwritten(rows, error)
         return 0
+
+
+def log_unwritten(rows: list[dict[str, Any]], error: BaseException) -> None:
+    """Say that ``rows`` could not be written, and why (redacted)."""
+    logger.error(
+        "site mail: %d log row(s) not written (%s: %s); the sender was not affected",
+        len(rows),
+        type(error).__name__,
+        redact(str(error)),
+    )
+
+
+def log_failed_sends(rows: list[dict[str, Any]]) -> None:
+    """A warning per failed recipient, as for mailops' own sends."""
     for row in rows:
         if row["status"] == MailStatus.FAILED:
             logger.warning(
                 "site mail to %s via %s failed: %s", row["recipient"], row["mailer"], row["error"]
             )
-    return len(rows)

@@ -224,6 +224,10 @@ def test_imports_run_one_way() -> None:
             assert "mailops.services" not in imported, name
         if name.startswith("mailops.mailers"):
             assert not {m for m in imported if m.startswith("mailops.sending")}, name
+    # The foundation imports only the foundation.
+    foundation = {"mailops.conf", "mailops.exceptions", "mailops.statuses", "mailops.models"}
+    for name in foundation:
+        assert _imports(_modules()[name]) <= foundation, name
 
 
 def test_there_is_no_import_cycle() -> None:

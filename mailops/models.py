@@ -63,6 +63,7 @@ OUTCOME_FIELDS = (
     "esp_message_id",
     "updated_at",
     "next_attempt_at",
+    "in_doubt",
 )
 
 
@@ -120,7 +121,11 @@ class MailLogQuerySet(models.QuerySet["MailLog"]):
     def claim(self, token: str) -> int:
         """Queued rows -> ``sending``, marked with the run's ``token``; one attempt more."""
         return self.queued().move_to(
-            MailStatus.SENDING, claimed_by=token, attempts=F("attempts") + 1
+            MailStatus.SENDING,
+            claimed_by=token,
+            attempts=F("attempts") + 1,
+            wire_state=0,
+            in_doubt=False,
         )
 
     def mark_sent(self, *, at: datetime) -> int:
@@ -206,6 +211,12 @@ class MailLog(BatchFields):
     claimed_by = models.CharField(_("claimed by"), max_length=32, blank=True, editable=False)
     # A queued row is not picked up before this time (retry backoff, daily quota).
     next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
+    # The whole message went out and no reply came back: it may have been
+    # delivered, so it is never retried automatically (the admin asks first).
+    in_doubt = models.BooleanField(_("may have been delivered"), default=False)
+    # How far a "sending" row got (mailops.sending.wire.WireState), written
+    # before its final "." so that a dead worker's rows can be told apart.
+    wire_state = models.PositiveSmallIntegerField(_("progress"), default=0, editable=False)
 
     objects = MailLogQuerySet.as_manager()
 

@@ -116,9 +116,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A deferred SQLite transaction that reads and then writes fails at once
     # ("database is locked") when another process holds the write lock;
     # BEGIN IMMEDIATE waits for it (up to the timeout) instead.
+    # WAL: readers do not block the writer, and a delivery's per-message
+    # progress mark (mailops.sending.wire) commits without an fsync.
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL",
         **DATABASES["default"].get("OPTIONS", {}),
     }
 

@@ -18,6 +18,7 @@ pytest_plugins = [
     "tests.provider_api",
     "tests.browser_fixtures",
     "tests.dns_server",
+    "tests.faulty_smtp",
 ]
 
 User = get_user_model()

@@ -44,6 +44,9 @@ class Failure:
     transient: bool = False
     # The connection can no longer be used for the following messages.
     connection_lost: bool = False
+    # The whole message reached the server but its reply did not: it may
+    # have been delivered, so it must not be retried automatically.
+    in_doubt: bool = False
 
 
 def describe_failure(error: BaseException, *, mailer: str | None = None) -> Failure:

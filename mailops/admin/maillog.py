@@ -69,6 +69,7 @@ class MailLogAdmin(ResendActionMixin, ExportMixin, admin.ModelAdmin):
         "status",
         MailerListFilter,
         "trigger",
+        "in_doubt",
         ("created_at", admin.DateFieldListFilter),
         BatchListFilter,
     )
@@ -116,6 +117,7 @@ class MailLogAdmin(ResendActionMixin, ExportMixin, admin.ModelAdmin):
                     "sent_at",
                     "next_attempt_at",
                     "smtp_code",
+                    "in_doubt",
                     "full_error",
                     "claimed_by",
                 )
@@ -141,6 +143,7 @@ class MailLogAdmin(ResendActionMixin, ExportMixin, admin.ModelAdmin):
         "sent_at",
         "next_attempt_at",
         "smtp_code",
+        "in_doubt",
         "full_error",
         "claimed_by",
         "trigger",

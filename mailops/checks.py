@@ -21,6 +21,7 @@ W008      an unknown key in ``MAILOPS``
 E010      ``MAILOPS['DNS_NAMESERVERS']`` is not a list of ip[:port]
 E011      ``MAILOPS['DKIM_SELECTORS']`` is not ``{alias: [selector, ...]}``
 E012      ``MAILOPS['DNS_TIMEOUT']`` is not a positive number
+E020      (deploy) tracking webhooks mounted without ``ANYMAIL['WEBHOOK_SECRET']``
 ========  ==========================================================
 """
 
@@ -41,6 +42,7 @@ from mailops.mailers.info import (
     configured_mailers,
     mailers_setting,
 )
+from mailops.tracking.checks import check_tracking_webhooks
 
 
 def register_checks() -> None:
@@ -52,6 +54,7 @@ def register_checks() -> None:
         check_doctor_settings,
     ):
         checks.register(check, checks.Tags.mail, "mailops")
+    checks.register(check_tracking_webhooks, checks.Tags.security, "mailops", deploy=True)
 
 
 # --- MAILOPS settings -------------------------------------------------------

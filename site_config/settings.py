@@ -125,6 +125,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         **DATABASES["default"].get("OPTIONS", {}),
     }
 
+# The debug page and error e-mails mask any value holding a URL with a
+# password (MAILER_URL, DATABASE_URL in runserver's request META), not only
+# settings whose name says "password".
+DEFAULT_EXCEPTION_REPORTER_FILTER = "mailops.redaction.MailopsExceptionReporterFilter"
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

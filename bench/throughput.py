@@ -118,7 +118,7 @@ def setup_django(port: int, db_dir: str, *, with_post_office: bool) -> str:
     database = dj_database_url.parse(url)
     if database["ENGINE"] == "django.db.backends.sqlite3":
         # The journal mode the reference project sets (site_config/settings.py).
-        database["OPTIONS"] = {"init_command": "PRAGMA journal_mode=WAL"}
+        database["OPTIONS"] = {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL"}
     smtp = {
         "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
         "OPTIONS": {"host": "127.0.0.1", "port": port, "timeout": 30},

@@ -110,15 +110,15 @@ class MailerSession:
         if wire is None:
             return self._send_message(row)
         sender, recipient, data = wire
+        track = self.track
         while True:
-            mark = self.track.start(row) if self.track is not None else None
             try:
                 send_transaction(
                     self.backend.connection,
                     sender,
                     recipient,
                     data,
-                    before_end=mark.result if mark is not None else None,
+                    before_end=(lambda: track.mark(row)) if track is not None else None,
                 )
             except TransactionError as error:
                 if error.connection_lost:
@@ -176,7 +176,7 @@ class MailerSession:
         esp_message_id = ""
         try:
             if self.track is not None:
-                self.track.start(row).result()
+                self.track.mark(row)
             message = build_message(
                 to=row.recipient,
                 subject=row.subject,
@@ -349,8 +349,6 @@ class ChunkSender:
             self._pool.shutdown(wait=True)
         for session in self.sessions:
             session.close()
-        if self.ledger is not None:
-            self.ledger.close()
 
 
 def _drain(session: MailerSession, pending: deque[MailLog], templates: Templates) -> None:

@@ -19,7 +19,8 @@ DATA, RSET, NOOP, QUIT) over a thread per connection, and tests steer it:
   and the connection is closed;
 * ``delay``: seconds to wait before answering the end of DATA (slow server).
 
-``deliveries`` counts, per recipient, the messages stored.
+``deliveries`` counts, per recipient, the messages stored; ``quits`` the
+QUIT commands received (a client that hangs up without one is rude to Postfix).
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ class _Handler(socketserver.StreamRequestHandler):
             elif verb == "NOOP":
                 self.reply("250 2.0.0 OK")
             elif verb == "QUIT":
+                owner.note_quit()
                 self.reply("221 2.0.0 Bye")
                 return
             else:
@@ -163,6 +165,7 @@ class FaultySMTPServer:
         self.deliveries: Counter[str] = Counter()
         self.message_ids: list[str] = []
         self.connections = 0
+        self.quits = 0
         # Set at stop: a "hang" ends then.
         self.hung = threading.Event()
         self._lock = threading.Lock()
@@ -178,6 +181,10 @@ class FaultySMTPServer:
     def note_connection(self) -> None:
         with self._lock:
             self.connections += 1
+
+    def note_quit(self) -> None:
+        with self._lock:
+            self.quits += 1
 
     def next_mail_fault(self) -> str | None:
         with self._lock:

@@ -19,6 +19,7 @@ pytest_plugins = [
     "tests.browser_fixtures",
     "tests.dns_server",
     "tests.faulty_smtp",
+    "tests.postfix_server",
 ]
 
 User = get_user_model()

@@ -169,3 +169,14 @@ def test_a_server_that_never_answers_the_end_of_data_leaves_the_message_in_doubt
     assert rows[A].in_doubt
     assert "timed out" in rows[A].error
     assert faulty_smtp.deliveries == {A: 1, B: 1, C: 1}
+
+
+def test_a_refused_recipient_keeps_the_connection(deliver, faulty_smtp):
+    faulty_smtp.faults[A] = "550_rcpt"
+
+    rows = deliver(faulty_smtp)
+
+    assert (rows[A].status, rows[A].smtp_code) == (MailStatus.FAILED, 550)
+    assert faulty_smtp.deliveries == {B: 1, C: 1}
+    # RSET, then the next message on the same connection.
+    assert faulty_smtp.connections == 1

@@ -93,14 +93,11 @@ def send_transaction(
         # A definite refusal: not delivered, whatever the step.
         stage = "data"
         raise smtplib.SMTPDataError(code, reply)
-    except smtplib.SMTPResponseException as error:
-        if error.smtp_code == 421:
-            # The server is closing the connection; smtplib's mail()/rcpt() leave it open.
-            _close(connection)
-            lost = True
-        else:
-            lost = not _reset(connection)
-        raise TransactionError(error, stage=stage, connection_lost=lost) from error
+    except (smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused) as error:
+        # A reply the server gave (a refusal): the connection may carry on.
+        raise TransactionError(
+            error, stage=stage, connection_lost=not _after_refusal(connection, error)
+        ) from error
     except (smtplib.SMTPException, OSError) as error:
         # Disconnected, timed out, or smtplib refusing to go on: the socket is done for.
         _close(connection)
@@ -113,6 +110,19 @@ def _dot_terminated(data: bytes) -> bytes:
     if not quoted.endswith(b"\r\n"):
         quoted += b"\r\n"
     return quoted + b".\r\n"
+
+
+def _after_refusal(connection: smtplib.SMTP, error: smtplib.SMTPException) -> bool:
+    """Make the connection ready for the next message; ``False`` if it cannot be."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        code = next(iter(error.recipients.values()))[0]
+    else:
+        code = getattr(error, "smtp_code", 0)
+    if code == 421:
+        # The server is closing the connection; smtplib's mail()/rcpt() leave it open.
+        _close(connection)
+        return False
+    return _reset(connection)
 
 
 def _reset(connection: smtplib.SMTP) -> bool:

@@ -40,6 +40,7 @@ __all__ = [
     "MailStatus",
     "MailTrigger",
     "PendingBatch",
+    "SendingProgress",
     "batch_values",
     "can_transition",
     "sources_of",
@@ -124,7 +125,6 @@ class MailLogQuerySet(models.QuerySet["MailLog"]):
             MailStatus.SENDING,
             claimed_by=token,
             attempts=F("attempts") + 1,
-            wire_state=0,
             in_doubt=False,
         )
 
@@ -214,9 +214,6 @@ class MailLog(BatchFields):
     # The whole message went out and no reply came back: it may have been
     # delivered, so it is never retried automatically (the admin asks first).
     in_doubt = models.BooleanField(_("may have been delivered"), default=False)
-    # How far a "sending" row got (mailops.sending.wire.WireState), written
-    # before its final "." so that a dead worker's rows can be told apart.
-    wire_state = models.PositiveSmallIntegerField(_("progress"), default=0, editable=False)
 
     objects = MailLogQuerySet.as_manager()
 
@@ -327,6 +324,24 @@ class MailEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_event_type_display()} ({self.esp})"
+
+
+class SendingProgress(models.Model):
+    """How far one connection got through one claimed chunk (:mod:`mailops.sending.wire`)."""
+
+    # The chunk's claim token (``MailLog.claimed_by``).
+    token = models.CharField(_("claim"), max_length=32, db_index=True, editable=False)
+    # The row whose message is going out (committed before its final ".").
+    on_wire = models.BigIntegerField(_("on the wire"), null=True, editable=False)
+    # Rows done on this connection, space-separated: "pk" accepted, "-pk" not delivered.
+    done = models.TextField(_("done"), blank=True, default="", editable=False)
+
+    class Meta:
+        verbose_name = _("sending progress")
+        verbose_name_plural = _("sending progress")
+
+    def __str__(self) -> str:
+        return f"{self.token}: {self.on_wire} on the wire"
 
 
 class PendingBatch(BatchFields):

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
-from mailops.models import MailLog, MailStatus, MailTrigger
+from mailops.models import MailLog, MailStatus, MailTrigger, SendingProgress
 from mailops.recipients import from_addresses
 from mailops.sending.recovery import recover_stale_sending, stale_sending
 from mailops.services import send_test_mail
@@ -107,8 +107,11 @@ def test_killed_worker_costs_at_most_the_row_on_the_wire(settings, worker_backen
 @pytest.mark.django_db
 def test_recovery_can_requeue_on_request(settings) -> None:
     summary = queue_batch(2)
-    # Both were on the wire when their worker died: in doubt, unless asked to requeue.
-    summary.logs().update(status=MailStatus.SENDING, wire_state=1)
+    # Both were on the wire (two connections) when their worker died: in
+    # doubt, unless asked to requeue.
+    summary.logs().update(status=MailStatus.SENDING, claimed_by="dead-worker-claim")
+    for row in summary.logs():
+        SendingProgress.objects.create(token="dead-worker-claim", on_wire=row.pk)
     MailLog.objects.update(updated_at="2000-01-01T00:00:00Z")
 
     out = StringIO()
@@ -117,3 +120,25 @@ def test_recovery_can_requeue_on_request(settings) -> None:
     assert "2 row(s) stuck in 'sending': 2 requeued, 0 sent, 0 in doubt" in out.getvalue()
     assert "2 sent, 0 failed" in out.getvalue()
     assert set(summary.logs().values_list("status", flat=True)) == {MailStatus.SENT}
+    assert not SendingProgress.objects.exists()
+
+
+@pytest.mark.django_db
+def test_recovery_settles_each_row_by_how_far_it_got() -> None:
+    summary = queue_batch(5)
+    a, b, c, d, e = summary.logs().order_by("pk")
+    summary.logs().update(status=MailStatus.SENDING, claimed_by="dead", attempts=1)
+    # One connection: a accepted, b refused, c on the wire; d and e never attempted.
+    SendingProgress.objects.create(token="dead", on_wire=c.pk, done=f"{a.pk} -{b.pk} ")
+    MailLog.objects.update(updated_at="2000-01-01T00:00:00Z")
+
+    recovered = recover_stale_sending()
+
+    assert (recovered.sent, recovered.in_doubt, recovered.requeued) == (1, 1, 3)
+    rows = {row.pk: row for row in summary.logs()}
+    assert rows[a.pk].status == MailStatus.SENT
+    assert (rows[b.pk].status, rows[b.pk].attempts) == (MailStatus.QUEUED, 1)
+    assert (rows[c.pk].status, rows[c.pk].in_doubt) == (MailStatus.FAILED, True)
+    assert rows[c.pk].error.startswith("in doubt: ")
+    assert {(rows[pk].status, rows[pk].attempts) for pk in (d.pk, e.pk)} == {(MailStatus.QUEUED, 0)}
+    assert not SendingProgress.objects.exists()

@@ -31,6 +31,7 @@ from mailops.sending.pending import unwritten_batches, write_pending_rows
 from mailops.sending.recovery import recover_stale_sending
 from mailops.sending.session import ChunkSender
 from mailops.sending.throttle import RateLimiter, quota_status, rate_for
+from mailops.sending.wire import forget_progress
 
 logger = logging.getLogger("mailops.delivery")
 
@@ -184,6 +185,9 @@ def _deliver_for_mailer(
                 for row in settled:
                     report.add(row.status)
                 record_outcomes(settled)
+                if len(settled) == len(rows):
+                    # Every outcome is in the log: the chunk's progress marks are done with.
+                    forget_progress(rows[0].claimed_by)
             if progress is not None:
                 progress(report)
             if sender.dead is not None:

@@ -3,14 +3,14 @@
 A worker moves rows to ``sending`` when it claims them and records the
 outcomes after the chunk. If it dies in between (SIGKILL, OOM, a lost
 database connection), the rows stay ``sending`` until their lease
-(``MAILOPS["SENDING_LEASE"]``) runs out. Each row's ``wire_state``
-(:mod:`mailops.sending.wire`) then says what became of it:
+(``MAILOPS["SENDING_LEASE"]``) runs out. Each connection's progress
+(:mod:`mailops.sending.wire`) then says what became of them:
 
-* never attempted, or refused before the end of DATA: back to the queue
-  (a never-attempted row gets its attempt back);
 * accepted by the server: ``sent``;
 * on the wire when the worker died: ``failed``, ``in_doubt``, with a reason
-  that says it may have been delivered; at most one per connection.
+  that says it may have been delivered; at most one per connection;
+* refused or dropped before the end of DATA: back to the queue;
+* never attempted: back to the queue, with its attempt given back.
 
 Every delivery run does this for its scope before claiming (so a
 restarted worker carries on by itself); ``mailops_deliver --recover``
@@ -28,8 +28,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from mailops.conf import get_setting
-from mailops.models import MailLog, MailLogQuerySet, MailStatus
-from mailops.sending.wire import WireState
+from mailops.models import MailLog, MailLogQuerySet, MailStatus, SendingProgress
 
 IN_DOUBT_AFTER_CRASH = (
     "in doubt: the delivery worker stopped while this message was on the wire (no "
@@ -71,25 +70,43 @@ def recover_stale_sending(
     stale = stale_sending(lease=lease)
     if batch_id is not None:
         stale = stale.for_batch(batch_id)
-    untouched = stale.filter(wire_state=WireState.UNTOUCHED).move_to(
-        MailStatus.QUEUED,
-        next_attempt_at=None,
-        claimed_by="",
-        # The claim counted an attempt that never happened.
-        attempts=F("attempts") - 1,
-    )
-    retried = stale.filter(wire_state=WireState.NOT_DELIVERED).requeue(
-        "requeued after the delivery worker stopped (the last attempt was not delivered)"
-    )
-    sent = stale.filter(wire_state=WireState.ACCEPTED).mark_sent(at=timezone.now())
-    on_wire = stale.filter(wire_state=WireState.ON_WIRE)
+    tokens = set(stale.order_by().values_list("claimed_by", flat=True).distinct())
+    if not tokens:
+        return Recovered()
+    accepted, not_delivered, on_wire = _progress(tokens)
+    sent = stale.filter(pk__in=accepted).mark_sent(at=timezone.now())
+    doubt = stale.filter(pk__in=on_wire)
+    requeued = 0
+    in_doubt = 0
     if requeue:
-        requeued = on_wire.requeue(
+        requeued += doubt.requeue(
             f"requeued after the delivery worker stopped (no outcome within {lease} s); "
             "the server may already have accepted an earlier attempt"
         )
-        return Recovered(requeued=untouched + retried + requeued, sent=sent)
-    doubt = on_wire.move_to(
-        MailStatus.FAILED, in_doubt=True, error=IN_DOUBT_AFTER_CRASH.format(lease=lease)
+    else:
+        in_doubt = doubt.move_to(
+            MailStatus.FAILED, in_doubt=True, error=IN_DOUBT_AFTER_CRASH.format(lease=lease)
+        )
+    requeued += stale.filter(pk__in=not_delivered).requeue(
+        "requeued after the delivery worker stopped (the last attempt was not delivered)"
     )
-    return Recovered(requeued=untouched + retried, sent=sent, in_doubt=doubt)
+    # What is left was never attempted: the claim counted an attempt that never happened.
+    requeued += stale.move_to(
+        MailStatus.QUEUED, next_attempt_at=None, claimed_by="", attempts=F("attempts") - 1
+    )
+    SendingProgress.objects.filter(token__in=tokens).delete()
+    return Recovered(requeued=requeued, sent=sent, in_doubt=in_doubt)
+
+
+def _progress(tokens: set[str]) -> tuple[set[int], set[int], set[int]]:
+    """(accepted, not delivered, on the wire) row ids from the claims' progress rows."""
+    accepted: set[int] = set()
+    not_delivered: set[int] = set()
+    on_wire: set[int] = set()
+    for progress in SendingProgress.objects.filter(token__in=tokens):
+        for item in progress.done.split():
+            (not_delivered if item.startswith("-") else accepted).add(abs(int(item)))
+        if progress.on_wire is not None:
+            on_wire.add(progress.on_wire)
+    # A row retried on a fresh connection was on the wire last: that counts.
+    return accepted - on_wire, not_delivered - on_wire - accepted, on_wire - accepted

@@ -1,53 +1,41 @@
-"""How far each claimed row got, written as it happens: a dead worker costs one row per connection.
+"""How far each connection got through its chunk: a dead worker costs one row per connection.
 
 A worker claims rows a chunk at a time and writes their outcomes after the
 chunk; if it dies in between, the rows stay ``sending``. To tell which of
-them may go out again, each connection keeps ``MailLog.wire_state`` up to
-date with one UPDATE per message, committed after the server's 354 and
-before the message's final "." is sent:
+them may go out again, each connection keeps one
+:class:`~mailops.models.SendingProgress` row per chunk up to date, with one
+short UPDATE per message committed after the server's 354 and before the
+message's final ".": which row is on the wire, and how the rows before it
+on this connection ended ("pk" accepted, "-pk" not delivered). Recovery
+(:mod:`mailops.sending.recovery`) reads it: accepted rows are sent, the
+row on the wire is in doubt, every other row goes back to the queue.
 
-* ``UNTOUCHED`` (0): claimed, never attempted: back to the queue;
-* ``ON_WIRE`` (1): its data was being sent: in doubt (it may have been
-  delivered), failed for review, never resent automatically;
-* ``ACCEPTED`` (2): the server said 250: sent;
-* ``NOT_DELIVERED`` (3): refused or dropped before the end of DATA: back to
-  the queue.
-
-The UPDATE that puts a row on the wire also records how the previous row
-of the same connection ended, so it is one short statement per message, on
-the sending thread's own database connection (autocommit). On PostgreSQL it
-commits without waiting for the WAL flush; on SQLite it costs what a commit
-costs there: little in WAL mode with ``synchronous=NORMAL`` (what the
-reference project sets), an fsync in rollback-journal mode.
+The progress row is small and none of its indexed columns change, so the
+update is cheap (on PostgreSQL a HOT update); marking the mail log row
+itself would update each of its indexes. The statement runs on the sending
+thread's own database connection (autocommit). On PostgreSQL its commit
+does not wait for the WAL flush; on SQLite it costs what a commit costs
+there: little in WAL mode with ``synchronous=NORMAL`` (what the reference
+project sets), an fsync in rollback-journal mode.
 """
 
 from __future__ import annotations
 
-import enum
-
 from django.db import connections, router
 
-from mailops.models import MailLog
-
-
-class WireState(enum.IntEnum):
-    UNTOUCHED = 0
-    ON_WIRE = 1
-    ACCEPTED = 2
-    NOT_DELIVERED = 3
+from mailops.models import MailLog, SendingProgress
 
 
 class WireLedger:
-    """The statements that mark progress, built once per delivery run."""
+    """The statement that marks progress, built once per delivery run."""
 
     def __init__(self) -> None:
-        self.db = router.db_for_write(MailLog)
-        quote = connections[self.db].ops.quote_name
-        table = quote(MailLog._meta.db_table)
-        pk = quote(MailLog._meta.pk.column or "id")
-        column = quote(MailLog._meta.get_field("wire_state").column or "wire_state")
+        self.db = router.db_for_write(SendingProgress)
+        connection = connections[self.db]
+        quote = connection.ops.quote_name
+        table = quote(SendingProgress._meta.db_table)
         lazy_commit = ""
-        if connections[self.db].vendor == "postgresql":
+        if connection.vendor == "postgresql":
             # This statement's commit need not wait for the WAL flush: a killed
             # worker loses nothing committed; only a crash of PostgreSQL itself
             # could lose the last marks (set_config(..., true) lasts one transaction).
@@ -55,17 +43,13 @@ class WireLedger:
         # Raw SQL, built once from quoted model names (no user input), run on
         # the driver's cursor: the ORM's update(), even Django's cursor
         # wrapper, cost more per message than the statement itself.
-        self._mark = f"UPDATE {table} SET {column} = %s WHERE {pk} = %s{lazy_commit}"  # noqa: S608
-        self._mark_two = (
-            f"UPDATE {table} SET {column} = CASE WHEN {pk} = %s THEN %s ELSE %s END "  # noqa: S608
-            f"WHERE {pk} IN (%s, %s){lazy_commit}"
+        self._mark = (
+            f"UPDATE {table} SET {quote('on_wire')} = %s, "  # noqa: S608
+            f"{quote('done')} = {quote('done')} || %s WHERE {quote('id')} = %s{lazy_commit}"
         )
-        if connections[self.db].vendor == "sqlite":
+        if connection.vendor == "sqlite":
             # The sqlite3 module's own placeholder style.
-            self._mark, self._mark_two = (
-                self._mark.replace("%s", "?"),
-                self._mark_two.replace("%s", "?"),
-            )
+            self._mark = self._mark.replace("%s", "?")
 
     @classmethod
     def for_current_transaction(cls) -> WireLedger | None:
@@ -75,45 +59,57 @@ class WireLedger:
         committed yet: a worker killed there rolls it back anyway, and a
         sending thread's own connection could not see the rows.
         """
-        connection = connections[router.db_for_write(MailLog)]
-        if connection.in_atomic_block:
+        if connections[router.db_for_write(MailLog)].in_atomic_block:
             return None
         return cls()
 
     def track(self) -> WireTrack:
         return WireTrack(self)
 
-    def write(self, pk: int, previous: tuple[int, WireState] | None) -> None:
-        """Mark ``pk`` on the wire (and how ``previous`` ended), on this thread's connection."""
+    def start(self, token: str, pk: int) -> int:
+        """A progress row for one connection's share of a chunk, ``pk`` on the wire; its id."""
+        progress = SendingProgress.objects.using(self.db).create(token=token, on_wire=pk)
+        return int(progress.pk)
+
+    def write(self, progress_id: int, pk: int, done: str) -> None:
+        """Put ``pk`` on the wire and append ``done``, on this thread's own connection."""
         connection = connections[self.db]
-        # Django's autocommit mode is the driver's: each statement commits.
+        # Django's autocommit mode is the driver's: the statement commits.
         connection.ensure_connection()
         with connection.wrap_database_errors:
             cursor = connection.connection.cursor()
             try:
-                if previous is None:
-                    cursor.execute(self._mark, (int(WireState.ON_WIRE), pk))
-                else:
-                    prev_pk, state = previous
-                    cursor.execute(
-                        self._mark_two, (pk, int(WireState.ON_WIRE), int(state), pk, prev_pk)
-                    )
+                cursor.execute(self._mark, (pk, done, progress_id))
             finally:
                 cursor.close()
 
 
 class WireTrack:
-    """One connection's marks: the row going out now, and how the previous one ended."""
+    """One connection's marks: the row going out now, and how the ones before it ended."""
 
     def __init__(self, ledger: WireLedger) -> None:
         self.ledger = ledger
-        self.previous: tuple[int, WireState] | None = None
+        self.token = ""
+        self.progress_id: int | None = None
+        # Outcomes not written yet (they go with the next mark).
+        self.pending = ""
 
     def mark(self, row: MailLog) -> None:
-        """Commit that ``row`` is on the wire (and how the previous row ended)."""
-        previous, self.previous = self.previous, None
-        self.ledger.write(row.pk, previous)
+        """Commit that ``row`` is on the wire (and how the rows before it ended)."""
+        if self.progress_id is None or row.claimed_by != self.token:
+            # A new chunk: the previous one's outcomes are in the mail log already.
+            self.token = row.claimed_by
+            self.progress_id = self.ledger.start(row.claimed_by, row.pk)
+            self.pending = ""
+            return
+        self.ledger.write(self.progress_id, row.pk, self.pending)
+        self.pending = ""
 
     def finish(self, row: MailLog, *, delivered: bool) -> None:
         """Record with the next mark how ``row`` ended (in doubt: leave it on the wire)."""
-        self.previous = (row.pk, WireState.ACCEPTED if delivered else WireState.NOT_DELIVERED)
+        self.pending += f"{row.pk} " if delivered else f"-{row.pk} "
+
+
+def forget_progress(token: str) -> None:
+    """The chunk's outcomes are written: its progress rows are no longer needed."""
+    SendingProgress.objects.filter(token=token).delete()

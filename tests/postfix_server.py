@@ -123,6 +123,15 @@ class PostfixServer:
         path = self.root / "maillog"
         return path.read_text(errors="replace") if path.exists() else ""
 
+    def wait_for_log(self, text: str, *, timeout: float = 10.0) -> str:
+        """The log once it contains ``text`` (Postfix writes it moments after the fact)."""
+        deadline = time.monotonic() + timeout
+        while text not in (log := self.log()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} not in the Postfix log:\n{log[-3000:]}")
+            time.sleep(0.05)
+        return log
+
     def deliveries(self, expected: int, *, timeout: float = 20.0) -> Counter[str]:
         """Recipients of the messages in the Maildir, once ``expected`` arrived (or the timeout)."""
         deadline = time.monotonic() + timeout

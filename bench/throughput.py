@@ -115,6 +115,10 @@ def setup_django(port: int, db_dir: str, *, with_post_office: bool) -> str:
     apps = ["django.contrib.auth", "django.contrib.contenttypes", "mailops"]
     if with_post_office:
         apps.append("post_office")
+    database = dj_database_url.parse(url)
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        # The journal mode the reference project sets (site_config/settings.py).
+        database["OPTIONS"] = {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL"}
     smtp = {
         "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
         "OPTIONS": {"host": "127.0.0.1", "port": port, "timeout": 30},
@@ -123,7 +127,7 @@ def setup_django(port: int, db_dir: str, *, with_post_office: bool) -> str:
         DEBUG=False,
         SECRET_KEY="bench-only",  # noqa: S106 - a throwaway benchmark process
         INSTALLED_APPS=apps,
-        DATABASES={"default": dj_database_url.parse(url)},
+        DATABASES={"default": database},
         USE_TZ=True,
         # post-office renders its messages through Django templates.
         TEMPLATES=[{"BACKEND": "django.template.backends.django.DjangoTemplates"}],

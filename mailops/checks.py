@@ -30,6 +30,7 @@ E015      the self-service page is mounted without the middleware it needs
 W009      the user model has no email field: users cannot be mailed
 W010      the user model has no is_staff/is_active: no ``--staff``
 W011      LOGIN_URL is an admin login, which non-staff users cannot use
+E020      (deploy) tracking webhooks mounted without ``ANYMAIL['WEBHOOK_SECRET']``
 ========  ==========================================================
 """
 
@@ -58,6 +59,7 @@ from mailops.mailers.info import (
     mailers_setting,
 )
 from mailops.recipients import STAFF_FIELDS, has_field
+from mailops.tracking.checks import check_tracking_webhooks
 
 
 def register_checks() -> None:
@@ -77,6 +79,7 @@ def register_checks() -> None:
         check_self_service_middleware,
     ):
         checks.register(host_check, "mailops")
+    checks.register(check_tracking_webhooks, checks.Tags.security, "mailops", deploy=True)
 
 
 CheckFunction = Callable[..., list[checks.CheckMessage]]

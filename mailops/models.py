@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
-from django.db.models import Count, F
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from mailops.exceptions import InvalidTransition
+from mailops.querysets import OUTCOME_FIELDS, MailLogQuerySet
 from mailops.statuses import (
     ACCEPTED_STATUSES,
     ALLOWED_TRANSITIONS,
@@ -33,6 +30,7 @@ __all__ = [
     "ACCEPTED_STATUSES",
     "ALLOWED_TRANSITIONS",
     "BATCH_FIELDS",
+    "OUTCOME_FIELDS",
     "UNFINISHED_STATUSES",
     "ArrivalStatus",
     "BatchFields",
@@ -44,6 +42,7 @@ __all__ = [
     "MailStatus",
     "MailTrigger",
     "PendingBatch",
+    "SendingProgress",
     "batch_values",
     "can_transition",
     "sources_of",
@@ -56,106 +55,6 @@ __all__ = [
 # at hand can use for a case-insensitive prefix search, which Meta.indexes
 # cannot express.
 SUBJECT_PREFIX_LENGTH = 255
-
-
-# The fields a delivery outcome changes on a row (written from the row in memory).
-OUTCOME_FIELDS = (
-    "status",
-    "error",
-    "smtp_code",
-    "sent_at",
-    "esp_message_id",
-    "updated_at",
-    "next_attempt_at",
-)
-
-
-class MailLogQuerySet(models.QuerySet["MailLog"]):
-    """Named selections of the log, and the only way a row's status changes in the database.
-
-    Every status change below is a conditional UPDATE that moves only the rows
-    whose current status may reach the new one (``ALLOWED_TRANSITIONS``): a
-    row another worker already moved, or a replayed webhook, is left alone.
-    """
-
-    def for_batch(self, batch_id: uuid.UUID | str) -> MailLogQuerySet:
-        return self.filter(batch_id=batch_id)
-
-    def queued(self) -> MailLogQuerySet:
-        return self.filter(status=MailStatus.QUEUED)
-
-    def sending(self) -> MailLogQuerySet:
-        return self.filter(status=MailStatus.SENDING)
-
-    def sent(self) -> MailLogQuerySet:
-        return self.filter(status__in=ACCEPTED_STATUSES)
-
-    def failed(self) -> MailLogQuerySet:
-        return self.filter(status=MailStatus.FAILED)
-
-    def rejected(self) -> MailLogQuerySet:
-        return self.filter(status=MailStatus.REJECTED)
-
-    def unfinished(self) -> MailLogQuerySet:
-        """Rows without an outcome yet (queued or being sent)."""
-        return self.filter(status__in=UNFINISHED_STATUSES)
-
-    def claimed_by(self, token: str) -> MailLogQuerySet:
-        """The rows one delivery run claimed (and has not settled yet)."""
-        return self.filter(claimed_by=token, status=MailStatus.SENDING)
-
-    def status_counts(self) -> dict[str, int]:
-        """``{status: count}`` for the rows of this queryset, one query."""
-        rows = self.order_by().values("status").annotate(n=Count("pk"))
-        return {row["status"]: row["n"] for row in rows}
-
-    # --- status changes ----------------------------------------------------------
-
-    def move_to(self, new: str, **fields: Any) -> int:
-        """Set ``status=new`` on the rows allowed to reach it; return how many.
-
-        Rows whose current status may not move to ``new`` are left untouched,
-        which makes concurrent or replayed updates safe.
-        """
-        return self.filter(status__in=sources_of(new)).update(
-            status=new, updated_at=timezone.now(), **fields
-        )
-
-    def claim(self, token: str) -> int:
-        """Queued rows -> ``sending``, marked with the run's ``token``; one attempt more."""
-        return self.queued().move_to(
-            MailStatus.SENDING, claimed_by=token, attempts=F("attempts") + 1
-        )
-
-    def mark_sent(self, *, at: datetime) -> int:
-        """Rows being sent -> ``sent`` at ``at``, with no provider id and no error."""
-        return self.sending().move_to(
-            MailStatus.SENT,
-            error="",
-            smtp_code=None,
-            next_attempt_at=None,
-            esp_message_id="",
-            sent_at=at,
-        )
-
-    def fail(self, reason: str, *, smtp_code: int | None = None, attempt: bool = False) -> int:
-        """Rows without an outcome -> ``failed`` with ``reason`` (``attempt``: it counts as one)."""
-        fields: dict[str, Any] = {"error": reason, "smtp_code": smtp_code}
-        if attempt:
-            fields["attempts"] = F("attempts") + 1
-        return self.move_to(MailStatus.FAILED, **fields)
-
-    def requeue(self, reason: str) -> int:
-        """Rows being sent (or failed) -> ``queued`` again, due at once, saying why."""
-        return self.move_to(MailStatus.QUEUED, next_attempt_at=None, claimed_by="", error=reason)
-
-    def settle(self, rows: Iterable[MailLog]) -> int:
-        """Write the outcomes of ``rows`` (set in memory through ``MailLog.set_status``).
-
-        Only rows still ``sending`` are written: ``bulk_update`` runs its UPDATE
-        on this queryset, so the status guard holds for each row.
-        """
-        return self.sending().bulk_update(list(rows), OUTCOME_FIELDS)
 
 
 class BatchFields(models.Model):
@@ -215,6 +114,9 @@ class MailLog(BatchFields):
     claimed_by = models.CharField(_("claimed by"), max_length=32, blank=True, editable=False)
     # A queued row is not picked up before this time (retry backoff, daily quota).
     next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
+    # The whole message went out and no reply came back: it may have been
+    # delivered, so it is never retried automatically (the admin asks first).
+    in_doubt = models.BooleanField(_("may have been delivered"), default=False)
 
     # Proof of arrival (mailops.arrival): set once the mailbox was read back.
     arrival = models.CharField(
@@ -331,6 +233,24 @@ class MailEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_event_type_display()} ({self.esp})"
+
+
+class SendingProgress(models.Model):
+    """How far one connection got through one claimed chunk (:mod:`mailops.sending.wire`)."""
+
+    # The chunk's claim token (``MailLog.claimed_by``).
+    token = models.CharField(_("claim"), max_length=32, db_index=True, editable=False)
+    # The row whose message is going out (committed before its final ".").
+    on_wire = models.BigIntegerField(_("on the wire"), null=True, editable=False)
+    # Rows done on this connection, space-separated: "pk" accepted, "-pk" not delivered.
+    done = models.TextField(_("done"), blank=True, default="", editable=False)
+
+    class Meta:
+        verbose_name = _("sending progress")
+        verbose_name_plural = _("sending progress")
+
+    def __str__(self) -> str:
+        return f"{self.token}: {self.on_wire} on the wire"
 
 
 class PendingBatch(BatchFields):

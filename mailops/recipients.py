@@ -28,12 +28,29 @@ class Recipient:
         return not self.error
 
 
+# RFC 5321 §4.5.3.1: a path holds at most 256 octets with its brackets, a
+# local part at most 64. Checked before anything reaches the database.
+MAX_ADDRESS_LENGTH = 254
+MAX_LOCAL_PART_LENGTH = 64
+
+
 def check_address(address: str) -> str:
     """The reason ``address`` cannot be used, or ``""`` if it can."""
     if not address.strip():
         return "empty address"
     if any(char in address for char in "\r\n"):
         return "address contains a line break"
+    if len(address) > MAX_ADDRESS_LENGTH:
+        return (
+            f"address is {len(address)} characters long; at most {MAX_ADDRESS_LENGTH} "
+            "are allowed (RFC 5321)"
+        )
+    local_part = address.rpartition("@")[0]
+    if len(local_part) > MAX_LOCAL_PART_LENGTH:
+        return (
+            f"the part before @ is {len(local_part)} characters long; at most "
+            f"{MAX_LOCAL_PART_LENGTH} are allowed (RFC 5321)"
+        )
     try:
         validate_email(address)
     except ValidationError:

@@ -17,6 +17,7 @@ from mailops.exceptions import UnknownMailer
 from mailops.mailers.info import resolve_mailer
 from mailops.sending.batches import plan_delivery, send_test_mail, send_test_mail_to_users
 from mailops.sending.resend import ResendOutcome, ResendPlan, plan_resend, resend_logs
+from mailops.sending.self_service import send_self_service_mail
 from mailops.sending.summary import WORKER_UNREACHABLE, DeliveryPlan, SendSummary
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "plan_resend",
     "resend_logs",
     "resolve_mailer",
+    "send_self_service_mail",
     "send_test_mail",
     "send_test_mail_to_users",
 ]

@@ -10,7 +10,7 @@ large batch will not block it.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db.models import Min
 from django.tasks import TaskResult, task, task_backends
@@ -43,8 +43,12 @@ def deliver_batch_task(batch_id: str) -> dict[str, int]:
     """Deliver the due queued rows of one batch; returns counts by status.
 
     Rows left waiting (a retry's backoff, a daily quota) get a follow-up
-    task scheduled for when the first of them is due.
+    task scheduled for when the first of them is due. A watch task is
+    scheduled first, for after the sending lease: if this worker dies
+    mid-batch, that task (on any worker) settles the rows it left and sends
+    the rest, without an operator.
     """
+    schedule_watch(batch_id)
     report = deliver_batch(
         batch_id,
         chunk_size=get_setting("DELIVERY_CHUNK_SIZE"),
@@ -53,6 +57,17 @@ def deliver_batch_task(batch_id: str) -> dict[str, int]:
     )
     schedule_follow_up(batch_id)
     return report.counts
+
+
+def schedule_watch(batch_id: str | uuid.UUID) -> None:
+    """A delivery task for after the lease, while the batch has unfinished rows.
+
+    It finds nothing to do when this run finishes; the chain ends with the batch.
+    """
+    if not can_defer() or not MailLog.objects.for_batch(batch_id).unfinished().exists():
+        return
+    lease = timedelta(seconds=get_setting("SENDING_LEASE") + 1)
+    enqueue_delivery(batch_id, run_after=timezone.now() + lease)
 
 
 def enqueue_delivery(

@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
@@ -30,9 +29,9 @@ from django.views.decorators.http import require_http_methods
 
 from mailops import services
 from mailops.conf import get_setting
-from mailops.models import MailLog, MailLogQuerySet, MailTrigger
-from mailops.recipients import email_field_name, from_users
+from mailops.recipients import address_of, email_field_name
 from mailops.redaction import redact
+from mailops.sending.self_service import counted_sends, self_service_sends
 
 logger = logging.getLogger("mailops.views")
 
@@ -55,17 +54,12 @@ class SendAllowance:
         return max(0, self.limit - self.used)
 
 
-def self_service_sends(user: Any) -> MailLogQuerySet:
-    """Every self-service row the user triggered."""
-    return MailLog.objects.filter(trigger=MailTrigger.SELF_SERVICE, triggered_by=user)
-
-
 def allowance_for(user: Any, *, now: datetime | None = None) -> SendAllowance:
     """The user's allowance, counted from the mail log (any process, any restart)."""
     limit = int(get_setting("SELF_SERVICE_LIMIT"))
     window = int(get_setting("SELF_SERVICE_WINDOW"))
     now = now or timezone.now()
-    recent = self_service_sends(user).filter(created_at__gt=now - timedelta(seconds=window))
+    recent = counted_sends(user, window=window)
     used = recent.count()
     next_at = None
     if used >= limit:
@@ -118,30 +112,10 @@ def _send_to_self(request: HttpRequest, user: Any) -> None:
     if allowance.limit <= 0:
         messages.warning(request, _("Sending test mails from this page is turned off."))
         return
-    if allowance.remaining <= 0:
-        # Two requests racing past this check at the same moment could each
-        # send; the limit is against abuse, not an exact quota.
-        messages.warning(
-            request,
-            _(
-                "You have already sent %(used)d test mails in the last %(window)s, the "
-                "most allowed. You can send the next one in %(wait)s."
-            )
-            % {
-                "used": allowance.used,
-                "window": _window_text(allowance.window),
-                "wait": timeuntil(allowance.next_at) if allowance.next_at else "?",
-            },
-        )
-        return
     try:
-        summary = services.send_test_mail(
-            # A queryset of one: the service logs an invalid address as rejected.
-            from_users(get_user_model()._default_manager.filter(pk=user.pk)),
-            using=get_setting("DEFAULT_MAILER"),
-            trigger=MailTrigger.SELF_SERVICE,
-            triggered_by=user,
-        )
+        # The service checks the limit again, under a lock: concurrent
+        # requests cannot pass it, and a refusal is logged as a row.
+        summary = services.send_self_service_mail(user, using=get_setting("DEFAULT_MAILER"))
     except ImproperlyConfigured as error:
         logger.error("self-service test mail not sent: %s", redact(str(error)))
         messages.error(
@@ -152,7 +126,25 @@ def _send_to_self(request: HttpRequest, user: Any) -> None:
             ),
         )
         return
+    if summary.limited:
+        _report_limit(request, allowance_for(user))
+        return
     _report(request, summary, address)
+
+
+def _report_limit(request: HttpRequest, allowance: SendAllowance) -> None:
+    messages.warning(
+        request,
+        _(
+            "You have already sent %(used)d test mails in the last %(window)s, the "
+            "most allowed. You can send the next one in %(wait)s."
+        )
+        % {
+            "used": allowance.used,
+            "window": _window_text(allowance.window),
+            "wait": timeuntil(allowance.next_at) if allowance.next_at else "?",
+        },
+    )
 
 
 def _report(request: HttpRequest, summary: services.SendSummary, address: str) -> None:
@@ -192,7 +184,7 @@ def _report(request: HttpRequest, summary: services.SendSummary, address: str) -
 
 
 def _address_of(user: Any) -> str:
-    return str(getattr(user, email_field_name(), "") or "").strip()
+    return address_of(getattr(user, email_field_name(), ""))
 
 
 def _window_text(seconds: int) -> str:

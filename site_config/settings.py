@@ -119,13 +119,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # BEGIN IMMEDIATE waits for it (up to the timeout) instead.
     # WAL: readers do not block the writer, and with synchronous=NORMAL a
     # commit does not wait for the disk (a power cut may lose the last few,
-    # never corrupt): each audited site mail is a commit (README, Performance).
+    # never corrupt): each audited site mail and each delivery's per-message
+    # progress mark (mailops.sending.wire) is a commit.
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
         **DATABASES["default"].get("OPTIONS", {}),
     }
+
+# The debug page and error e-mails mask any value holding a URL with a
+# password (MAILER_URL, DATABASE_URL in runserver's request META), not only
+# settings whose name says "password".
+DEFAULT_EXCEPTION_REPORTER_FILTER = "mailops.redaction.MailopsExceptionReporterFilter"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -20,6 +20,8 @@ pytest_plugins = [
     "tests.browser_fixtures",
     "tests.dns_server",
     "tests.imap_server",
+    "tests.faulty_smtp",
+    "tests.postfix_server",
 ]
 
 User = get_user_model()

@@ -558,6 +558,8 @@ PRODUCTION_ENV = {
     "MAILER_URL": "smtp+tls://ops%40example.com:relay-password@smtp.example.com?timeout=20",
     "DEFAULT_FROM_EMAIL": "ops@example.com",
     "SECURE_SSL_REDIRECT": "1",
+    # The tracking webhooks are mounted: without a secret, check --deploy fails (E020).
+    "ANYMAIL_WEBHOOK_SECRET": "anymail:" + secrets.token_urlsafe(24),
 }
 
 
@@ -584,6 +586,7 @@ def project_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **env: str
 
 # The settings check --deploy looks at (the rest stay the test suite's).
 DEPLOY_SETTINGS = (
+    "ANYMAIL",
     "DEBUG",
     "SECRET_KEY",
     "ALLOWED_HOSTS",

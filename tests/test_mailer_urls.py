@@ -154,7 +154,7 @@ def test_rate_and_daily_quota_on_any_mailer_url_become_its_throttle(tmp_path: Pa
 
 @pytest.mark.parametrize(
     ("query", "message"),
-    [("rate=fast", "rate='fast' is not a number"), ("daily_quota=-5", "greater than zero")],
+    [("rate=fast", "rate= is not a number"), ("daily_quota=-5", "greater than zero")],
 )
 def test_bad_throttle_values_name_the_variable(tmp_path: Path, query: str, message: str) -> None:
     with pytest.raises(MailerURLError) as caught:
@@ -178,7 +178,7 @@ def test_gmail_preset_needs_both_variables(tmp_path: Path) -> None:
         ("smtp://user:hunter22@host:notaport", "not a valid URL"),
         ("smtp+tls://user:hunter22@", "needs a host"),
         ("smtp://user:hunter22@host?tls=yes", "unknown query parameter"),
-        ("smtp://user:hunter22@host?timeout=soon", "timeout='soon' is not a number"),
+        ("smtp://user:hunter22@host?timeout=soon", "timeout= is not a number"),
         ("anymail+pigeon://?api_key=hunter22", "unknown anymail provider 'pigeon'"),
         ("file://relative/dir", "absolute path"),
         ("hunter22", "unknown scheme"),

@@ -107,7 +107,11 @@ def test_the_sixth_send_within_the_hour_is_refused_with_a_friendly_message(
         "You have already sent 5 test mails in the last hour, the most allowed. "
         "You can send the next one in "
     )
-    assert MailLog.objects.count() == 5
+    # The refusal is logged too, as a rejected row that sent nothing.
+    assert MailLog.objects.exclude(status="rejected").count() == 5
+    refusal = MailLog.objects.get(status="rejected")
+    assert (refusal.trigger, refusal.recipient) == ("self_service", "member@example.com")
+    assert refusal.error == "self-service limit reached: 5 of 5 test mails in the last 3600 s"
     assert len(mail.outbox) == 5
     assert response.context["can_send"] is False
     assert "disabled" in response.content.decode()
@@ -120,7 +124,7 @@ def test_the_limit_is_counted_from_the_log_per_user_and_window(
     press_send(member_client)
     press_send(member_client)
     assert shown_messages(press_send(member_client))[0][0] == "warning"
-    assert MailLog.objects.count() == 2
+    assert MailLog.objects.status_counts() == {"sent": 2, "rejected": 1}
 
     # Another user's sends do not count against this one.
     other = make_user("other", "other@example.com")
@@ -134,7 +138,10 @@ def test_the_limit_is_counted_from_the_log_per_user_and_window(
         created_at=timezone.now() - timedelta(seconds=601)
     )
     assert shown_messages(press_send(member_client))[0][0] == "success"
-    assert MailLog.objects.filter(triggered_by=member).count() == 3
+    assert MailLog.objects.filter(triggered_by=member).status_counts() == {
+        "sent": 3,
+        "rejected": 1,
+    }
 
 
 def test_users_without_an_address_are_told_so_and_nothing_is_logged(client, make_user) -> None:

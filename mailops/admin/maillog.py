@@ -70,6 +70,7 @@ DELIVERY_FIELDS = (
     "sent_at",
     "next_attempt_at",
     "smtp_code",
+    "in_doubt",
     "full_error",
     "claimed_by",
 )
@@ -100,6 +101,7 @@ class MailLogAdmin(MailLogColumnsMixin, ResendActionMixin, ExportMixin, admin.Mo
         "status",
         MailerListFilter,
         "trigger",
+        "in_doubt",
         ("created_at", admin.DateFieldListFilter),
         BatchListFilter,
         ArrivalFilter,

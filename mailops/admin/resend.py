@@ -50,7 +50,9 @@ class ResendActionMixin(SendTestMailPermissionMixin, _ModelAdminBase):
     def resend(self, request: HttpRequest, queryset: QuerySet[MailLog]) -> HttpResponse | None:
         """Confirm first (like ``delete_selected``), then resend: one new row per message."""
         require_permission(self, request, permissions.SEND_TEST_MAIL_ACTION)
-        plan = plan_resend(queryset)
+        # Messages that may already have been delivered go again only when ticked.
+        include_in_doubt = request.POST.get("include_in_doubt") == "yes"
+        plan = plan_resend(queryset, include_in_doubt=include_in_doubt)
         if is_confirmed(request):
             outcomes = resend_logs(queryset, triggered_by=request.user, plan=plan)
             self._record_resends(request, queryset, outcomes)
@@ -69,7 +71,7 @@ class ResendActionMixin(SendTestMailPermissionMixin, _ModelAdminBase):
                 "deliveries": plan.deliveries(),
                 "rows": list(queryset.select_related("user").order_by("-pk")[:RESEND_ROWS_SHOWN]),
                 "rows_shown": RESEND_ROWS_SHOWN,
-                "confirm_label": _("Yes, resend") if plan.count else "",
+                "confirm_label": _("Yes, resend") if plan.count or plan.in_doubt else "",
             },
         )
 

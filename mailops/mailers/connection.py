@@ -18,6 +18,7 @@ that is not a message.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import smtplib
 import ssl
@@ -305,6 +306,11 @@ def _check_smtp(info: MailerInfo) -> CheckResult:
         )
     finally:
         if connection is not None:
+            if connection.sock is not None:
+                # A failed check still says goodbye (else Postfix logs "lost
+                # connection after AUTH"); a QUIT that fails changes no outcome.
+                with contextlib.suppress(smtplib.SMTPException, OSError):
+                    connection.quit()
             connection.close()
     return _result(
         info,

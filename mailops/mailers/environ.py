@@ -21,6 +21,7 @@ error reporter hides settings named like ``*PASS*``/``*KEY*`` but would show a
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -157,10 +158,9 @@ def _smtp_entry(
     if "timeout" in query:
         options["timeout"] = _timeout(query.pop("timeout"), variable)
     if query:
-        unknown = ", ".join(sorted(query))
         raise MailerURLError(
             variable,
-            f"unknown query parameter(s) {unknown}; SMTP takes timeout=, from=, rate=, "
+            f"{_unknown(query)}; SMTP takes timeout=, from=, rate=, "
             "daily_quota= and dkim_selector=",
         )
     return {"BACKEND": SMTP_BACKEND, "OPTIONS": options}
@@ -213,12 +213,17 @@ def dkim_selectors_from_url(url: str, *, variable: str) -> tuple[str, list[str]]
     return urlunsplit(parts._replace(query=urlencode(kept))), selectors
 
 
+# Query values are not echoed in errors: a password with an unencoded "?"
+# or "&" ends up in the query, and would be shown.
 def _positive(value: str, variable: str, name: str, kind: type[float] | type[int]) -> float | int:
+    unit = "a whole number" if kind is int else "a number"
     try:
         number = kind(value)
     except ValueError:
-        unit = "a whole number" if kind is int else "a number"
-        raise MailerURLError(variable, f"{name}={value!r} is not {unit}") from None
+        raise MailerURLError(variable, f"{name}= is not {unit}") from None
+    if not math.isfinite(number):
+        # nan and inf parse as floats and would break every send's arithmetic.
+        raise MailerURLError(variable, f"{name}= must be a finite number")
     if number <= 0:
         raise MailerURLError(variable, f"{name} must be greater than zero")
     return number
@@ -228,16 +233,29 @@ def _timeout(value: str, variable: str) -> float:
     try:
         timeout = float(value)
     except ValueError:
-        raise MailerURLError(variable, f"timeout={value!r} is not a number") from None
-    if timeout <= 0:
-        raise MailerURLError(variable, "timeout must be a positive number of seconds")
+        raise MailerURLError(variable, "timeout= is not a number") from None
+    if not math.isfinite(timeout) or timeout <= 0:
+        raise MailerURLError(variable, "timeout must be a positive, finite number of seconds")
     return timeout
+
+
+_PARAMETER_NAME = re.compile(r"[a-z][a-z0-9_]{0,40}")
+
+
+def _unknown(query: Mapping[str, str]) -> str:
+    """Name unknown parameters only when they look like names (never password pieces)."""
+    names = sorted(query)
+    if all(_PARAMETER_NAME.fullmatch(name) for name in names):
+        return f"unknown query parameter(s) {', '.join(names)}"
+    return (
+        "unknown or malformed query parameters (not shown: if a user name or password "
+        "contains '?', '&', '#', '/' or '@', percent-encode it, e.g. '?' as %3F)"
+    )
 
 
 def _refuse_query(variable: str, query: Mapping[str, str]) -> None:
     if query:
-        unknown = ", ".join(sorted(query))
-        raise MailerURLError(variable, f"unknown query parameter(s) {unknown}")
+        raise MailerURLError(variable, _unknown(query))
 
 
 def normalize_app_password(password: str) -> str:

@@ -44,6 +44,9 @@ class Failure:
     transient: bool = False
     # The connection can no longer be used for the following messages.
     connection_lost: bool = False
+    # The whole message reached the server but its reply did not: it may
+    # have been delivered, so it must not be retried automatically.
+    in_doubt: bool = False
 
 
 def describe_failure(error: BaseException, *, mailer: str | None = None) -> Failure:
@@ -86,8 +89,18 @@ def _classify(error: BaseException) -> Failure:
     if isinstance(error, smtplib.SMTPResponseException):
         return _reply("server refused", error.smtp_code, error.smtp_error)
     if isinstance(error, smtplib.SMTPNotSupportedError):
+        said = str(error).rstrip(". ")
+        if "AUTH" in said.upper():
+            # Submission ports (Postfix's smtpd_tls_auth_only) offer AUTH only
+            # after STARTTLS; the connection check gives the same advice.
+            return Failure(
+                f"the server does not offer AUTH on this connection ({said}). If it "
+                "offers it after STARTTLS, use smtp+tls://; if it relays without a "
+                "password, remove the mailer's username and password",
+                connection_lost=True,
+            )
         return Failure(
-            f"the server does not support what the mailer asked for: {error}. "
+            f"the server does not support what the mailer asked for ({said}). "
             "If it is STARTTLS, the server may expect implicit TLS (smtps://, port 465) "
             "or no TLS at all",
             connection_lost=True,

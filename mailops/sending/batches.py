@@ -36,6 +36,9 @@ from mailops.sending.throttle import quota_status
 
 logger = logging.getLogger("mailops.services")
 
+# RFC 5322 §2.1.1: no line of a message over 998 characters (and the log's column).
+MAX_SUBJECT_LENGTH = 998
+
 
 def plan_delivery(count: int, *, using: str | None = None, queue: bool = False) -> DeliveryPlan:
     """How :func:`send_test_mail` would deliver ``count`` messages through ``using``."""
@@ -193,6 +196,11 @@ def _validate(
     body = default_body(alias) if body is None else body
     if any(char in subject for char in "\r\n"):
         raise ValueError("The subject must be a single line.")
+    if len(subject) > MAX_SUBJECT_LENGTH:
+        raise ValueError(
+            f"The subject is {len(subject)} characters long; at most {MAX_SUBJECT_LENGTH} "
+            "are allowed (RFC 5322 line limit)."
+        )
     return alias, subject, body
 
 

@@ -26,9 +26,12 @@ from mailops.conf import get_setting
 from mailops.mailers.errors import Failure
 from mailops.models import MailLog, MailLogQuerySet, MailStatus
 from mailops.redaction import redact
+from mailops.sending.outcomes import backoff, retry_reason
 from mailops.sending.pending import unwritten_batches, write_pending_rows
-from mailops.sending.session import ChunkSender, backoff, retry_reason
+from mailops.sending.recovery import recover_stale_sending
+from mailops.sending.session import ChunkSender
 from mailops.sending.throttle import RateLimiter, quota_status, rate_for
+from mailops.sending.wire import forget_progress
 
 logger = logging.getLogger("mailops.delivery")
 
@@ -105,6 +108,17 @@ def deliver_batch(
     are written (for a progress display).
     """
     report = DeliveryReport()
+    # A dead worker's rows whose lease ran out: unattempted ones go out again below.
+    recovered = recover_stale_sending(batch_id=batch_id)
+    if recovered.total:
+        logger.warning(
+            "recovered %d row(s) a stopped worker left in 'sending': %d requeued, %d sent, "
+            "%d in doubt",
+            recovered.total,
+            recovered.requeued,
+            recovered.sent,
+            recovered.in_doubt,
+        )
     # Rows of a large selection that the request left for a worker to write.
     for pending in [batch_id] if batch_id is not None else unwritten_batches():
         try:
@@ -171,6 +185,9 @@ def _deliver_for_mailer(
                 for row in settled:
                     report.add(row.status)
                 record_outcomes(settled)
+                if len(settled) == len(rows):
+                    # Every outcome is in the log: the chunk's progress marks are done with.
+                    forget_progress(rows[0].claimed_by)
             if progress is not None:
                 progress(report)
             if sender.dead is not None:

@@ -1,48 +1,112 @@
-"""Rows a dead worker left in ``sending``: found by their lease, never silently resent.
+"""Rows a dead worker left in ``sending``: settled by their progress marks, never resent blindly.
 
 A worker moves rows to ``sending`` when it claims them and records the
-outcome after the chunk. If it dies in between (SIGKILL, OOM, a lost
-database connection), those rows stay ``sending``. Whether the server
-accepted any of them cannot be known: SMTP's reply was never read, and the
-message may be in the recipient's inbox already. Resending risks a duplicate;
-doing nothing leaves them stuck. mailops marks them ``failed`` with a reason
-that says exactly that, so an operator reviews them and resends from the
-admin if needed. ``requeue=True`` is the explicit opt-in for sites that
-prefer a possible duplicate to a possible loss.
+outcomes after the chunk. If it dies in between (SIGKILL, OOM, a lost
+database connection), the rows stay ``sending`` until their lease
+(``MAILOPS["SENDING_LEASE"]``) runs out. Each connection's progress
+(:mod:`mailops.sending.wire`) then says what became of them:
+
+* accepted by the server: ``sent``;
+* on the wire when the worker died: ``failed``, ``in_doubt``, with a reason
+  that says it may have been delivered; at most one per connection;
+* refused or dropped before the end of DATA: back to the queue;
+* never attempted: back to the queue, with its attempt given back.
+
+Every delivery run does this for its scope before claiming (so a
+restarted worker carries on by itself); ``mailops_deliver --recover``
+does it on request. ``requeue=True`` also requeues the in-doubt rows, the
+explicit opt-in for sites that prefer a possible duplicate to a possible loss.
 """
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 
+from django.db.models import F
 from django.utils import timezone
 
 from mailops.conf import get_setting
-from mailops.models import MailLog, MailLogQuerySet
+from mailops.models import MailLog, MailLogQuerySet, MailStatus, SendingProgress
+
+IN_DOUBT_AFTER_CRASH = (
+    "in doubt: the delivery worker stopped while this message was on the wire (no "
+    "outcome within {lease} s). The server may have accepted it; it was not resent "
+    "automatically to avoid a duplicate. Check with the recipient and resend it if needed."
+)
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """What recovery did with a dead worker's rows."""
+
+    requeued: int = 0
+    sent: int = 0
+    in_doubt: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.requeued + self.sent + self.in_doubt
 
 
 def stale_sending(*, lease: int | None = None) -> MailLogQuerySet:
     """Rows in ``sending`` whose claim is older than the lease (seconds)."""
     lease = get_setting("SENDING_LEASE") if lease is None else lease
     cutoff = timezone.now() - timedelta(seconds=lease)
-    # The claim is the last write to a "sending" row, so updated_at is its time.
+    # The claim is the last write to a "sending" row (progress marks leave
+    # updated_at alone), so updated_at is its time.
     return MailLog.objects.sending().filter(updated_at__lte=cutoff)
 
 
-def recover_stale_sending(*, lease: int | None = None, requeue: bool = False) -> int:
-    """Fail (or with ``requeue`` re-queue) rows stuck in ``sending``; return how many."""
+def recover_stale_sending(
+    *,
+    lease: int | None = None,
+    requeue: bool = False,
+    batch_id: uuid.UUID | str | None = None,
+) -> Recovered:
+    """Settle rows stuck in ``sending`` past the lease by how far each got."""
     lease = get_setting("SENDING_LEASE") if lease is None else lease
     stale = stale_sending(lease=lease)
+    if batch_id is not None:
+        stale = stale.for_batch(batch_id)
+    tokens = set(stale.order_by().values_list("claimed_by", flat=True).distinct())
+    if not tokens:
+        return Recovered()
+    accepted, not_delivered, on_wire = _progress(tokens)
+    sent = stale.filter(pk__in=accepted).mark_sent(at=timezone.now())
+    doubt = stale.filter(pk__in=on_wire)
+    requeued = 0
+    in_doubt = 0
     if requeue:
-        return stale.requeue(
+        requeued += doubt.requeue(
             f"requeued after the delivery worker stopped (no outcome within {lease} s); "
             "the server may already have accepted an earlier attempt"
         )
-    return stale.fail(
-        (
-            f"needs review: the delivery worker stopped while sending (no outcome within "
-            f"{lease} s). The server may or may not have accepted this message; it was "
-            "not resent automatically to avoid a duplicate. Check with the recipient "
-            "and resend it if needed."
-        ),
+    else:
+        in_doubt = doubt.move_to(
+            MailStatus.FAILED, in_doubt=True, error=IN_DOUBT_AFTER_CRASH.format(lease=lease)
+        )
+    requeued += stale.filter(pk__in=not_delivered).requeue(
+        "requeued after the delivery worker stopped (the last attempt was not delivered)"
     )
+    # What is left was never attempted: the claim counted an attempt that never happened.
+    requeued += stale.move_to(
+        MailStatus.QUEUED, next_attempt_at=None, claimed_by="", attempts=F("attempts") - 1
+    )
+    SendingProgress.objects.filter(token__in=tokens).delete()
+    return Recovered(requeued=requeued, sent=sent, in_doubt=in_doubt)
+
+
+def _progress(tokens: set[str]) -> tuple[set[int], set[int], set[int]]:
+    """(accepted, not delivered, on the wire) row ids from the claims' progress rows."""
+    accepted: set[int] = set()
+    not_delivered: set[int] = set()
+    on_wire: set[int] = set()
+    for progress in SendingProgress.objects.filter(token__in=tokens):
+        for item in progress.done.split():
+            (not_delivered if item.startswith("-") else accepted).add(abs(int(item)))
+        if progress.on_wire is not None:
+            on_wire.add(progress.on_wire)
+    # A row retried on a fresh connection was on the wire last: that counts.
+    return accepted - on_wire, not_delivered - on_wire - accepted, on_wire - accepted

@@ -8,6 +8,11 @@ original subject and body to the original recipient (the address recorded
 in the row, not the user's current one). Usually a selection is one group,
 so one resend run is one new batch.
 
+Rows logged "in doubt" (the server may have accepted them: the connection
+failed after the whole message was sent) are resent only when the caller
+says so explicitly (``include_in_doubt``), so a resend does not duplicate
+a message the recipient already has by accident.
+
 Not resent: ``rejected`` rows (there was no valid address), rows still
 ``queued``/``sending`` (resending would duplicate a message on its way),
 connection checks (no message was sent), and site mail whose body was not
@@ -46,6 +51,10 @@ SITE_WITHOUT_BODY = Q(trigger=MailTrigger.SITE, body="")
 NOT_RESENT_SITE = "site mail without a stored body (MAILOPS STORE_SITE_MAIL_BODY is off)"
 
 
+# Why an in-doubt row is left out unless asked for.
+IN_DOUBT_REASON = "in doubt (the server may already have accepted it)"
+
+
 @dataclass(frozen=True)
 class ResendGroup:
     """Rows that share mailer, subject and body: one new batch."""
@@ -54,11 +63,17 @@ class ResendGroup:
     subject: str
     body: str
     count: int
+    include_in_doubt: bool = False
 
     def originals(self, queryset: QuerySet[MailLog]) -> QuerySet[MailLog]:
-        return queryset.filter(
-            status__in=RESENDABLE, mailer=self.mailer, subject=self.subject, body=self.body
+        return resendable(queryset, include_in_doubt=self.include_in_doubt).filter(
+            mailer=self.mailer, subject=self.subject, body=self.body
         )
+
+
+def resendable(queryset: QuerySet[MailLog], *, include_in_doubt: bool) -> QuerySet[MailLog]:
+    rows = queryset.filter(status__in=RESENDABLE)
+    return rows if include_in_doubt else rows.exclude(in_doubt=True)
 
 
 @dataclass
@@ -70,6 +85,9 @@ class ResendPlan:
     not_resent: dict[str, int] = field(default_factory=dict)
     # The highest selected id: rows written by the resend itself never join it.
     max_pk: int | None = None
+    # Selected rows that may already have been delivered (resent only if included).
+    in_doubt: int = 0
+    include_in_doubt: bool = False
 
     @property
     def count(self) -> int:
@@ -90,24 +108,40 @@ class ResendPlan:
         return result
 
 
-def plan_resend(queryset: QuerySet[MailLog]) -> ResendPlan:
-    """Group the selection and count what is not resent; four aggregate queries."""
+def plan_resend(queryset: QuerySet[MailLog], *, include_in_doubt: bool = False) -> ResendPlan:
+    """Group the selection and count what is not resent; five aggregate queries.
+
+    In-doubt rows are counted in ``plan.in_doubt`` and resent only with
+    ``include_in_doubt``; otherwise they are listed as not resent. Site mail
+    without a stored body cannot be resent at all.
+    """
     queryset = queryset.order_by()
-    plan = ResendPlan(max_pk=queryset.aggregate(top=Max("pk"))["top"])
+    plan = ResendPlan(
+        max_pk=queryset.aggregate(top=Max("pk"))["top"], include_in_doubt=include_in_doubt
+    )
     if site_without_body := queryset.filter(SITE_WITHOUT_BODY).count():
         plan.not_resent[NOT_RESENT_SITE] = site_without_body
     queryset = queryset.exclude(SITE_WITHOUT_BODY)
     for row in queryset.exclude(status__in=RESENDABLE).values("status").annotate(n=Count("pk")):
         reason = NOT_RESENT.get(row["status"], f"status {row['status']!r}")
         plan.not_resent[reason] = plan.not_resent.get(reason, 0) + row["n"]
+    plan.in_doubt = queryset.filter(status__in=RESENDABLE, in_doubt=True).count()
+    if plan.in_doubt and not include_in_doubt:
+        plan.not_resent[IN_DOUBT_REASON] = plan.in_doubt
     groups = (
-        queryset.filter(status__in=RESENDABLE)
+        resendable(queryset, include_in_doubt=include_in_doubt)
         .values("mailer", "subject", "body")
         .annotate(n=Count("pk"))
         .order_by("mailer", "subject")
     )
     plan.groups = [
-        ResendGroup(mailer=g["mailer"], subject=g["subject"], body=g["body"], count=g["n"])
+        ResendGroup(
+            mailer=g["mailer"],
+            subject=g["subject"],
+            body=g["body"],
+            count=g["n"],
+            include_in_doubt=include_in_doubt,
+        )
         for g in groups
     ]
     return plan

@@ -151,11 +151,17 @@ def write_rows(
     return queued
 
 
+def stored_address(address: str) -> str:
+    """``address`` as the log can hold it: an over-long one (rejected anyway) is cut short."""
+    limit = MailLog._meta.get_field("recipient").max_length or 320
+    return address if len(address) <= limit else address[: limit - 1] + "…"
+
+
 def _row_from(template: MailLog, recipient: Recipient, *, message_id: str) -> MailLog:
     row = MailLog(
         **batch_values(template),
         batch_id=template.batch_id,
-        recipient=recipient.address,
+        recipient=stored_address(recipient.address),
         user_id=recipient.user_id,
     )
     if recipient.valid:

@@ -21,66 +21,47 @@ their ``send_messages``.
 
 from __future__ import annotations
 
+import email.policy
 import logging
 from collections import deque
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, wait
-from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.mail import mailers
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
-from django.db import connections
-from django.utils import timezone
+from django.db import DatabaseError, connections
 
-from mailops.conf import get_setting
 from mailops.mailers.errors import Failure, describe_failure
-from mailops.models import MailLog, MailStatus
+from mailops.models import MailLog
 from mailops.recipients import check_address
 from mailops.redaction import redact
 from mailops.sending.composition import MessageTemplate, build_message
+from mailops.sending.outcomes import IN_DOUBT_PREFIX, mark_sent, record_failure
 from mailops.sending.throttle import RateLimiter
+from mailops.sending.transaction import TransactionError, send_transaction
+from mailops.sending.wire import WireLedger, WireTrack
 
 logger = logging.getLogger("mailops.delivery")
 
+# Reconnects after a drop before a message's transaction, without a message sent in between.
+RECONNECTS_IN_A_ROW = 3
+
 # (envelope sender, template) per (subject, body, from); None: needs the full build.
 Templates = dict[tuple[str, str, str], tuple[str, MessageTemplate] | None]
-
-
-def backoff(attempts: int) -> timedelta:
-    """Wait before the next try after ``attempts`` attempts: base, 2x, 4x, ..."""
-    return timedelta(seconds=get_setting("RETRY_BACKOFF") * 2 ** max(0, attempts - 1))
-
-
-def retry_reason(failure: Failure, retry_at: datetime) -> str:
-    when = timezone.localtime(retry_at).strftime("%Y-%m-%d %H:%M:%S %Z")
-    return f"{failure.reason} (will retry at {when})"
-
-
-def record_failure(row: MailLog, failure: Failure, *, retry: bool = False) -> None:
-    """A transient failure with attempts left goes back to the queue; others fail."""
-    now = timezone.now()
-    row.smtp_code = failure.smtp_code
-    row.updated_at = now
-    if retry and failure.transient and row.attempts < get_setting("MAX_ATTEMPTS"):
-        row.set_status(MailStatus.QUEUED)
-        row.next_attempt_at = now + backoff(row.attempts)
-        row.error = retry_reason(failure, row.next_attempt_at)
-        logger.info("mail to %s via %s will be retried: %s", row.recipient, row.mailer, row.error)
-        return
-    row.set_status(MailStatus.FAILED)
-    row.next_attempt_at = None
-    row.error = failure.reason
-    if row.attempts > 1:
-        row.error += f" (after {row.attempts} attempts)"
-    logger.warning("mail to %s via %s failed: %s", row.recipient, row.mailer, row.error)
 
 
 class MailerSession:
     """One connection to a mailer, re-opened after a drop; dead once it cannot be opened."""
 
     def __init__(
-        self, backend: Any, alias: str, *, retry: bool = False, limiter: RateLimiter | None = None
+        self,
+        backend: Any,
+        alias: str,
+        *,
+        retry: bool = False,
+        limiter: RateLimiter | None = None,
+        track: WireTrack | None = None,
     ) -> None:
         self.backend = backend
         self.alias = alias
@@ -89,6 +70,9 @@ class MailerSession:
         self.is_open = False
         # Set when the connection cannot be (re)opened.
         self.dead: Failure | None = None
+        # Progress marks of this connection's rows (None: not kept, see WireLedger).
+        self.track = track
+        self.reconnects_in_a_row = 0
 
     def _open(self) -> Failure | None:
         try:
@@ -118,41 +102,103 @@ class MailerSession:
         if self.dead is not None:
             return False
         self.limiter.wait()
-        wire = self._wire_message(row, templates)
+        try:
+            wire = self._wire_message(row, templates)
+        except ValueError as error:
+            record_failure(row, describe_failure(error, mailer=self.alias))
+            return True
+        if wire is None:
+            return self._send_message(row)
+        sender, recipient, data = wire
+        track = self.track
+        while True:
+            try:
+                send_transaction(
+                    self.backend.connection,
+                    sender,
+                    recipient,
+                    data,
+                    before_end=(lambda: track.mark(row)) if track is not None else None,
+                )
+            except TransactionError as error:
+                if error.connection_lost:
+                    self.close()
+                if error.before_transaction and self._may_reconnect():
+                    # Nothing of this message reached the server: again, on a fresh connection.
+                    self._finish(row, delivered=False)
+                    self.dead = self._open()
+                    if self.dead is not None:
+                        return False
+                    continue
+                self._record_transaction_failure(row, error)
+                return True
+            except DatabaseError as error:
+                # The progress mark failed: the message was not sent, and the
+                # connection waits for its data, so it cannot carry another.
+                self.close()
+                reason = redact(f"[{self.alias}] could not record progress before sending: {error}")
+                record_failure(row, Failure(reason, transient=True), retry=self.retry)
+                self._finish(row, delivered=False)
+                return True
+            self.reconnects_in_a_row = 0
+            self._finish(row, delivered=True)
+            mark_sent(row, esp_message_id="")
+            return True
+
+    def _may_reconnect(self) -> bool:
+        """One reconnect per message, and only a few in a row (a server that keeps dropping)."""
+        if self.reconnects_in_a_row >= RECONNECTS_IN_A_ROW:
+            return False
+        self.reconnects_in_a_row += 1
+        return True
+
+    def _finish(self, row: MailLog, *, delivered: bool) -> None:
+        if self.track is not None:
+            self.track.finish(row, delivered=delivered)
+
+    def _record_transaction_failure(self, row: MailLog, error: TransactionError) -> None:
+        if not error.in_doubt:
+            record_failure(row, describe_failure(error.error, mailer=self.alias), retry=self.retry)
+            self._finish(row, delivered=False)
+            return
+        # Its progress mark stays "on the wire": a worker that dies now leaves it in doubt too.
+        cause = describe_failure(error.error).reason
+        reason = (
+            f"[{self.alias}] {IN_DOUBT_PREFIX}the connection failed after the whole message "
+            f"was sent and before the server answered ({cause}). The server may have "
+            "accepted it, so it was not retried automatically; check with the recipient "
+            "before resending"
+        )
+        record_failure(row, Failure(reason, connection_lost=True, in_doubt=True))
+
+    def _send_message(self, row: MailLog) -> bool:
+        """A full message through the backend's ``send_messages`` (anymail, locmem, subclasses)."""
         esp_message_id = ""
         try:
-            if wire is not None:
-                # What the backend's send_messages() would do, minus rebuilding the message.
-                sender, data = wire
-                self.backend.connection.sendmail(sender, [row.recipient], data)
-                accepted = 1
-            else:
-                message = build_message(
-                    to=row.recipient,
-                    subject=row.subject,
-                    body=row.body,
-                    from_email=row.from_email,
-                    message_id=row.message_id,
-                    mailer=self.alias,
-                )
-                accepted = self.backend.send_messages([message])
-                esp_message_id = _esp_message_id(message)
+            if self.track is not None:
+                self.track.mark(row)
+            message = build_message(
+                to=row.recipient,
+                subject=row.subject,
+                body=row.body,
+                from_email=row.from_email,
+                message_id=row.message_id,
+                mailer=self.alias,
+            )
+            accepted = self.backend.send_messages([message])
+            esp_message_id = _esp_message_id(message)
         except Exception as error:  # noqa: BLE001 - a refused message is data, not a crash
             failure = describe_failure(error, mailer=self.alias)
             record_failure(row, failure, retry=self.retry)
+            self._finish(row, delivered=False)
             if failure.connection_lost:
                 self.close()
             return True
+        self._finish(row, delivered=bool(accepted))
         if not accepted:
             record_failure(row, Failure(f"[{self.alias}] the mailer accepted no message"))
             return True
-        row.set_status(MailStatus.SENT)
-        row.error = ""
-        row.smtp_code = None
-        row.next_attempt_at = None
-        row.sent_at = timezone.now()
-        row.esp_message_id = esp_message_id
-        row.updated_at = row.sent_at
+        mark_sent(row, esp_message_id=esp_message_id)
         return True
 
     def drain(self, pending: deque[MailLog], templates: Templates) -> None:
@@ -166,15 +212,36 @@ class MailerSession:
                 # Not sent: another connection may still take it.
                 pending.appendleft(row)
 
-    def _wire_message(self, row: MailLog, templates: Templates) -> tuple[str, bytes] | None:
-        """Envelope sender and bytes for the open SMTP connection, or ``None``: full build."""
+    def _wire_message(self, row: MailLog, templates: Templates) -> tuple[str, str, bytes] | None:
+        """Envelope and bytes for the open SMTP connection, or ``None``: not Django's SMTP backend.
+
+        Raises ``ValueError`` for a message that cannot be built.
+        """
         # Templates exist only for Django's own SMTP backend.
-        cached = templates.get((row.subject, row.body, row.from_email))
-        if cached is None or self.backend.connection is None:
+        if (row.subject, row.body, row.from_email) not in templates:
             return None
-        sender, template = cached
-        data = template.render(to=row.recipient, message_id=row.message_id)
-        return None if data is None else (sender, data)
+        if self.backend.connection is None:
+            return None
+        cached = templates[(row.subject, row.body, row.from_email)]
+        if cached is not None:
+            sender, template = cached
+            data = template.render(to=row.recipient, message_id=row.message_id)
+            if data is not None:
+                return sender, row.recipient, data
+        # What the backend's _send() would send, step by step here (see transaction).
+        message = build_message(
+            to=row.recipient,
+            subject=row.subject,
+            body=row.body,
+            from_email=row.from_email,
+            message_id=row.message_id,
+            mailer=self.alias,
+        )
+        return (
+            self.backend.prep_address(message.from_email),
+            self.backend.prep_address(row.recipient),
+            message.message(policy=email.policy.SMTP).as_bytes(),
+        )
 
     def close(self) -> None:
         if self.is_open:
@@ -198,8 +265,17 @@ class ChunkSender:
         # Raises InvalidMailer before anything is sent.
         backends = [mailers[alias] for _ in range(count)]
         self.alias = alias
+        # Progress marks, so that a killed worker costs at most the row on each wire.
+        self.ledger = WireLedger.for_current_transaction()
         self.sessions = [
-            MailerSession(backend, alias, retry=retry, limiter=limiter) for backend in backends
+            MailerSession(
+                backend,
+                alias,
+                retry=retry,
+                limiter=limiter,
+                track=self.ledger.track() if self.ledger is not None else None,
+            )
+            for backend in backends
         ]
         # Only Django's own SMTP backend: a subclass may change what is sent.
         self.sends_bytes = type(backends[0]) is SMTPBackend

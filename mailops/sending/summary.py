@@ -39,6 +39,8 @@ class SendSummary:
     resumes_at: datetime | None = None
     # Why the batch could not be handed to the worker (its rows stay queued).
     worker_error: str = ""
+    # A self-service send refused by the per-user limit (logged as rejected).
+    limited: bool = False
 
     @property
     def worker_notice(self) -> str:

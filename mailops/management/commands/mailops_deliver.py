@@ -35,13 +35,15 @@ class Command(BaseCommand):
         parser.add_argument(
             "--recover",
             action="store_true",
-            help="First mark rows stuck in 'sending' past MAILOPS['SENDING_LEASE'] as "
-            "failed (needs review): their delivery outcome is unknown.",
+            help="First settle rows stuck in 'sending' past MAILOPS['SENDING_LEASE'] and "
+            "report them: never attempted ones are requeued, accepted ones marked sent, "
+            "the one on the wire per connection failed as 'in doubt' (needs review). "
+            "Every delivery run does this by itself; this option reports it.",
         )
         parser.add_argument(
             "--requeue-stale",
             action="store_true",
-            help="With --recover: requeue stuck rows instead (may send a message twice).",
+            help="With --recover: requeue the in-doubt rows too (may send a message twice).",
         )
         parser.add_argument(
             "--lease", type=int, metavar="SECONDS", help="Override MAILOPS['SENDING_LEASE']."
@@ -69,9 +71,12 @@ class Command(BaseCommand):
             recovered = recover_stale_sending(
                 lease=options["lease"], requeue=options["requeue_stale"]
             )
-            verb = "requeued" if options["requeue_stale"] else "marked failed (needs review)"
-            if recovered or options["verbosity"] >= 1:
-                self.stdout.write(f"{recovered} row(s) stuck in 'sending' {verb}.")
+            if recovered.total or options["verbosity"] >= 1:
+                self.stdout.write(
+                    f"{recovered.total} row(s) stuck in 'sending': {recovered.requeued} "
+                    f"requeued, {recovered.sent} sent, {recovered.in_doubt} in doubt "
+                    "(failed, needs review)."
+                )
 
         totals: dict[str, int] = {}
         meter = self._meter(batch_id, options)

@@ -1,0 +1,125 @@
+"""The one status machine: the only way a ``MailLog`` row's status changes in the database.
+
+Named selections of the log, and conditional UPDATEs that move only the rows
+whose current status may reach the new one (``ALLOWED_TRANSITIONS`` in
+:mod:`mailops.statuses`). ``MailLog.objects`` is ``MailLogQuerySet.as_manager()``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from django.db import models
+from django.db.models import Count, F
+from django.utils import timezone
+
+from mailops.statuses import ACCEPTED_STATUSES, UNFINISHED_STATUSES, MailStatus, sources_of
+
+if TYPE_CHECKING:
+    from mailops.models import MailLog
+
+# The fields a delivery outcome changes on a row (written from the row in memory).
+OUTCOME_FIELDS = (
+    "status",
+    "error",
+    "smtp_code",
+    "sent_at",
+    "esp_message_id",
+    "updated_at",
+    "next_attempt_at",
+    "in_doubt",
+)
+
+
+class MailLogQuerySet(models.QuerySet["MailLog"]):
+    """Named selections of the log, and the only way a row's status changes in the database.
+
+    Every status change below is a conditional UPDATE that moves only the rows
+    whose current status may reach the new one (``ALLOWED_TRANSITIONS``): a
+    row another worker already moved, or a replayed webhook, is left alone.
+    """
+
+    def for_batch(self, batch_id: uuid.UUID | str) -> MailLogQuerySet:
+        return self.filter(batch_id=batch_id)
+
+    def queued(self) -> MailLogQuerySet:
+        return self.filter(status=MailStatus.QUEUED)
+
+    def sending(self) -> MailLogQuerySet:
+        return self.filter(status=MailStatus.SENDING)
+
+    def sent(self) -> MailLogQuerySet:
+        return self.filter(status__in=ACCEPTED_STATUSES)
+
+    def failed(self) -> MailLogQuerySet:
+        return self.filter(status=MailStatus.FAILED)
+
+    def rejected(self) -> MailLogQuerySet:
+        return self.filter(status=MailStatus.REJECTED)
+
+    def unfinished(self) -> MailLogQuerySet:
+        """Rows without an outcome yet (queued or being sent)."""
+        return self.filter(status__in=UNFINISHED_STATUSES)
+
+    def claimed_by(self, token: str) -> MailLogQuerySet:
+        """The rows one delivery run claimed (and has not settled yet)."""
+        return self.filter(claimed_by=token, status=MailStatus.SENDING)
+
+    def status_counts(self) -> dict[str, int]:
+        """``{status: count}`` for the rows of this queryset, one query."""
+        rows = self.order_by().values("status").annotate(n=Count("pk"))
+        return {row["status"]: row["n"] for row in rows}
+
+    # --- status changes ----------------------------------------------------------
+
+    def move_to(self, new: str, **fields: Any) -> int:
+        """Set ``status=new`` on the rows allowed to reach it; return how many.
+
+        Rows whose current status may not move to ``new`` are left untouched,
+        which makes concurrent or replayed updates safe.
+        """
+        return self.filter(status__in=sources_of(new)).update(
+            status=new, updated_at=timezone.now(), **fields
+        )
+
+    def claim(self, token: str) -> int:
+        """Queued rows -> ``sending``, marked with the run's ``token``; one attempt more."""
+        return self.queued().move_to(
+            MailStatus.SENDING,
+            claimed_by=token,
+            attempts=F("attempts") + 1,
+            in_doubt=False,
+        )
+
+    def mark_sent(self, *, at: datetime) -> int:
+        """Rows being sent -> ``sent`` at ``at``, with no provider id and no error."""
+        return self.sending().move_to(
+            MailStatus.SENT,
+            error="",
+            smtp_code=None,
+            next_attempt_at=None,
+            esp_message_id="",
+            sent_at=at,
+        )
+
+    def fail(self, reason: str, *, smtp_code: int | None = None, attempt: bool = False) -> int:
+        """Rows without an outcome -> ``failed`` with ``reason`` (``attempt``: it counts as one)."""
+        fields: dict[str, Any] = {"error": reason, "smtp_code": smtp_code}
+        if attempt:
+            fields["attempts"] = F("attempts") + 1
+        return self.move_to(MailStatus.FAILED, **fields)
+
+    def requeue(self, reason: str) -> int:
+        """Rows being sent (or failed) -> ``queued`` again, due at once, saying why."""
+        return self.move_to(MailStatus.QUEUED, next_attempt_at=None, claimed_by="", error=reason)
+
+    def settle(self, rows: Iterable[MailLog]) -> int:
+        """Write the outcomes of ``rows`` (set in memory through ``MailLog.set_status``).
+
+        Only rows still ``sending`` are written: ``bulk_update`` runs its UPDATE
+        on this queryset, so the status guard holds for each row.
+        """
+        return self.sending().bulk_update(list(rows), OUTCOME_FIELDS)

@@ -1,0 +1,62 @@
+"""A row's outcome, set in memory by the send loop: sent, failed, queued again for a retry."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+
+from mailops.conf import get_setting
+from mailops.mailers.errors import Failure
+from mailops.models import MailLog, MailStatus
+
+logger = logging.getLogger("mailops.delivery")
+
+# What an in-doubt row's error starts with (the admin and the README name it).
+IN_DOUBT_PREFIX = "in doubt: "
+
+
+def backoff(attempts: int) -> timedelta:
+    """Wait before the next try after ``attempts`` attempts: base, 2x, 4x, ..."""
+    return timedelta(seconds=get_setting("RETRY_BACKOFF") * 2 ** max(0, attempts - 1))
+
+
+def retry_reason(failure: Failure, retry_at: datetime) -> str:
+    when = timezone.localtime(retry_at).strftime("%Y-%m-%d %H:%M:%S %Z")
+    return f"{failure.reason} (will retry at {when})"
+
+
+def record_failure(row: MailLog, failure: Failure, *, retry: bool = False) -> None:
+    """A transient failure with attempts left goes back to the queue; others fail."""
+    now = timezone.now()
+    row.smtp_code = failure.smtp_code
+    row.updated_at = now
+    if (
+        retry
+        and failure.transient
+        and not failure.in_doubt
+        and row.attempts < get_setting("MAX_ATTEMPTS")
+    ):
+        row.set_status(MailStatus.QUEUED)
+        row.next_attempt_at = now + backoff(row.attempts)
+        row.error = retry_reason(failure, row.next_attempt_at)
+        logger.info("mail to %s via %s will be retried: %s", row.recipient, row.mailer, row.error)
+        return
+    row.set_status(MailStatus.FAILED)
+    row.in_doubt = failure.in_doubt
+    row.next_attempt_at = None
+    row.error = failure.reason
+    if row.attempts > 1:
+        row.error += f" (after {row.attempts} attempts)"
+    logger.warning("mail to %s via %s failed: %s", row.recipient, row.mailer, row.error)
+
+
+def mark_sent(row: MailLog, *, esp_message_id: str) -> None:
+    row.set_status(MailStatus.SENT)
+    row.error = ""
+    row.smtp_code = None
+    row.next_attempt_at = None
+    row.sent_at = timezone.now()
+    row.esp_message_id = esp_message_id
+    row.updated_at = row.sent_at

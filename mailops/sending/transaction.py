@@ -1,0 +1,149 @@
+"""One SMTP transaction (MAIL, RCPT, DATA) on an open smtplib connection, step by step.
+
+``smtplib.SMTP.sendmail()`` hides which step failed, and that is what
+decides whether a failed message may be sent again (RFC 5321 §4.1.1.4,
+§6.1): once the final "." of DATA is sent, the server may have accepted
+the message even if its reply never arrives. So the steps are run here one
+by one and a failure says where it happened:
+
+* ``mail``: nothing of this message reached the server (a connection that
+  died since the last message, a 421 at MAIL): retry at once on a fresh
+  connection;
+* ``rcpt``/``data``: refused or dropped before the end of the message: safe
+  to retry later, like any transient failure;
+* ``after_dot``: the message was sent and its reply was lost: in doubt,
+  never retried automatically.
+"""
+
+from __future__ import annotations
+
+import re
+import smtplib
+from collections.abc import Callable
+from typing import Literal
+
+Stage = Literal["mail", "rcpt", "data", "after_dot"]
+
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+class TransactionError(Exception):
+    """A transaction that did not end in a 250: the error and the step it failed at."""
+
+    def __init__(self, error: BaseException, *, stage: Stage, connection_lost: bool) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.stage = stage
+        # The connection cannot carry the next message (closed, or its state unknown).
+        self.connection_lost = connection_lost
+
+    @property
+    def in_doubt(self) -> bool:
+        """The whole message was sent and no verdict came back: it may have been delivered."""
+        return self.stage == "after_dot"
+
+    @property
+    def before_transaction(self) -> bool:
+        """Nothing of this message reached the server: safe to send again at once."""
+        return self.stage == "mail" and self.connection_lost
+
+
+def send_transaction(
+    connection: smtplib.SMTP,
+    sender: str,
+    recipient: str,
+    data: bytes,
+    *,
+    before_end: Callable[[], None] | None = None,
+) -> None:
+    """Send ``data`` to ``recipient``; raise :class:`TransactionError` unless the server said 250.
+
+    ``before_end`` runs after the server's 354 and before the message is
+    sent: the last moment at which the message certainly was not delivered.
+    """
+    stage: Stage = "mail"
+    try:
+        connection.ehlo_or_helo_if_needed()
+        options = []
+        if connection.does_esmtp and connection.has_extn("size"):
+            options.append(f"size={len(data)}")
+        code, reply = connection.mail(sender, options)
+        if code != 250:
+            raise smtplib.SMTPSenderRefused(code, reply, sender)
+        stage = "rcpt"
+        code, reply = connection.rcpt(recipient)
+        if code not in (250, 251):
+            raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
+        stage = "data"
+        connection.putcmd("data")
+        code, reply = connection.getreply()
+        if code != 354:
+            raise smtplib.SMTPDataError(code, reply)
+        if before_end is not None:
+            before_end()
+        # sendall() raises unless every byte, the final "." included, was handed over.
+        connection.send(_dot_terminated(data))
+        stage = "after_dot"
+        code, reply = connection.getreply()
+        if code == 250:
+            return
+        if not 400 <= code < 600:
+            # A reply that is not one (-1: unreadable): no verdict either way.
+            raise smtplib.SMTPServerDisconnected(f"unreadable reply to the end of DATA: {code}")
+        # A definite refusal: not delivered, whatever the step.
+        stage = "data"
+        raise smtplib.SMTPDataError(code, reply)
+    except (smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused) as error:
+        # A reply the server gave (a refusal): the connection may carry on.
+        raise TransactionError(
+            error, stage=stage, connection_lost=not _after_refusal(connection, error)
+        ) from error
+    except (smtplib.SMTPException, OSError) as error:
+        # Disconnected, timed out, or smtplib refusing to go on: the socket is done for.
+        _close(connection)
+        raise TransactionError(error, stage=stage, connection_lost=True) from error
+
+
+def _dot_terminated(data: bytes) -> bytes:
+    """What smtplib's ``data()`` sends: leading dots doubled, ending in CRLF "." CRLF."""
+    quoted = _LEADING_DOT.sub(b"..", data)
+    if not quoted.endswith(b"\r\n"):
+        quoted += b"\r\n"
+    return quoted + b".\r\n"
+
+
+def _after_refusal(connection: smtplib.SMTP, error: smtplib.SMTPException) -> bool:
+    """Make the connection ready for the next message; ``False`` if it cannot be."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        code = next(iter(error.recipients.values()))[0]
+    else:
+        code = getattr(error, "smtp_code", 0)
+    if code == 421:
+        # The server is closing the connection; smtplib's mail()/rcpt() leave it open.
+        _close(connection)
+        return False
+    return _reset(connection)
+
+
+def _reset(connection: smtplib.SMTP) -> bool:
+    """RSET after a refusal; ``False`` if the connection cannot go on (421, drop)."""
+    if connection.sock is None:
+        return False
+    try:
+        code, _reply = connection.rset()
+    except (smtplib.SMTPException, OSError):
+        _close(connection)
+        return False
+    if code != 250:
+        # Postfix answers RSET with 421 and hangs up after too many errors.
+        _close(connection)
+        return False
+    return True
+
+
+def _close(connection: smtplib.SMTP) -> None:
+    try:
+        connection.close()
+    except OSError:
+        # Closing a socket that is already gone changes nothing.
+        return

@@ -18,6 +18,7 @@ W005      an SMTP mailer without a timeout
 W006      a Gmail mailer whose From is not the signed-in account
 W007      DEBUG on while a mailer delivers real mail
 W008      an unknown key in ``MAILOPS``
+W012      a real SMTP relay with a sender whose domain is not fully qualified
 E010      ``MAILOPS['DNS_NAMESERVERS']`` is not a list of ip[:port]
 E011      ``MAILOPS['DKIM_SELECTORS']`` is not ``{alias: [selector, ...]}``
 E012      ``MAILOPS['DNS_TIMEOUT']`` is not a positive number

@@ -672,3 +672,40 @@ def test_https_settings_can_be_set_from_the_environment(monkeypatch, tmp_path) -
     assert configured["SECURE_HSTS_SECONDS"] == 3600
     assert configured["SECURE_HSTS_PRELOAD"] is False
     assert configured["SECURE_PROXY_SSL_HEADER"] == ("HTTP_X_FORWARDED_PROTO", "https")
+
+
+# --- W012: a sender domain that relays refuse ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "sender", "warned"),
+    [
+        ("smtp.example.com", "mailops@localhost", True),
+        ("smtp.example.com", "Ops <ops@mailhost>", True),
+        ("smtp.example.com", "ops@example.com", False),
+        ("127.0.0.1", "mailops@localhost", False),  # a local catcher takes anything
+    ],
+)
+def test_a_real_relay_with_an_unqualified_sender_is_warned_about(
+    settings, host: str, sender: str, warned: bool
+) -> None:
+    settings.MAILERS = {"default": smtp(host=host)}
+    settings.DEFAULT_FROM_EMAIL = sender
+
+    messages = check_mailers()
+
+    assert ("mailops.W012" in ids(messages)) is warned
+    if warned:
+        warning = find(messages, "mailops.W012")
+        assert "reject_non_fqdn_sender" in warning.msg
+        assert "DEFAULT_FROM_EMAIL" in warning.hint
+
+
+def test_the_unqualified_sender_warning_names_the_per_mailer_setting(settings) -> None:
+    settings.MAILERS = {"relay": smtp()}
+    settings.MAILOPS = {**settings.MAILOPS, "DEFAULT_MAILER": "relay"}
+    settings.MAILOPS["FROM_EMAILS"] = {"relay": "root@box"}
+
+    warning = find(check_mailers(), "mailops.W012")
+
+    assert "MAILOPS['FROM_EMAILS']['relay']" in warning.hint

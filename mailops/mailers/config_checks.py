@@ -146,6 +146,7 @@ def _smtp_checks(info: MailerInfo) -> list[checks.CheckMessage]:
         messages += _buildable(info)
     messages += _host_spelling(info)
     messages += _port_and_tls(info)
+    messages += _unqualified_sender(info)
     if info.timeout is None:
         messages.append(
             checks.Warning(
@@ -345,5 +346,30 @@ def _gmail_from(info: MailerInfo) -> list[checks.CheckMessage]:
             f"{address!r} under Gmail settings → Accounts → Send mail as. "
             + SILENCE.format(id="mailops.W006"),
             id="mailops.W006",
+        )
+    ]
+
+
+def _unqualified_sender(info: MailerInfo) -> list[checks.CheckMessage]:
+    """W012: a real relay asked to send from a domain without a dot (``mailops@localhost``)."""
+    if not info.delivers_real_mail:
+        return []
+    address = parseaddr(from_email_for(info.alias))[1]
+    domain = address.rpartition("@")[2].rstrip(".")
+    if "." in domain and not domain.startswith("["):
+        return []
+    source = (
+        f"MAILOPS['FROM_EMAILS'][{info.alias!r}]"
+        if info.alias in (get_setting("FROM_EMAILS") or {})
+        else "DEFAULT_FROM_EMAIL"
+    )
+    return [
+        checks.Warning(
+            f"Mailer {info.alias!r} ({info.host}) sends from {address or '(no address)'!r}, "
+            "whose domain is not fully qualified: relays that check the sender "
+            "(Postfix's reject_non_fqdn_sender, most providers) refuse every message.",
+            hint=f"Set {source} to an address at your own domain, e.g. ops@example.com. "
+            + SILENCE.format(id="mailops.W012"),
+            id="mailops.W012",
         )
     ]

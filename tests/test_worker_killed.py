@@ -166,3 +166,84 @@ def test_a_killed_db_worker_costs_at_most_the_message_on_the_wire(site, faulty_s
     assert set(faulty_smtp.deliveries) | doubt == set(RECIPIENTS)
     # The never-attempted rows got their attempt back: one each.
     assert Counter(row["attempts"] for row in fields.values()) == {1: len(RECIPIENTS)}
+
+
+# --- the same with a Celery worker (TASKS_BACKEND=celery, Redis on loopback) -----------
+
+CELERY_BROKER = "redis://127.0.0.1:6379/15"
+
+
+def start_celery_worker(env: dict[str, str], queue: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "mailops.task_backends.celery_app",
+            "worker",
+            "--pool",
+            "solo",
+            "--queues",
+            queue,
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel",
+            "WARNING",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_a_killed_celery_worker_costs_at_most_the_message_on_the_wire(site, faulty_smtp) -> None:
+    queue = f"mailops-killed-{uuid.uuid4().hex}"
+    env = {
+        **site,
+        "CELERY_BROKER_URL": CELERY_BROKER,
+        "MAILOPS_TEST_TASKS": json.dumps(
+            {
+                "default": {
+                    "BACKEND": "mailops.task_backends.celery.CeleryBackend",
+                    "OPTIONS": {"QUEUE": queue},
+                }
+            }
+        ),
+    }
+    migrated = manage(env, "migrate", "--noinput")
+    assert migrated.returncode == 0, migrated.stderr
+    queued = manage(env, "sendtestmail", "--async", *RECIPIENTS)
+    assert queued.returncode == 0, queued.stderr
+    faulty_smtp.delay = 0.3
+
+    first = start_celery_worker(env, queue)
+    try:
+        wait_for(lambda: sum(faulty_smtp.deliveries.values()) >= 5, timeout=60)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.communicate(timeout=10)
+    faulty_smtp.delay = 0.0
+    assert sum(faulty_smtp.deliveries.values()) < len(RECIPIENTS)
+
+    # A new worker resumes the batch on start and recovers the dead one's rows
+    # once the lease is over: nobody runs mailops_deliver.
+    second = start_celery_worker(env, queue)
+    try:
+        wait_for(lambda: unfinished(env) == 0, timeout=60)
+    finally:
+        second.terminate()
+        output = second.communicate(timeout=30)[0]
+    assert "Traceback" not in output, output
+
+    rows = json.loads(manage(env, "dumpdata", "mailops.MailLog", "--format", "json").stdout)
+    fields = {row["fields"]["recipient"]: row["fields"] for row in rows}
+    doubt = {address for address, row in fields.items() if row["status"] != "sent"}
+    assert len(doubt) <= 1, doubt
+    for address in doubt:
+        assert (fields[address]["status"], fields[address]["in_doubt"]) == ("failed", True)
+    assert max(faulty_smtp.deliveries.values()) == 1, "a message was delivered twice"
+    assert set(faulty_smtp.deliveries) | doubt == set(RECIPIENTS)

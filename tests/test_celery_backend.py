@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -15,7 +13,7 @@ from mailops.models import MailStatus, MailTrigger
 from mailops.recipients import from_addresses
 from mailops.services import send_test_mail
 from tests.scale_fixtures import use_server
-from tests.worker_processes import shared_database, worker_env
+from tests.worker_processes import shared_database, start_celery_worker, worker_env
 
 ROOT = Path(__file__).resolve().parent.parent
 BROKER = "redis://127.0.0.1:6379/15"
@@ -57,30 +55,7 @@ def test_celery_worker_delivers_a_queued_batch(settings, celery_queue, plain_smt
     use_server(settings, plain_smtp)
     env = worker_env(plain_smtp, tasks=settings.TASKS)
     env["CELERY_BROKER_URL"] = BROKER
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "mailops.task_backends.celery_app",
-            "worker",
-            "--pool",
-            "solo",
-            "--queues",
-            celery_queue,
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel",
-            "WARNING",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    worker = start_celery_worker(env, celery_queue)
     try:
         summary = send_test_mail(
             from_addresses(["a@example.com", "b@example.com", "c@example.com"]),

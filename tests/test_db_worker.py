@@ -18,14 +18,11 @@ import re
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
 
 from tests.scale_fixtures import SMTP_BACKEND
 
@@ -34,35 +31,6 @@ MESSAGES = 120
 DATABASE_TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 # Worker processes per database, each batch split into as many delivery tasks.
 WORKERS = {"sqlite": 2, "postgres": 2}
-
-
-@pytest.fixture
-def sqlite_database(tmp_path: Path) -> dict[str, str]:
-    """A SQLite file for the processes (``DATABASE_URL`` unset: the settings' default engine)."""
-    return {"MAILOPS_TEST_DB_NAME": str(tmp_path / "mailops.sqlite3")}
-
-
-@pytest.fixture
-def postgres_database() -> Iterator[dict[str, str]]:
-    """A scratch database on the server the test run uses, dropped afterwards."""
-    import psycopg
-
-    params = connection.settings_dict
-    server = {
-        "host": params["HOST"] or "127.0.0.1",
-        "port": str(params["PORT"] or 5432),
-        "user": params["USER"] or "postgres",
-        "password": params["PASSWORD"] or None,
-    }
-    name = f"mailops_db_worker_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(dbname="postgres", autocommit=True, **server) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = os.environ["DATABASE_URL"]
-        yield {"DATABASE_URL": url, "MAILOPS_TEST_DB_NAME": name}
-    finally:
-        with psycopg.connect(dbname="postgres", autocommit=True, **server) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(

@@ -19,15 +19,14 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
 
 from tests.faulty_smtp import FaultySMTPServer, wait_for
 from tests.scale_fixtures import SMTP_BACKEND
+from tests.worker_processes import start_celery_worker
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPIENTS = [f"user{i}@example.com" for i in range(20)]
@@ -38,32 +37,6 @@ import json
 from mailops.models import MailLog
 print(json.dumps(MailLog.objects.filter(status__in=["queued", "sending"]).count()))
 """
-
-
-@pytest.fixture
-def sqlite_database(tmp_path: Path) -> dict[str, str]:
-    return {"MAILOPS_TEST_DB_NAME": str(tmp_path / "mailops.sqlite3")}
-
-
-@pytest.fixture
-def postgres_database() -> Iterator[dict[str, str]]:
-    import psycopg
-
-    params = connection.settings_dict
-    server = {
-        "host": params["HOST"] or "127.0.0.1",
-        "port": str(params["PORT"] or 5432),
-        "user": params["USER"] or "postgres",
-        "password": params["PASSWORD"] or None,
-    }
-    name = f"mailops_killed_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(dbname="postgres", autocommit=True, **server) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield {"DATABASE_URL": os.environ["DATABASE_URL"], "MAILOPS_TEST_DB_NAME": name}
-    finally:
-        with psycopg.connect(dbname="postgres", autocommit=True, **server) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(
@@ -171,33 +144,6 @@ def test_a_killed_db_worker_costs_at_most_the_message_on_the_wire(site, faulty_s
 # --- the same with a Celery worker (TASKS_BACKEND=celery, Redis on loopback) -----------
 
 CELERY_BROKER = "redis://127.0.0.1:6379/15"
-
-
-def start_celery_worker(env: dict[str, str], queue: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "mailops.task_backends.celery_app",
-            "worker",
-            "--pool",
-            "solo",
-            "--queues",
-            queue,
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel",
-            "WARNING",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
 
 
 def test_a_killed_celery_worker_costs_at_most_the_message_on_the_wire(site, faulty_smtp) -> None:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,3 +37,63 @@ def worker_env(
         "MAILOPS_TEST_MAILOPS": json.dumps(mailops or {}),
         "MAILOPS_TEST_TASKS": json.dumps(tasks),
     }
+
+
+# --- a database of their own for manage.py processes (a SQLite file or a scratch
+# PostgreSQL database), used through the parametrised "site" fixtures of the tests.
+
+
+@pytest.fixture
+def sqlite_database(tmp_path: Path) -> dict[str, str]:
+    """A SQLite file for the processes (``DATABASE_URL`` unset: the settings' default engine)."""
+    return {"MAILOPS_TEST_DB_NAME": str(tmp_path / "mailops.sqlite3")}
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[dict[str, str]]:
+    """A scratch database on the server the test run uses, dropped afterwards."""
+    import psycopg
+
+    params = connection.settings_dict
+    server = {
+        "host": params["HOST"] or "127.0.0.1",
+        "port": str(params["PORT"] or 5432),
+        "user": params["USER"] or "postgres",
+        "password": params["PASSWORD"] or None,
+    }
+    name = f"mailops_workers_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(dbname="postgres", autocommit=True, **server) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield {"DATABASE_URL": os.environ["DATABASE_URL"], "MAILOPS_TEST_DB_NAME": name}
+    finally:
+        with psycopg.connect(dbname="postgres", autocommit=True, **server) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def start_celery_worker(env: dict[str, str], queue: str) -> subprocess.Popen[str]:
+    """A real Celery worker (one process, ``solo`` pool) on ``queue``; output in one pipe."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "mailops.task_backends.celery_app",
+            "worker",
+            "--pool",
+            "solo",
+            "--queues",
+            queue,
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel",
+            "WARNING",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )

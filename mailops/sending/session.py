@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
-from django.core.mail import mailers
+from django.core.mail import EmailMessage, mailers
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.db import DatabaseError, connections
 
@@ -177,14 +177,7 @@ class MailerSession:
         try:
             if self.track is not None:
                 self.track.mark(row)
-            message = build_message(
-                to=row.recipient,
-                subject=row.subject,
-                body=row.body,
-                from_email=row.from_email,
-                message_id=row.message_id,
-                mailer=self.alias,
-            )
+            message = self._message(row)
             accepted = self.backend.send_messages([message])
             esp_message_id = _esp_message_id(message)
         except Exception as error:  # noqa: BLE001 - a refused message is data, not a crash
@@ -212,6 +205,17 @@ class MailerSession:
                 # Not sent: another connection may still take it.
                 pending.appendleft(row)
 
+    def _message(self, row: MailLog) -> EmailMessage:
+        """The row's message, built in full through Django's email API."""
+        return build_message(
+            to=row.recipient,
+            subject=row.subject,
+            body=row.body,
+            from_email=row.from_email,
+            message_id=row.message_id,
+            mailer=self.alias,
+        )
+
     def _wire_message(self, row: MailLog, templates: Templates) -> tuple[str, str, bytes] | None:
         """Envelope and bytes for the open SMTP connection, or ``None``: not Django's SMTP backend.
 
@@ -229,14 +233,7 @@ class MailerSession:
             if data is not None:
                 return sender, row.recipient, data
         # What the backend's _send() would send, step by step here (see transaction).
-        message = build_message(
-            to=row.recipient,
-            subject=row.subject,
-            body=row.body,
-            from_email=row.from_email,
-            message_id=row.message_id,
-            mailer=self.alias,
-        )
+        message = self._message(row)
         return (
             self.backend.prep_address(message.from_email),
             self.backend.prep_address(row.recipient),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import imaplib
 import json
 import socket
+import time
 from io import StringIO
 from typing import Any
 
@@ -246,3 +247,28 @@ def test_a_junk_folder_is_found_by_its_special_use_flag(
     assert "landed in junk folder Bulk" in err
     log = MailLog.objects.get()
     assert (log.arrival, log.arrival_folder) == (ArrivalStatus.JUNK, "Bulk")
+
+
+def test_several_messages_are_read_back_in_one_imap_session_per_look(
+    delivering_smtp_server: DeliveringSMTPServer, dovecot_server: DovecotServer
+) -> None:
+    log = dovecot_server.directory / "dovecot.log"
+
+    def logins() -> int:
+        return log.read_text(errors="replace").count("Login: user=") if log.exists() else 0
+
+    delivering_smtp_server.junk_recipients.add("c@example.com")
+    before = logins()
+    with settings_for(delivering_smtp_server, dovecot_server):
+        code, _out, err = run_sendtestmail(
+            "--verify", "--verify-timeout", "10", "a@example.com", "b@example.com", "c@example.com"
+        )
+
+    assert code == 1, err  # c@ landed in junk
+    arrivals = dict(MailLog.objects.values_list("recipient", "arrival"))
+    assert arrivals == {"a@example.com": "inbox", "b@example.com": "inbox", "c@example.com": "junk"}
+    # All three were there at the first look: one login, not one per message.
+    deadline = time.monotonic() + 5
+    while logins() == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert logins() - before == 1

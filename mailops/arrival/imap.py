@@ -16,6 +16,7 @@ import imaplib
 import re
 import socket
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from time import mktime
@@ -51,23 +52,35 @@ class FoundMessage:
     authentication_results: list[str]
 
 
-def find_message(mailbox: Mailbox, message_id: str) -> FoundMessage | None:
-    """Search ``mailbox``'s folders for ``message_id``; ``None`` when it is not there (yet).
+def find_messages(mailbox: Mailbox, message_ids: Sequence[str]) -> dict[str, FoundMessage]:
+    """Search ``mailbox``'s folders for each of ``message_ids``: ``{message_id: where}``.
 
-    Raises :class:`MailboxError` when the server cannot be reached, refuses
-    the login or lacks a configured folder.
+    One connection and one login for all of them (a batch is read back in
+    one session per look, not one per message). Ids not found (yet) are left
+    out. Raises :class:`MailboxError` when the server cannot be reached,
+    refuses the login or lacks a configured folder.
     """
     client = _connect(mailbox)
+    found: dict[str, FoundMessage] = {}
     try:
         _login(client, mailbox)
         for folder, junk in _folders(client, mailbox):
-            found = _search(client, folder, message_id)
-            if found is not None:
-                stored_at, headers = found
-                return FoundMessage(
-                    folder=folder, junk=junk, stored_at=stored_at, authentication_results=headers
-                )
-        return None
+            _select(client, folder)
+            for message_id in message_ids:
+                if message_id in found:
+                    continue
+                hit = _search(client, message_id)
+                if hit is not None:
+                    stored_at, headers = hit
+                    found[message_id] = FoundMessage(
+                        folder=folder,
+                        junk=junk,
+                        stored_at=stored_at,
+                        authentication_results=headers,
+                    )
+            if len(found) == len(set(message_ids)):
+                break
+        return found
     except (imaplib.IMAP4.error, OSError) as error:
         raise MailboxError(_reason(mailbox, error), permanent=False) from None
     finally:
@@ -143,12 +156,14 @@ def _list(client: imaplib.IMAP4) -> dict[str, set[str]]:
     return folders
 
 
-def _search(
-    client: imaplib.IMAP4, folder: str, message_id: str
-) -> tuple[datetime | None, list[str]] | None:
+def _select(client: imaplib.IMAP4, folder: str) -> None:
     status, _data = client.select(_quote(folder), readonly=True)
     if status != "OK":
         raise MailboxError(f"cannot open folder {folder} on the IMAP server")
+
+
+def _search(client: imaplib.IMAP4, message_id: str) -> tuple[datetime | None, list[str]] | None:
+    """The selected folder's newest message with ``message_id``: its date and verdict headers."""
     status, data = client.uid("SEARCH", "HEADER", "Message-ID", _quote(message_id))
     uids = data[0].split() if status == "OK" and data and data[0] else []
     if not uids:

@@ -19,7 +19,7 @@ from authres import AuthenticationResultsHeader
 from authres.core import AuthResError
 from django.utils import timezone
 
-from mailops.arrival.imap import FoundMessage, MailboxError, find_message
+from mailops.arrival.imap import FoundMessage, MailboxError, find_messages
 from mailops.arrival.mailboxes import Mailbox, MailboxURLError, mailbox_for
 from mailops.models import ArrivalStatus, MailLog, MailTrigger
 from mailops.recipients import Recipient, from_addresses
@@ -164,19 +164,21 @@ def verify_arrival(
     last_error: dict[int, str] = {}
     pause = FIRST_POLL_INTERVAL
     while pending:
-        for log in list(pending.values()):
-            try:
-                found = find_message(mailbox, log.message_id)
-            except MailboxError as error:
-                last_error[log.pk] = str(error)
+        # One IMAP session per look, for every row still unaccounted for.
+        try:
+            found = find_messages(mailbox, [log.message_id for log in pending.values()])
+        except MailboxError as error:
+            for pk, log in list(pending.items()):
+                last_error[pk] = str(error)
                 if error.permanent:
-                    arrivals[log.pk] = _record(log, ArrivalStatus.ERROR, error=str(error))
-                    del pending[log.pk]
-                continue
-            last_error.pop(log.pk, None)
-            if found is not None:
-                arrivals[log.pk] = _record_found(log, found)
-                del pending[log.pk]
+                    arrivals[pk] = _record(log, ArrivalStatus.ERROR, error=str(error))
+                    del pending[pk]
+        else:
+            for pk, log in list(pending.items()):
+                last_error.pop(pk, None)
+                if log.message_id in found:
+                    arrivals[pk] = _record_found(log, found[log.message_id])
+                    del pending[pk]
         elapsed = time.monotonic() - started
         if not pending:
             break

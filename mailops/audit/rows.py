@@ -15,25 +15,23 @@ from collections.abc import Sequence
 from email.utils import parseaddr
 from typing import Any
 
-from django.conf import settings
 from django.db import connections, router, transaction
 from django.utils import timezone
 
 from mailops.audit.capture import MessageRecord, RecipientOutcome
 from mailops.conf import get_setting
+from mailops.mailers.info import backend_path as configured_backend_path
+from mailops.mailers.info import mailers_setting
 from mailops.models import MailLog, MailStatus, MailTrigger
 from mailops.redaction import redact
 
 logger = logging.getLogger("mailops.audit")
 
-DEFAULT_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-
 
 def backend_path(backend: Any, alias: str) -> str:
     """The BACKEND configured for ``alias``, or the class of an unnamed backend."""
-    config = getattr(settings, "MAILERS", {}).get(alias) if alias else None
-    if config is not None:
-        return str(config.get("BACKEND", DEFAULT_BACKEND))
+    if alias and alias in mailers_setting():
+        return configured_backend_path(alias)
     cls = type(backend)
     return f"{cls.__module__}.{cls.__qualname__}"
 

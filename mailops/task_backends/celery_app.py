@@ -15,7 +15,6 @@ import os
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_ready
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
@@ -42,23 +41,3 @@ def run_django_task(module_path: str, args: list[Any], kwargs: dict[str, Any]) -
     Celery's Django fixup has already called ``django.setup()`` in the worker.
     """
     return import_string(module_path).call(*args, **kwargs)
-
-
-@worker_ready.connect
-def resume_unfinished_batches(**kwargs: Any) -> None:
-    """A worker (re)started: hand every batch with rows still queued or sending to delivery.
-
-    Celery with Redis keeps a task scheduled for later (the delivery's watch
-    after the lease) reserved by the worker that fetched it; a worker killed
-    outright takes it along until the broker's visibility timeout (an hour
-    by default). So each worker, on start, delivers what is queued now and
-    schedules a watch for after the lease, when the rows a dead worker left
-    "sending" are recovered (:mod:`mailops.sending.recovery`).
-    """
-    from mailops.models import MailLog
-    from mailops.tasks import enqueue_delivery, schedule_watch
-
-    batches = MailLog.objects.unfinished().order_by().values_list("batch_id", flat=True).distinct()
-    for batch_id in list(batches):
-        enqueue_delivery(batch_id)
-        schedule_watch(batch_id)

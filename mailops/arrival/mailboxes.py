@@ -19,11 +19,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote
 
 from mailops.conf import from_email_for, get_setting
 from mailops.exceptions import MailerURLError
-from mailops.mailers.environ import GMAIL_ALIAS, _timeout, normalize_app_password
+from mailops.mailers.environ import (
+    GMAIL_ALIAS,
+    normalize_app_password,
+    parse_timeout,
+    split_url,
+)
 
 GMAIL_IMAP_HOST = "imap.gmail.com"
 IMAP_SCHEMES = {"imap": (False, 143), "imaps": (True, 993)}
@@ -69,11 +74,7 @@ def parse_mailbox_url(url: str, *, variable: str) -> dict[str, Any]:
 
     ``variable`` names the setting in error messages; the URL is never echoed.
     """
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError:
-        raise MailboxURLError(variable, "is not a valid URL (check the port number)") from None
+    parts, port = split_url(url, variable=variable, error=MailboxURLError)
     scheme = parts.scheme.lower()
     if scheme not in IMAP_SCHEMES:
         shown = scheme or "(none)"
@@ -97,7 +98,7 @@ def parse_mailbox_url(url: str, *, variable: str) -> dict[str, Any]:
             raise MailboxURLError(variable, "folders= names no folder")
         entry["folders"] = folders
     if "timeout" in query:
-        entry["timeout"] = _timeout(query.pop("timeout"), variable)
+        entry["timeout"] = parse_timeout(query.pop("timeout"), variable)
     if query:
         unknown = ", ".join(sorted(query))
         raise MailboxURLError(

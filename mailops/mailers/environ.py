@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from mailops.exceptions import MailerURLError
 
@@ -82,17 +82,24 @@ class MailerEnvironment:
     dkim_selectors: dict[str, list[str]] = field(default_factory=dict)
 
 
+def split_url(
+    url: str, *, variable: str, error: type[MailerURLError] = MailerURLError
+) -> tuple[SplitResult, int | None]:
+    """``urlsplit(url)`` and its port; a bad URL or port is ``error`` naming ``variable`` only."""
+    try:
+        parts = urlsplit(url.strip())
+        return parts, parts.port
+    except ValueError:
+        raise error(variable, "is not a valid URL (check the port number)") from None
+
+
 def parse_mailer_url(url: str, *, variable: str) -> tuple[dict[str, Any], str | None]:
     """Return ``(MAILERS entry, from address or None)`` for one mailer URL.
 
     ``variable`` names the environment variable in error messages; the URL
     itself is never echoed, since it usually carries a password.
     """
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError:
-        raise MailerURLError(variable, "is not a valid URL (check the port number)") from None
+    parts, port = split_url(url, variable=variable)
     scheme = parts.scheme.lower()
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
     from_email = query.pop("from", None) or None
@@ -124,7 +131,7 @@ def parse_mailer_url(url: str, *, variable: str) -> tuple[dict[str, Any], str | 
             ) from None
         options: dict[str, Any] = dict(query)
         if "timeout" in options:
-            options["timeout"] = _timeout(options["timeout"], variable)
+            options["timeout"] = parse_timeout(options["timeout"], variable)
         entry: dict[str, Any] = {"BACKEND": backend}
         if options:
             entry["OPTIONS"] = options
@@ -156,7 +163,7 @@ def _smtp_entry(
     if parts.password:
         options["password"] = unquote(parts.password)
     if "timeout" in query:
-        options["timeout"] = _timeout(query.pop("timeout"), variable)
+        options["timeout"] = parse_timeout(query.pop("timeout"), variable)
     if query:
         raise MailerURLError(
             variable,
@@ -229,7 +236,8 @@ def _positive(value: str, variable: str, name: str, kind: type[float] | type[int
     return number
 
 
-def _timeout(value: str, variable: str) -> float:
+def parse_timeout(value: str, variable: str) -> float:
+    """``?timeout=`` of a mailer (or mailbox) URL: seconds, positive and finite."""
     try:
         timeout = float(value)
     except ValueError:

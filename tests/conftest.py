@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
+
+from tests.grants import grant
 
 # Fixture modules, registered once here: test modules use their fixtures by name
 # without importing them.
@@ -71,11 +72,7 @@ def make_user(db: Any) -> Callable[..., Any]:
         user = User.objects.create_user(
             username=username, email=email, password="pw-" + username, **fields
         )
-        for perm in perms:
-            app_label, codename = perm.split(".")
-            user.user_permissions.add(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            )
+        grant(user, perms)
         return user
 
     return make

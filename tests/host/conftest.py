@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 from django.test import Client
+
+from tests.grants import grant
 
 Member = get_user_model()
 CONSOLE = "/console/"
@@ -20,11 +21,7 @@ def make_member(db: Any) -> Callable[..., Any]:
 
     def make(handle: str, contact_email: str = "", *, perms: tuple[str, ...] = (), **fields: Any):
         member = Member.objects.create_user(handle, contact_email, "pw-" + handle, **fields)
-        for perm in perms:
-            app_label, codename = perm.split(".")
-            member.user_permissions.add(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            )
+        grant(member, perms)
         return member
 
     return make

@@ -678,18 +678,22 @@ def test_https_settings_can_be_set_from_the_environment(monkeypatch, tmp_path) -
 
 
 @pytest.mark.parametrize(
-    ("host", "sender", "warned"),
+    ("host", "sender", "signs_in", "warned"),
     [
-        ("smtp.example.com", "mailops@localhost", True),
-        ("smtp.example.com", "Ops <ops@mailhost>", True),
-        ("smtp.example.com", "ops@example.com", False),
-        ("127.0.0.1", "mailops@localhost", False),  # a local catcher takes anything
+        ("smtp.example.com", "mailops@localhost", False, True),
+        ("smtp.example.com", "Ops <ops@mailhost>", False, True),
+        ("smtp.example.com", "ops@example.com", False, False),
+        ("127.0.0.1", "mailops@localhost", False, False),  # a local catcher takes anything
+        # A local relay's submission port (or a tunnel to a provider) wants a password.
+        ("127.0.0.1", "mailops@localhost", True, True),
+        ("localhost", "ops@example.com", True, False),
     ],
 )
 def test_a_real_relay_with_an_unqualified_sender_is_warned_about(
-    settings, host: str, sender: str, warned: bool
+    settings, host: str, sender: str, signs_in: bool, warned: bool
 ) -> None:
-    settings.MAILERS = {"default": smtp(host=host)}
+    credentials = {"username": "ops", "password": "relay-pass-4821"} if signs_in else {}
+    settings.MAILERS = {"default": smtp(host=host, **credentials)}
     settings.DEFAULT_FROM_EMAIL = sender
 
     messages = check_mailers()

@@ -351,8 +351,13 @@ def _gmail_from(info: MailerInfo) -> list[checks.CheckMessage]:
 
 
 def _unqualified_sender(info: MailerInfo) -> list[checks.CheckMessage]:
-    """W012: a real relay asked to send from a domain without a dot (``mailops@localhost``)."""
-    if not info.delivers_real_mail:
+    """W012: a real relay asked to send from a domain without a dot (``mailops@localhost``).
+
+    A loopback host counts when the mailer signs in: a mail catcher takes
+    anything without a password; a local Postfix's submission port, or a
+    tunnel to a provider, checks the sender like any relay.
+    """
+    if not (info.delivers_real_mail or (info.loopback and info.username)):
         return []
     address = parseaddr(from_email_for(info.alias))[1]
     domain = address.rpartition("@")[2].rstrip(".")

@@ -2,7 +2,10 @@
 
 ``dovecot_server`` starts ``dovecot -F`` once per session with its own
 configuration in a temporary directory (Maildir with ``INBOX`` and ``Junk``,
-one user), and stops it afterwards. ``delivering_smtp_server`` is the
+one user), and stops it afterwards. ``start_dovecot(sasl=True)`` also
+opens Dovecot's authentication service on a loopback port, for Postfix's
+``smtpd_sasl_type = dovecot`` (see :mod:`tests.postfix_server`): the same
+user then signs in to SMTP. ``delivering_smtp_server`` is the
 loopback SMTP server of :mod:`tests.smtp_server` that also delivers what it
 accepts into that Maildir, as a receiving mail server would: with an
 Authentication-Results header, chosen recipients to ``Junk``, others
@@ -65,7 +68,7 @@ service imap-login {{
     port = 0
   }}
 }}
-namespace inbox {{
+{auth_service}namespace inbox {{
   inbox = yes
   separator = /
   mailbox Junk {{
@@ -74,6 +77,25 @@ namespace inbox {{
   # A junk folder known only by its special-use flag, not by its name.
   mailbox Bulk {{
     special_use = \\Junk
+  }}
+}}
+"""
+
+# Postfix's smtpd asks Dovecot's auth service whether a SASL login is valid
+# (smtpd_sasl_path = inet:127.0.0.1:PORT), instead of the default unix socket.
+# No auth penalty (Dovecot's documented switch: an anvil socket the auth
+# process cannot open): after one wrong password it would delay every
+# following login from 127.0.0.1 by seconds, in this test and the next.
+SASL_AUTH_SERVICE = """\
+service auth {{
+  inet_listener sasl {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+}}
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
   }}
 }}
 """
@@ -89,6 +111,8 @@ class DovecotServer:
     username: str = IMAP_USER
     password: str = IMAP_PASSWORD
     host: str = HOST
+    # The auth service's loopback port for Postfix (``start_dovecot(sasl=True)``).
+    sasl_port: int | None = None
 
     @property
     def maildir(self) -> Path:
@@ -125,7 +149,8 @@ class DovecotServer:
             self.process.wait(timeout=10)
 
 
-def start_dovecot() -> DovecotServer:
+def start_dovecot(*, sasl: bool = False) -> DovecotServer:
+    """Start a private Dovecot; with ``sasl``, its auth service also listens on a port."""
     binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
     # Dovecot's processes (running as dovecot/nobody) must traverse every parent:
     # pytest's tmp_path sits under a 0700 folder, so use /tmp directly.
@@ -144,11 +169,20 @@ def start_dovecot() -> DovecotServer:
     users.write_text(f"{IMAP_USER}:{{PLAIN}}{IMAP_PASSWORD}::::::\n")
     shutil.chown(users, "root", "dovecot")
     users.chmod(0o640)
+    sasl_port = free_port() if sasl else None
+    auth_service = "" if sasl_port is None else SASL_AUTH_SERVICE.format(port=sasl_port)
     config = directory / "dovecot.conf"
-    config.write_text(CONFIG.format(dir=directory, port=port, uid=MAIL_UID))
+    config.write_text(
+        CONFIG.format(dir=directory, port=port, uid=MAIL_UID, auth_service=auth_service)
+    )
     process = subprocess.Popen([binary, "-F", "-c", str(config)], stderr=subprocess.PIPE)
-    server = DovecotServer(directory=directory, port=port, process=process)
-    _wait_for_greeting(server)
+    server = DovecotServer(directory=directory, port=port, process=process, sasl_port=sasl_port)
+    try:
+        _wait_for_greeting(server)
+    except BaseException:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
     return server
 
 

@@ -94,6 +94,12 @@ class MailLogQuerySet(models.QuerySet["MailLog"]):
             in_doubt=False,
         )
 
+    def unclaim(self) -> int:
+        """Rows being sent but never attempted -> ``queued`` again, their attempt given back."""
+        return self.sending().move_to(
+            MailStatus.QUEUED, next_attempt_at=None, claimed_by="", attempts=F("attempts") - 1
+        )
+
     def mark_sent(self, *, at: datetime) -> int:
         """Rows being sent -> ``sent`` at ``at``, with no provider id and no error."""
         return self.sending().move_to(

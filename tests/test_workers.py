@@ -80,7 +80,8 @@ def test_killed_worker_costs_at_most_the_row_on_the_wire(settings, worker_backen
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=5)
     in_flight = set(summary.logs().filter(status=MailStatus.SENDING).values_list("pk", flat=True))
-    assert 0 < len(in_flight) <= 10
+    # The chunk being sent, and on PostgreSQL the next one, claimed ahead (bookkeeping).
+    assert 0 < len(in_flight) <= 20
 
     # Within the lease, a live worker might own them: recovery leaves them alone.
     assert recover_stale_sending(lease=600).total == 0

@@ -26,6 +26,7 @@ from mailops.conf import get_setting
 from mailops.mailers.errors import Failure
 from mailops.models import MailLog, MailLogQuerySet, MailStatus
 from mailops.redaction import redact
+from mailops.sending.bookkeeping import AheadBookkeeping, Bookkeeping
 from mailops.sending.outcomes import backoff, retry_reason
 from mailops.sending.pending import unwritten_batches, write_pending_rows
 from mailops.sending.recovery import recover_stale_sending
@@ -165,16 +166,23 @@ def _deliver_for_mailer(
         reason = redact(f"[{alias}] mailer is misconfigured: {error}")
         _fail_remaining(batch_id, alias, Failure(reason), report, retry=False)
         return
+    # A daily quota sizes each chunk by the outcomes so far: no claiming ahead then.
+    limited = quota_status(alias).limit is not None
+    kind = AheadBookkeeping if not limited and AheadBookkeeping.useful() else Bookkeeping
+    bookkeeping = kind(lambda: claim(batch_id, mailer=alias, limit=chunk_size), _write_outcomes)
     try:
         while True:
-            quota = quota_status(alias)
-            if quota.exhausted:
-                _hold_for_quota(batch_id, alias, quota.reason(), quota.frees_at, report)
-                return
-            limit = chunk_size if quota.remaining is None else min(chunk_size, quota.remaining)
-            rows = claim(batch_id, mailer=alias, limit=limit)
+            if limited:
+                quota = quota_status(alias)
+                if quota.exhausted:
+                    _hold_for_quota(batch_id, alias, quota.reason(), quota.frees_at, report)
+                    return
+                assert quota.remaining is not None
+                rows = claim(batch_id, mailer=alias, limit=min(chunk_size, quota.remaining))
+            else:
+                rows = bookkeeping.next_chunk()
             if not rows:
-                return
+                break
             try:
                 sender.send(rows)
             finally:
@@ -184,17 +192,31 @@ def _deliver_for_mailer(
                 settled = [row for row in rows if row.status != MailStatus.SENDING]
                 for row in settled:
                     report.add(row.status)
-                record_outcomes(settled)
-                if len(settled) == len(rows):
-                    # Every outcome is in the log: the chunk's progress marks are done with.
-                    forget_progress(rows[0].claimed_by)
+                bookkeeping.write(rows)
             if progress is not None:
                 progress(report)
             if sender.dead is not None:
+                # Rows claimed ahead go back to the queue first: they fail with the rest.
+                bookkeeping.close()
                 _fail_remaining(batch_id, alias, sender.dead, report, retry=retry)
                 return
+        if progress is not None and bookkeeping.lags:
+            # The last chunk's outcomes were still being written at its progress call.
+            bookkeeping.flush()
+            progress(report)
     finally:
-        sender.close()
+        try:
+            bookkeeping.close()
+        finally:
+            sender.close()
+
+
+def _write_outcomes(rows: list[MailLog]) -> None:
+    """A chunk's outcomes; with every row settled, its progress marks are done with."""
+    settled = [row for row in rows if row.status != MailStatus.SENDING]
+    record_outcomes(settled)
+    if rows and len(settled) == len(rows):
+        forget_progress(rows[0].claimed_by)
 
 
 def record_outcomes(rows: list[MailLog]) -> None:

@@ -24,7 +24,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db.models import F
 from django.utils import timezone
 
 from mailops.conf import get_setting
@@ -91,9 +90,7 @@ def recover_stale_sending(
         "requeued after the delivery worker stopped (the last attempt was not delivered)"
     )
     # What is left was never attempted: the claim counted an attempt that never happened.
-    requeued += stale.move_to(
-        MailStatus.QUEUED, next_attempt_at=None, claimed_by="", attempts=F("attempts") - 1
-    )
+    requeued += stale.unclaim()
     SendingProgress.objects.filter(token__in=tokens).delete()
     return Recovered(requeued=requeued, sent=sent, in_doubt=in_doubt)
 

@@ -109,17 +109,9 @@ class MailerSession:
             return True
         if wire is None:
             return self._send_message(row)
-        sender, recipient, data = wire
-        track = self.track
         while True:
             try:
-                send_transaction(
-                    self.backend.connection,
-                    sender,
-                    recipient,
-                    data,
-                    before_end=(lambda: track.mark(row)) if track is not None else None,
-                )
+                self._transaction(row, wire)
             except TransactionError as error:
                 if error.connection_lost:
                     self.close()
@@ -134,7 +126,7 @@ class MailerSession:
                 return True
             except DatabaseError as error:
                 # The progress mark failed: the message was not sent, and the
-                # connection waits for its data, so it cannot carry another.
+                # connection may be mid-transaction, so it cannot carry another.
                 self.close()
                 reason = redact(f"[{self.alias}] could not record progress before sending: {error}")
                 record_failure(row, Failure(reason, transient=True), retry=self.retry)
@@ -144,6 +136,19 @@ class MailerSession:
             self._finish(row, delivered=True)
             mark_sent(row, esp_message_id="")
             return True
+
+    def _transaction(self, row: MailLog, wire: tuple[str, str, bytes]) -> None:
+        """One SMTP transaction for ``row``, its progress mark committed before the end of DATA."""
+        track = self.track
+        if track is None:
+            send_transaction(self.backend.connection, *wire)
+            return
+        try:
+            # Sent now, committed by the time the message's end goes out (see wire).
+            track.begin(row)
+            send_transaction(self.backend.connection, *wire, before_end=track.confirm)
+        finally:
+            track.settle()
 
     def _may_reconnect(self) -> bool:
         """One reconnect per message, and only a few in a row (a server that keeps dropping)."""
@@ -241,6 +246,7 @@ class MailerSession:
         )
 
     def close(self) -> None:
+        """Close the mailer connection (it is re-opened on the next message)."""
         if self.is_open:
             self.is_open = False
             try:
@@ -346,6 +352,8 @@ class ChunkSender:
             self._pool.shutdown(wait=True)
         for session in self.sessions:
             session.close()
+            if session.track is not None:
+                session.track.close()
 
 
 def _drain(session: MailerSession, pending: deque[MailLog], templates: Templates) -> None:

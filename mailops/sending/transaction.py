@@ -25,6 +25,8 @@ from typing import Literal
 Stage = Literal["mail", "rcpt", "data", "after_dot"]
 
 _LEADING_DOT = re.compile(rb"(?m)^\.")
+# local@domain with nothing that parseaddr() would read as a name, comment or route.
+_PLAIN_ADDRESS = re.compile(r'[^\s<>()\[\]\\,;:@"]+@[^\s<>()\[\]\\,;:@"]+')
 
 
 class TransactionError(Exception):
@@ -58,8 +60,10 @@ def send_transaction(
 ) -> None:
     """Send ``data`` to ``recipient``; raise :class:`TransactionError` unless the server said 250.
 
-    ``before_end`` runs after the server's 354 and before the message is
-    sent: the last moment at which the message certainly was not delivered.
+    ``before_end`` runs once DATA is sent, before its 354 is read and the
+    message sent: the message certainly was not delivered yet. If it
+    raises, the server is left waiting for the message: close the
+    connection.
     """
     stage: Stage = "mail"
     try:
@@ -67,20 +71,25 @@ def send_transaction(
         options = []
         if connection.does_esmtp and connection.has_extn("size"):
             options.append(f"size={len(data)}")
-        code, reply = connection.mail(sender, options)
+        # What smtplib's mail() and rcpt() send, without parsing each address again.
+        connection.putcmd("mail", f"from:{_envelope(sender)}{''.join(' ' + o for o in options)}")
+        code, reply = connection.getreply()
         if code != 250:
             raise smtplib.SMTPSenderRefused(code, reply, sender)
         stage = "rcpt"
-        code, reply = connection.rcpt(recipient)
+        connection.putcmd("rcpt", f"to:{_envelope(recipient)}")
+        code, reply = connection.getreply()
         if code not in (250, 251):
             raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
         stage = "data"
         connection.putcmd("data")
+        if before_end is not None:
+            # While the server reads DATA and answers: the hook's database
+            # round trip overlaps the server's, instead of adding to it.
+            before_end()
         code, reply = connection.getreply()
         if code != 354:
             raise smtplib.SMTPDataError(code, reply)
-        if before_end is not None:
-            before_end()
         # sendall() raises unless every byte, the final "." included, was handed over.
         connection.send(_dot_terminated(data))
         stage = "after_dot"
@@ -102,6 +111,13 @@ def send_transaction(
         # Disconnected, timed out, or smtplib refusing to go on: the socket is done for.
         _close(connection)
         raise TransactionError(error, stage=stage, connection_lost=True) from error
+
+
+def _envelope(address: str) -> str:
+    """``<address>``, as ``smtplib.quoteaddr()`` gives it; a plain address needs no parsing."""
+    if _PLAIN_ADDRESS.fullmatch(address):
+        return f"<{address}>"
+    return smtplib.quoteaddr(address)
 
 
 def _dot_terminated(data: bytes) -> bytes:

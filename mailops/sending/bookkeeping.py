@@ -1,0 +1,116 @@
+"""Claiming chunks and writing their outcomes: in the calling thread, or one chunk ahead.
+
+Each chunk costs two statements on the mail log besides the sending: the
+claim (rows to ``sending``) and the outcomes. Each touches every index of
+the table, so on a busy log they take a good share of a chunk's time. With
+a database server of its own (PostgreSQL), :class:`AheadBookkeeping` runs
+them in a thread of its own while the mailer connection sends: the next
+chunk is claimed, and the last one's outcomes written, as the current one
+goes out. The sending thread mostly waits for the SMTP server's replies,
+so the two hardly compete for the interpreter.
+
+It holds one chunk more in ``sending`` than a plain run: if the worker
+dies, lease recovery puts those rows back in the queue (they were never
+attempted); if the run ends early, :meth:`AheadBookkeeping.close` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from django.db import connections, router
+
+from mailops.models import MailLog
+
+Claim = Callable[[], list[MailLog]]
+Write = Callable[[list[MailLog]], None]
+
+
+class Bookkeeping:
+    """Claims and outcome writes, each done when asked, in the calling thread."""
+
+    # Whether the outcomes of the last chunk may still be on their way after write().
+    lags = False
+
+    def __init__(self, claim: Claim, write: Write) -> None:
+        self._claim = claim
+        self._write = write
+
+    def next_chunk(self) -> list[MailLog]:
+        """The next chunk of claimed rows; empty when none are due."""
+        return self._claim()
+
+    def write(self, rows: list[MailLog]) -> None:
+        """Write the outcomes of ``rows``."""
+        self._write(rows)
+
+    def flush(self) -> None:
+        """Return once every outcome handed to :meth:`write` is written."""
+
+    def close(self) -> None:
+        """Flush; nothing claimed is left unsent."""
+
+
+class AheadBookkeeping(Bookkeeping):
+    """Claims one chunk ahead and writes outcomes in a thread of its own, in order."""
+
+    lags = True
+
+    def __init__(self, claim: Claim, write: Write) -> None:
+        super().__init__(claim, write)
+        self._pool: ThreadPoolExecutor | None = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="mailops-bookkeeping"
+        )
+        self._next: Future[list[MailLog]] | None = self._pool.submit(claim)
+        self._written: Future[None] | None = None
+
+    @classmethod
+    def useful(cls) -> bool:
+        """Whether a thread of its own gains anything: a database server of its own, no transaction.
+
+        SQLite runs in this process, and its one writer at a time would make
+        the thread and the progress marks wait for each other. Inside a
+        transaction, another thread's connection could not see the rows.
+        """
+        connection = connections[router.db_for_write(MailLog)]
+        return connection.vendor != "sqlite" and not connection.in_atomic_block
+
+    def next_chunk(self) -> list[MailLog]:
+        if self._next is None or self._pool is None:
+            return []
+        rows = self._next.result()
+        # The one after it is claimed while this one is sent.
+        self._next = self._pool.submit(self._claim) if rows else None
+        return rows
+
+    def write(self, rows: list[MailLog]) -> None:
+        # One write at a time, in chunk order: the previous one's error surfaces here.
+        self.flush()
+        if self._pool is None:
+            self._write(rows)
+            return
+        self._written = self._pool.submit(self._write, rows)
+
+    def flush(self) -> None:
+        written, self._written = self._written, None
+        if written is not None:
+            written.result()
+
+    def close(self) -> None:
+        """Flush; give a chunk claimed ahead and never sent back to the queue; stop the thread."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        try:
+            self.flush()
+        finally:
+            try:
+                ahead, self._next = self._next, None
+                rows = ahead.result() if ahead is not None else []
+                if rows:
+                    MailLog.objects.claimed_by(rows[0].claimed_by).unclaim()
+            finally:
+                # The thread's own database connection is closed in the thread.
+                pool.submit(connections.close_all)
+                pool.shutdown(wait=True)

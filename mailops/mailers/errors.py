@@ -35,6 +35,35 @@ SMTP_HINTS: dict[int, str] = {
 
 
 @dataclass(frozen=True)
+class SMTPState:
+    """What an smtplib connection knew when a command failed: the last EHLO's extensions, TLS."""
+
+    # EHLO keywords in lower case: "starttls", "auth", "size" ...
+    extensions: frozenset[str]
+    # TLS is on (implicit TLS, or after STARTTLS).
+    tls: bool
+
+
+def smtp_state(connection: Any) -> SMTPState | None:
+    """The state of an ``smtplib.SMTP`` connection; ``None`` if none or not greeted yet."""
+    if not isinstance(connection, smtplib.SMTP):
+        return None
+    if connection.ehlo_resp is None and connection.helo_resp is None:
+        return None
+    tls = isinstance(connection, smtplib.SMTP_SSL) or isinstance(connection.sock, ssl.SSLSocket)
+    return SMTPState(extensions=frozenset(connection.esmtp_features), tls=tls)
+
+
+def opening_state(backend: Any) -> SMTPState | None:
+    """The state of the connection Django's SMTP backend was opening when ``open()`` raised.
+
+    Django keeps a connection that failed after connecting (at STARTTLS or
+    AUTH) as ``_partial_connection`` until ``close()``; other backends have none.
+    """
+    return smtp_state(getattr(backend, "_partial_connection", None))
+
+
+@dataclass(frozen=True)
 class Failure:
     """Why one message was not accepted."""
 
@@ -49,9 +78,16 @@ class Failure:
     in_doubt: bool = False
 
 
-def describe_failure(error: BaseException, *, mailer: str | None = None) -> Failure:
-    """A :class:`Failure` for ``error``, its text redacted of every secret."""
-    failure = _classify(error)
+def describe_failure(
+    error: BaseException, *, mailer: str | None = None, smtp: SMTPState | None = None
+) -> Failure:
+    """A :class:`Failure` for ``error``, its text redacted of every secret.
+
+    ``smtp`` is what the connection knew when it failed (:func:`smtp_state`,
+    :func:`opening_state`): with it, the advice for a command the server did
+    not offer is as firm as the connection check's, which passes it too.
+    """
+    failure = _classify(error, smtp)
     reason = failure.reason
     hint = SMTP_HINTS.get(failure.smtp_code or 0)
     if hint:
@@ -72,7 +108,7 @@ def _smtp_text(raw: bytes | str) -> str:
     return " ".join(raw.split())
 
 
-def _classify(error: BaseException) -> Failure:
+def _classify(error: BaseException, smtp: SMTPState | None) -> Failure:
     # First: anymail's API errors are also OSError/ValueError subclasses.
     anymail = _classify_anymail(error)
     if anymail is not None:
@@ -89,22 +125,7 @@ def _classify(error: BaseException) -> Failure:
     if isinstance(error, smtplib.SMTPResponseException):
         return _reply("server refused", error.smtp_code, error.smtp_error)
     if isinstance(error, smtplib.SMTPNotSupportedError):
-        said = str(error).rstrip(". ")
-        if "AUTH" in said.upper():
-            # Submission ports (Postfix's smtpd_tls_auth_only) offer AUTH only
-            # after STARTTLS; the connection check gives the same advice.
-            return Failure(
-                f"the server does not offer AUTH on this connection ({said}). If it "
-                "offers it after STARTTLS, use smtp+tls://; if it relays without a "
-                "password, remove the mailer's username and password",
-                connection_lost=True,
-            )
-        return Failure(
-            f"the server does not support what the mailer asked for ({said}). "
-            "If it is STARTTLS, the server may expect implicit TLS (smtps://, port 465) "
-            "or no TLS at all",
-            connection_lost=True,
-        )
+        return Failure(not_offered_advice(str(error), smtp), connection_lost=True)
     if isinstance(error, smtplib.SMTPServerDisconnected):
         return Failure(
             f"the server closed the connection unexpectedly ({error or 'no reason given'})",
@@ -143,6 +164,40 @@ def _classify(error: BaseException) -> Failure:
     if isinstance(error, ValueError):
         return Failure(f"invalid message: {error}")
     return Failure(f"{type(error).__name__}: {error}")
+
+
+def not_offered_advice(said: str, smtp: SMTPState | None) -> str:
+    """What to do when smtplib refuses a command the server did not offer (``said``: its text).
+
+    The one place that decides this advice: a send and the connection check
+    both get it through :func:`describe_failure`. ``smtp`` is what the server
+    offered (``None``: unknown, so the advice covers both likely causes).
+    """
+    said = said.rstrip(". ")
+    words = said.upper().split()
+    if words[:1] == ["STARTTLS"]:
+        return (
+            "the server does not offer STARTTLS, which the mailer requires (use_tls). "
+            "It may expect implicit TLS (smtps://, port 465) or speak no TLS at all"
+        )
+    if "AUTH" in words:
+        if smtp is None:
+            return (
+                "the server does not offer AUTH on this connection. If it offers it after "
+                "STARTTLS, use smtp+tls:// (use_tls=True); if it relays without a "
+                "password, remove the mailer's username and password"
+            )
+        if not smtp.tls and "starttls" in smtp.extensions:
+            # Postfix's smtpd_tls_auth_only, the usual submission port (587).
+            return (
+                "the server does not offer AUTH before STARTTLS, and the mailer does "
+                "not use TLS: use smtp+tls:// (use_tls=True)"
+            )
+        return (
+            "the server does not offer AUTH; if it relays without a password, "
+            "remove the mailer's username and password"
+        )
+    return f"the server does not support what the mailer asked for ({said})"
 
 
 def _reply(what: str, code: int, text: bytes | str, *, detail: str = "") -> Failure:

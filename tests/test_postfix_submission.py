@@ -14,6 +14,7 @@ import pytest
 from django.core.management import call_command
 
 from mailops.mailers.connection import verify_connection
+from mailops.mailers.errors import UNQUALIFIED_SENDER_HINT
 from mailops.models import MailLog, MailStatus, MailTrigger
 from mailops.recipients import from_addresses
 from mailops.services import send_test_mail
@@ -142,8 +143,14 @@ def test_the_default_unqualified_sender_is_refused_and_manage_py_check_warns(
     rows = list(summary.logs())
     assert {(row.status, row.smtp_code) for row in rows} == {(MailStatus.FAILED, 504)}
     for row in rows:
-        assert "504 5.5.2 <mailops@localhost>: Sender address rejected" in row.error
-        assert "need fully-qualified address" in row.error
+        # Postfix refuses the sender at RCPT (smtpd_delay_reject): the sender's fault.
+        assert row.error.startswith(
+            f"[default] sender refused (at RCPT TO <{row.recipient}>): "
+            "504 5.5.2 <mailops@localhost>: Sender address rejected: need fully-qualified address"
+        )
+        assert "recipient refused" not in row.error
+        assert row.error.endswith(f"(hint: {UNQUALIFIED_SENDER_HINT})")
+        assert "DEFAULT_FROM_EMAIL" in row.error
     postfix_submission.wait_for_log("Sender address rejected", count=2)
     assert postfix_submission.deliveries(0, timeout=0) == {}
 

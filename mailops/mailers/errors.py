@@ -6,6 +6,7 @@ answered, with its SMTP code, and a hint at the usual fix.
 
 from __future__ import annotations
 
+import re
 import smtplib
 import socket
 import ssl
@@ -32,6 +33,37 @@ SMTP_HINTS: dict[int, str] = {
     553: "the address is not allowed (check the From address and relay permissions)",
     554: "the server refused the transaction (often a spam or policy block)",
 }
+
+# A sender whose domain has no dot (mailops@localhost, Django's webmaster@localhost):
+# Postfix's reject_non_fqdn_sender and most providers refuse it (mailops.W012).
+UNQUALIFIED_SENDER_HINT = (
+    "the sender's domain is not fully qualified (mailops.W012); set DEFAULT_FROM_EMAIL, "
+    "or the mailer's ?from= / MAILOPS['FROM_EMAILS'] address, to an address at your "
+    "own domain, e.g. ops@example.com"
+)
+
+# Replies to RCPT that blame the sender, not the recipient: Postfix checks the
+# sender at RCPT by default (smtpd_delay_reject), Exim after its sender
+# verification; RFC 3463's X.1.7/X.1.8 are the sender's address.
+_BLAMES_SENDER = re.compile(
+    r"sender address rejected|sender verify|^[45]\.1\.[78]\b", re.IGNORECASE
+)
+# Replies that say the sender's domain is not fully qualified (Postfix, Sendmail).
+_ASKS_FOR_FQDN = re.compile(r"fully[- ]qualified|domain name required", re.IGNORECASE)
+# Codes a server gives an unqualified sender: Postfix 504, Sendmail 553, others 501/550.
+_UNQUALIFIED_SENDER_CODES = frozenset({501, 504, 550, 553})
+_QUOTED_ADDRESS = re.compile(r"<([^<>\s]+)>")
+
+
+def unqualified_domain(address: str) -> bool:
+    """Whether ``address`` (a bare address) has a domain without a dot, like ``mailops@localhost``.
+
+    An address literal (``user@[192.0.2.1]``) counts as qualified.
+    """
+    if not address:
+        return False
+    domain = address.rpartition("@")[2].rstrip(".")
+    return "." not in domain and not domain.startswith("[")
 
 
 @dataclass(frozen=True)
@@ -89,9 +121,6 @@ def describe_failure(
     """
     failure = _classify(error, smtp)
     reason = failure.reason
-    hint = SMTP_HINTS.get(failure.smtp_code or 0)
-    if hint:
-        reason = f"{reason} (hint: {hint})"
     if mailer:
         reason = f"[{mailer}] {reason}"
     return Failure(
@@ -115,9 +144,17 @@ def _classify(error: BaseException, smtp: SMTPState | None) -> Failure:
         return anymail
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         address, (code, text) = next(iter(error.recipients.items()))
-        return _reply("recipient refused", code, text, detail=address)
+        said = _smtp_text(text)
+        if _BLAMES_SENDER.search(said):
+            # Postfix names the sender in its reply: <mailops@localhost>: Sender address rejected.
+            quoted = _QUOTED_ADDRESS.search(said)
+            hint = _sender_hint(code, said, quoted.group(1) if quoted else "")
+            return _reply(f"sender refused (at RCPT TO <{address}>)", code, said, hint=hint)
+        return _reply("recipient refused", code, said, detail=address)
     if isinstance(error, smtplib.SMTPSenderRefused):
-        return _reply("sender refused", error.smtp_code, error.smtp_error, detail=error.sender)
+        said = _smtp_text(error.smtp_error)
+        hint = _sender_hint(error.smtp_code, said, error.sender)
+        return _reply("sender refused", error.smtp_code, said, detail=error.sender, hint=hint)
     if isinstance(error, smtplib.SMTPAuthenticationError):
         return _reply("authentication failed", error.smtp_code, error.smtp_error)
     if isinstance(error, smtplib.SMTPDataError):
@@ -200,10 +237,25 @@ def not_offered_advice(said: str, smtp: SMTPState | None) -> str:
     return f"the server does not support what the mailer asked for ({said})"
 
 
-def _reply(what: str, code: int, text: bytes | str, *, detail: str = "") -> Failure:
+def _sender_hint(code: int, said: str, sender: str) -> str | None:
+    """The unqualified-sender hint when the refusal is about that; else the code's own."""
+    if _ASKS_FOR_FQDN.search(said) or (
+        code in _UNQUALIFIED_SENDER_CODES and unqualified_domain(sender)
+    ):
+        return UNQUALIFIED_SENDER_HINT
+    return None
+
+
+def _reply(
+    what: str, code: int, text: bytes | str, *, detail: str = "", hint: str | None = None
+) -> Failure:
     about = f" <{detail}>" if detail else ""
+    reason = f"{what}{about}: {code} {_smtp_text(text)}".rstrip()
+    hint = hint or SMTP_HINTS.get(code)
+    if hint:
+        reason = f"{reason} (hint: {hint})"
     return Failure(
-        f"{what}{about}: {code} {_smtp_text(text)}".rstrip(),
+        reason,
         smtp_code=code if 100 <= code <= 599 else None,
         transient=400 <= code < 500,
         # smtplib closes the socket itself after a 421.

@@ -13,7 +13,8 @@ DATA, RSET, NOOP, QUIT) over a thread per connection, and tests steer it:
   at that step), ``"550_rcpt"``;
 * ``mail_faults`` is a list consumed at the next MAIL commands:
   ``"drop"`` (connection closed as MAIL arrives, as after an idle
-  timeout) or ``"421"``;
+  timeout), ``"421"``, or any other reply line to refuse the sender with
+  (``"553 5.1.8 ..."``), the connection staying open;
 * ``rset_421_after_refusals``: like Postfix's ``smtpd_hard_error_limit``,
   after that many refused recipients on one connection RSET gets a 421
   and the connection is closed;
@@ -69,6 +70,9 @@ class _Handler(socketserver.StreamRequestHandler):
                 if fault == "421":
                     self.reply("421 4.3.2 Service shutting down")
                     return
+                if fault:
+                    self.reply(fault)
+                    continue
                 mail_from, rcpts = command.split(":", 1)[1].strip(), []
                 self.reply("250 2.1.0 OK")
             elif verb == "RCPT":

@@ -14,6 +14,7 @@ import pytest
 from django.core.management import call_command
 
 from mailops.mailers.connection import verify_connection
+from mailops.mailers.errors import UNQUALIFIED_SENDER_HINT
 from mailops.models import MailLog, MailStatus, MailTrigger
 from mailops.recipients import from_addresses
 from mailops.services import send_test_mail
@@ -25,6 +26,11 @@ SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 CLIENT = "localhost[127.0.0.1]"
 # What Postfix logs when a client leaves properly after a failed AUTH (PLAIN, then LOGIN).
 QUIT_AFTER_FAILED_AUTH = f"disconnect from {CLIENT} ehlo=2 starttls=1 auth=0/2 quit=1"
+# What a send and the connection check both say when this port sees no STARTTLS.
+AUTH_BEFORE_STARTTLS = (
+    "the server does not offer AUTH before STARTTLS, and the mailer does not use TLS: "
+    "use smtp+tls:// (use_tls=True)"
+)
 
 
 def use_submission(settings: Any, postfix: PostfixServer, **options: Any) -> None:
@@ -82,8 +88,11 @@ def test_plain_smtp_with_a_password_gets_the_smtp_tls_advice_from_send_and_check
     assert row.status == MailStatus.FAILED
     check_row = MailLog.objects.get(pk=result.log_id)
     assert not result.ok
+    # One classifier: the send knows what the check knows (STARTTLS offered, no AUTH).
+    assert result.error == f"AUTH: {AUTH_BEFORE_STARTTLS}"
+    assert row.error == f"[default] {AUTH_BEFORE_STARTTLS}"
+    assert check_row.error == result.error
     for error in (row.error, result.error):
-        assert "use smtp+tls://" in error
         assert "implicit TLS" not in error
         assert ".." not in error
     for text in (row.error, row.subject, check_row.error, check_row.subject, check_row.body):
@@ -134,8 +143,14 @@ def test_the_default_unqualified_sender_is_refused_and_manage_py_check_warns(
     rows = list(summary.logs())
     assert {(row.status, row.smtp_code) for row in rows} == {(MailStatus.FAILED, 504)}
     for row in rows:
-        assert "504 5.5.2 <mailops@localhost>: Sender address rejected" in row.error
-        assert "need fully-qualified address" in row.error
+        # Postfix refuses the sender at RCPT (smtpd_delay_reject): the sender's fault.
+        assert row.error.startswith(
+            f"[default] sender refused (at RCPT TO <{row.recipient}>): "
+            "504 5.5.2 <mailops@localhost>: Sender address rejected: need fully-qualified address"
+        )
+        assert "recipient refused" not in row.error
+        assert row.error.endswith(f"(hint: {UNQUALIFIED_SENDER_HINT})")
+        assert "DEFAULT_FROM_EMAIL" in row.error
     postfix_submission.wait_for_log("Sender address rejected", count=2)
     assert postfix_submission.deliveries(0, timeout=0) == {}
 

@@ -16,7 +16,7 @@ from typing import Any
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.core.mail.utils import DNS_NAME
 
-from mailops.mailers.errors import Failure, describe_failure
+from mailops.mailers.errors import Failure, SMTPState, describe_failure
 
 # Header that marks mailops' own messages (composition.build_message): they
 # already have their row, written before they were sent.
@@ -103,6 +103,8 @@ class SendCapture:
         self.current: MessageRecord | None = None
         # Why the connection could not be opened (also when failing silently).
         self.open_error: BaseException | None = None
+        # What that connection knew when it failed (the server's STARTTLS, AUTH).
+        self.open_state: SMTPState | None = None
         # What send_messages() raised, if anything.
         self.raised: BaseException | None = None
 
@@ -143,8 +145,8 @@ class SendCapture:
             for record in self.records.values()
         ]
 
-    def _fail(self, error: BaseException) -> Failure:
-        return describe_failure(error, mailer=self.alias or None)
+    def _fail(self, error: BaseException, *, smtp: SMTPState | None = None) -> Failure:
+        return describe_failure(error, mailer=self.alias or None, smtp=smtp)
 
     def _message_outcomes(
         self, record: MessageRecord, unresolved: Failure | None
@@ -212,7 +214,7 @@ class SendCapture:
     def _unresolved_failure(self, sent_count: int | None) -> Failure | None:
         """Why messages the backend reported nothing about were not sent (``None``: sent)."""
         if self.open_error is not None:
-            return self._fail(self.open_error)
+            return self._fail(self.open_error, smtp=self.open_state)
         if self.is_smtp:
             # Django's SMTP backend stops at the first message that raises;
             # messages it did not reach were never offered to the server.

@@ -55,6 +55,7 @@ from mailops.audit.rows import (
 )
 from mailops.audit.writer import background_writer
 from mailops.conf import get_setting
+from mailops.mailers.errors import opening_state
 
 logger = logging.getLogger("mailops.audit")
 
@@ -168,6 +169,7 @@ def _hook_smtp(backend: Any) -> None:
             return original_open()
         except OSError as error:
             capture.open_error = error
+            capture.open_state = opening_state(backend)
             if silent:
                 return None
             raise

@@ -18,6 +18,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import mailers
 
 from mailops.conf import from_email_for, get_setting
+from mailops.mailers.errors import unqualified_domain
 from mailops.mailers.info import MailerInfo, MailerKind, TLSMode, configured_mailers, mailer_options
 from mailops.redaction import redact
 
@@ -360,8 +361,7 @@ def _unqualified_sender(info: MailerInfo) -> list[checks.CheckMessage]:
     if not (info.delivers_real_mail or (info.loopback and info.username)):
         return []
     address = parseaddr(from_email_for(info.alias))[1]
-    domain = address.rpartition("@")[2].rstrip(".")
-    if "." in domain and not domain.startswith("["):
+    if address and not unqualified_domain(address):
         return []
     source = (
         f"MAILOPS['FROM_EMAILS'][{info.alias!r}]"

@@ -34,7 +34,7 @@ from django.core.mail.utils import DNS_NAME
 from django.utils.module_loading import import_string
 
 from mailops.exceptions import UnknownMailer
-from mailops.mailers.errors import describe_failure
+from mailops.mailers.errors import describe_failure, smtp_state
 from mailops.mailers.info import MailerInfo, MailerKind, mailer_info, mailers_setting
 from mailops.mailers.probes import ProbeStatus, probe_provider, supports_probe
 from mailops.models import MailLog, MailStatus, MailTrigger
@@ -115,10 +115,6 @@ class CheckResult:
         data["ok"] = self.ok
         data["warnings"] = list(self.warnings)
         return data
-
-
-class _Refused(Exception):
-    """The server cannot give the mailer what it is configured to need."""
 
 
 def verify_connection(
@@ -248,14 +244,10 @@ def _check_smtp(info: MailerInfo) -> CheckResult:
         stage = "EHLO"
         connection.ehlo_or_helo_if_needed()
         offers_starttls = connection.has_extn("starttls")
+        # A missing STARTTLS or AUTH raises SMTPNotSupportedError before anything
+        # is sent; describe_failure() gives the same advice as for a send.
         if backend.use_tls and not backend.use_ssl:
             stage = "STARTTLS"
-            if not offers_starttls:
-                raise _Refused(
-                    "the server does not offer STARTTLS, which the mailer requires "
-                    "(use_tls). It may expect implicit TLS (smtps://, port 465) or speak "
-                    "no TLS at all"
-                )
             connection.starttls(context=backend.ssl_context)
             tls_version = _tls_version(connection)
             connection.ehlo()
@@ -266,15 +258,6 @@ def _check_smtp(info: MailerInfo) -> CheckResult:
             )
         if backend.username and password:
             stage = "AUTH"
-            if not connection.has_extn("auth"):
-                plain = not (backend.use_tls or backend.use_ssl)
-                raise _Refused(
-                    "the server does not offer AUTH before STARTTLS, and the mailer does "
-                    "not use TLS: use smtp+tls:// (use_tls=True)"
-                    if plain and offers_starttls
-                    else "the server does not offer AUTH; if it relays without a "
-                    "password, remove the mailer's username and password"
-                )
             connection.login(backend.username, password)
             authenticated = True
         elif backend.username:
@@ -282,18 +265,8 @@ def _check_smtp(info: MailerInfo) -> CheckResult:
                 "the mailer has a username but no password, so Django does not authenticate"
             )
         _quit(connection)
-    except _Refused as refusal:
-        return _result(
-            info,
-            CheckOutcome.FAILED,
-            reachable=reachable,
-            tls_version=tls_version,
-            authenticated=False if stage == "AUTH" else None,
-            error=redact(f"{stage}: {refusal}", [password]),
-            warnings=tuple(warnings),
-        )
     except (smtplib.SMTPException, OSError) as error:
-        failure = describe_failure(error)
+        failure = describe_failure(error, smtp=smtp_state(connection))
         return _result(
             info,
             CheckOutcome.FAILED,

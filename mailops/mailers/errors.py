@@ -6,6 +6,7 @@ answered, with its SMTP code, and a hint at the usual fix.
 
 from __future__ import annotations
 
+import re
 import smtplib
 import socket
 import ssl
@@ -33,6 +34,66 @@ SMTP_HINTS: dict[int, str] = {
     554: "the server refused the transaction (often a spam or policy block)",
 }
 
+# A sender whose domain has no dot (mailops@localhost, Django's webmaster@localhost):
+# Postfix's reject_non_fqdn_sender and most providers refuse it (mailops.W012).
+UNQUALIFIED_SENDER_HINT = (
+    "the sender's domain is not fully qualified (mailops.W012); set DEFAULT_FROM_EMAIL, "
+    "or the mailer's ?from= / MAILOPS['FROM_EMAILS'] address, to an address at your "
+    "own domain, e.g. ops@example.com"
+)
+
+# Replies to RCPT that blame the sender, not the recipient: Postfix checks the
+# sender at RCPT by default (smtpd_delay_reject), Exim after its sender
+# verification; RFC 3463's X.1.7/X.1.8 are the sender's address.
+_BLAMES_SENDER = re.compile(
+    r"sender address rejected|sender verify|^[45]\.1\.[78]\b", re.IGNORECASE
+)
+# Replies that say the sender's domain is not fully qualified (Postfix, Sendmail).
+_ASKS_FOR_FQDN = re.compile(r"fully[- ]qualified|domain name required", re.IGNORECASE)
+# Codes a server gives an unqualified sender: Postfix 504, Sendmail 553, others 501/550.
+_UNQUALIFIED_SENDER_CODES = frozenset({501, 504, 550, 553})
+_QUOTED_ADDRESS = re.compile(r"<([^<>\s]+)>")
+
+
+def unqualified_domain(address: str) -> bool:
+    """Whether ``address`` (a bare address) has a domain without a dot, like ``mailops@localhost``.
+
+    An address literal (``user@[192.0.2.1]``) counts as qualified.
+    """
+    if not address:
+        return False
+    domain = address.rpartition("@")[2].rstrip(".")
+    return "." not in domain and not domain.startswith("[")
+
+
+@dataclass(frozen=True)
+class SMTPState:
+    """What an smtplib connection knew when a command failed: the last EHLO's extensions, TLS."""
+
+    # EHLO keywords in lower case: "starttls", "auth", "size" ...
+    extensions: frozenset[str]
+    # TLS is on (implicit TLS, or after STARTTLS).
+    tls: bool
+
+
+def smtp_state(connection: Any) -> SMTPState | None:
+    """The state of an ``smtplib.SMTP`` connection; ``None`` if none or not greeted yet."""
+    if not isinstance(connection, smtplib.SMTP):
+        return None
+    if connection.ehlo_resp is None and connection.helo_resp is None:
+        return None
+    tls = isinstance(connection, smtplib.SMTP_SSL) or isinstance(connection.sock, ssl.SSLSocket)
+    return SMTPState(extensions=frozenset(connection.esmtp_features), tls=tls)
+
+
+def opening_state(backend: Any) -> SMTPState | None:
+    """The state of the connection Django's SMTP backend was opening when ``open()`` raised.
+
+    Django keeps a connection that failed after connecting (at STARTTLS or
+    AUTH) as ``_partial_connection`` until ``close()``; other backends have none.
+    """
+    return smtp_state(getattr(backend, "_partial_connection", None))
+
 
 @dataclass(frozen=True)
 class Failure:
@@ -49,13 +110,17 @@ class Failure:
     in_doubt: bool = False
 
 
-def describe_failure(error: BaseException, *, mailer: str | None = None) -> Failure:
-    """A :class:`Failure` for ``error``, its text redacted of every secret."""
-    failure = _classify(error)
+def describe_failure(
+    error: BaseException, *, mailer: str | None = None, smtp: SMTPState | None = None
+) -> Failure:
+    """A :class:`Failure` for ``error``, its text redacted of every secret.
+
+    ``smtp`` is what the connection knew when it failed (:func:`smtp_state`,
+    :func:`opening_state`): with it, the advice for a command the server did
+    not offer is as firm as the connection check's, which passes it too.
+    """
+    failure = _classify(error, smtp)
     reason = failure.reason
-    hint = SMTP_HINTS.get(failure.smtp_code or 0)
-    if hint:
-        reason = f"{reason} (hint: {hint})"
     if mailer:
         reason = f"[{mailer}] {reason}"
     return Failure(
@@ -72,16 +137,24 @@ def _smtp_text(raw: bytes | str) -> str:
     return " ".join(raw.split())
 
 
-def _classify(error: BaseException) -> Failure:
+def _classify(error: BaseException, smtp: SMTPState | None) -> Failure:
     # First: anymail's API errors are also OSError/ValueError subclasses.
     anymail = _classify_anymail(error)
     if anymail is not None:
         return anymail
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         address, (code, text) = next(iter(error.recipients.items()))
-        return _reply("recipient refused", code, text, detail=address)
+        said = _smtp_text(text)
+        if _BLAMES_SENDER.search(said):
+            # Postfix names the sender in its reply: <mailops@localhost>: Sender address rejected.
+            quoted = _QUOTED_ADDRESS.search(said)
+            hint = _sender_hint(code, said, quoted.group(1) if quoted else "")
+            return _reply(f"sender refused (at RCPT TO <{address}>)", code, said, hint=hint)
+        return _reply("recipient refused", code, said, detail=address)
     if isinstance(error, smtplib.SMTPSenderRefused):
-        return _reply("sender refused", error.smtp_code, error.smtp_error, detail=error.sender)
+        said = _smtp_text(error.smtp_error)
+        hint = _sender_hint(error.smtp_code, said, error.sender)
+        return _reply("sender refused", error.smtp_code, said, detail=error.sender, hint=hint)
     if isinstance(error, smtplib.SMTPAuthenticationError):
         return _reply("authentication failed", error.smtp_code, error.smtp_error)
     if isinstance(error, smtplib.SMTPDataError):
@@ -89,22 +162,7 @@ def _classify(error: BaseException) -> Failure:
     if isinstance(error, smtplib.SMTPResponseException):
         return _reply("server refused", error.smtp_code, error.smtp_error)
     if isinstance(error, smtplib.SMTPNotSupportedError):
-        said = str(error).rstrip(". ")
-        if "AUTH" in said.upper():
-            # Submission ports (Postfix's smtpd_tls_auth_only) offer AUTH only
-            # after STARTTLS; the connection check gives the same advice.
-            return Failure(
-                f"the server does not offer AUTH on this connection ({said}). If it "
-                "offers it after STARTTLS, use smtp+tls://; if it relays without a "
-                "password, remove the mailer's username and password",
-                connection_lost=True,
-            )
-        return Failure(
-            f"the server does not support what the mailer asked for ({said}). "
-            "If it is STARTTLS, the server may expect implicit TLS (smtps://, port 465) "
-            "or no TLS at all",
-            connection_lost=True,
-        )
+        return Failure(not_offered_advice(str(error), smtp), connection_lost=True)
     if isinstance(error, smtplib.SMTPServerDisconnected):
         return Failure(
             f"the server closed the connection unexpectedly ({error or 'no reason given'})",
@@ -145,10 +203,59 @@ def _classify(error: BaseException) -> Failure:
     return Failure(f"{type(error).__name__}: {error}")
 
 
-def _reply(what: str, code: int, text: bytes | str, *, detail: str = "") -> Failure:
+def not_offered_advice(said: str, smtp: SMTPState | None) -> str:
+    """What to do when smtplib refuses a command the server did not offer (``said``: its text).
+
+    The one place that decides this advice: a send and the connection check
+    both get it through :func:`describe_failure`. ``smtp`` is what the server
+    offered (``None``: unknown, so the advice covers both likely causes).
+    """
+    said = said.rstrip(". ")
+    words = said.upper().split()
+    if words[:1] == ["STARTTLS"]:
+        return (
+            "the server does not offer STARTTLS, which the mailer requires (use_tls). "
+            "It may expect implicit TLS (smtps://, port 465) or speak no TLS at all"
+        )
+    if "AUTH" in words:
+        if smtp is None:
+            return (
+                "the server does not offer AUTH on this connection. If it offers it after "
+                "STARTTLS, use smtp+tls:// (use_tls=True); if it relays without a "
+                "password, remove the mailer's username and password"
+            )
+        if not smtp.tls and "starttls" in smtp.extensions:
+            # Postfix's smtpd_tls_auth_only, the usual submission port (587).
+            return (
+                "the server does not offer AUTH before STARTTLS, and the mailer does "
+                "not use TLS: use smtp+tls:// (use_tls=True)"
+            )
+        return (
+            "the server does not offer AUTH; if it relays without a password, "
+            "remove the mailer's username and password"
+        )
+    return f"the server does not support what the mailer asked for ({said})"
+
+
+def _sender_hint(code: int, said: str, sender: str) -> str | None:
+    """The unqualified-sender hint when the refusal is about that; else the code's own."""
+    if _ASKS_FOR_FQDN.search(said) or (
+        code in _UNQUALIFIED_SENDER_CODES and unqualified_domain(sender)
+    ):
+        return UNQUALIFIED_SENDER_HINT
+    return None
+
+
+def _reply(
+    what: str, code: int, text: bytes | str, *, detail: str = "", hint: str | None = None
+) -> Failure:
     about = f" <{detail}>" if detail else ""
+    reason = f"{what}{about}: {code} {_smtp_text(text)}".rstrip()
+    hint = hint or SMTP_HINTS.get(code)
+    if hint:
+        reason = f"{reason} (hint: {hint})"
     return Failure(
-        f"{what}{about}: {code} {_smtp_text(text)}".rstrip(),
+        reason,
         smtp_code=code if 100 <= code <= 599 else None,
         transient=400 <= code < 500,
         # smtplib closes the socket itself after a 421.

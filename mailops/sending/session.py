@@ -32,7 +32,7 @@ from django.core.mail import EmailMessage, mailers
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.db import DatabaseError, connections
 
-from mailops.mailers.errors import Failure, describe_failure
+from mailops.mailers.errors import Failure, describe_failure, opening_state
 from mailops.models import MailLog
 from mailops.recipients import check_address
 from mailops.redaction import redact
@@ -78,7 +78,8 @@ class MailerSession:
         try:
             self.backend.open()
         except Exception as error:  # noqa: BLE001 - any failure to connect is data
-            failure = describe_failure(error, mailer=self.alias)
+            # What the server offered (STARTTLS, AUTH) makes the advice as firm as the check's.
+            failure = describe_failure(error, mailer=self.alias, smtp=opening_state(self.backend))
             # A half-open connection (e.g. TLS done, AUTH refused) must still QUIT.
             self.is_open = True
             self.close()

@@ -90,8 +90,8 @@ def test_a_lost_mark_connection_fails_one_row_unsent_and_the_rest_go_out(
         marks.append(params)
         if len(marks) == 3:
             # The server ends this connection (a restart, an idle timeout, an admin).
-            self._pgconn()
-            backend = self.wrapper.connection.info.backend_pid
+            pgconn = self.pgconn or self._connect()
+            backend = pgconn.backend_pid
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_terminate_backend(%s)", [backend])
         original(self, params)

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import select
-from typing import Any
+from typing import Any, NoReturn
 
 from django.db import DatabaseError, OperationalError, connections, router
 
@@ -150,32 +150,37 @@ class SeparateConnection(Marks):
     """
 
     def __init__(self, ledger: WireLedger) -> None:
+        from psycopg import Error, pq
+
         self.db = ledger.db
         # libpq's own placeholders.
-        self.statement = ledger.statement.replace("%s", "$1", 1).replace("%s", "$2", 1)
-        self.statement = self.statement.replace("%s", "$3", 1)
+        statement = ledger.statement.replace("%s", "$1", 1).replace("%s", "$2", 1)
+        self.statement = statement.replace("%s", "$3", 1).encode()
         self.wrapper: Any = None
+        self.pgconn: Any = None
         self.state = ""  # "" nothing sent, "sent", "written", "failed"
+        self._driver_error = Error
+        self._ok = (pq.ExecStatus.COMMAND_OK, pq.ConnStatus.OK)
 
-    def _pgconn(self) -> Any:
-        if self.wrapper is None:
-            self.wrapper = connections.create_connection(self.db)
+    def _connect(self) -> Any:
+        self.wrapper = connections.create_connection(self.db)
         self.wrapper.ensure_connection()
-        return self.wrapper.connection.pgconn
+        self.pgconn = self.wrapper.connection.pgconn
+        return self.pgconn
 
     def send(self, params: tuple[int, str, int]) -> None:
+        # Once per message: straight to libpq, Django's wrappers only on the way to an error.
         self.state = "failed"
+        on_wire, done, progress_id = params
         try:
-            pgconn = self._pgconn()
-            with self.wrapper.wrap_database_errors:
-                pgconn.send_query_params(
-                    self.statement.encode(), [str(value).encode() for value in params]
-                )
-                while pgconn.flush():
-                    _wait(pgconn.socket, writable=True)
-        except DatabaseError:
-            self._drop()
-            raise
+            pgconn = self.pgconn or self._connect()
+            pgconn.send_query_params(
+                self.statement, [b"%d" % on_wire, done.encode(), b"%d" % progress_id]
+            )
+            while pgconn.flush():
+                _wait(pgconn.socket, writable=True)
+        except self._driver_error as error:
+            self._fail(str(error))
         self.state = "sent"
 
     def confirm(self) -> None:
@@ -183,30 +188,30 @@ class SeparateConnection(Marks):
             return
         self.state = "failed"
         try:
-            with self.wrapper.wrap_database_errors:
-                error = self._result()
-        except DatabaseError:
-            self._drop()
-            raise
+            error = self._result()
+        except self._driver_error as driver_error:
+            error = str(driver_error)
         if error:
-            self._drop()
-            raise OperationalError(f"recording progress failed: {error}")
+            self._fail(error)
         self.state = "written"
+
+    def _fail(self, error: str) -> NoReturn:
+        self._drop()
+        raise OperationalError(f"recording progress failed: {error.strip()}")
 
     def _result(self) -> str:
         """Wait for the statement's result; its error message, or ``""``."""
-        from psycopg import pq
-
-        pgconn = self.wrapper.connection.pgconn
+        pgconn = self.pgconn
         pgconn.consume_input()
         while pgconn.is_busy():
             _wait(pgconn.socket, writable=False)
             pgconn.consume_input()
+        command_ok, connection_ok = self._ok
         error = ""
         while (result := pgconn.get_result()) is not None:
-            if result.status != pq.ExecStatus.COMMAND_OK:
-                error = (result.error_message or b"").decode(errors="replace").strip()
-        return error or ("" if pgconn.status == pq.ConnStatus.OK else "connection lost")
+            if result.status != command_ok:
+                error = (result.error_message or b"").decode(errors="replace") or "no result"
+        return error or ("" if pgconn.status == connection_ok else "connection lost")
 
     def settle(self) -> bool:
         # Its result must be read before the connection carries anything else;
@@ -219,7 +224,7 @@ class SeparateConnection(Marks):
 
     def _drop(self) -> None:
         """A connection in an unknown state is not used again (the next mark opens one)."""
-        wrapper, self.wrapper = self.wrapper, None
+        wrapper, self.wrapper, self.pgconn = self.wrapper, None, None
         if wrapper is not None:
             try:
                 wrapper.close()

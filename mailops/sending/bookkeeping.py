@@ -9,9 +9,13 @@ chunk is claimed, and the last one's outcomes written, as the current one
 goes out. The sending thread mostly waits for the SMTP server's replies,
 so the two hardly compete for the interpreter.
 
-It holds one chunk more in ``sending`` than a plain run: if the worker
-dies, lease recovery puts those rows back in the queue (they were never
-attempted); if the run ends early, :meth:`AheadBookkeeping.close` does.
+A run so holds up to two chunks more in ``sending`` than a plain one: the
+one claimed ahead, and the last one until its outcomes are written. If the
+worker dies, lease recovery puts the first back in the queue (never
+attempted) and settles the second by its progress marks; if the run ends
+early, :meth:`AheadBookkeeping.close` gives the first back itself. Not with
+a rate limit: chunks are then sized to go out within half the lease, and a
+chunk that waits for the one before it would not.
 """
 
 from __future__ import annotations
@@ -79,18 +83,23 @@ class AheadBookkeeping(Bookkeeping):
     def next_chunk(self) -> list[MailLog]:
         if self._next is None or self._pool is None:
             return []
+        if self._written is not None and self._written.done():
+            # A write that failed stops the run before more is sent.
+            self.flush()
         rows = self._next.result()
         # The one after it is claimed while this one is sent.
         self._next = self._pool.submit(self._claim) if rows else None
         return rows
 
     def write(self, rows: list[MailLog]) -> None:
-        # One write at a time, in chunk order: the previous one's error surfaces here.
-        self.flush()
         if self._pool is None:
             self._write(rows)
             return
-        self._written = self._pool.submit(self._write, rows)
+        # In chunk order (one thread); these outcomes are on their way before
+        # the previous write's error, if any, is raised.
+        previous, self._written = self._written, self._pool.submit(self._write, rows)
+        if previous is not None:
+            previous.result()
 
     def flush(self) -> None:
         written, self._written = self._written, None

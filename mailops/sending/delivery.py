@@ -5,8 +5,9 @@ delivery claims rows in chunks and hands the backend one message at a time
 (:mod:`mailops.sending.session`): every row gets its own outcome, and a
 dropped connection is re-opened (or, if that fails, the rest are failed
 with the reason). With ``concurrency`` above one, that many connections
-send each chunk in parallel threads; claims and outcomes are written here,
-in the calling thread, a chunk at a time.
+send each chunk in parallel threads. Claims and outcomes are written a
+chunk at a time, here or, on PostgreSQL, one chunk ahead in a thread of
+their own (:mod:`mailops.sending.bookkeeping`).
 """
 
 from __future__ import annotations
@@ -105,8 +106,9 @@ def deliver_batch(
     ``MAX_ATTEMPTS``; a later run must then pick them up, so callers pass
     ``retry=True`` only when one will. ``rate_share`` divides each mailer's
     rate limit among that many parallel delivery runs. ``progress``, if
-    given, is called with the report so far after each chunk's outcomes
-    are written (for a progress display).
+    given, is called with the report so far after each chunk (for a
+    progress display), and once more at the end: where outcomes are
+    written a chunk ahead, the database shows each chunk's at the next call.
     """
     report = DeliveryReport()
     # A dead worker's rows whose lease ran out: unattempted ones go out again below.
@@ -166,11 +168,14 @@ def _deliver_for_mailer(
         reason = redact(f"[{alias}] mailer is misconfigured: {error}")
         _fail_remaining(batch_id, alias, Failure(reason), report, retry=False)
         return
-    # A daily quota sizes each chunk by the outcomes so far: no claiming ahead then.
-    limited = quota_status(alias).limit is not None
-    kind = AheadBookkeeping if not limited and AheadBookkeeping.useful() else Bookkeeping
-    bookkeeping = kind(lambda: claim(batch_id, mailer=alias, limit=chunk_size), _write_outcomes)
+    bookkeeping: Bookkeeping | None = None
     try:
+        # A daily quota sizes each chunk by the outcomes so far, and a rate
+        # limit sizes it to the lease (see bookkeeping): no claiming ahead then.
+        limited = quota_status(alias).limit is not None
+        ahead = not limited and not rate and AheadBookkeeping.useful()
+        kind = AheadBookkeeping if ahead else Bookkeeping
+        bookkeeping = kind(lambda: claim(batch_id, mailer=alias, limit=chunk_size), _write_outcomes)
         while True:
             if limited:
                 quota = quota_status(alias)
@@ -206,7 +211,8 @@ def _deliver_for_mailer(
             progress(report)
     finally:
         try:
-            bookkeeping.close()
+            if bookkeeping is not None:
+                bookkeeping.close()
         finally:
             sender.close()
 

@@ -105,5 +105,7 @@ def _progress(tokens: set[str]) -> tuple[set[int], set[int], set[int]]:
             (not_delivered if item.startswith("-") else accepted).add(abs(int(item)))
         if progress.on_wire is not None:
             on_wire.add(progress.on_wire)
-    # A row retried on a fresh connection was on the wire last: that counts.
-    return accepted - on_wire, not_delivered - on_wire - accepted, on_wire - accepted
+    # An accepted row is never sent again, so "accepted" wins over a stale "on
+    # the wire" (a connection that died at MAIL, its row then sent by another).
+    # A row retried on a fresh connection was on the wire last: that beats "not delivered".
+    return accepted, not_delivered - on_wire - accepted, on_wire - accepted

@@ -7,9 +7,9 @@ hands them a chunk's rows through one shared queue: with one session in
 the calling thread, with several in one thread each. A slow connection
 simply takes fewer rows, and a dead one leaves its share to the others.
 
-Only each row's outcome fields change here; the caller writes them to the
-database, in its own thread: a worker thread's database connection could
-not see rows written in the caller's transaction.
+Only each row's outcome fields change here (and the progress marks, see
+:mod:`mailops.sending.wire`); the caller writes the outcomes to the
+database (:mod:`mailops.sending.bookkeeping`).
 
 Through Django's own SMTP backend, the chunk's message is built once
 (:class:`~mailops.sending.composition.MessageTemplate`) and its bytes go over the
@@ -37,6 +37,7 @@ from mailops.models import MailLog
 from mailops.recipients import check_address
 from mailops.redaction import redact
 from mailops.sending.composition import MessageTemplate, build_message
+from mailops.sending.marks import ChunkTaken
 from mailops.sending.outcomes import IN_DOUBT_PREFIX, mark_sent, record_failure
 from mailops.sending.throttle import RateLimiter
 from mailops.sending.transaction import TransactionError, send_transaction
@@ -96,6 +97,9 @@ class MailerSession:
 
     def send(self, row: MailLog, templates: Templates) -> bool:
         """Send one row and set its outcome; ``False`` (row untouched) if the connection is dead."""
+        if self.track is not None and self.track.taken(row):
+            # Recovery gave this row's chunk to another run: not ours to send any more.
+            return True
         if self.invalid_address(row):
             return True
         if self.dead is None and not self.is_open:
@@ -125,13 +129,24 @@ class MailerSession:
                     continue
                 self._record_transaction_failure(row, error)
                 return True
+            except ChunkTaken:
+                # Not sent (the mark comes before the end of DATA); the row's
+                # outcome is left to the run that has it now.
+                self.close()
+                return True
             except DatabaseError as error:
                 # The progress mark failed: the message was not sent, and the
                 # connection may be mid-transaction, so it cannot carry another.
                 self.close()
+                self._finish(row, delivered=False)
+                if self._may_reconnect():
+                    # A database connection that dropped (the mark's opens anew): once more.
+                    self.dead = self._open()
+                    if self.dead is not None:
+                        return False
+                    continue
                 reason = redact(f"[{self.alias}] could not record progress before sending: {error}")
                 record_failure(row, Failure(reason, transient=True), retry=self.retry)
-                self._finish(row, delivered=False)
                 return True
             self.reconnects_in_a_row = 0
             self._finish(row, delivered=True)

@@ -37,6 +37,9 @@ from pathlib import Path
 import pytest
 import trustme
 
+from mailops.models import MailLog, MailStatus, MailTrigger
+from mailops.recipients import from_addresses
+from mailops.services import send_test_mail
 from tests.imap_server import DovecotServer, start_dovecot
 from tests.smtp_server import HOST, SMTPTestCA, free_port
 
@@ -346,3 +349,26 @@ def postfix_submission(
     """
     postfix_submission_server.forget_earlier_tests()
     return postfix_submission_server
+
+
+# Past smtpd_hard_error_limit (5): Postfix answers the RSET after the fifth
+# refusal with 421 and hangs up, between the two deliverable addresses.
+REFUSED = [f"nobody{i}@nowhere.invalid" for i in range(7)]
+DELIVERABLE = ["alice@example.test", "bob@example.test"]
+
+
+def send_past_the_error_limit(server: PostfixServer) -> tuple[dict[str, MailLog], str]:
+    """Send to refused and deliverable addresses in one batch; the rows by recipient, the log.
+
+    Checks what holds on every port: each deliverable address delivered
+    once and ``sent``, each refused one ``failed`` with Postfix's 554.
+    """
+    summary = send_test_mail(
+        from_addresses([*REFUSED[:5], DELIVERABLE[0], *REFUSED[5:], DELIVERABLE[1]]),
+        trigger=MailTrigger.COMMAND,
+    )
+    rows = {row.recipient: row for row in summary.logs()}
+    assert {rows[address].status for address in DELIVERABLE} == {MailStatus.SENT}
+    assert {(rows[a].status, rows[a].smtp_code) for a in REFUSED} == {(MailStatus.FAILED, 554)}
+    assert server.deliveries(2) == {address: 1 for address in DELIVERABLE}
+    return rows, server.wait_for_log("too many errors")

@@ -166,11 +166,11 @@ def main() -> None:
         print(f"Select all: {args.users:,} users, database: {database}")
         results = {
             "request path (send_test_mail_to_users)": measure(request_path, args.users, args.runs),
-            "baseline: per-object (from_users + bulk_create)": measure(
+            "baseline: per-object (from_users + write_rows)": measure(
                 per_object_path, args.users, args.baseline_runs
             ),
         }
-        base = statistics.median(results["baseline: per-object (from_users + bulk_create)"][0])
+        base = statistics.median(results["baseline: per-object (from_users + write_rows)"][0])
         for name, (times, queries) in results.items():
             median = statistics.median(times)
             spread = ", ".join(f"{t:.2f}" for t in times)

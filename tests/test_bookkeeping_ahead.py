@@ -18,6 +18,8 @@ from mailops.models import MailLog, MailStatus, MailTrigger, SendingProgress
 from mailops.recipients import from_addresses
 from mailops.sending import wire
 from mailops.sending.bookkeeping import AheadBookkeeping
+from mailops.sending.delivery import DeliveryReport, deliver_batch
+from mailops.sending.progress import queue_progress
 from mailops.sending.recovery import recover_stale_sending
 from mailops.services import send_test_mail
 from tests.faulty_smtp import FaultySMTPServer
@@ -212,3 +214,21 @@ def test_parallel_connections_leave_no_database_connection_open(
     assert summary.sent == 40
     assert faulty_smtp.deliveries == Counter({address: 1 for address in addresses(40)})
     assert open_connections() == before
+
+
+def test_a_run_reports_each_row_once_while_outcomes_are_written_behind(
+    settings: Any, worker_backend: Any, faulty_smtp: FaultySMTPServer
+) -> None:
+    use(settings, faulty_smtp.options())
+    summary = send_test_mail(from_addresses(addresses(45)), trigger=MailTrigger.API, queue=True)
+    totals: list[tuple[int, int]] = []
+
+    def progress(report: DeliveryReport) -> None:
+        current = queue_progress(report.counts, summary.batch_id)
+        totals.append((sum(current.counts.values()), current.counts.get(MailStatus.SENT, 0)))
+
+    deliver_batch(summary.batch_id, chunk_size=10, progress=progress)
+
+    # The run's own counts plus what the log still shows unfinished: never a row twice.
+    assert {total for total, _sent in totals} == {45}
+    assert totals[-1] == (45, 45)

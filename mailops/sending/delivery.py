@@ -188,6 +188,8 @@ def _deliver_for_mailer(
                 rows = bookkeeping.next_chunk()
             if not rows:
                 break
+            # Written a chunk behind, the log shows the outcomes counted so far.
+            written = DeliveryReport(dict(report.counts)) if bookkeeping.lags else report
             try:
                 sender.send(rows)
             finally:
@@ -199,7 +201,7 @@ def _deliver_for_mailer(
                     report.add(row.status)
                 bookkeeping.write(rows)
             if progress is not None:
-                progress(report)
+                progress(written)
             if sender.dead is not None:
                 # Rows claimed ahead go back to the queue first: they fail with the rest.
                 bookkeeping.close()

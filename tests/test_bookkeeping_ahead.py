@@ -8,6 +8,7 @@ the same outcomes must come from the plain path.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from typing import Any
 
@@ -19,6 +20,7 @@ from mailops.recipients import from_addresses
 from mailops.sending import wire
 from mailops.sending.bookkeeping import AheadBookkeeping
 from mailops.sending.delivery import DeliveryReport, deliver_batch
+from mailops.sending.marks import ChunkTaken
 from mailops.sending.progress import queue_progress
 from mailops.sending.recovery import recover_stale_sending
 from mailops.services import send_test_mail
@@ -213,6 +215,10 @@ def test_parallel_connections_leave_no_database_connection_open(
 
     assert summary.sent == 40
     assert faulty_smtp.deliveries == Counter({address: 1 for address in addresses(40)})
+    # A closed connection's server process leaves pg_stat_activity moments later.
+    deadline = time.monotonic() + 5
+    while open_connections() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert open_connections() == before
 
 
@@ -232,3 +238,35 @@ def test_a_run_reports_each_row_once_while_outcomes_are_written_behind(
     # The run's own counts plus what the log still shows unfinished: never a row twice.
     assert {total for total, _sent in totals} == {45}
     assert totals[-1] == (45, 45)
+
+
+def test_a_row_in_doubt_stays_in_doubt_after_the_next_mark() -> None:
+    # Its reply was lost after the final "."; the connection moved on to the
+    # next row before the worker died: recovery must not requeue it.
+    a1, a2, a3 = claimed_rows(3, "chunk-a")
+    track = wire.WireLedger().track()
+    for row, delivered in ((a1, None), (a2, True)):
+        track.mark(row)
+        track.finish(row, delivered=delivered)
+    track.mark(a3)
+    track.close()
+    MailLog.objects.update(updated_at="2000-01-01T00:00:00Z")
+
+    recovered = recover_stale_sending()
+
+    assert (recovered.sent, recovered.in_doubt, recovered.requeued) == (1, 2, 0)
+    assert {row.pk for row in MailLog.objects.filter(in_doubt=True)} == {a1.pk, a3.pk}
+
+
+def test_a_chunk_taken_before_its_first_row_goes_out_is_not_started() -> None:
+    (a1,) = claimed_rows(1, "chunk-a")
+    MailLog.objects.update(updated_at="2000-01-01T00:00:00Z")
+    recover_stale_sending()
+    track = wire.WireLedger().track()
+
+    with pytest.raises(ChunkTaken):
+        track.begin(a1)
+
+    assert track.taken(a1)
+    assert not SendingProgress.objects.exists()
+    assert MailLog.objects.get(pk=a1.pk).status == MailStatus.QUEUED

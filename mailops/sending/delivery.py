@@ -238,13 +238,16 @@ def record_outcomes(rows: list[MailLog]) -> None:
     """
     plain = [row for row in rows if row.status == MailStatus.SENT and not row.esp_message_id]
     others = [row for row in rows if row.status != MailStatus.SENT or row.esp_message_id]
+    # Only rows still under this run's claim: if recovery took a row from a
+    # run that stalled past its lease, its outcome belongs to the new claim.
+    claimed = MailLog.objects.filter(claimed_by__in={row.claimed_by for row in rows})
     if plain:
         now = timezone.now()
         for row in plain:
             row.sent_at = row.updated_at = now
-        MailLog.objects.filter(pk__in=[row.pk for row in plain]).mark_sent(at=now)
+        claimed.filter(pk__in=[row.pk for row in plain]).mark_sent(at=now)
     if others:
-        MailLog.objects.settle(others)
+        claimed.settle(others)
 
 
 def _hold_for_quota(

@@ -33,6 +33,7 @@ logger = logging.getLogger("mailops.delivery")
 # Longest wait for the database's answer to one mark (seconds); a mark is one
 # small UPDATE, so this is a database or network that has stopped answering.
 MARK_TIMEOUT = 60.0
+CONNECT_TIMEOUT = 10
 
 Params = tuple[int, str, int]
 
@@ -55,6 +56,9 @@ class Marks:
     def settle(self) -> bool:
         """After the transaction, whatever happened: ``True`` if the mark was committed."""
         raise NotImplementedError
+
+    def reset(self) -> None:
+        """After a failed mark: the next one starts on a working connection."""
 
     def close(self) -> None:
         """Nothing more to write."""
@@ -99,6 +103,10 @@ class SameConnection(Marks):
         written, self.written = self.written, False
         return written
 
+    def reset(self) -> None:
+        # Django replaces a broken connection only when asked.
+        connections[self.db].close_if_unusable_or_obsolete()
+
 
 class SeparateConnection(Marks):
     """PostgreSQL: the statement sent on a connection of its own, its result read at confirm.
@@ -126,8 +134,10 @@ class SeparateConnection(Marks):
         # connection stays open as long as the mailer connection, in whichever
         # thread sends, and a pool would lose a slot to each one.
         wrapper: Any = connections.create_connection(self.db)
+        params = wrapper.get_connection_params()
+        params.setdefault("connect_timeout", CONNECT_TIMEOUT)
         with wrapper.wrap_database_errors:
-            self.raw = wrapper.Database.connect(**wrapper.get_connection_params())
+            self.raw = wrapper.Database.connect(**params)
         self.pgconn = self.raw.pgconn
         return self.pgconn
 

@@ -20,10 +20,12 @@ explicit opt-in for sites that prefer a possible duplicate to a possible loss.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.db import connections, router, transaction
 from django.utils import timezone
 
 from mailops.conf import get_setting
@@ -64,15 +66,34 @@ def recover_stale_sending(
     requeue: bool = False,
     batch_id: uuid.UUID | str | None = None,
 ) -> Recovered:
-    """Settle rows stuck in ``sending`` past the lease by how far each got."""
+    """Settle rows stuck in ``sending`` past the lease by how far each got.
+
+    Where the database locks rows, this is one transaction that locks the
+    stale rows and their progress rows first: a worker that was only slow
+    and marks its next message meanwhile waits, then finds its progress row
+    gone and sends nothing more of the chunk (see ``sending.marks.ChunkTaken``).
+    """
     lease = get_setting("SENDING_LEASE") if lease is None else lease
     stale = stale_sending(lease=lease)
     if batch_id is not None:
         stale = stale.for_batch(batch_id)
-    tokens = set(stale.order_by().values_list("claimed_by", flat=True).distinct())
+    db = router.db_for_write(MailLog)
+    locks = connections[db].features.has_select_for_update
+    with transaction.atomic(using=db) if locks else contextlib.nullcontext():
+        return _settle(stale, lease=lease, requeue=requeue, lock=locks)
+
+
+def _settle(stale: MailLogQuerySet, *, lease: int, requeue: bool, lock: bool) -> Recovered:
+    if lock:
+        claims = stale.select_for_update().order_by("pk").values_list("pk", "claimed_by")
+        locked = list(claims)
+        stale = stale.filter(pk__in=[pk for pk, _token in locked])
+        tokens = {token for _pk, token in locked}
+    else:
+        tokens = set(stale.order_by().values_list("claimed_by", flat=True).distinct())
     if not tokens:
         return Recovered()
-    accepted, not_delivered, on_wire = _progress(tokens)
+    accepted, not_delivered, on_wire = _progress(tokens, lock=lock)
     sent = stale.filter(pk__in=accepted).mark_sent(at=timezone.now())
     doubt = stale.filter(pk__in=on_wire)
     requeued = 0
@@ -95,17 +116,22 @@ def recover_stale_sending(
     return Recovered(requeued=requeued, sent=sent, in_doubt=in_doubt)
 
 
-def _progress(tokens: set[str]) -> tuple[set[int], set[int], set[int]]:
-    """(accepted, not delivered, on the wire) row ids from the claims' progress rows."""
+def _progress(tokens: set[str], *, lock: bool) -> tuple[set[int], set[int], set[int]]:
+    """(accepted, not delivered, in doubt) row ids from the claims' progress rows."""
     accepted: set[int] = set()
     not_delivered: set[int] = set()
-    on_wire: set[int] = set()
-    for progress in SendingProgress.objects.filter(token__in=tokens):
+    # On the wire when the worker died, or sent with no verdict ("?pk").
+    in_doubt: set[int] = set()
+    outcomes = {"-": not_delivered, "?": in_doubt}
+    progress_rows = SendingProgress.objects.filter(token__in=tokens)
+    if lock:
+        progress_rows = progress_rows.select_for_update().order_by("pk")
+    for progress in progress_rows:
         for item in progress.done.split():
-            (not_delivered if item.startswith("-") else accepted).add(abs(int(item)))
+            outcomes.get(item[0], accepted).add(int(item.lstrip("-?")))
         if progress.on_wire is not None:
-            on_wire.add(progress.on_wire)
+            in_doubt.add(progress.on_wire)
     # An accepted row is never sent again, so "accepted" wins over a stale "on
     # the wire" (a connection that died at MAIL, its row then sent by another).
     # A row retried on a fresh connection was on the wire last: that beats "not delivered".
-    return accepted, not_delivered - on_wire - accepted, on_wire - accepted
+    return accepted, not_delivered - in_doubt - accepted, in_doubt - accepted

@@ -139,6 +139,8 @@ class MailerSession:
                 # connection may be mid-transaction, so it cannot carry another.
                 self.close()
                 self._finish(row, delivered=False)
+                if self.track is not None:
+                    self.track.reset()
                 if self._may_reconnect():
                     # A database connection that dropped (the mark's opens anew): once more.
                     self.dead = self._open()
@@ -173,7 +175,7 @@ class MailerSession:
         self.reconnects_in_a_row += 1
         return True
 
-    def _finish(self, row: MailLog, *, delivered: bool) -> None:
+    def _finish(self, row: MailLog, *, delivered: bool | None) -> None:
         if self.track is not None:
             self.track.finish(row, delivered=delivered)
 
@@ -182,7 +184,8 @@ class MailerSession:
             record_failure(row, describe_failure(error.error, mailer=self.alias), retry=self.retry)
             self._finish(row, delivered=False)
             return
-        # Its progress mark stays "on the wire": a worker that dies now leaves it in doubt too.
+        # Recorded as in doubt with the next mark: a worker that dies now leaves it in doubt too.
+        self._finish(row, delivered=None)
         cause = describe_failure(error.error).reason
         reason = (
             f"[{self.alias}] {IN_DOUBT_PREFIX}the connection failed after the whole message "
@@ -201,6 +204,9 @@ class MailerSession:
             message = self._message(row)
             accepted = self.backend.send_messages([message])
             esp_message_id = _esp_message_id(message)
+        except ChunkTaken:
+            # Not sent; the row's outcome is left to the run that has it now.
+            return True
         except Exception as error:  # noqa: BLE001 - a refused message is data, not a crash
             failure = describe_failure(error, mailer=self.alias)
             record_failure(row, failure, retry=self.retry)

@@ -6,7 +6,7 @@ them may go out again, each connection keeps one
 :class:`~mailops.models.SendingProgress` row per chunk up to date, with one
 short UPDATE per message, committed before the message's final ".":
 which row is on the wire, and how the rows before it on this connection
-ended ("pk" accepted, "-pk" not delivered). When a connection moves on to
+ended ("pk" accepted, "-pk" not delivered, "?pk" in doubt). When a connection moves on to
 a new chunk, the old chunk's row is closed (nothing on the wire, every
 outcome in): its outcomes may still be on their way to the mail log.
 Recovery (:mod:`mailops.sending.recovery`) reads the rows: accepted rows
@@ -27,7 +27,7 @@ from django.db import connections, router, transaction
 from django.db.models import F, TextField, Value
 from django.db.models.functions import Concat
 
-from mailops.models import MailLog, SendingProgress
+from mailops.models import MailLog, MailStatus, SendingProgress
 from mailops.sending.marks import (
     ChunkTaken,
     Marks,
@@ -82,6 +82,7 @@ class WireLedger:
         outcomes not in it yet: it is closed in the same transaction.
         """
         progress_rows = SendingProgress.objects.using(self.db)
+        # Writes first: SQLite then holds its write lock for the whole transaction.
         with transaction.atomic(using=self.db):
             if closing is not None:
                 previous, done = closing
@@ -89,6 +90,13 @@ class WireLedger:
                     on_wire=None, done=Concat(F("done"), Value(done), output_field=TextField())
                 )
             progress = progress_rows.create(token=token, on_wire=pk)
+            # Still ours? Recovery may have taken the chunk (it locks the rows
+            # first where it can: then this waits for it, or it for this).
+            claim = MailLog.objects.using(self.db).filter(
+                pk=pk, claimed_by=token, status=MailStatus.SENDING
+            )
+            if not list(claim.select_for_update().values_list("pk", flat=True)):
+                raise ChunkTaken("the chunk was recovered by another run")
         return int(progress.pk)
 
 
@@ -116,7 +124,11 @@ class WireTrack:
         if self.progress_id is None or row.claimed_by != self.token:
             # A new chunk; the previous one's outcomes may not be in the mail log yet.
             closing = None if self.progress_id is None else (self.progress_id, self.pending)
-            self.progress_id = self.ledger.start(row.claimed_by, row.pk, closing=closing)
+            try:
+                self.progress_id = self.ledger.start(row.claimed_by, row.pk, closing=closing)
+            except ChunkTaken:
+                self.taken_token = row.claimed_by
+                raise
             self.token = row.claimed_by
             self.pending = ""
             return
@@ -145,9 +157,14 @@ class WireTrack:
         finally:
             self.settle()
 
-    def finish(self, row: MailLog, *, delivered: bool) -> None:
-        """Record with the next mark how ``row`` ended (in doubt: leave it on the wire)."""
-        self.pending += f"{row.pk} " if delivered else f"-{row.pk} "
+    def finish(self, row: MailLog, *, delivered: bool | None) -> None:
+        """Record with the next mark how ``row`` ended (``None``: in doubt)."""
+        prefix = "?" if delivered is None else "" if delivered else "-"
+        self.pending += f"{prefix}{row.pk} "
+
+    def reset(self) -> None:
+        """After a failed mark: the next one starts on a working database connection."""
+        self.marks.reset()
 
     def close(self) -> None:
         self.marks.close()

@@ -162,3 +162,21 @@ def test_an_accepted_row_beats_a_stale_on_the_wire_from_a_connection_that_died()
     rows = {row.pk: row for row in summary.logs()}
     assert rows[a.pk].status == MailStatus.SENT
     assert (rows[b.pk].status, rows[b.pk].in_doubt) == (MailStatus.FAILED, True)
+
+
+@pytest.mark.django_db
+def test_recovering_one_batch_settles_every_row_of_its_claims() -> None:
+    # A run over every batch claimed rows of two batches in one chunk, then died.
+    x1, *_ = queue_batch(1).logs()
+    y1, y2 = queue_batch(2).logs().order_by("pk")
+    MailLog.objects.update(status=MailStatus.SENDING, claimed_by="dead", attempts=1)
+    SendingProgress.objects.create(token="dead", on_wire=y2.pk, done=f"{x1.pk} {y1.pk} ")
+    MailLog.objects.update(updated_at="2000-01-01T00:00:00Z")
+
+    # The watch task of batch x, say: the marks of y's rows must not be lost.
+    recovered = recover_stale_sending(batch_id=x1.batch_id)
+
+    assert (recovered.sent, recovered.in_doubt, recovered.requeued) == (2, 1, 0)
+    assert MailLog.objects.get(pk=y1.pk).status == MailStatus.SENT
+    assert MailLog.objects.get(pk=y2.pk).in_doubt
+    assert not MailLog.objects.sending().exists()

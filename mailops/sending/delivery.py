@@ -30,7 +30,7 @@ from mailops.redaction import redact
 from mailops.sending.bookkeeping import AheadBookkeeping, Bookkeeping
 from mailops.sending.outcomes import backoff, retry_reason
 from mailops.sending.pending import unwritten_batches, write_pending_rows
-from mailops.sending.recovery import recover_stale_sending
+from mailops.sending.recovery import Recovered, recover_stale_sending
 from mailops.sending.session import ChunkSender
 from mailops.sending.throttle import RateLimiter, quota_status, rate_for
 from mailops.sending.wire import forget_progress
@@ -112,7 +112,13 @@ def deliver_batch(
     """
     report = DeliveryReport()
     # A dead worker's rows whose lease ran out: unattempted ones go out again below.
-    recovered = recover_stale_sending(batch_id=batch_id)
+    try:
+        recovered = recover_stale_sending(batch_id=batch_id)
+    except DatabaseError:
+        # (A deadlock with a stalled worker, say.) The next run recovers them;
+        # this one's own rows need not wait for that.
+        logger.exception("could not recover rows a stopped worker left in 'sending'")
+        recovered = Recovered()
     if recovered.total:
         logger.warning(
             "recovered %d row(s) a stopped worker left in 'sending': %d requeued, %d sent, "

@@ -20,21 +20,22 @@ explicit opt-in for sites that prefer a possible duplicate to a possible loss.
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import connections, router, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from mailops.conf import get_setting
 from mailops.models import MailLog, MailLogQuerySet, MailStatus, SendingProgress
 
 IN_DOUBT_AFTER_CRASH = (
-    "in doubt: the delivery worker stopped while this message was on the wire (no "
-    "outcome within {lease} s). The server may have accepted it; it was not resent "
-    "automatically to avoid a duplicate. Check with the recipient and resend it if needed."
+    "in doubt: the delivery worker stopped while this message was on the wire or "
+    "waiting for the server's verdict (no outcome within {lease} s). The server may "
+    "have accepted it; it was not resent automatically to avoid a duplicate. Check "
+    "with the recipient and resend it if needed."
 )
 
 
@@ -68,31 +69,36 @@ def recover_stale_sending(
 ) -> Recovered:
     """Settle rows stuck in ``sending`` past the lease by how far each got.
 
-    Where the database locks rows, this is one transaction that locks the
-    stale rows and their progress rows first: a worker that was only slow
-    and marks its next message meanwhile waits, then finds its progress row
-    gone and sends nothing more of the chunk (see ``sending.marks.ChunkTaken``).
+    It is one transaction that holds the stale rows first: on PostgreSQL it
+    locks them and their progress rows, on SQLite it takes the write lock.
+    A worker that was only slow and marks its next message meanwhile waits,
+    then finds its progress row gone and sends nothing more of the chunk
+    (see ``sending.marks.ChunkTaken``).
     """
     lease = get_setting("SENDING_LEASE") if lease is None else lease
     stale = stale_sending(lease=lease)
     if batch_id is not None:
         stale = stale.for_batch(batch_id)
-    db = router.db_for_write(MailLog)
-    locks = connections[db].features.has_select_for_update
-    with transaction.atomic(using=db) if locks else contextlib.nullcontext():
-        return _settle(stale, lease=lease, requeue=requeue, lock=locks)
-
-
-def _settle(stale: MailLogQuerySet, *, lease: int, requeue: bool, lock: bool) -> Recovered:
-    if lock:
-        claims = stale.select_for_update().order_by("pk").values_list("pk", "claimed_by")
-        locked = list(claims)
-        stale = stale.filter(pk__in=[pk for pk, _token in locked])
-        tokens = {token for _pk, token in locked}
-    else:
-        tokens = set(stale.order_by().values_list("claimed_by", flat=True).distinct())
+    tokens = set(stale.order_by().values_list("claimed_by", flat=True).distinct())
     if not tokens:
         return Recovered()
+    # A chunk can hold rows of several batches (a run over every batch): all
+    # of its rows are settled together, or the others would lose their marks.
+    stale = stale_sending(lease=lease).filter(claimed_by__in=tokens)
+    db = router.db_for_write(MailLog)
+    lock = connections[db].features.has_select_for_update
+    with transaction.atomic(using=db):
+        if lock:
+            list(stale.select_for_update(no_key=True).order_by("pk").values_list("pk"))
+        else:
+            # A write first: SQLite's write lock for the whole transaction.
+            stale.update(updated_at=F("updated_at"))
+        return _settle(stale, tokens, lease=lease, requeue=requeue, lock=lock)
+
+
+def _settle(
+    stale: MailLogQuerySet, tokens: set[str], *, lease: int, requeue: bool, lock: bool
+) -> Recovered:
     accepted, not_delivered, on_wire = _progress(tokens, lock=lock)
     sent = stale.filter(pk__in=accepted).mark_sent(at=timezone.now())
     doubt = stale.filter(pk__in=on_wire)

@@ -208,6 +208,9 @@ class MailerSession:
             # Not sent; the row's outcome is left to the run that has it now.
             return True
         except Exception as error:  # noqa: BLE001 - a refused message is data, not a crash
+            if isinstance(error, DatabaseError) and self.track is not None:
+                # The progress mark failed: the next starts on a working connection.
+                self.track.reset()
             failure = describe_failure(error, mailer=self.alias)
             record_failure(row, failure, retry=self.retry)
             self._finish(row, delivered=False)

@@ -82,20 +82,23 @@ class WireLedger:
         outcomes not in it yet: it is closed in the same transaction.
         """
         progress_rows = SendingProgress.objects.using(self.db)
-        # Writes first: SQLite then holds its write lock for the whole transaction.
+        claim = MailLog.objects.using(self.db).filter(
+            pk=pk, claimed_by=token, status=MailStatus.SENDING
+        )
+        # Still ours? Recovery may have taken the chunk. It holds the mail log
+        # rows first, then the progress rows: so does this, where rows can be
+        # locked; on SQLite a write first takes the one write lock instead.
+        lock_first = connections[self.db].features.has_select_for_update
         with transaction.atomic(using=self.db):
+            if lock_first and not list(claim.select_for_update(no_key=True).values_list("pk")):
+                raise ChunkTaken("the chunk was recovered by another run")
             if closing is not None:
                 previous, done = closing
                 progress_rows.filter(pk=previous).update(
                     on_wire=None, done=Concat(F("done"), Value(done), output_field=TextField())
                 )
             progress = progress_rows.create(token=token, on_wire=pk)
-            # Still ours? Recovery may have taken the chunk (it locks the rows
-            # first where it can: then this waits for it, or it for this).
-            claim = MailLog.objects.using(self.db).filter(
-                pk=pk, claimed_by=token, status=MailStatus.SENDING
-            )
-            if not list(claim.select_for_update().values_list("pk", flat=True)):
+            if not lock_first and not claim.exists():
                 raise ChunkTaken("the chunk was recovered by another run")
         return int(progress.pk)
 

@@ -48,8 +48,8 @@ class WireLedger:
         self.separate_connection = connection.vendor == "postgresql" and has_psycopg3()
         lazy_commit = ""
         if connection.vendor == "postgresql":
-            # set_config(..., true) lasts this statement's own transaction: a
-            # pooled connection is handed back as it came.
+            # set_config(..., true) lasts this statement's own transaction:
+            # the connection's own settings stay as they came.
             lazy_commit = " AND set_config('synchronous_commit', 'off', true) = 'off'"
         # Raw SQL, built once from quoted model names (no user input), run on
         # the driver: the ORM's update(), even Django's cursor wrapper, cost

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from django.test import override_settings
@@ -18,6 +15,7 @@ from mailops.arrival.mailboxes import (
 )
 from mailops.mailers.environ import mailers_from_environ
 from mailops.redaction import REDACTED, redact
+from tests.worker_processes import manage
 
 SECRET = "s3cret-Imap-pw"
 
@@ -111,14 +109,7 @@ def test_a_bad_mailbox_url_stops_start_up_with_one_line() -> None:
         "MAILBOX_URL": f"imaps://me:{SECRET}@host:99999",
         "DJANGO_SETTINGS_MODULE": "site_config.settings",
     }
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=Path(__file__).resolve().parent.parent,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = manage(env, "check")
     assert result.returncode == 2
     assert (
         result.stderr

@@ -10,8 +10,6 @@ from __future__ import annotations
 import os
 import runpy
 import secrets
-import subprocess
-import sys
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -27,12 +25,12 @@ from mailops.checks import (
     check_mailops_settings,
 )
 from mailops.mailers.config_checks import suggest_host
+from tests.worker_processes import ROOT, manage
 
 SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 LOCMEM_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 POSTMARK_BACKEND = "anymail.backends.postmark.EmailBackend"
 APP_PASSWORD = "abcd efgh ijkl mnop"
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def smtp(**options: Any) -> dict[str, Any]:
@@ -624,14 +622,7 @@ def test_manage_py_check_deploy_is_clean_in_a_production_like_environment(
     project_environment(monkeypatch, tmp_path, **PRODUCTION_ENV)
     monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "site_config.settings")
 
-    completed = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    completed = manage(None, "check", "--deploy", "--fail-level", "WARNING")
 
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "no issues" in completed.stdout

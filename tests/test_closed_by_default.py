@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
-import sys
 from io import StringIO
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,10 +16,10 @@ from django.urls import reverse
 
 from mailops.models import MailLog, MailStatus
 from tests.maillog_fixtures import make_log
+from tests.worker_processes import manage
 
 pytestmark = pytest.mark.django_db
 
-ROOT = Path(__file__).resolve().parent.parent
 SECRET = "anymail:hook-pass-5b7d"
 TRACKING = [
     pattern.name
@@ -151,18 +148,10 @@ def test_the_debug_page_masks_urls_with_passwords_wherever_they_appear(settings)
 
 
 def test_the_project_uses_the_masking_filter() -> None:
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "manage.py",
-            "shell",
-            "-c",
-            "from django.conf import settings; print(settings.DEFAULT_EXCEPTION_REPORTER_FILTER)",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    completed = manage(
+        None,
+        "shell",
+        "-c",
+        "from django.conf import settings; print(settings.DEFAULT_EXCEPTION_REPORTER_FILTER)",
     )
     assert completed.stdout.splitlines()[-1] == "mailops.redaction.MailopsExceptionReporterFilter"

@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 
 from tests.scale_fixtures import SMTP_BACKEND
+from tests.worker_processes import ROOT, manage
 
-ROOT = Path(__file__).resolve().parent.parent
 MESSAGES = 120
 DATABASE_TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 # Worker processes per database, each batch split into as many delivery tasks.
@@ -68,20 +68,6 @@ def site(
         }
     )
     return env, workers
-
-
-def manage(
-    env: dict[str, str], *args: str, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "django", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def start(env: dict[str, str], *args: str) -> subprocess.Popen[str]:

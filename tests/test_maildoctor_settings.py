@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import re
 import runpy
-import subprocess
-import sys
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -19,8 +17,7 @@ from django.core.management.base import SystemCheckError
 from mailops.deliverability.checks import check_doctor_settings
 from mailops.deliverability.nameservers import parse_nameservers
 from mailops.mailers.environ import MailerURLError, mailers_from_environ
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.worker_processes import ROOT, manage
 
 
 def project_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **env: str) -> dict:
@@ -94,15 +91,7 @@ def test_manage_py_says_so_in_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path
         MAILOPS_VAR_DIR=str(tmp_path),
         MAILOPS_DNS_NAMESERVERS="8.8.8.8:dns",
     )
-    completed = subprocess.run(
-        [sys.executable, "manage.py", "maildoctor"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    completed = manage(env, "maildoctor")
     assert completed.returncode == 2
     assert completed.stderr.strip() == (
         "Configuration error: MAILOPS_DNS_NAMESERVERS: '8.8.8.8:dns': port 'dns' is not a "

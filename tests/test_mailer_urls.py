@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,8 +15,7 @@ from mailops.mailers.environ import (
     mailers_from_environ,
     parse_mailer_url,
 )
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.worker_processes import manage
 
 
 def parse(url: str) -> dict:
@@ -200,14 +197,7 @@ def test_a_bad_url_stops_start_up_with_a_clear_message() -> None:
         "MAILER_URL": "smtp://me:hunter22@host:99999",
         "DJANGO_SETTINGS_MODULE": "site_config.settings",
     }
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = manage(env, "check")
     assert result.returncode == 2
     assert (
         result.stderr

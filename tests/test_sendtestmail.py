@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from io import StringIO
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +14,7 @@ from mailops.models import MailLog, MailStatus, MailTrigger
 from tests import unreachable_broker
 from tests.commands import all_columns
 from tests.commands import run_sendtestmail as run
+from tests.worker_processes import manage
 
 SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 
@@ -302,15 +300,7 @@ def test_an_unmigrated_database_is_a_clear_error_not_a_traceback(tmp_path, comma
     }
     env.update({"DEBUG": "1", "MAILOPS_VAR_DIR": str(tmp_path)})
     args = ["someone@example.com"] if command == "sendtestmail" else []
-    result = subprocess.run(
-        [sys.executable, "manage.py", command, *args],
-        cwd=Path(__file__).resolve().parent.parent,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = manage(env, command, *args)
 
     assert result.returncode == 2
     assert "has unapplied migrations" in result.stderr

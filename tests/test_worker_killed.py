@@ -26,9 +26,8 @@ import pytest
 
 from tests.faulty_smtp import FaultySMTPServer, wait_for
 from tests.scale_fixtures import SMTP_BACKEND
-from tests.worker_processes import start_celery_worker
+from tests.worker_processes import ROOT, manage, start_celery_worker
 
-ROOT = Path(__file__).resolve().parent.parent
 RECIPIENTS = [f"user{i}@example.com" for i in range(20)]
 LEASE = 3
 
@@ -70,18 +69,6 @@ def site(request: pytest.FixtureRequest, tmp_path: Path, faulty_smtp: FaultySMTP
         }
     )
     return env
-
-
-def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "django", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def start_worker(env: dict[str, str]) -> subprocess.Popen[str]:

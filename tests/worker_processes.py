@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,25 @@ from django.db import connection
 from tests.scale_fixtures import SMTP_BACKEND
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def manage(
+    env: Mapping[str, str] | None, *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``python manage.py *args`` in the project root, as a user runs it; output captured.
+
+    ``env`` is the process's whole environment (``None``: this one's).
+    """
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
 
 # Worker processes need a database they share with the test: PostgreSQL.
 # tests/conftest.py leaves these out of a SQLite run (scripts/test runs both).

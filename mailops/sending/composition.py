@@ -89,8 +89,9 @@ def build_message(
 _TO_SLOT = "recipient@mailops-slot.invalid"
 _ID_SLOT = "<message-id@mailops-slot.invalid>"
 # Values the email package writes back unchanged and unquoted; anything else
-# (non-ASCII, quoted local parts, odd Message-IDs) takes the full build.
-_PLAIN_ADDRESS = re.compile(
+# (non-ASCII, quoted local parts, odd Message-IDs) takes the full build. Such
+# an address also needs no parsing in the SMTP envelope (sending.transaction).
+PLAIN_ADDRESS = re.compile(
     r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+\Z"
 )
 _PLAIN_MESSAGE_ID = re.compile(r"<[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*>\Z")
@@ -137,7 +138,7 @@ class MessageTemplate:
         """The message for one recipient, or ``None`` if it needs the full build."""
         if (
             self._to_at < 0
-            or not _PLAIN_ADDRESS.match(to)
+            or not PLAIN_ADDRESS.match(to)
             or not _PLAIN_MESSAGE_ID.match(message_id)
         ):
             return None

@@ -22,11 +22,11 @@ import smtplib
 from collections.abc import Callable
 from typing import Literal
 
+from mailops.sending.composition import PLAIN_ADDRESS
+
 Stage = Literal["mail", "rcpt", "data", "after_dot"]
 
 _LEADING_DOT = re.compile(rb"(?m)^\.")
-# local@domain with nothing that parseaddr() would read as a name, comment or route.
-_PLAIN_ADDRESS = re.compile(r'[^\s<>()\[\]\\,;:@"]+@[^\s<>()\[\]\\,;:@"]+')
 
 
 class TransactionError(Exception):
@@ -115,7 +115,7 @@ def send_transaction(
 
 def _envelope(address: str) -> str:
     """``<address>``, as ``smtplib.quoteaddr()`` gives it; a plain address needs no parsing."""
-    if _PLAIN_ADDRESS.fullmatch(address):
+    if PLAIN_ADDRESS.match(address):
         return f"<{address}>"
     return smtplib.quoteaddr(address)
 

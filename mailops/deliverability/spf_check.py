@@ -33,6 +33,12 @@ PROVIDER_SPF_INCLUDES: dict[str, tuple[str, ...]] = {
 }
 
 
+# Findings that already say why SPF evaluation ends in a permanent error.
+SPF_PERMERRORS = frozenset(
+    {"mailops.D022", "mailops.D023", "mailops.D024", "mailops.D026", "mailops.D031"}
+)
+
+
 def is_gmail(info: MailerInfo) -> bool:
     return info.kind == MailerKind.SMTP and info.host.lower().rstrip(".") == GMAIL_HOST
 
@@ -170,8 +176,7 @@ def _check_relay(
                 fix,
             )
         elif verdict.result == "permerror" and not any(
-            finding.id in {"mailops.D022", "mailops.D023", "mailops.D024", "mailops.D026"}
-            for finding in report.findings
+            finding.id in SPF_PERMERRORS for finding in report.findings
         ):
             report.add(
                 "mailops.D022",

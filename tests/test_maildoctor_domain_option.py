@@ -1,4 +1,4 @@
-"""``maildoctor --domain`` takes domain names only: refused before any DNS query, exit 2, escaped."""
+"""``maildoctor --domain`` takes domain names only: refused before any DNS query, exit 2."""
 
 from __future__ import annotations
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import warnings
+from collections.abc import Callable
+from urllib.parse import urlencode
 
 import anymail.backends
 import pytest
@@ -13,6 +15,10 @@ from django.core.mail import mailers
 
 from mailops.mailers.anymail_providers import installed_providers, url_name
 from mailops.mailers.environ import MailerURLError, mailers_from_environ, parse_mailer_url
+from mailops.models import MailStatus, MailTrigger
+from mailops.recipients import from_addresses
+from mailops.services import send_test_mail
+from tests.provider_api import ProviderAPI
 
 # One working URL per provider module of the pinned anymail (15.2): the
 # options each one cannot do without. The reference page of mailer URLs
@@ -144,3 +150,23 @@ def test_provider_specific_checks_still_apply_to_urls(settings) -> None:
     for provider in ("postmark", "mailgun", "sendgrid", "brevo", "amazon_ses"):
         assert supports_probe(type(build(settings, PROVIDER_URLS[provider]))), provider
     assert not supports_probe(type(build(settings, PROVIDER_URLS["mailtrap"])))
+
+
+@pytest.mark.django_db
+def test_an_amazon_ses_url_with_region_keys_and_endpoint_sends(
+    provider_api_factory: Callable[..., ProviderAPI], settings, tmp_path
+) -> None:
+    api = provider_api_factory("amazon_ses")
+    session = api.options()["session_params"]
+    query = urlencode({**session, "endpoint_url": api.url.rstrip("/")})
+    url = f"anymail+amazon-ses://?{query}"
+    env = mailers_from_environ({"MAILER_URL": url}, outbox_dir=tmp_path)
+    settings.MAILERS = env.mailers
+
+    summary = send_test_mail(from_addresses(["alice@example.com"]), trigger=MailTrigger.API)
+
+    assert summary.logs().get().status == MailStatus.SENT
+    (exchange,) = api.sends
+    authorization = exchange.headers["authorization"]
+    assert authorization.startswith("AWS4-HMAC-SHA256 Credential=" + api.shape.expected(api.key))
+    assert f"/{session['region_name']}/ses/aws4_request" in authorization

@@ -18,9 +18,17 @@ import pkgutil
 # Names earlier mailops versions accepted, kept working.
 ALIASES = {"ses": "amazon_ses"}
 
-# Amazon SES takes its region and profile through boto3's session parameters;
-# ``?region_name=`` on its URL goes there (anymail has no such option).
-SES_SESSION_PARAMETERS = ("region_name", "profile_name")
+# Amazon SES is configured through boto3's session and client parameters
+# (anymail has no region or key option of its own): these query parameters
+# of its URL go there. Without keys, boto3 reads AWS_* or the instance role.
+SES_SESSION_PARAMETERS = (
+    "region_name",
+    "profile_name",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+)
+SES_CLIENT_PARAMETERS = ("endpoint_url",)
 
 
 @functools.cache

@@ -31,6 +31,7 @@ from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit, u
 
 from mailops.exceptions import MailerURLError
 from mailops.mailers.anymail_providers import (
+    SES_CLIENT_PARAMETERS,
     SES_SESSION_PARAMETERS,
     backend_path,
     find_provider,
@@ -204,9 +205,13 @@ def _anymail_entry(name: str, query: dict[str, str], variable: str) -> dict[str,
     if "timeout" in options:
         options["timeout"] = parse_timeout(options["timeout"], variable)
     if provider == "amazon_ses":
-        session = {key: options.pop(key) for key in SES_SESSION_PARAMETERS if key in options}
-        if session:
-            options["session_params"] = session
+        for option, names in (
+            ("session_params", SES_SESSION_PARAMETERS),
+            ("client_params", SES_CLIENT_PARAMETERS),
+        ):
+            params = {name: options.pop(name) for name in names if name in options}
+            if params:
+                options[option] = params
     entry: dict[str, Any] = {"BACKEND": backend_path(provider)}
     if options:
         entry["OPTIONS"] = options

@@ -97,16 +97,17 @@ _PERCENT_ENCODED = {"#": "%23", "?": "%3F", "/": "%2F", "@": "%40", "[": "%5B", 
 
 def _refuse_unencoded_userinfo(url: str, *, variable: str, error: type[MailerURLError]) -> None:
     # Only the character is named: the URL around it holds the password.
-    def refuse(char: str, problem: str) -> MailerURLError:
+    def refuse(char: str, problem: str, where: str = "the user name or password") -> MailerURLError:
         return error(
             variable,
-            f"{problem}; if the user name or password contains {char!r}, percent-encode "
-            f"it as {_PERCENT_ENCODED[char]} (the URL is not shown: it holds secrets)",
+            f"{problem}; if {where} contains {char!r}, percent-encode it as "
+            f"{_PERCENT_ENCODED[char]} (the URL is not shown: it holds secrets)",
         )
 
     if "#" in url:
-        # No mailer or mailbox URL has a fragment: a "#" is always a secret's.
-        raise refuse("#", "has a '#' that is not percent-encoded")
+        # No mailer or mailbox URL has a fragment: a "#" belongs to a secret.
+        where = "the user name, password or a query value"
+        raise refuse("#", "has a '#' that is not percent-encoded", where)
     _scheme, separator, rest = url.partition("://")
     if not separator:
         return
@@ -209,7 +210,7 @@ def _anymail_entry(name: str, query: dict[str, str], variable: str) -> dict[str,
             ("session_params", SES_SESSION_PARAMETERS),
             ("client_params", SES_CLIENT_PARAMETERS),
         ):
-            params = {name: options.pop(name) for name in names if name in options}
+            params = {key: options.pop(key) for key in names if key in options}
             if params:
                 options[option] = params
     entry: dict[str, Any] = {"BACKEND": backend_path(provider)}

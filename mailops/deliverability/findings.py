@@ -35,6 +35,7 @@ CATALOGUE: dict[str, tuple[Level, str]] = {
     "mailops.D028": (Level.WARNING, "SPF neither passes nor fails the relay (softfail/neutral)"),
     "mailops.D029": (Level.INFO, "SPF authorisation of this mailer not checked"),
     "mailops.D030": (Level.WARNING, "SPF does not include the provider's documented include"),
+    "mailops.D031": (Level.ERROR, "SPF has more than 2 void DNS lookups (permanent error)"),
     "mailops.D040": (Level.WARNING, "no DMARC record"),
     "mailops.D041": (Level.ERROR, "DMARC record invalid or more than one"),
     "mailops.D042": (Level.INFO, "DMARC policy is p=none (monitoring only)"),

@@ -51,7 +51,9 @@ class Command(BaseCommand):
         aliases = self._aliases(options)
         domain = options["domain"]
         if domain is not None and normalize_domain(domain) is None:
-            raise CommandError(f"--domain {domain!r} is not a domain name.", returncode=EXIT_USAGE)
+            raise CommandError(
+                f"--domain {_quoted(domain)} is not a domain name.", returncode=EXIT_USAGE
+            )
         try:
             parse_nameservers(get_setting("DNS_NAMESERVERS"))
         except (TypeError, ValueError) as error:
@@ -92,8 +94,10 @@ class Command(BaseCommand):
         for report in reports:
             self.stdout.write(
                 self.style.MIGRATE_HEADING(
-                    f"{report.alias}: From {report.from_email or '(none)'}"
-                    + (f", domain {report.domain}" if report.domain else "")
+                    _printable(
+                        f"{report.alias}: From {report.from_email or '(none)'}"
+                        + (f", domain {report.domain}" if report.domain else "")
+                    )
                 )
             )
             shown = [
@@ -106,11 +110,25 @@ class Command(BaseCommand):
             for finding in shown:
                 style = getattr(self.style, STYLES[finding.level])
                 self.stdout.write(
-                    style(f"  {finding.level.upper()} {finding.id}: {finding.message}")
+                    style(f"  {finding.level.upper()} {finding.id}: {_printable(finding.message)}")
                 )
-                self.stdout.write(f"      hint: {finding.hint}")
+                self.stdout.write(f"      hint: {_printable(finding.hint)}")
             if verbosity > 1:
                 self.stdout.write(f"  ({report.queries} DNS queries)")
+
+
+def _printable(text: str) -> str:
+    """``text`` with every control or invisible character escaped (``\\x1b``, ``\\u202e``).
+
+    What reaches the terminal cannot move the cursor, recolour it or reorder
+    text, whatever a DNS record, a setting or an argument held.
+    """
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
+def _quoted(value: str, limit: int = 80) -> str:
+    """``value`` quoted and escaped like :func:`repr`, cut to ``limit`` characters."""
+    return repr(value[:limit]) + ("…" if len(value) > limit else "")
 
 
 def _as_json(reports: list[MailerReport]) -> dict[str, Any]:

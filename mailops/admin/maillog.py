@@ -26,27 +26,53 @@ from django.db.models import Q, QuerySet
 from django.db.models.functions import Left
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.urls import URLPattern, path
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator
+from django.utils.timesince import timeuntil
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from import_export.admin import ExportMixin
 
 from mailops import permissions, stats
-from mailops.admin.arrival import ARRIVAL_FIELDS, ArrivalFilter, arrival_latency
+from mailops.admin.arrival import (
+    ARRIVAL_FIELDS,
+    NOT_VERIFIED_FIELD,
+    ArrivalFilter,
+    arrival_latency,
+    arrival_not_verified,
+    was_verified,
+)
 from mailops.admin.batch import get_batch_urls
 from mailops.admin.columns import MailLogColumnsMixin
 from mailops.admin.events import MailEventInline
-from mailops.admin.filters import BatchListFilter, MailerListFilter, date_hierarchy
+from mailops.admin.filters import (
+    BatchListFilter,
+    InDoubtListFilter,
+    MailerListFilter,
+    date_hierarchy,
+)
 from mailops.admin.links import admin_url, changelist_url
-from mailops.admin.mailers import get_mailer_admin_urls
+from mailops.admin.mailers import get_mailer_admin_urls, register_mailers_entry
 from mailops.admin.paginator import SummaryPaginator
 from mailops.admin.resend import ResendActionMixin
 from mailops.admin.resources import EXPORT_FORMATS, MailLogResource, iter_csv
 from mailops.admin.verify import get_verify_admin_urls
 from mailops.models import SUBJECT_PREFIX_LENGTH, MailLog, MailStatus
+
+def next_attempt_text(log: MailLog) -> str:
+    """When a queued row is tried again: "in 4 minutes (7 Dec. 2026, 01:35)" or "due now"."""
+    when = log.next_attempt_at
+    if when is None:
+        return "-"
+    if when <= timezone.now():
+        return gettext("due now")
+    return gettext("in %(delay)s (%(when)s)") % {
+        "delay": timeuntil(when),
+        "when": formats.localize(timezone.localtime(when)),
+    }
+
 
 # Rows of the same batch listed on an entry's page.
 BATCH_ROWS_SHOWN = 50
@@ -68,11 +94,10 @@ DELIVERY_FIELDS = (
     "backend",
     "attempts",
     "sent_at",
-    "next_attempt_at",
+    "next_attempt",
     "smtp_code",
-    "in_doubt",
+    "in_doubt_note",
     "full_error",
-    "claimed_by",
 )
 AUDIT_FIELDS = (
     "trigger",
@@ -101,8 +126,9 @@ class MailLogAdmin(MailLogColumnsMixin, ResendActionMixin, ExportMixin, admin.Mo
         "status",
         MailerListFilter,
         "trigger",
-        "in_doubt",
-        ("created_at", admin.DateFieldListFilter),
+        ("in_doubt", InDoubtListFilter),
+        # No date filter: the date hierarchy above the list filters by date,
+        # and created_at__gte / __lt links still work (a local field's lookups).
         BatchListFilter,
         ArrivalFilter,
     )
@@ -130,9 +156,12 @@ class MailLogAdmin(MailLogColumnsMixin, ResendActionMixin, ExportMixin, admin.Mo
         (_("Audit"), {"fields": AUDIT_FIELDS}),
         (_("Arrival"), {"fields": ARRIVAL_FIELDS}),
     )
-    # The entry page is read-only: every field it shows.
-    readonly_fields = MESSAGE_FIELDS + DELIVERY_FIELDS + AUDIT_FIELDS + ARRIVAL_FIELDS
+    # The entry page is read-only: every field it may show.
+    readonly_fields = (
+        MESSAGE_FIELDS + DELIVERY_FIELDS + AUDIT_FIELDS + ARRIVAL_FIELDS + (NOT_VERIFIED_FIELD,)
+    )
     arrival_latency = arrival_latency
+    arrival_not_verified = arrival_not_verified
     change_form_template = "admin/mailops/maillog/change_form.html"
     # ExportMixin renders this template as the changelist (it extends the
     # import-export one, which extends admin/change_list.html).
@@ -144,6 +173,12 @@ class MailLogAdmin(MailLogColumnsMixin, ResendActionMixin, ExportMixin, admin.Mo
 
     class Media:
         css = {"all": ["mailops/admin.css"]}
+
+    def __init__(self, model: type[MailLog], admin_site: admin.AdminSite) -> None:
+        super().__init__(model, admin_site)
+        # The Mailers page is a view, not a model: a proxy lists it on the index
+        # of whichever site shows the log (admin.site or a project's own).
+        register_mailers_entry(admin_site)
 
     # --- permissions: the log is evidence ------------------------------------
     # Viewing follows Django's default (view_maillog or change_maillog).
@@ -208,6 +243,42 @@ class MailLogAdmin(MailLogColumnsMixin, ResendActionMixin, ExportMixin, admin.Mo
             '<a href="{}">{}</a>',
             changelist_url(self.admin_site, batch_id=log.batch_id),
             log.batch_id,
+        )
+
+    @admin.display(description=_("next attempt"))
+    def next_attempt(self, log: MailLog) -> str:
+        """When a queued row is tried again, in words ("in 4 minutes")."""
+        return next_attempt_text(log)
+
+    @admin.display(description=_("in doubt"))
+    def in_doubt_note(self, log: MailLog) -> str:
+        if not log.in_doubt:
+            return gettext("no")
+        return gettext(
+            "yes: the whole message went out but no reply came back, so it may have "
+            "been delivered; it is not retried automatically"
+        )
+
+    def get_fieldsets(self, request: HttpRequest, obj: MailLog | None = None) -> Any:
+        """The entry's sections, without the lines that say nothing about it.
+
+        "next attempt" only while the row waits for a retry, "in doubt" only
+        when it is, and the Arrival section as one "not verified" line until
+        the mailbox was read back (its seven fields are empty until then).
+        """
+        if obj is None:
+            return super().get_fieldsets(request, obj)
+        hidden = set()
+        if obj.status != MailStatus.QUEUED or obj.next_attempt_at is None:
+            hidden.add("next_attempt")
+        if not obj.in_doubt:
+            hidden.add("in_doubt_note")
+        arrival = ARRIVAL_FIELDS if was_verified(obj) else (NOT_VERIFIED_FIELD,)
+        return (
+            (_("Message"), {"fields": MESSAGE_FIELDS}),
+            (_("Delivery"), {"fields": [f for f in DELIVERY_FIELDS if f not in hidden]}),
+            (_("Audit"), {"fields": AUDIT_FIELDS}),
+            (_("Arrival"), {"fields": arrival}),
         )
 
     # --- list ------------------------------------------------------------------
@@ -281,8 +352,6 @@ class MailLogAdmin(MailLogColumnsMixin, ResendActionMixin, ExportMixin, admin.Mo
             mailops_summary=summary,
             mailops_chart=stats.chart(outcomes),
             mailops_dates=date_hierarchy(cl, summary.first, summary.last),
-            streaming_export_url=f"{admin_url(self.admin_site, 'mailops_maillog_export_csv')}"
-            f"{cl.get_query_string()}",
             mailers_url=admin_url(self.admin_site, "mailops_mailers"),
         )
         return response
@@ -330,6 +399,15 @@ class MailLogAdmin(MailLogColumnsMixin, ResendActionMixin, ExportMixin, admin.Mo
             *get_batch_urls(self.admin_site),
             *urls,
         ]
+
+    def init_request_context_data(self, request: HttpRequest, form: Any) -> dict[str, Any]:
+        """The export page's context, with the streamed CSV of the same list for large logs."""
+        context: dict[str, Any] = super().init_request_context_data(request, form)
+        url = admin_url(self.admin_site, "mailops_maillog_export_csv")
+        if url is not None and request.GET:
+            url = f"{url}?{request.GET.urlencode()}"
+        context["streaming_export_url"] = url
+        return context
 
     def get_export_queryset(self, request: HttpRequest) -> QuerySet[MailLog]:
         """The changelist's rows (filters, search, ordering); bad filters are a 400."""

@@ -210,7 +210,8 @@ def test_local_mailers_have_nothing_to_connect_to_and_log_no_check(settings, tmp
     assert code == 0, out
     assert out.splitlines() == [
         "local       default: nothing to connect to: the locmem mailer keeps mail in memory",
-        f"local       outbox: nothing to connect to: the outbox mailer writes .eml files in {outbox}",
+        "local       outbox: nothing to connect to: the outbox mailer writes .eml files in "
+        f"{outbox}",
     ]
     # No connection was verified, so no row may claim a last check.
     assert not MailLog.objects.exists()

@@ -87,9 +87,7 @@ def test_page_lists_every_mailer_with_its_settings_but_no_secret(
 def test_page_shows_the_last_check_and_last_send_of_each_mailer(
     settings, admin_client, page_url
 ) -> None:
-    configure(
-        settings, relay={"BACKEND": SMTP_BACKEND, "OPTIONS": {"host": "smtp.example.com"}}
-    )
+    configure(settings, relay={"BACKEND": SMTP_BACKEND, "OPTIONS": {"host": "smtp.example.com"}})
     for status, error in [
         (MailStatus.SENT, ""),
         (MailStatus.FAILED, "recipient refused: 550 no such user"),

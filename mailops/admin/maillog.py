@@ -61,6 +61,7 @@ from mailops.admin.resources import EXPORT_FORMATS, MailLogResource, iter_csv
 from mailops.admin.verify import get_verify_admin_urls
 from mailops.models import SUBJECT_PREFIX_LENGTH, MailLog, MailStatus
 
+
 def next_attempt_text(log: MailLog) -> str:
     """When a queued row is tried again: "in 4 minutes (7 Dec. 2026, 01:35)" or "due now"."""
     when = log.next_attempt_at

@@ -330,7 +330,9 @@ def _check_local(info: MailerInfo) -> CheckResult:
         path = Path(directory)
         if not os.access(path, os.W_OK):
             return _result(
-                info, CheckOutcome.FAILED, error=gettext("cannot write to %(path)s") % {"path": path}
+                info,
+                CheckOutcome.FAILED,
+                error=gettext("cannot write to %(path)s") % {"path": path},
             )
         note += gettext(" in %(path)s") % {"path": path}
     return _result(info, CheckOutcome.LOCAL, note=note)

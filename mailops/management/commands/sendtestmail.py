@@ -242,8 +242,8 @@ class Command(BaseCommand):
         elif result.outcome == CheckOutcome.UNSUPPORTED:
             label, style = "unverified", self.style.WARNING
         elif result.outcome == CheckOutcome.LOCAL:
-            # Nothing was checked, and nothing is wrong: a plain line.
-            label, style = "local", str
+            # Nothing was checked, and nothing is wrong: not green, not red.
+            label, style = "local", self.style.NOTICE
         else:
             label, style = "FAILED", self.style.ERROR
         if verbosity >= 1 or result.outcome in (CheckOutcome.FAILED, CheckOutcome.UNSUPPORTED):

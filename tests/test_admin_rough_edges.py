@@ -137,6 +137,8 @@ def test_an_entry_page_hides_the_engines_bookkeeping(admin_client: Client) -> No
     # Sent: there is no next attempt, and it is not in doubt.
     assert "next attempt" not in shown
     assert "in doubt" not in shown
+    # Sent by a Django user, not by a command's OS user.
+    assert "triggered by (name)" not in shown
     # What an auditor needs stays.
     assert {"mailer", "backend", "attempts", "sent at", "created", "trigger"} <= set(shown)
 
@@ -168,7 +170,7 @@ def test_an_entry_in_doubt_says_what_that_means(admin_client: Client) -> None:
 # --- the Mailers page -----------------------------------------------------------------------
 
 
-def test_check_connection_on_the_console_mailer_says_there_is_nothing_to_connect_to(
+def test_a_check_of_the_console_mailer_says_there_is_nothing_to_connect_to(
     admin_client: Client, console_mailer: None
 ) -> None:
     page = reverse("admin:mailops_mailers")
@@ -176,7 +178,7 @@ def test_check_connection_on_the_console_mailer_says_there_is_nothing_to_connect
     response = admin_client.post(page, {"alias": "default"}, follow=True)
 
     assert shown_messages(response) == [
-        ("info", "default: nothing to connect to: the console mailer prints mail")
+        ("info", "Mailer “default”: nothing to connect to: the console mailer prints mail.")
     ]
     assert "passed" not in response.content.decode()
     assert not MailLog.objects.exists(), "no check row claims a connection"
@@ -202,12 +204,16 @@ def test_a_mailer_that_delivers_nowhere_is_offered_no_dns_check(
     row = html[html.index('id="mailer-default"') :]
     row = row[: row.index("</tr>")]
     assert "Check DNS" not in row
+    assert "Check connection" not in row
     assert "not needed: this mailer delivers nowhere" in row
     assert "nothing to connect to" in row
     # A stale form still posting it gets the reason, not a red report.
     response = admin_client.post(reverse("admin:mailops_mailer_dns", args=["default"]), follow=True)
     assert shown_messages(response) == [
-        ("info", "default delivers nowhere (console (prints mail)): its DNS does not matter.")
+        (
+            "info",
+            "Mailer “default” delivers nowhere (console (prints mail)): its DNS does not matter.",
+        )
     ]
 
 

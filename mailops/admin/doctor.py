@@ -53,7 +53,7 @@ def check_dns_view(request: HttpRequest, alias: str, admin_site: AdminSite) -> H
         # gets the reason, not a red report about a domain no mail goes to.
         messages.info(
             request,
-            _("%(alias)s delivers nowhere (%(what)s): its DNS does not matter.")
+            _("Mailer “%(alias)s” delivers nowhere (%(what)s): its DNS does not matter.")
             % {"alias": alias, "what": mailer_info(alias).human_description()},
         )
         return HttpResponseRedirect(f"{page}#mailer-{slugify(alias)}")

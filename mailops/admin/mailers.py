@@ -191,7 +191,9 @@ def _check_connection(request: HttpRequest) -> HttpResponse:
         messages.success(request, _("Connection check passed: %(text)s") % {"text": text})
     elif result.outcome == CheckOutcome.LOCAL:
         # Nothing was checked (and nothing logged): information, not a pass.
-        messages.info(request, text)
+        messages.info(
+            request, _("Mailer “%(alias)s”: %(text)s.") % {"alias": alias, "text": result.summary()}
+        )
     elif result.outcome == CheckOutcome.UNSUPPORTED:
         messages.warning(request, _("Connection not verified: %(text)s") % {"text": text})
     else:

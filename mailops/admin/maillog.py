@@ -264,12 +264,15 @@ class MailLogAdmin(MailLogColumnsMixin, ResendActionMixin, ExportMixin, admin.Mo
         """The entry's sections, without the lines that say nothing about it.
 
         "next attempt" only while the row waits for a retry, "in doubt" only
-        when it is, and the Arrival section as one "not verified" line until
+        when it is, the OS user's name only for rows a command sent, and the
+        Arrival section as one "not verified" line until
         the mailbox was read back (its seven fields are empty until then).
         """
         if obj is None:
             return super().get_fieldsets(request, obj)
         hidden = set()
+        if not obj.triggered_by_name:
+            hidden.add("triggered_by_name")
         if obj.status != MailStatus.QUEUED or obj.next_attempt_at is None:
             hidden.add("next_attempt")
         if not obj.in_doubt:
@@ -278,7 +281,7 @@ class MailLogAdmin(MailLogColumnsMixin, ResendActionMixin, ExportMixin, admin.Mo
         return (
             (_("Message"), {"fields": MESSAGE_FIELDS}),
             (_("Delivery"), {"fields": [f for f in DELIVERY_FIELDS if f not in hidden]}),
-            (_("Audit"), {"fields": AUDIT_FIELDS}),
+            (_("Audit"), {"fields": [f for f in AUDIT_FIELDS if f not in hidden]}),
             (_("Arrival"), {"fields": arrival}),
         )
 

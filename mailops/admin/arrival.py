@@ -33,10 +33,7 @@ def was_verified(log: MailLog) -> bool:
 
 @admin.display(description=_("arrival"))
 def arrival_not_verified(modeladmin: Any, log: MailLog) -> str:
-    return gettext(
-        "not verified (the recipient's mailbox was not read back; "
-        "see “Send and verify” on the Mailers page)"
-    )
+    return gettext("not verified: the recipient's mailbox was not read back")
 
 
 @admin.display(description=_("latency"))

@@ -41,6 +41,7 @@ __all__ = [
     "MailLogQuerySet",
     "MailStatus",
     "MailTrigger",
+    "MailersEntry",
     "PendingBatch",
     "SendingProgress",
     "batch_values",
@@ -195,6 +196,22 @@ class MailLog(BatchFields):
         if not can_transition(self.status, new):
             raise InvalidTransition(f"MailLog {self.pk}: {self.status} -> {new} is not allowed")
         self.status = new
+
+
+class MailersEntry(MailLog):
+    """The admin app list's "Mailers" row; holds no data of its own.
+
+    The admin lists registered models only, so the Mailers page (a view, not
+    a model) needs one to appear on the index of any ``AdminSite``. A proxy
+    adds no table; ``MailLogAdmin`` registers it wherever it is registered.
+    """
+
+    class Meta:
+        proxy = True
+        verbose_name = _("mailer")
+        verbose_name_plural = _("mailers")
+        # Who may see the page follows the mail log's permissions (SEE_MAILERS).
+        default_permissions = ()
 
 
 class MailEvent(models.Model):

@@ -4,7 +4,9 @@ For an SMTP mailer :func:`verify_connection` does what Django's backend does
 before it sends (connect, EHLO, STARTTLS when configured, AUTH when a user
 and password are set) and then QUITs, reporting the negotiated TLS version
 or the server's exact refusal. Local mailers (console, memory, files) have
-nothing to connect to. For an anymail provider :mod:`mailops.mailers.probes`
+nothing to connect to: the check says so (outcome ``local``) and logs
+nothing, since no connection was verified; a file mailer whose directory
+cannot be written is a failure. For an anymail provider :mod:`mailops.mailers.probes`
 makes one authenticated, read-only API call with the mailer's own key.
 
 Each check that verified something writes one ``MailLog`` row (status
@@ -32,6 +34,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import mailers
 from django.core.mail.utils import DNS_NAME
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext
 
 from mailops.exceptions import UnknownMailer
 from mailops.mailers.errors import describe_failure, smtp_state
@@ -51,6 +54,9 @@ class CheckOutcome(StrEnum):
     # Nothing could be verified (a provider without a probe, an unknown backend):
     # reported, but neither a failure nor logged.
     UNSUPPORTED = "unsupported"
+    # A local mailer (console, memory, files): nothing to connect to. Neither a
+    # pass nor a failure, and not logged: no "last check" may claim a connection.
+    LOCAL = "local"
 
 
 @dataclass(frozen=True)
@@ -90,11 +96,14 @@ class CheckResult:
 
     @property
     def failed(self) -> bool:
-        """The check found a problem (an unsupported check is not one)."""
+        """The check found a problem (an unsupported check or a local mailer is not one)."""
         return self.outcome == CheckOutcome.FAILED
 
     def summary(self) -> str:
         """One line: target, TLS, authentication, or the refusal."""
+        if self.outcome == CheckOutcome.LOCAL:
+            # "nothing to connect to: the console mailer prints mail" names it already.
+            return self.note
         parts = [self.target]
         if self.tls_mode:
             parts.append(f"{self.tls_mode} {self.tls_version}".strip())
@@ -146,7 +155,7 @@ def verify_connection(
             note=f"connection check not supported for backend {info.backend}: "
             f"send a test mail instead (sendtestmail ADDRESS --using {alias})",
         )
-    if result.outcome == CheckOutcome.UNSUPPORTED:
+    if result.outcome in (CheckOutcome.UNSUPPORTED, CheckOutcome.LOCAL):
         return result
     log = MailLog.objects.create(
         status=MailStatus.CHECKED if result.ok else MailStatus.CHECK_FAILED,
@@ -315,14 +324,26 @@ def _check_local(info: MailerInfo) -> CheckResult:
         backend = mailers[info.alias]
     except ImproperlyConfigured as error:
         return _result(info, CheckOutcome.FAILED, error=f"configuration: {redact(str(error))}")
-    note = "local mailer, nothing to connect to"
+    note = nothing_to_connect_to(info)
     directory = getattr(backend, "directory", None) or getattr(backend, "file_path", None)
     if directory:
         path = Path(directory)
         if not os.access(path, os.W_OK):
-            return _result(info, CheckOutcome.FAILED, error=f"cannot write to {path}")
-        note += f"; writes to {path}"
-    return _result(info, CheckOutcome.PASSED, note=note)
+            return _result(
+                info,
+                CheckOutcome.FAILED,
+                error=gettext("cannot write to %(path)s") % {"path": path},
+            )
+        note += gettext(" in %(path)s") % {"path": path}
+    return _result(info, CheckOutcome.LOCAL, note=note)
+
+
+def nothing_to_connect_to(info: MailerInfo) -> str:
+    """``nothing to connect to: the console mailer prints mail``."""
+    return gettext("nothing to connect to: the %(kind)s mailer %(does)s") % {
+        "kind": info.kind_label,
+        "does": info.local_description,
+    }
 
 
 def _check_provider(info: MailerInfo) -> CheckResult:

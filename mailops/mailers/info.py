@@ -19,6 +19,8 @@ from typing import Any
 from django.conf import settings
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from mailops.conf import get_setting
 from mailops.exceptions import UnknownMailer
@@ -37,6 +39,18 @@ LOCAL_BACKENDS = frozenset(
         "anymail.backends.test.EmailBackend",
     }
 )
+
+
+# What each local backend does with mail, for people (the Mailers page, choices).
+LOCAL_DESCRIPTIONS = {
+    "django.core.mail.backends.console.EmailBackend": _("prints mail"),
+    "django.core.mail.backends.locmem.EmailBackend": _("keeps mail in memory"),
+    "django.core.mail.backends.filebased.EmailBackend": _("writes mail to files"),
+    "django.core.mail.backends.dummy.EmailBackend": _("discards mail"),
+    "mailops.backends.outbox.EmailBackend": _("writes .eml files"),
+    "anymail.backends.console.EmailBackend": _("prints mail"),
+    "anymail.backends.test.EmailBackend": _("keeps mail in memory"),
+}
 
 
 class MailerKind(StrEnum):
@@ -112,6 +126,30 @@ class MailerInfo:
         if self.kind == MailerKind.PROVIDER:
             return f"anymail {self.esp}"
         return self.backend.rsplit(".", 2)[-2] if "." in self.backend else self.backend
+
+    @property
+    def local_description(self) -> str:
+        """What a local mailer does with mail ("prints mail"), else an empty string."""
+        if self.kind != MailerKind.LOCAL:
+            return ""
+        return str(LOCAL_DESCRIPTIONS.get(self.backend, _("delivers nowhere beyond this machine")))
+
+    def human_description(self) -> str:
+        """What the mailer is, for people, never a secret.
+
+        ``console (prints mail)``, ``SMTP smtp.gmail.com:587, STARTTLS``,
+        ``Postmark API``; other backends by their module and class.
+        """
+        if self.kind == MailerKind.SMTP:
+            address = self.address or gettext("no host")
+            return f"SMTP {address}, {self.tls_label}" if self.tls_label else f"SMTP {address}"
+        if self.kind == MailerKind.PROVIDER:
+            return gettext("%(provider)s API") % {"provider": self.esp}
+        if self.kind == MailerKind.LOCAL:
+            return f"{self.kind_label} ({self.local_description})"
+        if self.kind == MailerKind.BROKEN:
+            return gettext("%(backend)s (cannot be imported)") % {"backend": self.backend}
+        return ".".join(self.backend.split(".")[-2:])
 
     def describe(self) -> str:
         """A short, secret-free label: ``smtp 127.0.0.1:587``, ``anymail Postmark``."""

@@ -9,6 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Min
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 
 from mailops.conf import get_setting
 from mailops.management.migrations_check import require_mailops_migrated
@@ -106,13 +107,17 @@ class Command(BaseCommand):
             meter.finish(self._progress(batch_id, totals))
 
         sent, failed = totals.get("sent", 0), totals.get("failed", 0)
-        line = f"{sent} sent, {failed} failed"
-        if totals.get("queued"):
-            line += f", {totals['queued']} waiting for a retry or a daily quota"
-        self.stdout.write(line + ".")
+        # Quiet at -v 0 unless something failed: cron mails its owner every output.
+        if options["verbosity"] >= 1 or failed:
+            self.stdout.write(_summary(sent, failed, totals.get("queued", 0)))
         if failed:
             raise CommandError(
-                f"{failed} message(s) failed; the reasons are in the mail log.",
+                ngettext(
+                    "%(count)d message failed; the reasons are in the mail log.",
+                    "%(count)d messages failed; the reasons are in the mail log.",
+                    failed,
+                )
+                % {"count": failed},
                 returncode=EXIT_FAILED,
             )
 
@@ -145,6 +150,18 @@ class Command(BaseCommand):
         if first is None:
             return 0.0 if waiting.exists() else None
         return (first - timezone.now()).total_seconds()
+
+
+def _summary(sent: int, failed: int, queued: int) -> str:
+    """``3 sent, 1 failed, 2 waiting for a retry or a daily quota.``"""
+    line = gettext("%(sent)d sent, %(failed)d failed") % {"sent": sent, "failed": failed}
+    if queued:
+        line += ngettext(
+            ", %(count)d waiting for a retry or a daily quota",
+            ", %(count)d waiting for a retry or a daily quota",
+            queued,
+        ) % {"count": queued}
+    return line + "."
 
 
 def _added(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:

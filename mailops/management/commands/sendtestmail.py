@@ -241,9 +241,12 @@ class Command(BaseCommand):
             label, style = "ok", self.style.SUCCESS
         elif result.outcome == CheckOutcome.UNSUPPORTED:
             label, style = "unverified", self.style.WARNING
+        elif result.outcome == CheckOutcome.LOCAL:
+            # Nothing was checked, and nothing is wrong: not green, not red.
+            label, style = "local", self.style.NOTICE
         else:
             label, style = "FAILED", self.style.ERROR
-        if verbosity >= 1 or not result.ok:
+        if verbosity >= 1 or result.outcome in (CheckOutcome.FAILED, CheckOutcome.UNSUPPORTED):
             self.stdout.write(style(f"{label:<10}  {result.alias}: {result.summary()}"))
             for warning in result.warnings:
                 self.stdout.write(self.style.WARNING(f"{'':<10}  warning: {warning}"))

@@ -365,3 +365,36 @@ def test_environment_reference_documents_no_variable_nothing_reads() -> None:
         f"docs/reference/environment.md documents {_listing(gone)}, which "
         f"{', '.join(ENVIRONMENT_SOURCES)} no longer read: remove the entries."
     )
+
+
+# --- URL names (beyond the brief's list: cheap, and pages link by these names) --------
+
+
+def mailops_url_names() -> set[str]:
+    from django.urls import URLPattern, URLResolver, get_resolver
+
+    names: set[str] = set()
+
+    def walk(resolver: URLResolver, namespace: str) -> None:
+        for pattern in resolver.url_patterns:
+            if isinstance(pattern, URLResolver):
+                inner = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
+                walk(pattern, inner)
+            elif isinstance(pattern, URLPattern) and pattern.name:
+                full = namespace + pattern.name
+                if full.startswith(("mailops:", "admin:mailops_")):
+                    names.add(full)
+
+    walk(get_resolver(), "")
+    return names
+
+
+def test_every_mailops_url_name_is_in_the_urls_reference() -> None:
+    names = mailops_url_names()
+    assert "admin:mailops_mailer_dns" in names
+    text = page("urls.md")
+    missing = sorted(name for name in names if f"`{name}`" not in text)
+    assert not missing, (
+        f"URL name(s) {', '.join(missing)} are not documented in docs/reference/urls.md: "
+        "add a row (name, path, what it serves, who may open it) to its table."
+    )

@@ -14,6 +14,8 @@ from django.conf import settings
 
 from mailops.exceptions import InvalidSetting
 
+#: Every ``MAILOPS`` key with its default; a key not listed here is unknown
+#: (``manage.py check``: mailops.W008).
 DEFAULTS: dict[str, Any] = {
     # MAILERS alias used when a caller does not name one.
     "DEFAULT_MAILER": "default",
@@ -211,9 +213,10 @@ def configured_settings() -> dict[str, Any]:
 def get_setting(name: str) -> Any:
     """Return ``settings.MAILOPS[name]``, or the documented default.
 
-    A value of the wrong type or out of range raises :class:`InvalidSetting`
-    (an ``ImproperlyConfigured`` naming the key) here, where it is read, not
-    a ``TypeError`` somewhere in the middle of a send.
+    A value of the wrong type or out of range raises
+    :class:`~mailops.exceptions.InvalidSetting` (an ``ImproperlyConfigured``
+    naming the key) here, where it is read, not a ``TypeError`` somewhere in
+    the middle of a send.
     """
     if name not in DEFAULTS:
         raise KeyError(f"Unknown mailops setting {name!r}")
@@ -225,7 +228,7 @@ def get_setting(name: str) -> Any:
 
 
 def validate_settings() -> None:
-    """Raise :class:`InvalidSetting` for the first bad ``MAILOPS`` value, if any.
+    """Raise :class:`~mailops.exceptions.InvalidSetting` for the first bad ``MAILOPS`` value.
 
     For entry points (commands) that read many keys: one clear error up front.
     """

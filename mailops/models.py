@@ -253,7 +253,7 @@ class MailEvent(models.Model):
 
 
 class SendingProgress(models.Model):
-    """How far one connection got through one claimed chunk (:mod:`mailops.sending.wire`)."""
+    """How far one connection got through one claimed chunk (``mailops.sending.wire``)."""
 
     # The chunk's claim token (``MailLog.claimed_by``).
     token = models.CharField(_("claim"), max_length=32, db_index=True, editable=False)

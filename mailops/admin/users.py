@@ -86,9 +86,9 @@ send_test_mail_action.__name__ = ACTION_NAME
 
 
 class SendTestMailAdminMixin(SendTestMailPermissionMixin, _ModelAdminBase):
-    """Offers :func:`send_test_mail_action` to users holding ``mailops.send_test_mail``.
+    """Offers the "Send test mail" action to users holding ``mailops.send_test_mail``.
 
-    The action is added in :meth:`get_actions`, so it appears whatever the
+    The action is added in ``get_actions()``, so it appears whatever the
     admin's own ``actions`` list says. Override the confirmation page with
     ``send_test_mail_confirmation_template`` or with a template at
     ``admin/<app>/<model>/send_test_mail_confirmation.html``.

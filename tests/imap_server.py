@@ -33,10 +33,13 @@ from tests.smtp_server import HOST, LoopbackSMTPServer, free_port
 
 IMAP_USER = "ops@example.com"
 IMAP_PASSWORD = "imap-secret-Pa55"
+# The receiving server's name in the Authentication-Results it writes (the
+# mailbox entries trust it: the IMAP host, 127.0.0.1, is not that name).
+AUTHSERV_ID = "mx.mailops.test"
 # Dovecot refuses to run mail processes as root: mail belongs to "nobody".
 MAIL_UID = 65534
 AUTH_RESULTS = (
-    "mx.mailops.test; spf=pass smtp.mailfrom=example.com; "
+    f"{AUTHSERV_ID}; spf=pass smtp.mailfrom=example.com; "
     "dkim=pass header.d=example.com; dmarc=pass header.from=example.com"
 )
 
@@ -127,6 +130,7 @@ class DovecotServer:
             "password": self.password,
             "ssl": False,
             "timeout": 5,
+            "authserv_id": AUTHSERV_ID,
         }
         entry.update(overrides)
         return entry

@@ -134,7 +134,9 @@ class _Handler(socketserver.StreamRequestHandler):
             self.server.stopping.wait(30)
             return
         data = behaviour.headers.encode()
-        self.wfile.write(head + b"{%d}\r\n" % len(data) + data + b")\r\n" + tag + b" OK fetched\r\n")
+        self.wfile.write(
+            head + b"{%d}\r\n" % len(data) + data + b")\r\n" + tag + b" OK fetched\r\n"
+        )
 
 
 class _Server(socketserver.ThreadingTCPServer):
@@ -183,7 +185,9 @@ def start_hostile_imap(behaviour: Behaviour | None = None) -> HostileIMAPServer:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     # Accepting from the start: listen() ran in the constructor.
-    return HostileIMAPServer(behaviour=server.behaviour, port=server.server_address[1], server=server)
+    return HostileIMAPServer(
+        behaviour=server.behaviour, port=server.server_address[1], server=server
+    )
 
 
 @pytest.fixture

@@ -84,7 +84,8 @@ def test_a_huge_literal_is_refused_before_it_is_read_and_the_row_marked(
         code, _out, err = run_sendtestmail("--verify", "--verify-timeout", "10")
     assert code == 1
     assert "sent a literal of 1,000,000,000,000 bytes" in err
-    assert "Traceback" not in err and "MemoryError" not in err
+    assert "Traceback" not in err
+    assert "MemoryError" not in err
     log = MailLog.objects.get()
     assert log.arrival == ArrivalStatus.ERROR
     assert "literal of 1,000,000,000,000 bytes" in log.arrival_error
@@ -119,7 +120,8 @@ def test_a_password_with_quotes_and_backslashes_never_shows_even_echoed_escaped(
         assert "word" not in text
     # In words: the server's reason, not Python's bytes form.
     assert "refused: [AUTHENTICATIONFAILED] refused: LOGIN" in log.arrival_error
-    assert "b'" not in shown and "\\r" not in shown
+    assert "b'" not in shown
+    assert "\\r" not in shown
     if as_json:
         [message] = json.loads(out)["messages"]
         assert message["arrival"] == "error"

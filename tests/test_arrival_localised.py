@@ -67,7 +67,9 @@ def test_a_localised_junk_folder_is_found(
     delivering.junk_recipients.add("spamtrap@example.com")
     delivering.junk_folder = folder
     with settings_for(delivering, localised_dovecot):
-        code, _out, err = run_sendtestmail("--verify", "--verify-timeout", "10", "spamtrap@example.com")
+        code, _out, err = run_sendtestmail(
+            "--verify", "--verify-timeout", "10", "spamtrap@example.com"
+        )
     assert code == 1
     assert f"landed in junk folder {folder} after" in err
     log = MailLog.objects.get()

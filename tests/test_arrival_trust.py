@@ -21,7 +21,9 @@ from tests.imap_server import AUTHSERV_ID, DeliveringSMTPServer, DovecotServer
 
 pytestmark = pytest.mark.django_db(transaction=False)
 
-FORGED = "attacker.example; spf=pass smtp.mailfrom=x; dkim=pass header.d=x; dmarc=pass header.from=x"
+FORGED = (
+    "attacker.example; spf=pass smtp.mailfrom=x; dkim=pass header.d=x; dmarc=pass header.from=x"
+)
 
 
 def settings_for(smtp: DeliveringSMTPServer, dovecot: DovecotServer, **mailbox: Any) -> Any:
@@ -43,9 +45,9 @@ def test_a_forged_verdict_alone_is_not_believed(
     with settings_for(delivering_smtp_server, dovecot_server):
         code, _out, err = run_sendtestmail("--verify", "--verify-timeout", "10")
     assert code == 1
+    assert "arrived in INBOX after" in err
     assert (
-        "arrived in INBOX after" in err
-        and "but with no trusted verdict (Authentication-Results only from attacker.example; "
+        "but with no trusted verdict (Authentication-Results only from attacker.example; "
         f"trusted: {AUTHSERV_ID})" in err
     )
     assert "authserv_id" in err  # the hint says what to set if that header is genuine
@@ -91,7 +93,7 @@ def test_the_receivers_verdict_is_taken_from_among_forged_ones(
         ([], ""),
         ([f"{AUTHSERV_ID}; dkim=pass"], "dkim=pass"),
         # Upper case, a comment and a version after the authserv-id.
-        ([f"(ours) MX.Mailops.Test 1; spf=pass"], "spf=pass"),
+        (["(ours) MX.Mailops.Test 1; spf=pass"], "spf=pass"),
         # The topmost trusted header wins over an older one below it.
         ([FORGED, f"{AUTHSERV_ID}; spf=fail", f"{AUTHSERV_ID}; spf=pass"], "spf=fail"),
         (

@@ -36,7 +36,7 @@ import re
 import socket
 import ssl
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Buffer, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from time import mktime
@@ -253,7 +253,7 @@ class BoundedIMAP4(imaplib.IMAP4):
         del self._buffer[:size]
         return data
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: Buffer) -> None:
         self.sock.settimeout(self._time_left())
         try:
             # sendall's timeout bounds the whole send, not each piece.
@@ -507,8 +507,7 @@ def in_words(error: BaseException) -> str:
     if isinstance(error, OSError) and error.strerror:
         return error.strerror
     text = " ".join(
-        arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg)
-        for arg in error.args
+        arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg) for arg in error.args
     )
     text = _BYTES_REPR.sub(_unrepr, text)
     text = " ".join(_CONTROL.sub(" ", text).split())

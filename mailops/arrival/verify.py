@@ -192,43 +192,50 @@ def verify_arrival(
     last_error: dict[int, str] = {}
     looked = completed = False
     pause = FIRST_POLL_INTERVAL
-    while pending:
-        if looked and time.monotonic() >= deadline:
-            for pk, log in pending.items():
-                if pk in last_error:
-                    arrivals[pk] = _record(log, ArrivalStatus.ERROR, error=last_error[pk])
-                else:
-                    reason = f"not in {mailbox.username}'s mailbox after {timeout:g} s"
-                    arrivals[pk] = _record(log, ArrivalStatus.MISSING, error=reason)
-            break
-        looked = True
-        # One IMAP session per look, for every row still unaccounted for.
-        try:
-            found = find_messages(
-                mailbox, [log.message_id for log in pending.values()], deadline=deadline
-            )
-        except MailboxError as error:
-            for pk, log in list(pending.items()):
-                if error.expired and completed and time.monotonic() >= deadline:
-                    # The deadline ended this look; the last whole look stands ("missing").
-                    continue
-                last_error[pk] = str(error)
-                if error.permanent:
-                    arrivals[pk] = _record(log, ArrivalStatus.ERROR, error=str(error))
-                    del pending[pk]
-        else:
-            completed = True
-            for pk, log in list(pending.items()):
-                last_error.pop(pk, None)
-                if log.message_id in found:
-                    arrivals[pk] = _record_found(log, found[log.message_id], mailbox)
-                    del pending[pk]
-        remaining = deadline - time.monotonic()
-        if pending and remaining > 0:
-            if waiting is not None:
-                waiting(time.monotonic() - started)
-            time.sleep(min(pause, remaining))
-            pause = min(pause * 2, MAX_POLL_INTERVAL)
+    try:
+        while pending:
+            if looked and time.monotonic() >= deadline:
+                for pk, log in pending.items():
+                    if pk in last_error:
+                        arrivals[pk] = _record(log, ArrivalStatus.ERROR, error=last_error[pk])
+                    else:
+                        reason = f"not in {mailbox.username}'s mailbox after {timeout:g} s"
+                        arrivals[pk] = _record(log, ArrivalStatus.MISSING, error=reason)
+                break
+            looked = True
+            # One IMAP session per look, for every row still unaccounted for.
+            try:
+                found = find_messages(
+                    mailbox, [log.message_id for log in pending.values()], deadline=deadline
+                )
+            except MailboxError as error:
+                for pk, log in list(pending.items()):
+                    if error.expired and completed and time.monotonic() >= deadline:
+                        # The deadline ended this look; the last whole look stands ("missing").
+                        continue
+                    last_error[pk] = str(error)
+                    if error.permanent:
+                        arrivals[pk] = _record(log, ArrivalStatus.ERROR, error=str(error))
+                        del pending[pk]
+            else:
+                completed = True
+                for pk, log in list(pending.items()):
+                    last_error.pop(pk, None)
+                    if log.message_id in found:
+                        arrivals[pk] = _record_found(log, found[log.message_id], mailbox)
+                        del pending[pk]
+            remaining = deadline - time.monotonic()
+            if pending and remaining > 0:
+                if waiting is not None:
+                    waiting(time.monotonic() - started)
+                time.sleep(min(pause, remaining))
+                pause = min(pause * 2, MAX_POLL_INTERVAL)
+    except BaseException:
+        # Whatever stopped the reading (an interrupt, a bug), no row is left unmarked.
+        for log in pending.values():
+            if log.pk not in arrivals:
+                _record(log, ArrivalStatus.ERROR, error="the verification stopped before it ended")
+        raise
     return [arrivals[log.pk] for log in logs]
 
 

@@ -10,6 +10,7 @@ and the messages of the recent window (``maillog_recent_idx``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -125,13 +126,12 @@ def mailer_health(alias: str, *, now: datetime | None = None) -> MailerHealth:
     return health
 
 
-def _canary_outcome(canary: dict[str, Any]) -> str:
+def _canary_outcome(canary: Mapping[str, Any]) -> str:
     """The arrival, unless the inbox showed only verdicts not from the receiving server."""
-    if canary["arrival"] == ArrivalStatus.INBOX and not has_trusted_verdict(
-        canary["authentication_results"]
-    ):
+    arrival = str(canary["arrival"])
+    if arrival == ArrivalStatus.INBOX and not has_trusted_verdict(canary["authentication_results"]):
         return NO_TRUSTED_VERDICT
-    return str(canary["arrival"])
+    return arrival
 
 
 def _leading(values: list[str], value: str, *, negate: bool = False) -> int:

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import base64
 import socketserver
+import ssl
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -33,7 +35,7 @@ from typing import Any
 
 import pytest
 
-from tests.smtp_server import HOST
+from tests.smtp_server import HOST, SMTPTestCA
 
 USER = "ops@example.com"
 AUTHSERV_ID = "mx.hostile.test"
@@ -64,6 +66,14 @@ class Behaviour:
 
 class _Handler(socketserver.StreamRequestHandler):
     server: _Server
+
+    def setup(self) -> None:
+        if self.server.tls is not None:
+            # Implicit TLS (imaps): the handshake first, bounded so a silent client ends.
+            self.request.settimeout(10)
+            self.request = self.server.tls.wrap_socket(self.request, server_side=True)
+            self.request.settimeout(None)
+        super().setup()
 
     def handle(self) -> None:
         behaviour = self.server.behaviour
@@ -143,10 +153,16 @@ class _Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, behaviour: Behaviour) -> None:
+    def __init__(self, behaviour: Behaviour, tls: ssl.SSLContext | None) -> None:
         self.behaviour = behaviour
+        self.tls = tls
         self.stopping = threading.Event()
         super().__init__((HOST, 0), _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients hanging up mid-handshake or mid-drip is what the tests do on purpose.
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
 
 
 @dataclass
@@ -159,6 +175,7 @@ class HostileIMAPServer:
     host: str = HOST
     username: str = USER
     password: str = "hostile-Secret-99"
+    tls: bool = False
 
     def mailbox(self, **overrides: Any) -> dict[str, Any]:
         """A ``MAILOPS["MAILBOXES"]`` entry for this server."""
@@ -167,7 +184,7 @@ class HostileIMAPServer:
             "port": self.port,
             "username": self.username,
             "password": self.password,
-            "ssl": False,
+            "ssl": self.tls,
             "timeout": 20,
             "authserv_id": AUTHSERV_ID,
         }
@@ -180,13 +197,19 @@ class HostileIMAPServer:
         self.server.server_close()
 
 
-def start_hostile_imap(behaviour: Behaviour | None = None) -> HostileIMAPServer:
-    server = _Server(behaviour or Behaviour())
+def start_hostile_imap(
+    behaviour: Behaviour | None = None, *, tls: ssl.SSLContext | None = None
+) -> HostileIMAPServer:
+    """Start the server; with ``tls``, it speaks implicit TLS (imaps) with that context."""
+    server = _Server(behaviour or Behaviour(), tls)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     # Accepting from the start: listen() ran in the constructor.
     return HostileIMAPServer(
-        behaviour=server.behaviour, port=server.server_address[1], server=server
+        behaviour=server.behaviour,
+        port=server.server_address[1],
+        server=server,
+        tls=tls is not None,
     )
 
 
@@ -194,5 +217,15 @@ def start_hostile_imap(behaviour: Behaviour | None = None) -> HostileIMAPServer:
 def hostile_imap() -> Iterator[HostileIMAPServer]:
     """A misbehaving IMAP server on loopback; set ``hostile_imap.behaviour`` per test."""
     server = start_hostile_imap()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def hostile_imaps(trust_smtp_ca: SMTPTestCA) -> Iterator[HostileIMAPServer]:
+    """The same over implicit TLS, with a certificate of the session's (trusted) test CA."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    trust_smtp_ca.ca.issue_cert(HOST).configure_cert(context)
+    server = start_hostile_imap(tls=context)
     yield server
     server.stop()

@@ -11,6 +11,7 @@ outcome is asserted, never how long it took.
 from __future__ import annotations
 
 import json
+import socket
 from typing import Any
 
 import pytest
@@ -74,6 +75,36 @@ def test_send_and_verify_in_the_admin_ends_by_verify_admin_timeout(
     [(level, text)] = shown_messages(response)
     assert level == "error"
     assert text.startswith(f"Not verified: IMAP server 127.0.0.1:{hostile_imap.port} did not")
+
+
+def test_over_tls_the_mailbox_is_read_and_a_drip_still_ends_at_the_deadline(
+    smtp_server: LoopbackSMTPServer, hostile_imaps: HostileIMAPServer
+) -> None:
+    with settings_for(smtp_server, hostile_imaps):
+        code, _out, err = run_sendtestmail("--verify", "--verify-timeout", "10")
+    assert code == 0, err
+    hostile_imaps.behaviour.drip = True
+    with settings_for(smtp_server, hostile_imaps):
+        code, _out, err = run_sendtestmail("--verify", "--verify-timeout", "2")
+    assert code == 1
+    assert f"IMAP server 127.0.0.1:{hostile_imaps.port} did not answer in time" in err
+
+
+def test_a_tls_handshake_never_answered_ends_at_the_deadline(
+    smtp_server: LoopbackSMTPServer, hostile_imap: HostileIMAPServer
+) -> None:
+    # Listens (the kernel completes the TCP handshake) but never answers the ClientHello.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    port = silent.getsockname()[1]
+    try:
+        with settings_for(smtp_server, hostile_imap, port=port, ssl=True):
+            code, _out, err = run_sendtestmail("--verify", "--verify-timeout", "2")
+    finally:
+        silent.close()
+    assert code == 1
+    assert f"IMAP server 127.0.0.1:{port} did not answer in time" in err
 
 
 def test_a_huge_literal_is_refused_before_it_is_read_and_the_row_marked(

@@ -14,7 +14,9 @@ FETCH, LOGOUT), always "finding" the message, and can be told to:
   escaped as they came, as some servers do;
 - ``headers``: the message headers FETCH returns (forged
   Authentication-Results, say);
-- ``list_lines``: the LIST reply, raw (folder names as literals, modified UTF-7).
+- ``list_lines``: the LIST reply, raw (folder names as literals, modified UTF-7);
+  ``special_use_lines``: announce SPECIAL-USE and answer ``LIST … RETURN
+  (SPECIAL-USE)`` with these.
 
 Each connection is handled in its own thread; ``logins`` records the
 credentials each AUTHENTICATE PLAIN carried (decoded), ``examined`` the
@@ -60,6 +62,9 @@ class Behaviour:
     list_lines: list[bytes] = field(
         default_factory=lambda: [b'* LIST (\\HasNoChildren) "/" INBOX\r\n']
     )
+    # Announce SPECIAL-USE and answer LIST ... RETURN (SPECIAL-USE) with these
+    # lines instead (RFC 6154 lets a plain LIST leave the flags out).
+    special_use_lines: list[bytes] | None = None
     logins: list[tuple[str, str]] = field(default_factory=list)
     examined: list[bytes] = field(default_factory=list)
 
@@ -108,7 +113,8 @@ class _Handler(socketserver.StreamRequestHandler):
             name = b"UID " + name.upper()
         out = self.wfile
         if name == b"CAPABILITY":
-            out.write(CAPABILITY + tag + b" OK done\r\n")
+            extra = b"" if behaviour.special_use_lines is None else b" SPECIAL-USE"
+            out.write(CAPABILITY.rstrip() + extra + b"\r\n" + tag + b" OK done\r\n")
         elif name == b"LOGIN":
             if behaviour.echo_login:
                 out.write(tag + b" NO [AUTHENTICATIONFAILED] refused: LOGIN " + arguments + b"\r\n")
@@ -121,7 +127,10 @@ class _Handler(socketserver.StreamRequestHandler):
             behaviour.logins.append((user, password))
             out.write(tag + b" OK logged in\r\n")
         elif name == b"LIST":
-            out.write(b"".join(behaviour.list_lines) + tag + b" OK listed\r\n")
+            lines = behaviour.list_lines
+            if behaviour.special_use_lines is not None and b"RETURN (SPECIAL-USE)" in arguments:
+                lines = behaviour.special_use_lines
+            out.write(b"".join(lines) + tag + b" OK listed\r\n")
         elif name in (b"EXAMINE", b"SELECT"):
             behaviour.examined.append(arguments)
             out.write(b"* 1 EXISTS\r\n" + tag + b" OK [READ-ONLY] examined\r\n")

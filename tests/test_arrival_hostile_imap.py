@@ -203,6 +203,23 @@ def test_a_junk_folder_flagged_in_a_literal_is_searched(
     assert hostile_imap.behaviour.examined[-1] == b'"Posta \\\\ \\"bad\\""'
 
 
+def test_special_use_flags_are_asked_for_when_a_plain_list_leaves_them_out(
+    smtp_server: LoopbackSMTPServer, hostile_imap: HostileIMAPServer
+) -> None:
+    hostile_imap.behaviour.list_lines = [
+        b'* LIST (\\HasNoChildren) "/" INBOX\r\n',
+        b'* LIST (\\HasNoChildren) "/" Quarantaine\r\n',
+    ]
+    hostile_imap.behaviour.special_use_lines = [
+        b'* LIST (\\HasNoChildren) "/" INBOX\r\n',
+        b'* LIST (\\HasNoChildren \\Junk) "/" Quarantaine\r\n',
+    ]
+    with settings_for(smtp_server, hostile_imap, folders=["Quarantaine"]):
+        code, _out, err = run_sendtestmail("--verify", "--verify-timeout", "10")
+    assert code == 1
+    assert "landed in junk folder Quarantaine" in err
+
+
 @pytest.mark.parametrize(
     ("name", "wire"),
     [

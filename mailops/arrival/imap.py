@@ -353,10 +353,25 @@ def _inbox() -> Folder:
 
 def _list(client: BoundedIMAP4) -> list[Folder]:
     """Every folder with its lower-cased flags, names decoded."""
-    status, lines = client.list()
+    status = "NO"
+    lines: list[Any] = []
+    if _offers_after_login(client, "SPECIAL-USE"):
+        # RFC 6154: a plain LIST MAY leave the special-use flags out; ask for them.
+        with contextlib.suppress(imaplib.IMAP4.error):
+            status, lines = client.list('""', '"*" RETURN (SPECIAL-USE)')
+    if status != "OK":
+        status, lines = client.list()
     if status != "OK":
         raise MailboxError("the IMAP server refused to list its folders", permanent=False)
     return list(parse_list(lines))
+
+
+def _offers_after_login(client: BoundedIMAP4, capability: str) -> bool:
+    # Servers announce more once logged in (Dovecot: SPECIAL-USE); imaplib keeps
+    # only the list from before.
+    status, data = client.capability()
+    words = data[0].split() if status == "OK" and data and isinstance(data[0], bytes) else []
+    return capability.encode() in {word.upper() for word in words}
 
 
 def parse_list(lines: Iterable[Any]) -> Iterable[Folder]:

@@ -18,7 +18,7 @@ import pytest
 from django.test import Client, override_settings
 from django.urls import reverse
 
-from mailops.arrival.imap import decode_folder_name, encode_folder_name
+from mailops.arrival.folders import decode_folder_name, encode_folder_name
 from mailops.models import ArrivalStatus, MailLog
 from tests.admin_fixtures import shown_messages
 from tests.commands import all_columns, run_sendtestmail

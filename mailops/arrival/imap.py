@@ -20,14 +20,13 @@ themselves, so the deadline and the caps (which must see every ``recv``)
 could only be added through their private constructors. :mod:`imaplib`
 documents ``read``, ``readline`` and ``send`` as the methods to override
 for exactly this; what those libraries would add here (modified UTF-7 and
-literal folder names in ``LIST``) is the few lines below.
+literal folder names in ``LIST``) is the short :mod:`mailops.arrival.folders`.
 """
 
 from __future__ import annotations
 
 import ast
 import base64
-import binascii
 import contextlib
 import email
 import email.policy
@@ -36,49 +35,15 @@ import re
 import socket
 import ssl
 import time
-from collections.abc import Buffer, Iterable, Sequence
+from collections.abc import Buffer, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from time import mktime
 from typing import Any
 
+from mailops.arrival.folders import INBOX, Folder, encode_folder_name, inbox, parse_list
 from mailops.arrival.mailboxes import Mailbox
 from mailops.redaction import redact
-
-INBOX = "INBOX"
-# Junk folders by their last name component (case-insensitive), searched
-# when present whether or not the server flags them \Junk: the names mail
-# clients and hosted mailboxes give them in common languages.
-JUNK_NAMES = frozenset(
-    name.casefold()
-    for name in (
-        "Junk",
-        "Spam",
-        "Junk E-mail",
-        "Junk Email",
-        "Junk Mail",
-        "Bulk Mail",
-        "Junk-E-Mail",  # de (Outlook)
-        "Spamverdacht",  # de (GMX, web.de)
-        "Courrier indésirable",  # fr
-        "Pourriel",  # fr-CA
-        "Correo no deseado",  # es
-        "Posta indesiderata",  # it
-        "Ongewenste e-mail",  # nl
-        "Lixo Eletrônico",  # pt-BR
-        "Lixo Electrónico",  # pt-PT
-        "Skräppost",  # sv
-        "Uønsket e-post",  # nb
-        "Uønsket post",  # da
-        "Roskaposti",  # fi
-        "Wiadomości-śmieci",  # pl
-        "Nevyžádaná pošta",  # cs
-        "Нежелательная почта",  # ru
-        "Спам",  # ru, uk
-        "迷惑メール",  # ja
-        "垃圾邮件",  # zh
-    )
-)
 
 # What a test mail's headers need, with room to spare; more is a broken or
 # hostile server, refused before anything is allocated.
@@ -86,10 +51,6 @@ MAX_LINE = 64 * 1024
 MAX_LITERAL = 1024 * 1024
 MAX_SESSION = 16 * 1024 * 1024
 
-_LIST_HEAD = re.compile(
-    rb'^\((?P<flags>[^)]*)\) (?P<sep>"(?:[^"\\]|\\.)*"|NIL) (?P<name>.*)$', re.IGNORECASE
-)
-_LITERAL_ANNOUNCEMENT = re.compile(rb"^\{\d+\+?\}$")
 # How imaplib writes server text into its exceptions: b'...' (often inside a list).
 _BYTES_REPR = re.compile(r"""\[?b'(?:[^'\\]|\\.)*'\]?|\[?b"(?:[^"\\]|\\.)*"\]?""")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
@@ -116,21 +77,6 @@ class FoundMessage:
     stored_at: datetime | None
     # Raw Authentication-Results header values, topmost (the receiver's) first.
     authentication_results: list[str]
-
-
-@dataclass(frozen=True)
-class Folder:
-    """One folder of ``LIST``: its readable name, its name on the wire, its flags."""
-
-    name: str
-    wire: str
-    flags: frozenset[str]
-    separator: str
-
-    @property
-    def junk(self) -> bool:
-        leaf = self.name.rsplit(self.separator, 1)[-1] if self.separator else self.name
-        return "\\junk" in self.flags or leaf.casefold() in JUNK_NAMES
 
 
 def find_messages(
@@ -339,16 +285,12 @@ def _folders(client: BoundedIMAP4, mailbox: Mailbox) -> list[Folder]:
                 f"folder(s) {', '.join(missing)} not on the IMAP server; it has: "
                 f"{', '.join(sorted(listed)) or '(none)'}"
             )
-        return [listed.get(name) or _inbox() for name in mailbox.folders]
+        return [listed.get(name) or inbox() for name in mailbox.folders]
     junk = sorted(
         (folder for folder in listed.values() if folder.junk and folder.name != INBOX),
         key=lambda folder: folder.name,
     )
-    return [_inbox(), *junk]
-
-
-def _inbox() -> Folder:
-    return Folder(name=INBOX, wire=INBOX, flags=frozenset(), separator="")
+    return [inbox(), *junk]
 
 
 def _list(client: BoundedIMAP4) -> list[Folder]:
@@ -372,94 +314,6 @@ def _offers_after_login(client: BoundedIMAP4, capability: str) -> bool:
     status, data = client.capability()
     words = data[0].split() if status == "OK" and data and isinstance(data[0], bytes) else []
     return capability.encode() in {word.upper() for word in words}
-
-
-def parse_list(lines: Iterable[Any]) -> Iterable[Folder]:
-    """The folders of imaplib's ``LIST`` data: names as atoms, quoted strings or literals.
-
-    A literal comes as ``(b'(flags) "/" {n}', name)`` followed by the rest
-    of its line (usually ``b''``), which is skipped.
-    """
-    after_literal = False
-    for line in lines:
-        if isinstance(line, tuple):
-            head, raw = line[0], line[1]
-            match = _LIST_HEAD.match(head)
-            after_literal = True
-            if match is None or not _LITERAL_ANNOUNCEMENT.match(match["name"]):
-                continue
-            name = raw
-        elif isinstance(line, bytes):
-            if after_literal:
-                after_literal = False
-                continue
-            match = _LIST_HEAD.match(line)
-            if match is None:
-                continue
-            name = _astring(match["name"])
-        else:
-            continue
-        wire = name.decode("utf-8", "replace")
-        separator = "" if match["sep"].upper() == b"NIL" else _astring(match["sep"]).decode()
-        yield Folder(
-            name=decode_folder_name(wire),
-            wire=wire,
-            flags=frozenset(flag.lower() for flag in match["flags"].decode().split()),
-            separator=separator,
-        )
-
-
-def _astring(token: bytes) -> bytes:
-    if token.startswith(b'"') and token.endswith(b'"') and len(token) >= 2:
-        return re.sub(rb"\\(.)", rb"\1", token[1:-1])
-    return token
-
-
-def decode_folder_name(wire: str) -> str:
-    """A folder name as people read it, from modified UTF-7 (RFC 3501 §5.1.3).
-
-    A name that is not valid modified UTF-7 (a server sending UTF-8, say)
-    is returned as it came.
-    """
-    if "&" not in wire:
-        return wire
-    pieces = re.split(r"&([^-]*)-", wire)
-    decoded: list[str] = []
-    for index, piece in enumerate(pieces):
-        if index % 2 == 0:
-            if "&" in piece:
-                return wire
-            decoded.append(piece)
-        elif not piece:
-            decoded.append("&")
-        else:
-            padded = piece.replace(",", "/") + "=" * (-len(piece) % 4)
-            try:
-                decoded.append(base64.b64decode(padded, validate=True).decode("utf-16-be"))
-            except (binascii.Error, UnicodeDecodeError):
-                return wire
-    return "".join(decoded)
-
-
-def encode_folder_name(name: str) -> str:
-    """``name`` in modified UTF-7, the form ``SELECT`` takes (RFC 3501 §5.1.3)."""
-    encoded: list[str] = []
-    pending: list[str] = []
-
-    def shift_out() -> None:
-        if pending:
-            data = base64.b64encode("".join(pending).encode("utf-16-be")).decode()
-            encoded.append("&" + data.rstrip("=").replace("/", ",") + "-")
-            pending.clear()
-
-    for char in name:
-        if " " <= char <= "~":
-            shift_out()
-            encoded.append("&-" if char == "&" else char)
-        else:
-            pending.append(char)
-    shift_out()
-    return "".join(encoded)
 
 
 def _select(client: BoundedIMAP4, folder: Folder) -> None:

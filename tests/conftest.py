@@ -21,6 +21,7 @@ pytest_plugins = [
     "tests.browser_fixtures",
     "tests.dns_server",
     "tests.imap_server",
+    "tests.hostile_imap",
     "tests.worker_processes",
     "tests.faulty_smtp",
     "tests.postfix_server",

@@ -4,11 +4,29 @@ Every folder is opened with ``EXAMINE`` (read-only) and headers are read
 with ``BODY.PEEK``, so nothing is marked seen, moved or deleted: the
 mailbox is the user's own. Junk folders are found through the special-use
 flag ``\\Junk`` (RFC 6154) where the server shows it, else by their usual
-names.
+names in several languages. Folder names are decoded from modified UTF-7
+(RFC 3501 §5.1.3), whether the server sends them as atoms, quoted strings
+or literals.
+
+The server is not trusted to be well-behaved: one deadline covers the whole
+conversation (connect, TLS, greeting, login, every read and write), however
+slowly the server drips its bytes, and every line, literal and session has a
+size cap, so a hostile or broken server ends in a :class:`MailboxError`,
+never a hang or a ``MemoryError``.
+
+Why the standard library's :mod:`imaplib` and not IMAPClient or imap-tools:
+both are built on :mod:`imaplib` and create its connection object
+themselves, so the deadline and the caps (which must see every ``recv``)
+could only be added through their private constructors. :mod:`imaplib`
+documents ``read``, ``readline`` and ``send`` as the methods to override
+for exactly this; what those libraries would add here (modified UTF-7 and
+literal folder names in ``LIST``) is the short :mod:`mailops.arrival.folders`.
 """
 
 from __future__ import annotations
 
+import ast
+import base64
 import contextlib
 import email
 import email.policy
@@ -16,28 +34,37 @@ import imaplib
 import re
 import socket
 import ssl
-from collections.abc import Sequence
+import time
+from collections.abc import Buffer, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from time import mktime
+from typing import Any
 
+from mailops.arrival.folders import INBOX, Folder, encode_folder_name, inbox, parse_list
 from mailops.arrival.mailboxes import Mailbox
 from mailops.redaction import redact
 
-INBOX = "INBOX"
-# Searched when present, whether or not the server flags them \Junk.
-JUNK_NAMES = ("Junk", "Spam", "[Gmail]/Spam", "Junk E-mail", "INBOX.Junk", "INBOX.Spam")
+# What a test mail's headers need, with room to spare; more is a broken or
+# hostile server, refused before anything is allocated.
+MAX_LINE = 64 * 1024
+MAX_LITERAL = 1024 * 1024
+MAX_SESSION = 16 * 1024 * 1024
 
-_LIST_LINE = re.compile(rb'^\((?P<flags>[^)]*)\) (?P<sep>"(?:[^"\\]|\\.)*"|NIL) (?P<name>.+)$')
+# How imaplib writes server text into its exceptions: b'...' (often inside a list).
+_BYTES_REPR = re.compile(r"""\[?b'(?:[^'\\]|\\.)*'\]?|\[?b"(?:[^"\\]|\\.)*"\]?""")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
 class MailboxError(Exception):
     """The mailbox could not be read; ``str()`` is a one-line reason, secrets redacted."""
 
-    def __init__(self, reason: str, *, permanent: bool = True) -> None:
+    def __init__(self, reason: str, *, permanent: bool = True, expired: bool = False) -> None:
         super().__init__(reason)
         # A refused login or a missing folder will not heal by polling again.
         self.permanent = permanent
+        # The deadline ended the session (the server may simply be slow).
+        self.expired = expired
 
 
 @dataclass(frozen=True)
@@ -52,19 +79,26 @@ class FoundMessage:
     authentication_results: list[str]
 
 
-def find_messages(mailbox: Mailbox, message_ids: Sequence[str]) -> dict[str, FoundMessage]:
+def find_messages(
+    mailbox: Mailbox, message_ids: Sequence[str], *, deadline: float | None = None
+) -> dict[str, FoundMessage]:
     """Search ``mailbox``'s folders for each of ``message_ids``: ``{message_id: where}``.
 
     One connection and one login for all of them (a batch is read back in
-    one session per look, not one per message). Ids not found (yet) are left
-    out. Raises :class:`MailboxError` when the server cannot be reached,
-    refuses the login or lacks a configured folder.
+    one session per look, not one per message). The session ends by
+    ``deadline`` (a :func:`time.monotonic` instant) or after the mailbox's
+    own ``timeout``, whichever comes first. Ids not found (yet) are left
+    out. Raises :class:`MailboxError` when the server cannot be reached, is
+    too slow, sends too much, refuses the login or lacks a configured folder.
     """
-    client = _connect(mailbox)
+    ends = time.monotonic() + mailbox.timeout
+    if deadline is not None:
+        ends = min(ends, deadline)
+    client = _connect(mailbox, ends)
     found: dict[str, FoundMessage] = {}
     try:
         _login(client, mailbox)
-        for folder, junk in _folders(client, mailbox):
+        for folder in _folders(client, mailbox):
             _select(client, folder)
             for message_id in message_ids:
                 if message_id in found:
@@ -73,8 +107,8 @@ def find_messages(mailbox: Mailbox, message_ids: Sequence[str]) -> dict[str, Fou
                 if hit is not None:
                     stored_at, headers = hit
                     found[message_id] = FoundMessage(
-                        folder=folder,
-                        junk=junk,
+                        folder=folder.name,
+                        junk=folder.junk,
                         stored_at=stored_at,
                         authentication_results=headers,
                     )
@@ -87,19 +121,130 @@ def find_messages(mailbox: Mailbox, message_ids: Sequence[str]) -> dict[str, Fou
         _logout(client)
 
 
-def _connect(mailbox: Mailbox) -> imaplib.IMAP4:
-    where = f"{mailbox.host}:{mailbox.port}"
-    try:
-        if mailbox.ssl:
-            return imaplib.IMAP4_SSL(
-                mailbox.host,
-                mailbox.port,
-                ssl_context=ssl.create_default_context(),
-                timeout=mailbox.timeout,
+class BoundedIMAP4(imaplib.IMAP4):
+    """:mod:`imaplib` with one deadline for the conversation and caps on what it reads.
+
+    Every ``recv`` waits at most for the time left, so a server sending one
+    byte a second still ends at the deadline. Reads go through this class's
+    own buffer (not the socket file of :mod:`imaplib`, whose ``readline``
+    would keep waiting byte after byte within one call).
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        ends: float,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.ends = ends
+        self.seconds = max(0.0, ends - time.monotonic())
+        self.ssl_context = ssl_context
+        self.received = 0
+        # Set once a cap or the deadline stopped the conversation: nothing more to say.
+        self.broken = False
+        self._buffer = bytearray()
+        super().__init__(host, port)
+
+    @property
+    def where(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def _create_socket(self, timeout: float | None) -> socket.socket:
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=self._time_left())
+        except TimeoutError:
+            raise self._expired() from None
+        if self.ssl_context is None:
+            return sock
+        try:
+            # The TLS handshake as a whole is bounded by the socket's timeout.
+            sock.settimeout(self._time_left())
+            return self.ssl_context.wrap_socket(sock, server_hostname=self.host)
+        except TimeoutError:
+            sock.close()
+            raise self._expired() from None
+        except BaseException:
+            sock.close()
+            raise
+
+    def readline(self) -> bytes:
+        while True:
+            end = self._buffer.find(b"\n")
+            if end >= 0:
+                if end >= MAX_LINE:
+                    raise self._too_much(f"a line longer than {MAX_LINE:,} bytes")
+                line = bytes(self._buffer[: end + 1])
+                del self._buffer[: end + 1]
+                return line
+            if len(self._buffer) >= MAX_LINE:
+                raise self._too_much(f"a line longer than {MAX_LINE:,} bytes")
+            if not self._receive():
+                # imaplib turns an unterminated (or empty) line into "EOF".
+                line = bytes(self._buffer)
+                self._buffer.clear()
+                return line
+
+    def read(self, size: int) -> bytes:
+        # The size comes from the server's {n} announcement: check it first.
+        if size > MAX_LITERAL:
+            raise self._too_much(
+                f"a literal of {size:,} bytes (at most {MAX_LITERAL:,} are read: "
+                "a test mail's headers are small)"
             )
-        return imaplib.IMAP4(mailbox.host, mailbox.port, timeout=mailbox.timeout)
-    except TimeoutError:
-        raise MailboxError(f"IMAP server {where} did not answer in time", permanent=False) from None
+        while len(self._buffer) < size and self._receive():
+            pass
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data
+
+    def send(self, data: Buffer) -> None:
+        self.sock.settimeout(self._time_left())
+        try:
+            # sendall's timeout bounds the whole send, not each piece.
+            self.sock.sendall(data)
+        except TimeoutError:
+            raise self._expired() from None
+
+    def _receive(self) -> bool:
+        """Read what the server has sent, waiting at most until the deadline; False at EOF."""
+        self.sock.settimeout(self._time_left())
+        try:
+            chunk = self.sock.recv(65536)
+        except TimeoutError:
+            raise self._expired() from None
+        self.received += len(chunk)
+        if self.received > MAX_SESSION:
+            raise self._too_much(f"more than {MAX_SESSION:,} bytes in one session")
+        self._buffer += chunk
+        return bool(chunk)
+
+    def _time_left(self) -> float:
+        left = self.ends - time.monotonic()
+        if left <= 0:
+            raise self._expired()
+        return left
+
+    def _expired(self) -> MailboxError:
+        self.broken = True
+        return MailboxError(
+            f"IMAP server {self.where} did not answer in time "
+            f"(the whole IMAP session may take {self.seconds:.3g} s)",
+            permanent=False,
+            expired=True,
+        )
+
+    def _too_much(self, what: str) -> MailboxError:
+        self.broken = True
+        return MailboxError(f"IMAP server {self.where} sent {what}; stopped reading")
+
+
+def _connect(mailbox: Mailbox, ends: float) -> BoundedIMAP4:
+    where = f"{mailbox.host}:{mailbox.port}"
+    context = ssl.create_default_context() if mailbox.ssl else None
+    try:
+        return BoundedIMAP4(mailbox.host, mailbox.port, ends=ends, ssl_context=context)
     except ssl.SSLError as error:
         raise MailboxError(f"TLS with IMAP server {where} failed: {error.reason}") from None
     except (OSError, imaplib.IMAP4.error) as error:
@@ -108,20 +253,31 @@ def _connect(mailbox: Mailbox) -> imaplib.IMAP4:
         ) from None
 
 
-def _login(client: imaplib.IMAP4, mailbox: Mailbox) -> None:
+def _login(client: BoundedIMAP4, mailbox: Mailbox) -> None:
     try:
-        client.login(mailbox.username, mailbox.password)
+        if mailbox.username.isascii() and mailbox.password.isascii():
+            client.login(_quote(mailbox.username), mailbox.password)
+        elif "AUTH=PLAIN" in client.capabilities:
+            # LOGIN's strings are ASCII; SASL PLAIN carries UTF-8 (RFC 4616).
+            client.authenticate("PLAIN", lambda _challenge: _plain(mailbox))
+        else:
+            raise MailboxError(
+                f"IMAP server {client.where} does not offer AUTHENTICATE PLAIN, which a "
+                "user name or password with non-ASCII characters needs"
+            )
     except imaplib.IMAP4.error as error:
         raise MailboxError(
             f"IMAP login as {mailbox.username} refused: {_reason(mailbox, error)}"
         ) from None
 
 
-def _folders(client: imaplib.IMAP4, mailbox: Mailbox) -> list[tuple[str, bool]]:
-    """``[(folder, is_junk)]`` in search order: the inbox first."""
-    listed = _list(client)
-    junk_flagged = {name for name, flags in listed.items() if "\\junk" in flags}
-    known_junk = {name.lower() for name in JUNK_NAMES}
+def _plain(mailbox: Mailbox) -> bytes:
+    return f"\0{mailbox.username}\0{mailbox.password}".encode()
+
+
+def _folders(client: BoundedIMAP4, mailbox: Mailbox) -> list[Folder]:
+    """The folders to search, in order: the inbox first."""
+    listed = {folder.name: folder for folder in _list(client)}
     if mailbox.folders:
         missing = [name for name in mailbox.folders if name not in listed and name != INBOX]
         if missing:
@@ -129,40 +285,45 @@ def _folders(client: imaplib.IMAP4, mailbox: Mailbox) -> list[tuple[str, bool]]:
                 f"folder(s) {', '.join(missing)} not on the IMAP server; it has: "
                 f"{', '.join(sorted(listed)) or '(none)'}"
             )
-        return [
-            (name, name in junk_flagged or name.lower() in known_junk) for name in mailbox.folders
-        ]
-    junk = sorted(junk_flagged | {name for name in listed if name.lower() in known_junk})
-    return [(INBOX, False)] + [(name, True) for name in junk if name != INBOX]
+        return [listed.get(name) or inbox() for name in mailbox.folders]
+    junk = sorted(
+        (folder for folder in listed.values() if folder.junk and folder.name != INBOX),
+        key=lambda folder: folder.name,
+    )
+    return [inbox(), *junk]
 
 
-def _list(client: imaplib.IMAP4) -> dict[str, set[str]]:
-    """Every folder name with its lower-cased flags."""
-    status, lines = client.list()
+def _list(client: BoundedIMAP4) -> list[Folder]:
+    """Every folder with its lower-cased flags, names decoded."""
+    status = "NO"
+    lines: list[Any] = []
+    if _offers_after_login(client, "SPECIAL-USE"):
+        # RFC 6154: a plain LIST MAY leave the special-use flags out; ask for them.
+        with contextlib.suppress(imaplib.IMAP4.error):
+            status, lines = client.list('""', '"*" RETURN (SPECIAL-USE)')
+    if status != "OK":
+        status, lines = client.list()
     if status != "OK":
         raise MailboxError("the IMAP server refused to list its folders", permanent=False)
-    folders: dict[str, set[str]] = {}
-    for line in lines:
-        if not isinstance(line, bytes):
-            # A folder name sent as a literal (unusual characters): not one we look for.
-            continue
-        match = _LIST_LINE.match(line)
-        if match is None:
-            continue
-        name = match["name"].decode("utf-8", "replace")
-        if name.startswith('"') and name.endswith('"'):
-            name = name[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-        folders[name] = {flag.lower() for flag in match["flags"].decode().split()}
-    return folders
+    return list(parse_list(lines))
 
 
-def _select(client: imaplib.IMAP4, folder: str) -> None:
-    status, _data = client.select(_quote(folder), readonly=True)
+def _offers_after_login(client: BoundedIMAP4, capability: str) -> bool:
+    # Servers announce more once logged in (Dovecot: SPECIAL-USE); imaplib keeps
+    # only the list from before.
+    status, data = client.capability()
+    words = data[0].split() if status == "OK" and data and isinstance(data[0], bytes) else []
+    return capability.encode() in {word.upper() for word in words}
+
+
+def _select(client: BoundedIMAP4, folder: Folder) -> None:
+    wire = folder.wire if folder.wire.isascii() else encode_folder_name(folder.name)
+    status, _data = client.select(_quote(wire), readonly=True)
     if status != "OK":
-        raise MailboxError(f"cannot open folder {folder} on the IMAP server")
+        raise MailboxError(f"cannot open folder {folder.name} on the IMAP server")
 
 
-def _search(client: imaplib.IMAP4, message_id: str) -> tuple[datetime | None, list[str]] | None:
+def _search(client: BoundedIMAP4, message_id: str) -> tuple[datetime | None, list[str]] | None:
     """The selected folder's newest message with ``message_id``: its date and verdict headers."""
     status, data = client.uid("SEARCH", "HEADER", "Message-ID", _quote(message_id))
     uids = data[0].split() if status == "OK" and data and data[0] else []
@@ -190,17 +351,49 @@ def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _logout(client: imaplib.IMAP4) -> None:
-    # The answer is known; a server that hangs up first changes nothing.
-    with contextlib.suppress(imaplib.IMAP4.error, OSError):
-        client.logout()
+def _logout(client: BoundedIMAP4) -> None:
+    # The answer is known; a server that hangs up first changes nothing. After
+    # a cap or the deadline, nothing more is sent: the connection is just closed.
+    if not client.broken:
+        with contextlib.suppress(imaplib.IMAP4.error, OSError, MailboxError):
+            client.logout()
+            return
+    with contextlib.suppress(OSError):
+        client.shutdown()
+
+
+def imap_secrets(mailbox: Mailbox) -> list[str]:
+    """The password in every form this module sends it: as is, quoted-escaped, in SASL PLAIN."""
+    escaped = _quote(mailbox.password)[1:-1]
+    plain = base64.b64encode(_plain(mailbox)).decode()
+    return [mailbox.password, escaped, plain]
+
+
+def in_words(error: BaseException) -> str:
+    """An imaplib or socket error as one line of text: no ``b'…\\r'``, no control characters."""
+    if isinstance(error, (TimeoutError, socket.timeout)):
+        return "timed out"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    text = " ".join(
+        arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg) for arg in error.args
+    )
+    text = _BYTES_REPR.sub(_unrepr, text)
+    text = " ".join(_CONTROL.sub(" ", text).split())
+    return text or type(error).__name__
+
+
+def _unrepr(match: re.Match[str]) -> str:
+    literal = match[0].removeprefix("[").removesuffix("]")
+    try:
+        value = ast.literal_eval(literal)
+    except (ValueError, SyntaxError):
+        return match[0]
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def _reason(mailbox: Mailbox, error: BaseException) -> str:
-    text = str(error)
-    if isinstance(error, (TimeoutError, socket.timeout)):
-        text = "timed out"
-    elif isinstance(error, OSError) and error.strerror:
-        text = error.strerror
-    # Servers may quote back what they were sent: never show the password.
-    return redact(text.strip() or type(error).__name__, [mailbox.password])
+    # Servers may quote back what they were sent (escaped, as LOGIN sent it):
+    # the text is unescaped from Python's bytes form first, then every form
+    # of the password is masked.
+    return redact(in_words(error), imap_secrets(mailbox))

@@ -99,14 +99,15 @@ class Command(BaseCommand):
             "--verify",
             action="store_true",
             help="Prove arrival: send (to the mailer's verify mailbox when no EMAIL is given), "
-            "then read the mailbox back over IMAP; exit 0 only if it arrived in the inbox.",
+            "then read the mailbox back over IMAP; exit 0 only if it arrived in the inbox "
+            "(with the receiving server's own verdicts, when there are any).",
         )
         parser.add_argument(
             "--verify-timeout",
             type=float,
             metavar="SECONDS",
-            help="With --verify: how long to wait for arrival (default "
-            "MAILOPS['VERIFY_TIMEOUT'], 120).",
+            help="With --verify: the deadline for reading the mailbox back, IMAP sessions "
+            "included, however slow the server (default MAILOPS['VERIFY_TIMEOUT'], 120).",
         )
         parser.add_argument(
             "--all-mailers",

@@ -54,11 +54,8 @@ from mailops.conf import DEFAULTS, configured_settings, setting_problem
 from mailops.deliverability.checks import check_doctor_settings
 from mailops.exceptions import InvalidSetting
 from mailops.mailers.config_checks import SILENCE, check_mailers
-from mailops.mailers.info import (
-    MailerInfo,
-    configured_mailers,
-    mailers_setting,
-)
+from mailops.mailers.info import MailerInfo, configured_mailers
+from mailops.mailers.registry import mailer_aliases, uses_classic_settings
 from mailops.recipients import STAFF_FIELDS, has_field
 from mailops.tracking.checks import check_tracking_webhooks
 
@@ -105,15 +102,17 @@ def _unless_invalid_setting(check: CheckFunction) -> CheckFunction:
 def check_mailops_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """E001 (alias named by MAILOPS not in MAILERS), W008 (unknown key), E014 (bad value)."""
     messages: list[checks.CheckMessage] = check_mailops_values()
-    defined = mailers_setting()
+    defined = mailer_aliases()
     known = ", ".join(sorted(defined)) or "(none)"
+    # Without MAILERS, Django builds only 'default' (from the EMAIL_* settings).
+    source = "the EMAIL_* settings (no MAILERS)" if uses_classic_settings() else "MAILERS"
 
     def missing(alias: Any, where: str) -> None:
         if alias in defined:
             return
         messages.append(
             checks.Error(
-                f"{where} names mailer {alias!r}, which MAILERS does not define "
+                f"{where} names mailer {alias!r}, which {source} does not define "
                 f"(defined: {known}).",
                 hint=f"Add {alias!r} to settings.MAILERS, or change {where} to a defined "
                 f"alias. (The reference project builds MAILERS from the environment: "

@@ -13,7 +13,8 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from mailops.conf import get_setting
-from mailops.mailers.info import backend_path, mailers_setting
+from mailops.mailers.info import backend_path
+from mailops.mailers.registry import mailer_aliases
 from mailops.models import MailLog
 from mailops.sending.composition import DEFAULT_BODY, default_subject, site_name
 
@@ -41,7 +42,7 @@ def _lf(value: Any) -> Any:
 def mailer_choices() -> list[tuple[str, str]]:
     """The configured ``MAILERS`` aliases, labelled with their backend."""
     choices = []
-    for alias in sorted(mailers_setting()):
+    for alias in sorted(mailer_aliases()):
         # "django.core.mail.backends.smtp.EmailBackend" -> "smtp.EmailBackend":
         # enough to tell SMTP from a provider, and never a credential.
         backend = ".".join(backend_path(alias).split(".")[-2:])
@@ -130,4 +131,4 @@ def page_texts(alias: str) -> dict[str, str]:
 
 def mailer_defaults() -> dict[str, dict[str, str]]:
     """``page_texts`` for every configured mailer (the page's script switches between them)."""
-    return {alias: page_texts(alias) for alias in mailers_setting()}
+    return {alias: page_texts(alias) for alias in mailer_aliases()}

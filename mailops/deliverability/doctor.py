@@ -16,7 +16,8 @@ from mailops.deliverability.resolver import (
 )
 from mailops.deliverability.spf_check import check_spf, is_gmail
 from mailops.exceptions import UnknownMailer
-from mailops.mailers.info import MailerInfo, MailerKind, mailer_info, mailers_setting
+from mailops.mailers.info import MailerInfo, MailerKind, mailer_info
+from mailops.mailers.registry import mailer_aliases
 
 
 def normalize_domain(domain: str) -> str | None:
@@ -42,9 +43,9 @@ def diagnose_mailers(
     Raises :class:`UnknownMailer` for an alias MAILERS does not define.
     DNS failures never raise: they are findings.
     """
-    unknown = [alias for alias in aliases if alias not in mailers_setting()]
+    unknown = [alias for alias in aliases if alias not in mailer_aliases()]
     if unknown:
-        raise UnknownMailer(unknown[0], list(mailers_setting()))
+        raise UnknownMailer(unknown[0], mailer_aliases())
     reports = []
     for alias in aliases:
         reports.append(diagnose_mailer(alias, domain=domain, resolver=resolver))

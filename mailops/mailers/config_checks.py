@@ -1,7 +1,9 @@
-"""The per-mailer system checks (``mailops.E002``-``E006``, ``W001``-``W006``).
+"""The per-mailer system checks (``mailops.E002``-``E006``, ``W001``-``W006``, ``W013``).
 
-Each reads ``settings.MAILERS`` as data; nothing here opens a connection
-(:mod:`mailops.mailers.connection` does that). :mod:`mailops.checks`
+Each reads the mailers' configuration as data (``MAILERS``, or the
+``default`` mailer Django builds from the classic ``EMAIL_*`` settings, see
+:mod:`mailops.mailers.registry`; hints name the setting the user wrote);
+nothing here opens a connection (:mod:`mailops.mailers.connection` does that). :mod:`mailops.checks`
 registers them with the rest and lists every id.
 """
 
@@ -20,6 +22,7 @@ from django.core.mail import mailers
 from mailops.conf import from_email_for, get_setting
 from mailops.mailers.errors import unqualified_domain
 from mailops.mailers.info import MailerInfo, MailerKind, TLSMode, configured_mailers, mailer_options
+from mailops.mailers.registry import setting_name
 from mailops.redaction import redact
 
 SILENCE = "If this is intended, add '{id}' to SILENCED_SYSTEM_CHECKS."
@@ -112,10 +115,18 @@ def check_mailers(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMe
 
 
 def _broken_backend(info: MailerInfo) -> checks.CheckMessage:
+    if info.classic:
+        return checks.Error(
+            f"Mailer {info.alias!r} (built by Django from the EMAIL_* settings) cannot be "
+            f"built: {redact(info.import_error)}",
+            hint="Fix EMAIL_BACKEND (a dotted path to an installed backend) or set only one "
+            "of EMAIL_USE_TLS and EMAIL_USE_SSL.",
+            id="mailops.E002",
+        )
     return checks.Error(
         f"Mailer {info.alias!r}: BACKEND {info.backend!r} cannot be imported "
         f"({redact(info.import_error)}).",
-        hint=f"Fix the dotted path in MAILERS[{info.alias!r}]['BACKEND'], or install the "
+        hint=f"Fix the dotted path in {setting_name(info.alias, 'BACKEND')}, or install the "
         "package that provides it.",
         id="mailops.E002",
     )
@@ -127,7 +138,7 @@ def _smtp_checks(info: MailerInfo) -> list[checks.CheckMessage]:
         return [
             checks.Error(
                 f"Mailer {alias!r} uses the SMTP backend but its OPTIONS have no 'host'.",
-                hint=f"Set MAILERS[{alias!r}]['OPTIONS']['host'] (the reference project takes "
+                hint=f"Set {setting_name(alias, 'host')} (the reference project takes "
                 "it from the mailer URL: smtp+tls://user:password@smtp.example.com).",
                 id="mailops.E003",
             )
@@ -153,7 +164,7 @@ def _smtp_checks(info: MailerInfo) -> list[checks.CheckMessage]:
             checks.Warning(
                 f"Mailer {alias!r} ({info.address}) has no timeout: a server that stops "
                 "answering blocks the request or worker sending through it indefinitely.",
-                hint=f"Set MAILERS[{alias!r}]['OPTIONS']['timeout'] in seconds "
+                hint=f"Set {setting_name(alias, 'timeout')} in seconds "
                 "(?timeout=20 on the mailer URL).",
                 id="mailops.W005",
             )
@@ -235,7 +246,7 @@ def _host_spelling(info: MailerInfo) -> list[checks.CheckMessage]:
         checks.Warning(
             f"Mailer {info.alias!r}: host {info.host!r} looks like a mistyped "
             f"{provider.name} SMTP host; did you mean {suggestion!r}?",
-            hint=f"Set MAILERS[{info.alias!r}]['OPTIONS']['host'] to {suggestion!r} (the host "
+            hint=f"Set {setting_name(info.alias, 'host')} to {suggestion!r} (the host "
             f"part of its mailer URL). " + SILENCE.format(id="mailops.W001"),
             id="mailops.W001",
         )
@@ -244,6 +255,11 @@ def _host_spelling(info: MailerInfo) -> list[checks.CheckMessage]:
 
 def _port_and_tls(info: MailerInfo) -> list[checks.CheckMessage]:
     alias, port, mode = info.alias, info.port, info.tls_mode
+    if port == 25 and (
+        mode == TLSMode.IMPLICIT
+        or (mode == TLSMode.STARTTLS and info.classic and not info.port_configured)
+    ):
+        return _tls_on_port_25(info)
     if not info.port_configured or mode == TLSMode.CONFLICT:
         # Without a port Django picks the one that matches the TLS mode.
         return _auth_in_clear(info) if mode == TLSMode.NONE else []
@@ -282,14 +298,44 @@ def _port_and_tls(info: MailerInfo) -> list[checks.CheckMessage]:
     return _auth_in_clear(info) if mode == TLSMode.NONE else []
 
 
+def _tls_on_port_25(info: MailerInfo) -> list[checks.CheckMessage]:
+    """W013: implicit TLS on port 25, or EMAIL_USE_TLS without EMAIL_PORT.
+
+    The classic settings default EMAIL_PORT to 25 whatever the TLS mode (a
+    MAILERS entry picks 587 or 465); port 25 is the server-to-server port,
+    blocked by most hosting and home networks, and speaks no implicit TLS.
+    """
+    implicit = info.tls_mode == TLSMode.IMPLICIT
+    problem = (
+        "uses implicit TLS on port 25, where servers speak plain SMTP: the connection "
+        "hangs until the timeout"
+        if implicit
+        else "uses STARTTLS on port 25, the server-to-server port that most hosting and "
+        "home networks block and submission services do not offer"
+    )
+    port = setting_name(info.alias, "port")
+    unset = " (not set: Django's classic settings use 25 whatever the TLS mode)"
+    return [
+        checks.Warning(
+            f"Mailer {info.alias!r} {problem}.",
+            hint=f"Set {port} to {465 if implicit else 587}"
+            + (unset if info.classic else "")
+            + ". "
+            + SILENCE.format(id="mailops.W013"),
+            id="mailops.W013",
+        )
+    ]
+
+
 def _auth_in_clear(info: MailerInfo) -> list[checks.CheckMessage]:
     if not info.username or info.loopback:
         return []
     return [
         checks.Warning(
             f"Mailer {info.alias!r} sends its username and password to {info.address} without TLS.",
-            hint=f"Set MAILERS[{info.alias!r}]['OPTIONS'] to use STARTTLS (use_tls=True, port "
-            "587; smtp+tls:// on a mailer URL) or implicit TLS (use_ssl=True, port 465; "
+            hint=f"Set {setting_name(info.alias, 'use_tls')}=True with port 587 (STARTTLS; "
+            f"smtp+tls:// on a mailer URL) or {setting_name(info.alias, 'use_ssl')}=True with "
+            "port 465 (implicit TLS; "
             "smtps://); plain SMTP with a password is only safe on loopback. "
             + SILENCE.format(id="mailops.W004"),
             id="mailops.W004",
@@ -304,8 +350,9 @@ def _gmail_checks(info: MailerInfo) -> list[checks.CheckMessage]:
     hint = (
         "Google accepts only an App Password over SMTP: turn on 2-Step Verification, create "
         "one at https://myaccount.google.com/apppasswords and use its 16 letters (spaces "
-        f"are fine) as MAILERS[{alias!r}]['OPTIONS']['password'], with the Gmail address as "
-        "'username' (the reference project reads GMAIL_USER and GMAIL_APP_PASSWORD). "
+        f"are fine) as {setting_name(alias, 'password')}, with the Gmail address as "
+        f"{setting_name(alias, 'username')} (the reference project reads GMAIL_USER and "
+        "GMAIL_APP_PASSWORD). "
         "The account's own password is refused with 534 or 535."
     )
     problem = ""

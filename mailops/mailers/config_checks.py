@@ -319,7 +319,7 @@ def _tls_on_port_25(info: MailerInfo) -> list[checks.CheckMessage]:
         checks.Warning(
             f"Mailer {info.alias!r} {problem}.",
             hint=f"Set {port} to {465 if implicit else 587}"
-            + (unset if info.classic else "")
+            + (unset if info.classic and not info.port_configured else "")
             + ". "
             + SILENCE.format(id="mailops.W013"),
             id="mailops.W013",

@@ -136,7 +136,8 @@ def test_sendtestmail_sends_through_the_smtp_server_and_logs_a_sent_row(classic_
         "default",
     )
     assert row.backend == "django.core.mail.backends.smtp.EmailBackend"
-    assert row.message_id and row.message_id == received.message_id
+    assert row.message_id
+    assert row.message_id == received.message_id
     assert classic_smtp.password not in all_columns(row) + out
 
 
@@ -209,12 +210,12 @@ def test_health_and_metrics_list_the_classic_default_mailer(classic_smtp, settin
 
 def test_maildoctor_checks_the_classic_default_mailer(classic_smtp) -> None:
     out = StringIO()
-    try:
+    # No DNS server answers in this project: "could not check" is an error (1),
+    # not a usage error (2, "There is no mailer 'default'").
+    with pytest.raises(CommandError) as raised:
         call_command("maildoctor", "--using", "default", "--json", stdout=out)
-    except CommandError as error:
-        # No DNS server answers in this project: "could not check" is an error (1),
-        # not a usage error (2, "There is no mailer 'default'").
-        assert error.returncode == 1
+
+    assert raised.value.returncode == 1
 
     [report] = json.loads(out.getvalue())["mailers"]
     assert report["alias"] == "default"

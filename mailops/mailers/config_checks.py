@@ -176,6 +176,10 @@ def _smtp_checks(info: MailerInfo) -> list[checks.CheckMessage]:
 
 def _buildable(info: MailerInfo) -> list[checks.CheckMessage]:
     """E006: build the backend (which opens no connection) and report its refusal."""
+    if info.classic:
+        # Already built by the registry (a failure is E002); building it again
+        # without EMAIL_* settings would make Django warn from a check.
+        return []
     try:
         mailers[info.alias]
     except ImproperlyConfigured as error:

@@ -1,10 +1,11 @@
 """System checks: mail configuration mistakes surface in ``manage.py check``.
 
-Every check reads ``settings.MAILERS`` and ``settings.MAILOPS`` as data;
+Every check reads the mailers (``MAILERS``, or the ``default`` mailer Django
+builds from the classic ``EMAIL_*`` settings) and ``settings.MAILOPS`` as data;
 nothing here opens a connection (``sendtestmail --check`` does that). Ids:
 
 ========  ==========================================================
-E001      an alias named by a ``MAILOPS`` setting is not in MAILERS
+E001      an alias named by a ``MAILOPS`` setting is not a mailer Django has
 E002      a mailer's BACKEND cannot be imported
 E003      an SMTP mailer has no host
 E004      an SMTP mailer turns on both STARTTLS and implicit TLS
@@ -19,6 +20,7 @@ W006      a Gmail mailer whose From is not the signed-in account
 W007      DEBUG on while a mailer delivers real mail
 W008      an unknown key in ``MAILOPS``
 W012      a real SMTP relay with a sender whose domain is not fully qualified
+W013      implicit TLS on port 25, or EMAIL_USE_TLS without EMAIL_PORT (port 25)
 E010      ``MAILOPS['DNS_NAMESERVERS']`` is not a list of ip[:port]
 E011      ``MAILOPS['DKIM_SELECTORS']`` is not ``{alias: [selector, ...]}``
 E012      ``MAILOPS['DNS_TIMEOUT']`` is not a positive number
@@ -53,9 +55,10 @@ from mailops.arrival.checks import check_mailboxes
 from mailops.conf import DEFAULTS, configured_settings, setting_problem
 from mailops.deliverability.checks import check_doctor_settings
 from mailops.exceptions import InvalidSetting
-from mailops.mailers.config_checks import SILENCE, check_mailers
+from mailops.mailers.config_checks import check_mailers
 from mailops.mailers.info import MailerInfo, configured_mailers
 from mailops.mailers.registry import mailer_aliases, uses_classic_settings
+from mailops.mailers.tls_checks import SILENCE
 from mailops.recipients import STAFF_FIELDS, has_field
 from mailops.tracking.checks import check_tracking_webhooks
 

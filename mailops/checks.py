@@ -21,6 +21,7 @@ W007      DEBUG on while a mailer delivers real mail
 W008      an unknown key in ``MAILOPS``
 W012      a real SMTP relay with a sender whose domain is not fully qualified
 W013      implicit TLS on port 25, or EMAIL_USE_TLS without EMAIL_PORT (port 25)
+W014      the site-mail audit is on with the classic settings: most sends bypass it
 E010      ``MAILOPS['DNS_NAMESERVERS']`` is not a list of ip[:port]
 E011      ``MAILOPS['DKIM_SELECTORS']`` is not ``{alias: [selector, ...]}``
 E012      ``MAILOPS['DNS_TIMEOUT']`` is not a positive number
@@ -52,6 +53,7 @@ from django.shortcuts import resolve_url
 from django.urls import NoReverseMatch, Resolver404, resolve, reverse
 
 from mailops.arrival.checks import check_mailboxes
+from mailops.audit.checks import check_audit_sees_the_site_mail
 from mailops.conf import DEFAULTS, configured_settings, setting_problem
 from mailops.deliverability.checks import check_doctor_settings
 from mailops.exceptions import InvalidSetting
@@ -71,6 +73,7 @@ def register_checks() -> None:
         check_debug_with_real_mailers,
         check_doctor_settings,
         check_mailboxes,
+        check_audit_sees_the_site_mail,
     ):
         checks.register(_unless_invalid_setting(check), checks.Tags.mail, "mailops")
     for host_check in (

@@ -27,6 +27,10 @@ logger = logging.getLogger("mailops.audit")
 # already have their row, written before they were sent.
 MAILOPS_HEADER = "X-Mailops-Mailer"
 
+# Where the hook notes the alias a backend was built for when the backend has
+# none (Django's classic default mailer).
+ALIAS_ATTRIBUTE = "_mailops_alias"
+
 # Anymail recipient statuses meaning the provider will not send to that address.
 ANYMAIL_REFUSED = frozenset({"rejected", "failed", "invalid"})
 
@@ -108,7 +112,7 @@ class SendCapture:
 
     def __init__(self, backend: Any) -> None:
         self.backend = backend
-        self.alias = str(getattr(backend, "alias", "") or "")
+        self.alias = str(getattr(backend, "alias", "") or getattr(backend, ALIAS_ATTRIBUTE, ""))
         # Site messages by id(), noted as the backend takes them (see watch()).
         self.records: dict[int, MessageRecord] = {}
         self.is_smtp = isinstance(backend, SMTPBackend)

@@ -47,7 +47,7 @@ from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.core.mail.handler import MailersHandler
 from django.core.signals import setting_changed
 
-from mailops.audit.capture import SendCapture, address_key, wire_message_id
+from mailops.audit.capture import ALIAS_ATTRIBUTE, SendCapture, address_key, wire_message_id
 from mailops.audit.rows import (
     backend_path,
     build_site_rows,
@@ -115,7 +115,7 @@ def install() -> None:
         @wraps(original)
         def create_connection(self: MailersHandler, alias: str, /, **kwargs: Any) -> Any:
             backend = original(self, alias, **kwargs)
-            audit_backend(backend)
+            audit_backend(backend, alias=alias)
             return backend
 
         MailersHandler.create_connection = create_connection  # type: ignore[method-assign]
@@ -136,8 +136,12 @@ def uninstall() -> None:
     post_send.disconnect(dispatch_uid="mailops.audit.post_send")
 
 
-def audit_backend(backend: Any) -> None:
-    """Make ``backend``'s sends audited (when the setting is on); idempotent."""
+def audit_backend(backend: Any, *, alias: str = "") -> None:
+    """Make ``backend``'s sends audited (when the setting is on); idempotent.
+
+    ``alias`` names the mailer in the rows when the backend does not know it:
+    Django builds the classic ``default`` mailer (no MAILERS) with no alias.
+    """
     instance_dict = getattr(backend, "__dict__", None)
     if instance_dict is None:
         # A backend with __slots__ cannot take a per-instance wrapper.
@@ -146,6 +150,8 @@ def audit_backend(backend: Any) -> None:
         return
     if instance_dict.get(_MARK):
         return
+    if alias and not getattr(backend, "alias", None):
+        instance_dict[ALIAS_ATTRIBUTE] = alias
     send_messages = backend.send_messages
 
     def audited_send_messages(email_messages: Sequence[Any]) -> int:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
+from django.core import mail
 from django.core.management import CommandError, call_command
 from django.core.management.base import SystemCheckError
 from django.test import Client
@@ -219,3 +220,24 @@ def test_maildoctor_checks_the_classic_default_mailer(classic_smtp) -> None:
 
     [report] = json.loads(out.getvalue())["mailers"]
     assert report["alias"] == "default"
+
+
+def test_check_says_the_audit_misses_sends_without_using_on_classic_settings(settings) -> None:
+    settings.MAILOPS = {**settings.MAILOPS, "AUDIT_ALL_MAIL": True}
+
+    report = check_output(fail_level="WARNING")
+
+    assert "(mailops.W014) MAILOPS['AUDIT_ALL_MAIL'] is on, but without MAILERS" in report
+
+
+def test_the_audit_logs_sends_through_the_classic_default_mailer(classic_smtp, settings) -> None:
+    settings.MAILOPS = {**settings.MAILOPS, "AUDIT_ALL_MAIL": True, "AUDIT_WRITE": "inline"}
+
+    sent = mail.send_mail("Hello", "Body", None, ["ada@host.example"], using="default")
+
+    assert sent == 1
+    [received] = classic_smtp.wait_for_messages(1)
+    [row] = MailLog.objects.all()
+    assert (row.recipient, row.status) == ("ada@host.example", MailStatus.SENT)
+    assert (row.mailer, row.backend) == ("default", "django.core.mail.backends.smtp.EmailBackend")
+    assert row.message_id == received.message_id

@@ -111,15 +111,18 @@ def check_mailops_settings(app_configs: Any = None, **kwargs: Any) -> list[check
     defined = mailer_aliases()
     known = ", ".join(sorted(defined)) or "(none)"
     # Without MAILERS, Django builds only 'default' (from the EMAIL_* settings).
-    source = "the EMAIL_* settings (no MAILERS)" if uses_classic_settings() else "MAILERS"
+    undefined = (
+        "which Django does not have (no MAILERS: only 'default', from the EMAIL_* settings)"
+        if uses_classic_settings()
+        else "which MAILERS does not define"
+    )
 
     def missing(alias: Any, where: str) -> None:
         if alias in defined:
             return
         messages.append(
             checks.Error(
-                f"{where} names mailer {alias!r}, which {source} does not define "
-                f"(defined: {known}).",
+                f"{where} names mailer {alias!r}, {undefined} (defined: {known}).",
                 hint=f"Add {alias!r} to settings.MAILERS, or change {where} to a defined "
                 f"alias. (The reference project builds MAILERS from the environment: "
                 f"MAILER_{str(alias).upper()}_URL=...)",

@@ -241,3 +241,12 @@ def test_the_audit_logs_sends_through_the_classic_default_mailer(classic_smtp, s
     assert (row.recipient, row.status) == ("ada@host.example", MailStatus.SENT)
     assert (row.mailer, row.backend) == ("default", "django.core.mail.backends.smtp.EmailBackend")
     assert row.message_id == received.message_id
+
+
+def test_an_alias_other_than_default_is_e001_naming_the_classic_settings(settings) -> None:
+    settings.MAILOPS = {**settings.MAILOPS, "DEFAULT_MAILER": "relay"}
+
+    report = check_output()
+
+    assert "(mailops.E001) MAILOPS['DEFAULT_MAILER'] names mailer 'relay', which Django " in report
+    assert "(no MAILERS: only 'default', from the EMAIL_* settings) (defined: default)." in report

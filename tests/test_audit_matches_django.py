@@ -10,7 +10,10 @@ connections opened.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -196,3 +199,22 @@ def test_nothing_of_django_is_patched_while_the_audit_is_off() -> None:
         off == off_again == {"create_connection": False, "send_messages": False, "post_send": False}
     )
     assert on == {"create_connection": True, "send_messages": True, "post_send": True}
+
+
+def test_a_fresh_process_with_the_audit_off_leaves_django_untouched() -> None:
+    # ready() itself, before any test switches the setting back and forth.
+    probe = (
+        "import django; django.setup()\n"
+        "from django.core.mail.handler import MailersHandler\n"
+        "from django.core.mail import mailers\n"
+        "assert not hasattr(MailersHandler.create_connection, '__wrapped__')\n"
+        "assert 'send_messages' not in vars(mailers['default'])\n"
+        "print('untouched')\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=False
+    )
+
+    assert (done.returncode, done.stdout.strip()) == (0, "untouched"), done.stderr

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.views.debug import SafeExceptionReporterFilter
 
 from mailops.conf import get_setting
-from mailops.mailers.info import mailers_setting
+from mailops.mailers.registry import mailers_setting
 
 REDACTED = "********"
 
@@ -60,7 +60,10 @@ def secret_values(options: Mapping[str, Any]) -> set[str]:
 
 
 def configured_secrets() -> set[str]:
-    """Every secret in ``MAILERS`` and ``ANYMAIL`` settings, with encoded forms."""
+    """Every secret of the mailers (``MAILERS``, or ``EMAIL_HOST_PASSWORD``) and ``ANYMAIL``.
+
+    With the encoded forms AUTH puts on the wire.
+    """
     raw: set[str] = set()
     for config in mailers_setting().values():
         if not isinstance(config, Mapping):

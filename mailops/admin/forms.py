@@ -13,7 +13,8 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from mailops.conf import get_setting
-from mailops.mailers.info import mailer_info, mailers_setting
+from mailops.mailers.info import mailer_info
+from mailops.mailers.registry import mailer_aliases
 from mailops.models import MailLog
 from mailops.sending.composition import DEFAULT_BODY, default_subject, site_name
 
@@ -46,7 +47,7 @@ def mailer_choices() -> list[tuple[str, str]]:
     """
     return [
         (alias, f"{alias} — {mailer_info(alias).human_description()}")
-        for alias in sorted(mailers_setting())
+        for alias in sorted(mailer_aliases())
     ]
 
 
@@ -131,4 +132,4 @@ def page_texts(alias: str) -> dict[str, str]:
 
 def mailer_defaults() -> dict[str, dict[str, str]]:
     """``page_texts`` for every configured mailer (the page's script switches between them)."""
-    return {alias: page_texts(alias) for alias in mailers_setting()}
+    return {alias: page_texts(alias) for alias in mailer_aliases()}

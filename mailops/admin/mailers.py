@@ -29,7 +29,8 @@ from mailops.admin.links import admin_url, maillog_entry_url
 from mailops.arrival.mailboxes import verifiable_aliases
 from mailops.conf import get_setting
 from mailops.mailers.connection import CheckOutcome, can_verify, verify_connection
-from mailops.mailers.info import MailerInfo, MailerKind, configured_mailers, mailers_setting
+from mailops.mailers.info import MailerInfo, MailerKind, configured_mailers
+from mailops.mailers.registry import mailer_aliases
 from mailops.models import ACCEPTED_STATUSES, MailersEntry, MailLog, MailStatus
 
 TEMPLATE = "admin/mailops/mailers.html"
@@ -180,7 +181,7 @@ def mailer_rows(admin_site: AdminSite) -> list[MailerRow]:
 
 def _check_connection(request: HttpRequest) -> HttpResponse:
     alias = request.POST.get("alias", "")
-    if alias not in mailers_setting():
+    if alias not in mailer_aliases():
         messages.error(request, _("There is no mailer '%(alias)s' to check.") % {"alias": alias})
         return HttpResponseRedirect(request.path)
     result = verify_connection(alias, triggered_by=request.user)

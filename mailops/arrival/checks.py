@@ -12,7 +12,7 @@ from django.core import checks
 
 from mailops.arrival.mailboxes import MailboxURLError, mailbox_for
 from mailops.conf import get_setting
-from mailops.mailers.info import mailers_setting
+from mailops.mailers.registry import mailer_aliases
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
@@ -30,7 +30,7 @@ def check_mailboxes(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
             )
         ]
     for alias in sorted(configured):
-        if alias not in mailers_setting():
+        if alias not in mailer_aliases():
             found.append(
                 checks.Error(
                     f'MAILOPS["MAILBOXES"] has a mailbox for {alias!r}, which MAILERS '

@@ -21,7 +21,7 @@ from django.utils import timezone
 from mailops.arrival.mailboxes import verifiable_aliases
 from mailops.arrival.verify import NO_TRUSTED_VERDICT, has_trusted_verdict
 from mailops.conf import get_setting
-from mailops.mailers.info import mailers_setting
+from mailops.mailers.registry import mailer_aliases
 from mailops.models import ACCEPTED_STATUSES, ArrivalStatus, MailLog, MailStatus
 
 
@@ -175,7 +175,7 @@ def _judge(health: MailerHealth, *, now: datetime, limit: int) -> None:
 def all_mailer_health(*, now: datetime | None = None) -> list[MailerHealth]:
     """:func:`mailer_health` for every alias in ``MAILERS``."""
     now = now or timezone.now()
-    return [mailer_health(alias, now=now) for alias in sorted(mailers_setting())]
+    return [mailer_health(alias, now=now) for alias in sorted(mailer_aliases())]
 
 
 def recent_message_counts(*, now: datetime | None = None) -> dict[tuple[str, str], int]:

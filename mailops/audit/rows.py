@@ -21,7 +21,7 @@ from django.utils import timezone
 from mailops.audit.capture import MessageRecord, RecipientOutcome
 from mailops.conf import get_setting
 from mailops.mailers.info import backend_path as configured_backend_path
-from mailops.mailers.info import mailers_setting
+from mailops.mailers.registry import mailer_aliases
 from mailops.models import MailLog, MailStatus, MailTrigger
 from mailops.redaction import redact
 
@@ -30,7 +30,7 @@ logger = logging.getLogger("mailops.audit")
 
 def backend_path(backend: Any, alias: str) -> str:
     """The BACKEND configured for ``alias``, or the class of an unnamed backend."""
-    if alias and alias in mailers_setting():
+    if alias and alias in mailer_aliases():
         return configured_backend_path(alias)
     cls = type(backend)
     return f"{cls.__module__}.{cls.__qualname__}"

@@ -19,7 +19,8 @@ from mailops.deliverability.resolver import (
 )
 from mailops.deliverability.spf_check import check_spf, is_gmail
 from mailops.exceptions import UnknownMailer
-from mailops.mailers.info import MailerInfo, MailerKind, mailer_info, mailers_setting
+from mailops.mailers.info import MailerInfo, MailerKind, mailer_info
+from mailops.mailers.registry import mailer_aliases
 
 # One label of a host name in ASCII (RFC 1123 §2.1, "LDH"): what IDNA produces.
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
@@ -60,9 +61,9 @@ def diagnose_mailers(
     Raises :class:`UnknownMailer` for an alias MAILERS does not define.
     DNS failures never raise: they are findings.
     """
-    unknown = [alias for alias in aliases if alias not in mailers_setting()]
+    unknown = [alias for alias in aliases if alias not in mailer_aliases()]
     if unknown:
-        raise UnknownMailer(unknown[0], list(mailers_setting()))
+        raise UnknownMailer(unknown[0], mailer_aliases())
     reports = []
     for alias in aliases:
         reports.append(diagnose_mailer(alias, domain=domain, resolver=resolver))

@@ -1,8 +1,11 @@
-"""The per-mailer system checks (``mailops.E002``-``E006``, ``W001``-``W006``).
+"""The per-mailer system checks (``mailops.E002``-``E006``, ``W001``, ``W005``, ``W006``, ``W012``).
 
-Each reads ``settings.MAILERS`` as data; nothing here opens a connection
-(:mod:`mailops.mailers.connection` does that). :mod:`mailops.checks`
-registers them with the rest and lists every id.
+Each reads the mailers' configuration as data (``MAILERS``, or the
+``default`` mailer Django builds from the classic ``EMAIL_*`` settings, see
+:mod:`mailops.mailers.registry`; hints name the setting the user wrote);
+nothing here opens a connection (:mod:`mailops.mailers.connection` does that). :mod:`mailops.checks`
+registers them with the rest and lists every id; the port and TLS checks
+(W002-W004, W013) are in :mod:`mailops.mailers.tls_checks`.
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ from django.core.mail import mailers
 from mailops.conf import from_email_for, get_setting
 from mailops.mailers.errors import unqualified_domain
 from mailops.mailers.info import MailerInfo, MailerKind, TLSMode, configured_mailers, mailer_options
+from mailops.mailers.registry import setting_name
+from mailops.mailers.tls_checks import SILENCE, port_and_tls
 from mailops.redaction import redact
-
-SILENCE = "If this is intended, add '{id}' to SILENCED_SYSTEM_CHECKS."
 
 # What Django's SMTP backend accepts in OPTIONS (it refuses anything else).
 SMTP_OPTIONS = (
@@ -112,10 +115,18 @@ def check_mailers(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMe
 
 
 def _broken_backend(info: MailerInfo) -> checks.CheckMessage:
+    if info.classic:
+        return checks.Error(
+            f"Mailer {info.alias!r} (built by Django from the EMAIL_* settings) cannot be "
+            f"built: {redact(info.import_error)}",
+            hint="Fix EMAIL_BACKEND (a dotted path to an installed backend) or set only one "
+            "of EMAIL_USE_TLS and EMAIL_USE_SSL.",
+            id="mailops.E002",
+        )
     return checks.Error(
         f"Mailer {info.alias!r}: BACKEND {info.backend!r} cannot be imported "
         f"({redact(info.import_error)}).",
-        hint=f"Fix the dotted path in MAILERS[{info.alias!r}]['BACKEND'], or install the "
+        hint=f"Fix the dotted path in {setting_name(info.alias, 'BACKEND')}, or install the "
         "package that provides it.",
         id="mailops.E002",
     )
@@ -127,7 +138,7 @@ def _smtp_checks(info: MailerInfo) -> list[checks.CheckMessage]:
         return [
             checks.Error(
                 f"Mailer {alias!r} uses the SMTP backend but its OPTIONS have no 'host'.",
-                hint=f"Set MAILERS[{alias!r}]['OPTIONS']['host'] (the reference project takes "
+                hint=f"Set {setting_name(alias, 'host')} (the reference project takes "
                 "it from the mailer URL: smtp+tls://user:password@smtp.example.com).",
                 id="mailops.E003",
             )
@@ -146,14 +157,14 @@ def _smtp_checks(info: MailerInfo) -> list[checks.CheckMessage]:
     else:
         messages += _buildable(info)
     messages += _host_spelling(info)
-    messages += _port_and_tls(info)
+    messages += port_and_tls(info)
     messages += _unqualified_sender(info)
     if info.timeout is None:
         messages.append(
             checks.Warning(
                 f"Mailer {alias!r} ({info.address}) has no timeout: a server that stops "
                 "answering blocks the request or worker sending through it indefinitely.",
-                hint=f"Set MAILERS[{alias!r}]['OPTIONS']['timeout'] in seconds "
+                hint=f"Set {setting_name(alias, 'timeout')} in seconds "
                 "(?timeout=20 on the mailer URL).",
                 id="mailops.W005",
             )
@@ -165,6 +176,10 @@ def _smtp_checks(info: MailerInfo) -> list[checks.CheckMessage]:
 
 def _buildable(info: MailerInfo) -> list[checks.CheckMessage]:
     """E006: build the backend (which opens no connection) and report its refusal."""
+    if info.classic:
+        # Already built by the registry (a failure is E002); building it again
+        # without EMAIL_* settings would make Django warn from a check.
+        return []
     try:
         mailers[info.alias]
     except ImproperlyConfigured as error:
@@ -235,64 +250,9 @@ def _host_spelling(info: MailerInfo) -> list[checks.CheckMessage]:
         checks.Warning(
             f"Mailer {info.alias!r}: host {info.host!r} looks like a mistyped "
             f"{provider.name} SMTP host; did you mean {suggestion!r}?",
-            hint=f"Set MAILERS[{info.alias!r}]['OPTIONS']['host'] to {suggestion!r} (the host "
+            hint=f"Set {setting_name(info.alias, 'host')} to {suggestion!r} (the host "
             f"part of its mailer URL). " + SILENCE.format(id="mailops.W001"),
             id="mailops.W001",
-        )
-    ]
-
-
-def _port_and_tls(info: MailerInfo) -> list[checks.CheckMessage]:
-    alias, port, mode = info.alias, info.port, info.tls_mode
-    if not info.port_configured or mode == TLSMode.CONFLICT:
-        # Without a port Django picks the one that matches the TLS mode.
-        return _auth_in_clear(info) if mode == TLSMode.NONE else []
-    if port == 587 and mode != TLSMode.STARTTLS:
-        problem = (
-            "uses implicit TLS (use_ssl) on port 587, where servers expect STARTTLS: "
-            "the TLS handshake fails"
-            if mode == TLSMode.IMPLICIT
-            else "connects to port 587 without STARTTLS: servers refuse AUTH there "
-            "(530) or the password crosses the network unencrypted"
-        )
-        return [
-            checks.Warning(
-                f"Mailer {alias!r} {problem}.",
-                hint="Use STARTTLS on port 587 (smtp+tls://, use_tls=True), or implicit TLS "
-                "on port 465 (smtps://, use_ssl=True).",
-                id="mailops.W002",
-            )
-        ]
-    if port == 465 and mode != TLSMode.IMPLICIT:
-        problem = (
-            "uses STARTTLS (use_tls) on port 465, where servers expect implicit TLS: "
-            "the connection hangs until the timeout"
-            if mode == TLSMode.STARTTLS
-            else "connects to port 465 without TLS, where servers expect implicit TLS: "
-            "the connection hangs until the timeout"
-        )
-        return [
-            checks.Warning(
-                f"Mailer {alias!r} {problem}.",
-                hint="Use implicit TLS on port 465 (smtps://, use_ssl=True), or STARTTLS on "
-                "port 587 (smtp+tls://, use_tls=True).",
-                id="mailops.W003",
-            )
-        ]
-    return _auth_in_clear(info) if mode == TLSMode.NONE else []
-
-
-def _auth_in_clear(info: MailerInfo) -> list[checks.CheckMessage]:
-    if not info.username or info.loopback:
-        return []
-    return [
-        checks.Warning(
-            f"Mailer {info.alias!r} sends its username and password to {info.address} without TLS.",
-            hint=f"Set MAILERS[{info.alias!r}]['OPTIONS'] to use STARTTLS (use_tls=True, port "
-            "587; smtp+tls:// on a mailer URL) or implicit TLS (use_ssl=True, port 465; "
-            "smtps://); plain SMTP with a password is only safe on loopback. "
-            + SILENCE.format(id="mailops.W004"),
-            id="mailops.W004",
         )
     ]
 
@@ -304,8 +264,9 @@ def _gmail_checks(info: MailerInfo) -> list[checks.CheckMessage]:
     hint = (
         "Google accepts only an App Password over SMTP: turn on 2-Step Verification, create "
         "one at https://myaccount.google.com/apppasswords and use its 16 letters (spaces "
-        f"are fine) as MAILERS[{alias!r}]['OPTIONS']['password'], with the Gmail address as "
-        "'username' (the reference project reads GMAIL_USER and GMAIL_APP_PASSWORD). "
+        f"are fine) as {setting_name(alias, 'password')}, with the Gmail address as "
+        f"{setting_name(alias, 'username')} (the reference project reads GMAIL_USER and "
+        "GMAIL_APP_PASSWORD). "
         "The account's own password is refused with 534 or 535."
     )
     problem = ""

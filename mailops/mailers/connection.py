@@ -38,8 +38,9 @@ from django.utils.translation import gettext
 
 from mailops.exceptions import UnknownMailer
 from mailops.mailers.errors import describe_failure, smtp_state
-from mailops.mailers.info import MailerInfo, MailerKind, mailer_info, mailers_setting
+from mailops.mailers.info import MailerInfo, MailerKind, mailer_info
 from mailops.mailers.probes import ProbeStatus, probe_provider, supports_probe
+from mailops.mailers.registry import mailer_aliases
 from mailops.models import MailLog, MailStatus, MailTrigger
 from mailops.redaction import redact
 
@@ -133,8 +134,8 @@ def verify_connection(
 
     Raises ``UnknownMailer`` when MAILERS does not define ``alias``.
     """
-    if alias not in mailers_setting():
-        raise UnknownMailer(alias, list(mailers_setting()))
+    if alias not in mailer_aliases():
+        raise UnknownMailer(alias, mailer_aliases())
     info = mailer_info(alias)
     if info.kind == MailerKind.SMTP:
         result = _check_smtp(info)
@@ -190,7 +191,7 @@ def verify_connections(
     trigger: str = MailTrigger.CHECK,
 ) -> list[CheckResult]:
     """:func:`verify_connection` for each alias (every configured one by default)."""
-    selected = list(mailers_setting()) if aliases is None else list(aliases)
+    selected = mailer_aliases() if aliases is None else list(aliases)
     return [
         verify_connection(alias, triggered_by=triggered_by, trigger=trigger) for alias in selected
     ]

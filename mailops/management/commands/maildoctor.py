@@ -12,7 +12,8 @@ from mailops.deliverability.doctor import diagnose_mailers, normalize_domain
 from mailops.deliverability.findings import Level, MailerReport
 from mailops.deliverability.nameservers import parse_nameservers
 from mailops.exceptions import UnknownMailer
-from mailops.mailers.info import configured_mailers, mailers_setting
+from mailops.mailers.info import configured_mailers
+from mailops.mailers.registry import mailer_aliases
 
 EXIT_ERRORS = 1
 EXIT_USAGE = 2
@@ -86,7 +87,7 @@ class Command(BaseCommand):
                 )
             return aliases
         alias = options["using"] or get_setting("DEFAULT_MAILER")
-        if alias not in mailers_setting():
+        if alias not in mailer_aliases():
             raise CommandError(f"There is no mailer {alias!r} in MAILERS.", returncode=EXIT_USAGE)
         return [alias]
 

@@ -398,3 +398,22 @@ def test_every_mailops_url_name_is_in_the_urls_reference() -> None:
         f"URL name(s) {', '.join(missing)} are not documented in docs/reference/urls.md: "
         "add a row (name, path, what it serves, who may open it) to its table."
     )
+
+
+# --- anymail providers (the mailer URL table follows the installed anymail) --------
+
+
+def test_every_installed_anymail_provider_has_a_row_in_the_mailer_urls_reference() -> None:
+    from mailops.mailers.anymail_providers import installed_providers, url_name
+
+    text = page("mailer-urls.md")
+    missing = [
+        url_name(provider)
+        for provider in installed_providers()
+        if f"`anymail+{url_name(provider)}://" not in text
+    ]
+    assert not missing, (
+        f"anymail provider(s) {', '.join(missing)} (installed django-anymail) have no row in "
+        "the table under '## anymail providers' of docs/reference/mailer-urls.md: add "
+        "'| Name | `anymail+NAME://?option=…` | notes |' for each."
+    )

@@ -1,7 +1,7 @@
 """Settings of the mailops reference project, read from the environment (12-factor).
 
 Nothing secret lives in this file or in the repository: mail credentials
-come from ``MAILER_URL``-style variables (see README), parsed by
+come from ``MAILER_URL``-style variables (see the environment reference), parsed by
 ``mailops.mailer_urls`` so that no setting holds a whole URL with a password.
 """
 

@@ -398,3 +398,51 @@ def test_every_mailops_url_name_is_in_the_urls_reference() -> None:
         f"URL name(s) {', '.join(missing)} are not documented in docs/reference/urls.md: "
         "add a row (name, path, what it serves, who may open it) to its table."
     )
+
+
+# --- anymail providers (the mailer URL table follows the installed anymail) --------
+
+
+def test_every_installed_anymail_provider_has_a_row_in_the_mailer_urls_reference() -> None:
+    from mailops.mailers.anymail_providers import installed_providers, url_name
+
+    text = page("mailer-urls.md")
+    missing = [
+        url_name(provider)
+        for provider in installed_providers()
+        if f"`anymail+{url_name(provider)}://" not in text
+    ]
+    assert not missing, (
+        f"anymail provider(s) {', '.join(missing)} (installed django-anymail) have no row in "
+        "the table under '## anymail providers' of docs/reference/mailer-urls.md: add "
+        "'| Name | `anymail+NAME://?option=…` | notes |' for each."
+    )
+
+
+# --- texts that send users to the documentation ------------------------------------
+
+
+def test_no_text_in_the_package_sends_users_to_the_readme() -> None:
+    """The README is a front page; hints, help texts and templates name a docs page."""
+    pointing = [
+        str(path.relative_to(ROOT))
+        for path in sorted(PACKAGE.rglob("*"))
+        if path.suffix in {".py", ".html", ".txt"} and "README" in path.read_text()
+    ]
+    assert not pointing, (
+        f"{', '.join(pointing)} mention the README, which no longer holds the guide: name "
+        "the documentation page instead (e.g. 'see mailops.E030 in the checks reference')."
+    )
+
+
+def test_maildoctor_json_help_names_the_page_with_the_shape() -> None:
+    parser = load_command_class("mailops", "maildoctor").create_parser("manage.py", "maildoctor")
+    [json_option] = [action for action in parser._actions if "--json" in action.option_strings]
+    assert "commands reference" in str(json_option.help)
+    assert "### `--json`" in section(page("commands.md"), "command-maildoctor", "command-")
+
+
+def test_the_e030_hint_names_an_entry_the_checks_reference_has() -> None:
+    source = (PACKAGE / "arrival" / "checks.py").read_text()
+    assert "see mailops.E030 in the checks reference" in source
+    assert labelled_headings(page("checks.md")).get("mailops-e030") == "mailops.E030"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import django.contrib.admin
 from django.contrib import admin
 from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
@@ -112,7 +113,9 @@ class MailLogAdmin(
     class Media:
         css = {"all": ["mailops/admin.css"]}
 
-    def __init__(self, model: type[MailLog], admin_site: admin.AdminSite) -> None:
+    # admin_site's type is written in full: autodoc shows a class's __init__
+    # annotations as written, and the API reference links this one to Django's.
+    def __init__(self, model: type[MailLog], admin_site: django.contrib.admin.AdminSite) -> None:
         super().__init__(model, admin_site)
         # The Mailers page is a view, not a model: a proxy lists it on the index
         # of whichever site shows the log (admin.site or a project's own).

@@ -45,7 +45,10 @@ def check_mailboxes(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
             found.append(
                 checks.Error(
                     str(error),
-                    hint="See README, 'Proof of arrival': host, port, username, password, ssl.",
+                    hint=(
+                        "Give host, username and password (port, ssl and folders are "
+                        "optional); see mailops.E030 in the checks reference."
+                    ),
                     id="mailops.E030",
                 )
             )

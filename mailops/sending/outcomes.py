@@ -13,7 +13,7 @@ from mailops.models import MailLog, MailStatus
 
 logger = logging.getLogger("mailops.delivery")
 
-# What an in-doubt row's error starts with (the admin and the README name it).
+# What an in-doubt row's error starts with (the admin and the guarantees page name it).
 IN_DOUBT_PREFIX = "in doubt: "
 
 

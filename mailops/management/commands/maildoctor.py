@@ -45,7 +45,9 @@ class Command(BaseCommand):
             "--domain", help="Check this domain instead of the From address's domain."
         )
         parser.add_argument(
-            "--json", action="store_true", help="Print the findings as JSON (shape in the README)."
+            "--json",
+            action="store_true",
+            help="Print the findings as JSON (the shape is in the commands reference).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:

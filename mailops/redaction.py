@@ -267,9 +267,7 @@ def _encoded_forms(secret: str) -> list[str]:
     for core in _base64_cores(data):
         # Inside the base64 of a longer text: mask the whole encoded token.
         for alphabet_core in {core, core.replace("+", "-").replace("/", "_")}:
-            forms.add(
-                rf"[{_BASE64_CHARS}]*{re.escape(alphabet_core)}[{_BASE64_CHARS}]*={{0,2}}"
-            )
+            forms.add(rf"[{_BASE64_CHARS}]*{re.escape(alphabet_core)}[{_BASE64_CHARS}]*={{0,2}}")
     forms.add("(?i:" + binascii.hexlify(data).decode() + ")")
     # Longest first: alternation takes the first that matches.
     return sorted(forms, key=len, reverse=True)

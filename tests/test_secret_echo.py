@@ -16,8 +16,8 @@ import base64
 import gc
 import html
 import io
-import smtplib
 import logging.config
+import smtplib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -118,7 +118,9 @@ def test_the_debug_page_of_a_failed_smtp_login_shows_no_password(
     settings.DEBUG = True
     settings.ALLOWED_HOSTS = ["testserver"]
     settings.ROOT_URLCONF = "tests.secret_echo_urls"
-    settings.DEFAULT_EXCEPTION_REPORTER = getattr(reference_settings, "DEFAULT_EXCEPTION_REPORTER", "django.views.debug.ExceptionReporter")
+    settings.DEFAULT_EXCEPTION_REPORTER = getattr(
+        reference_settings, "DEFAULT_EXCEPTION_REPORTER", "django.views.debug.ExceptionReporter"
+    )
     settings.DEFAULT_EXCEPTION_REPORTER_FILTER = (
         reference_settings.DEFAULT_EXCEPTION_REPORTER_FILTER
     )

@@ -24,7 +24,7 @@ from mailops.redaction import REDACTED, redact
 USERNAME = "ops@example.com"
 SECRETS = {
     "short": "pw",
-    "long": 'se"cr\\et p\'ass+/=',
+    "long": "se\"cr\\et p'ass+/=",
     "non-ASCII": "pässwörd€ 🔑",
 }
 

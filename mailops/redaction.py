@@ -110,7 +110,7 @@ def secret_values(options: Mapping[str, Any]) -> set[str]:
     for name, value in options.items():
         if isinstance(value, Mapping):
             found |= secret_values(value)
-        elif isinstance(value, str) and SECRET_NAME.search(name):
+        elif isinstance(value, str) and value and SECRET_NAME.search(name):
             found.add(value)
     return found
 

@@ -170,3 +170,17 @@ def test_a_short_secret_in_a_credential_context_is_masked(text: str) -> None:
 
     assert "pw" not in cleaned.replace("password", ""), cleaned
     assert REDACTED in cleaned
+
+
+def test_an_empty_configured_secret_masks_nothing(settings: Any) -> None:
+    settings.MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {"host": "h", "username": "", "password": ""},
+        }
+    }
+    settings.ANYMAIL = {"MAILGUN_API_KEY": ""}
+
+    assert redact("Invalid private key: none (hint: a: b)") == (
+        "Invalid private key: none (hint: a: b)"
+    )

@@ -184,3 +184,10 @@ def test_an_empty_configured_secret_masks_nothing(settings: Any) -> None:
     assert redact("Invalid private key: none (hint: a: b)") == (
         "Invalid private key: none (hint: a: b)"
     )
+
+
+def test_redaction_works_while_a_mailops_setting_is_mistyped(settings: Any) -> None:
+    # It runs inside logging filters and error pages: it must not raise there.
+    settings.MAILOPS = {**settings.MAILOPS, "MAILBOXES": ["not", "a", "dict"]}
+
+    assert redact("password=hunter2") == f"password={REDACTED}"

@@ -28,7 +28,7 @@ from django.urls import reverse
 from django.utils.log import configure_logging
 
 import site_config.settings as reference_settings
-from mailops.redaction import REDACTED
+from mailops.redaction import REDACTED, RedactSecretsFilter
 from tests.smtp_server import LoopbackSMTPServer
 
 pytestmark = pytest.mark.django_db
@@ -140,3 +140,31 @@ def test_the_debug_page_of_a_failed_smtp_login_shows_no_password(
     for form in leaked_forms(password, echoing_server.username or ""):
         assert form not in page, form
     assert html.escape(REDACTED) in page or REDACTED in page
+
+
+def test_the_filter_masks_message_arguments_and_traceback_for_its_handler_only(
+    settings: Any,
+) -> None:
+    settings.MAILERS = {
+        "default": {"BACKEND": SMTP, "OPTIONS": {"host": "h", "username": "u", "password": "pw"}}
+    }
+    filtered, unfiltered = io.StringIO(), io.StringIO()
+    with_filter = logging.StreamHandler(filtered)
+    with_filter.addFilter(RedactSecretsFilter())
+    logger = logging.getLogger("tests.secret_echo")
+    logger.addHandler(with_filter)
+    logger.addHandler(logging.StreamHandler(unfiltered))
+    try:
+        try:
+            raise smtplib.SMTPAuthenticationError(535, b"bad (password 'pw')")
+        except smtplib.SMTPAuthenticationError:
+            logger.exception("login as %s with password %s failed", "u", "pw")
+    finally:
+        logger.handlers.clear()
+
+    text = filtered.getvalue()
+    assert f"with password {REDACTED} failed" in text
+    assert f"password '{REDACTED}'" in text  # in the traceback's last line
+    assert "'pw'" not in text
+    # A handler without the filter is not affected by it.
+    assert "with password pw failed" in unfiltered.getvalue()

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 
-from mailops.conf import get_setting
+from mailops.conf import configured_settings
 from mailops.mailers.info import mailers_setting
 from mailops.redaction.patterns import QUOTE, secret_pattern, whole_secret_pattern
 
@@ -86,7 +86,9 @@ def configured_secrets() -> set[str]:
             raw |= credential_blobs(username, password)
     raw |= _with_basic_auth(secret_values(getattr(settings, "ANYMAIL", {}) or {}))
     # IMAP passwords of proof-of-arrival mailboxes (and what LOGIN/AUTH=PLAIN send).
-    mailboxes = get_setting("MAILBOXES")
+    # Read unchecked: redaction runs inside logging and error pages, where a
+    # mistyped MAILOPS value must not raise (the system checks report it).
+    mailboxes = configured_settings().get("MAILBOXES", {})
     for entry in mailboxes.values() if isinstance(mailboxes, Mapping) else ():
         if not isinstance(entry, Mapping):
             continue

@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 from django.urls import reverse
 from openpyxl import Workbook, load_workbook
 
@@ -161,6 +163,8 @@ def test_a_bad_limit_setting_names_the_key(settings: Any) -> None:
 
     with pytest.raises(InvalidSetting, match="IMPORT_MAX_ROWS"):
         get_setting("IMPORT_MAX_ROWS")
+    with pytest.raises(SystemCheckError, match=r"mailops\.E014.*IMPORT_MAX_ROWS"):
+        call_command("check")
 
 
 def test_a_forged_send_test_mail_post_without_the_permission_is_refused(

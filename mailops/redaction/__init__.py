@@ -69,7 +69,9 @@ def credential_blobs(username: str, password: str) -> set[str]:
 
 
 def configured_secrets() -> set[str]:
-    """Every secret of the mailers (``MAILERS``, or ``EMAIL_HOST_PASSWORD``), ``ANYMAIL`` and ``MAILBOXES``.
+    """Every secret of the mailers, ``ANYMAIL`` and ``MAILBOXES``, with credential blobs.
+
+    The mailers' come from ``MAILERS``, or ``EMAIL_HOST_PASSWORD`` on classic settings.
 
     Each is matched in every form :func:`redact` knows (the module's docstring).
     """

@@ -92,6 +92,14 @@ DEFAULTS: dict[str, Any] = {
     # rows per insert, outside the sender's transaction) or "inline" (in the
     # sender's thread and transaction, one insert per send).
     "AUDIT_WRITE": "background",
+    # mailbounces: a report whose Message-ID matches no entry is matched to the
+    # newest entry sent to its recipient at most this many seconds before it
+    # arrived (a weaker match); 7 days covers a relay's 5-day retries.
+    "BOUNCE_MATCH_WINDOW": 7 * 86400,
+    # Messages larger than this (bytes) are not read; they are listed instead.
+    "BOUNCE_MAX_MESSAGE_SIZE": 10 * 1024 * 1024,
+    # Seconds one mailbox may take to read (the whole IMAP session).
+    "BOUNCE_READ_TIMEOUT": 300,
 }
 
 
@@ -193,6 +201,10 @@ RULES: dict[str, Rule] = {
         lambda value: value in ("background", "inline"),
         'must be "background" or "inline"',
     ),
+    # Bounce reading.
+    "BOUNCE_MATCH_WINDOW": _whole(1),
+    "BOUNCE_MAX_MESSAGE_SIZE": _whole(1024),
+    "BOUNCE_READ_TIMEOUT": _seconds(positive=True),
 }
 
 

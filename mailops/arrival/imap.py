@@ -35,7 +35,7 @@ import re
 import socket
 import ssl
 import time
-from collections.abc import Buffer, Sequence
+from collections.abc import Buffer, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from time import mktime
@@ -94,10 +94,8 @@ def find_messages(
     ends = time.monotonic() + mailbox.timeout
     if deadline is not None:
         ends = min(ends, deadline)
-    client = _connect(mailbox, ends)
     found: dict[str, FoundMessage] = {}
-    try:
-        _login(client, mailbox)
+    with open_session(mailbox, ends=ends) as client:
         for folder in _folders(client, mailbox):
             _select(client, folder)
             for message_id in message_ids:
@@ -114,11 +112,7 @@ def find_messages(
                     )
             if len(found) == len(set(message_ids)):
                 break
-        return found
-    except (imaplib.IMAP4.error, OSError) as error:
-        raise MailboxError(_reason(mailbox, error), permanent=False) from None
-    finally:
-        _logout(client)
+    return found
 
 
 class BoundedIMAP4(imaplib.IMAP4):
@@ -137,8 +131,12 @@ class BoundedIMAP4(imaplib.IMAP4):
         *,
         ends: float,
         ssl_context: ssl.SSLContext | None = None,
+        max_literal: int = MAX_LITERAL,
+        max_session: int = MAX_SESSION,
     ) -> None:
         self.ends = ends
+        self.max_literal = max_literal
+        self.max_session = max_session
         self.seconds = max(0.0, ends - time.monotonic())
         self.ssl_context = ssl_context
         self.received = 0
@@ -188,11 +186,8 @@ class BoundedIMAP4(imaplib.IMAP4):
 
     def read(self, size: int) -> bytes:
         # The size comes from the server's {n} announcement: check it first.
-        if size > MAX_LITERAL:
-            raise self._too_much(
-                f"a literal of {size:,} bytes (at most {MAX_LITERAL:,} are read: "
-                "a test mail's headers are small)"
-            )
+        if size > self.max_literal:
+            raise self._too_much(f"a literal of {size:,} bytes (at most {self.max_literal:,} are read)")
         while len(self._buffer) < size and self._receive():
             pass
         data = bytes(self._buffer[:size])
@@ -215,8 +210,8 @@ class BoundedIMAP4(imaplib.IMAP4):
         except TimeoutError:
             raise self._expired() from None
         self.received += len(chunk)
-        if self.received > MAX_SESSION:
-            raise self._too_much(f"more than {MAX_SESSION:,} bytes in one session")
+        if self.received > self.max_session:
+            raise self._too_much(f"more than {self.max_session:,} bytes in one session")
         self._buffer += chunk
         return bool(chunk)
 
@@ -240,11 +235,74 @@ class BoundedIMAP4(imaplib.IMAP4):
         return MailboxError(f"IMAP server {self.where} sent {what}; stopped reading")
 
 
-def _connect(mailbox: Mailbox, ends: float) -> BoundedIMAP4:
+@contextlib.contextmanager
+def open_session(
+    mailbox: Mailbox,
+    *,
+    ends: float,
+    max_literal: int = MAX_LITERAL,
+    max_session: int = MAX_SESSION,
+) -> Iterator[BoundedIMAP4]:
+    """A logged-in connection to ``mailbox`` that ends by ``ends`` (a :func:`time.monotonic` instant).
+
+    Logged out when the block ends. Whatever goes wrong inside (the server
+    cannot be reached, is too slow, sends more than the caps allow, refuses
+    the login, drops the connection) comes out as :class:`MailboxError`.
+    """
+    client = _connect(mailbox, ends, max_literal=max_literal, max_session=max_session)
+    try:
+        _login(client, mailbox)
+        yield client
+    except (imaplib.IMAP4.error, OSError) as error:
+        raise MailboxError(_reason(mailbox, error), permanent=False) from None
+    finally:
+        _logout(client)
+
+
+def folders_to_read(client: BoundedIMAP4, mailbox: Mailbox) -> list[Folder]:
+    """The mailbox's configured folders, or the inbox and every junk folder (inbox first)."""
+    return _folders(client, mailbox)
+
+
+def list_folders(client: BoundedIMAP4) -> list[Folder]:
+    """Every folder of the mailbox, names decoded."""
+    return _list(client)
+
+
+def internal_date(line: bytes) -> datetime | None:
+    """The INTERNALDATE in a ``FETCH`` response line (when the server stored the message)."""
+    return _internal_date(line)
+
+
+def open_folder(client: BoundedIMAP4, folder: Folder, *, readonly: bool = True) -> int:
+    """Open ``folder`` (``EXAMINE``, or ``SELECT`` to change it); its UIDVALIDITY (0: none given)."""
+    _select(client, folder, readonly=readonly)
+    _status, data = client.response("UIDVALIDITY")
+    try:
+        return int(data[0]) if data and data[0] else 0
+    except (TypeError, ValueError):
+        return 0
+
+
+def folder_wire_name(folder: Folder) -> str:
+    """The quoted name commands such as ``COPY`` take for ``folder``."""
+    return _quote(folder.wire if folder.wire.isascii() else encode_folder_name(folder.name))
+
+
+def _connect(
+    mailbox: Mailbox, ends: float, *, max_literal: int = MAX_LITERAL, max_session: int = MAX_SESSION
+) -> BoundedIMAP4:
     where = f"{mailbox.host}:{mailbox.port}"
     context = ssl.create_default_context() if mailbox.ssl else None
     try:
-        return BoundedIMAP4(mailbox.host, mailbox.port, ends=ends, ssl_context=context)
+        return BoundedIMAP4(
+            mailbox.host,
+            mailbox.port,
+            ends=ends,
+            ssl_context=context,
+            max_literal=max_literal,
+            max_session=max_session,
+        )
     except ssl.SSLError as error:
         raise MailboxError(f"TLS with IMAP server {where} failed: {error.reason}") from None
     except (OSError, imaplib.IMAP4.error) as error:
@@ -308,6 +366,11 @@ def _list(client: BoundedIMAP4) -> list[Folder]:
     return list(parse_list(lines))
 
 
+def offers(client: BoundedIMAP4, capability: str) -> bool:
+    """Whether the logged-in server offers ``capability`` (e.g. ``MOVE``)."""
+    return _offers_after_login(client, capability)
+
+
 def _offers_after_login(client: BoundedIMAP4, capability: str) -> bool:
     # Servers announce more once logged in (Dovecot: SPECIAL-USE); imaplib keeps
     # only the list from before.
@@ -316,9 +379,8 @@ def _offers_after_login(client: BoundedIMAP4, capability: str) -> bool:
     return capability.encode() in {word.upper() for word in words}
 
 
-def _select(client: BoundedIMAP4, folder: Folder) -> None:
-    wire = folder.wire if folder.wire.isascii() else encode_folder_name(folder.name)
-    status, _data = client.select(_quote(wire), readonly=True)
+def _select(client: BoundedIMAP4, folder: Folder, *, readonly: bool = True) -> None:
+    status, _data = client.select(folder_wire_name(folder), readonly=readonly)
     if status != "OK":
         raise MailboxError(f"cannot open folder {folder.name} on the IMAP server")
 

@@ -27,13 +27,22 @@ import email
 import email.policy
 import hashlib
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from email.message import Message
-from email.utils import parseaddr
 
 from flufl.bounce import all_failures
 
+from mailops.bounces.parts import (
+    HEADER_PARTS,
+    address_of,
+    first_part,
+    original_headers,
+    original_message_id,
+    own_parts,
+    status_code,
+    text_of,
+    typed_value,
+)
 from mailops.models import MailEventType
 
 # Report kinds (what read_report found).
@@ -47,7 +56,6 @@ RFC3464 = "RFC 3464"
 ARF = "ARF (RFC 5965)"
 NON_STANDARD = "non-standard (flufl.bounce)"
 
-_STATUS = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})")
 _ENHANCED_IN_TEXT = re.compile(r"(?<![\d.])([245]\.\d{1,3}\.\d{1,3})(?![\d.])")
 _SMTP_REPLY_LINE = re.compile(r"(?<![\d.])[45]\d\d[ -]")
 _QUOTED_MESSAGE_ID = re.compile(r"^message-id:\s*(<[^<>\s]+>)", re.IGNORECASE | re.MULTILINE)
@@ -114,9 +122,9 @@ def looks_like_report(headers: Message) -> bool:
         return True
     if any(headers.get(name) for name in _AUTO_REPLY_HEADERS):
         return True
-    sender = _text(headers.get("From")).lower()
+    sender = text_of(headers.get("From")).lower()
     return bool(
-        _REPORT_SENDERS.search(sender) or _REPORT_SUBJECTS.search(_text(headers.get("Subject")))
+        _REPORT_SENDERS.search(sender) or _REPORT_SUBJECTS.search(text_of(headers.get("Subject")))
     )
 
 
@@ -128,15 +136,15 @@ def parse_message(raw: bytes) -> Message:
 def read_report(raw: bytes) -> Report:
     """What the message ``raw`` reports (see the module's docstring for the order of questions)."""
     message = parse_message(raw)
-    identity = _text(message.get("Message-ID")).strip() or hashlib.sha256(raw).hexdigest()
-    subject = _text(message.get("Subject"))[:255]
+    identity = text_of(message.get("Message-ID")).strip() or hashlib.sha256(raw).hexdigest()
+    subject = text_of(message.get("Subject"))[:255]
     if message.defects and not message.keys():
         return Report(kind=UNREADABLE, identity=identity, note="not a mail message")
     report_type = message.get_param("report-type", "", header="content-type")
     report_type = str(report_type).lower() if isinstance(report_type, str) else ""
     is_report = message.get_content_type() == "multipart/report"
     if is_report and report_type == "delivery-status":
-        report = _delivery_status(message, identity=identity, subject=subject)
+        report = _deliverystatus_code(message, identity=identity, subject=subject)
         if report is not None:
             return report
     elif is_report and report_type == "feedback-report":
@@ -149,9 +157,9 @@ def read_report(raw: bytes) -> Report:
 # --- RFC 3464 ---------------------------------------------------------------------
 
 
-def _delivery_status(message: Message, *, identity: str, subject: str) -> Report | None:
+def _deliverystatus_code(message: Message, *, identity: str, subject: str) -> Report | None:
     """The report's per-recipient outcomes; ``None`` if it has no readable status part."""
-    part = _first_part(message, "message/delivery-status", "message/global-delivery-status")
+    part = first_part(message, "message/delivery-status", "message/global-delivery-status")
     if part is None:
         return None
     outcomes = [
@@ -165,7 +173,7 @@ def _delivery_status(message: Message, *, identity: str, subject: str) -> Report
         kind=BOUNCE if outcomes else NOT_A_REPORT,
         format=RFC3464,
         outcomes=tuple(outcomes),
-        original_message_id=_original_message_id(message),
+        original_message_id=original_message_id(message),
         identity=identity,
         subject=subject,
     )
@@ -187,11 +195,11 @@ def _status_blocks(part: Message) -> list[Message]:
 
 
 def _recipient_outcome(block: Message) -> RecipientOutcome | None:
-    recipient = _address(block.get("Final-Recipient"))
+    recipient = address_of(block.get("Final-Recipient"))
     if not recipient:
         return None
-    action = _text(block.get("Action")).strip().lower()
-    status = _status(block.get("Status"))
+    action = text_of(block.get("Action")).strip().lower()
+    status = status_code(block.get("Status"))
     if action == "failed" or (not action and status.startswith("5")):
         # The server gave up: the message will not arrive, whatever the class
         # (a "failed" 4.4.7 is a message that expired in the queue).
@@ -201,13 +209,20 @@ def _recipient_outcome(block: Message) -> RecipientOutcome | None:
     else:
         # delivered, relayed, expanded: good news, nothing to record.
         return None
+    diagnostic = typed_value(block.get("Diagnostic-Code"))
+    if status.endswith(".0.0"):
+        # "5.0.0" says little; the server's own reply often names the reason.
+        status = next(
+            (code for code in _ENHANCED_IN_TEXT.findall(diagnostic) if code[0] == status[0]),
+            status,
+        )
     return RecipientOutcome(
         recipient=recipient,
         event_type=event_type,
         dsn_status=status,
-        diagnostic=_typed_value(block.get("Diagnostic-Code"))[:_DIAGNOSTIC_LIMIT],
-        remote_mta=_typed_value(block.get("Remote-MTA"))[:255],
-        original_recipient=_address(block.get("Original-Recipient")),
+        diagnostic=diagnostic[:_DIAGNOSTIC_LIMIT],
+        remote_mta=typed_value(block.get("Remote-MTA"))[:255],
+        original_recipient=address_of(block.get("Original-Recipient")),
     )
 
 
@@ -215,14 +230,14 @@ def _recipient_outcome(block: Message) -> RecipientOutcome | None:
 
 
 def _feedback_report(message: Message, *, identity: str, subject: str) -> Report:
-    part = _first_part(message, "message/feedback-report")
+    part = first_part(message, "message/feedback-report")
     fields = _status_blocks(part)[0] if part is not None and _status_blocks(part) else Message()
-    original = _original_headers(message)
-    recipient = _address(fields.get("Original-Rcpt-To")) or _address(
+    original = original_headers(message)
+    recipient = address_of(fields.get("Original-Rcpt-To")) or address_of(
         original.get("To") if original is not None else None
     )
-    feedback_type = _text(fields.get("Feedback-Type")).strip().lower() or "abuse"
-    agent = _text(fields.get("User-Agent")).strip()
+    feedback_type = text_of(fields.get("Feedback-Type")).strip().lower() or "abuse"
+    agent = text_of(fields.get("User-Agent")).strip()
     diagnostic = f"Feedback-Type: {feedback_type}" + (f" ({agent})" if agent else "")
     outcomes: tuple[RecipientOutcome, ...] = ()
     if recipient or original is not None:
@@ -231,7 +246,7 @@ def _feedback_report(message: Message, *, identity: str, subject: str) -> Report
                 recipient=recipient,
                 event_type=MailEventType.COMPLAINED,
                 diagnostic=diagnostic[:_DIAGNOSTIC_LIMIT],
-                remote_mta=_typed_value(fields.get("Reporting-MTA"))[:255],
+                remote_mta=typed_value(fields.get("Reporting-MTA"))[:255],
             ),
         )
     if not outcomes:
@@ -246,7 +261,7 @@ def _feedback_report(message: Message, *, identity: str, subject: str) -> Report
         kind=COMPLAINT,
         format=ARF,
         outcomes=outcomes,
-        original_message_id=_original_message_id(message),
+        original_message_id=original_message_id(message),
         identity=identity,
         subject=subject,
     )
@@ -256,7 +271,7 @@ def _feedback_report(message: Message, *, identity: str, subject: str) -> Report
 
 
 def _auto_submitted(message: Message) -> str:
-    value = _text(message.get("Auto-Submitted")).strip().lower()
+    value = text_of(message.get("Auto-Submitted")).strip().lower()
     return "" if value.startswith("no") else value
 
 
@@ -265,7 +280,7 @@ def _is_auto_reply(message: Message) -> bool:
         return True
     if any(message.get(name) for name in _AUTO_REPLY_HEADERS):
         return True
-    return _text(message.get("Precedence")).strip().lower() in _AUTO_REPLY_PRECEDENCE
+    return text_of(message.get("Precedence")).strip().lower() in _AUTO_REPLY_PRECEDENCE
 
 
 # --- everything else: flufl.bounce --------------------------------------------------
@@ -295,7 +310,7 @@ def _non_standard(message: Message, *, identity: str, subject: str, dsn: bool) -
                 note="a delivery report without a readable delivery-status part",
             )
         return Report(kind=NOT_A_REPORT, identity=identity, subject=subject)
-    text = _report_text(message)
+    text = _reporttext_of(message)
     # A code or a reply line in the text belongs to the recipient only when
     # the report is about one address.
     single = len(addresses) == 1
@@ -312,17 +327,17 @@ def _non_standard(message: Message, *, identity: str, subject: str, dsn: bool) -
         kind=BOUNCE,
         format=NON_STANDARD,
         outcomes=outcomes,
-        original_message_id=_original_message_id(message) or _quoted_message_id(text),
+        original_message_id=original_message_id(message) or _quoted_message_id(text),
         identity=identity,
         subject=subject,
     )
 
 
-def _report_text(message: Message) -> str:
+def _reporttext_of(message: Message) -> str:
     """The report's own text parts (not the returned message), decoded."""
     texts: list[str] = []
-    for part in _own_parts(message):
-        if part.get_content_maintype() != "text" or part.get_content_type() in _HEADER_PARTS:
+    for part in own_parts(message):
+        if part.get_content_maintype() != "text" or part.get_content_type() in HEADER_PARTS:
             continue
         data = part.get_payload(decode=True)
         if isinstance(data, bytes):
@@ -352,87 +367,3 @@ def _reply_line(text: str) -> str:
 def _quoted_message_id(text: str) -> str:
     match = _QUOTED_MESSAGE_ID.search(text)
     return match[1] if match else ""
-
-
-# --- the returned original ----------------------------------------------------------
-
-_HEADER_PARTS = ("text/rfc822-headers", "message/rfc822-headers", "text/rfc822-header")
-
-
-def _original_headers(message: Message) -> Message | None:
-    """The headers of the message the report returns, if it returns them."""
-    for part in message.walk():
-        content_type = part.get_content_type()
-        if content_type in ("message/rfc822", "message/global"):
-            payload = part.get_payload()
-            if isinstance(payload, list) and payload and isinstance(payload[0], Message):
-                return payload[0]
-        elif content_type in _HEADER_PARTS:
-            data = part.get_payload(decode=True)
-            text = data.decode("utf-8", "replace") if isinstance(data, bytes) else ""
-            return email.message_from_string(text, policy=email.policy.compat32)
-    return None
-
-
-def _original_message_id(message: Message) -> str:
-    original = _original_headers(message)
-    if original is None:
-        return ""
-    value = _text(original.get("Message-ID")).strip()
-    match = re.search(r"<[^<>\s]+>", value)
-    return match[0] if match else ""
-
-
-def _own_parts(message: Message) -> Iterable[Message]:
-    """The report's parts, not descending into the returned message."""
-    if not message.is_multipart():
-        yield message
-        return
-    for part in message.get_payload():
-        if not isinstance(part, Message):
-            continue
-        if part.get_content_maintype() == "message":
-            continue
-        if part.is_multipart():
-            yield from _own_parts(part)
-        else:
-            yield part
-
-
-def _first_part(message: Message, *content_types: str) -> Message | None:
-    for part in message.walk():
-        if part.get_content_type() in content_types:
-            return part
-    return None
-
-
-# --- field values -------------------------------------------------------------------
-
-
-def _text(value: object) -> str:
-    """A header value as one line of text (compat32 may give ``Header`` objects)."""
-    if value is None:
-        return ""
-    return " ".join(str(value).split())
-
-
-def _typed_value(value: object) -> str:
-    """``smtp; 550 5.1.1 no such user`` -> ``550 5.1.1 no such user`` (RFC 3464 typed fields)."""
-    text = _text(value)
-    kind, separator, rest = text.partition(";")
-    if separator and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]*", kind.strip()):
-        return rest.strip()
-    return text
-
-
-def _address(value: object) -> str:
-    address = _typed_value(value)
-    if not address:
-        return ""
-    _name, parsed = parseaddr(address)
-    return (parsed or address).strip("<>").strip()
-
-
-def _status(value: object) -> str:
-    match = _STATUS.search(_text(value))
-    return match[0] if match else ""

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import date
 
 from mailops.arrival.mailboxes import MailboxURLError
-from mailops.bounces.service import MailboxRun, NoBounceMailbox, bounce_mailboxes, read_bounces
+from mailops.bounces.results import MailboxRun
+from mailops.bounces.service import NoBounceMailbox, bounce_mailboxes, read_bounces
 from mailops.exceptions import UnknownMailer
 from mailops.services import resolve_mailer
 

@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from typing import Any
+from datetime import date, timedelta
 
 from django.utils import timezone
 
 from mailops.arrival.imap import MailboxError, folders_to_read, imap_secrets, open_session
 from mailops.arrival.mailboxes import Mailbox, mailbox_for, verifiable_aliases
 from mailops.bounces.mailbox import NewMessage, Position, find_folder, move_message, new_messages
+from mailops.bounces.matching import find_log
 from mailops.bounces.models import MailboxCursor, UnmatchedBounce, UnmatchedKind
 from mailops.bounces.reports import (
     AUTO_REPLY,
@@ -34,8 +33,9 @@ from mailops.bounces.reports import (
     Report,
     read_report,
 )
+from mailops.bounces.results import AUTO_REPLY_LINE, UNREADABLE_LINE, MailboxRun, ReportLine
 from mailops.conf import get_setting
-from mailops.models import ACCEPTED_STATUSES, BounceMatch, MailEventType, MailLog
+from mailops.models import MailEventType
 from mailops.redaction import redact
 from mailops.tracking.events import (
     MAILBOX_SOURCE,
@@ -50,9 +50,6 @@ SESSION_CAP = 512 * 1024 * 1024
 # What the literal of one message may exceed the size the server announced by.
 LITERAL_SLACK = 64 * 1024
 
-# Line kinds besides the MailEventTypes (bounced, deferred, complained).
-AUTO_REPLY_LINE = "auto_reply"
-UNREADABLE_LINE = "unreadable"
 
 _UNMATCHED_KIND = {
     MailEventType.BOUNCED: UnmatchedKind.BOUNCED,
@@ -63,76 +60,6 @@ _UNMATCHED_KIND = {
 
 class NoBounceMailbox(MailboxError):
     """The mailer has no mailbox to read bounces from."""
-
-
-@dataclass
-class ReportLine:
-    """What one report (or one recipient of it) did to the log."""
-
-    folder: str
-    uid: int
-    kind: str
-    recipient: str = ""
-    dsn_status: str = ""
-    diagnostic: str = ""
-    remote_mta: str = ""
-    log_id: int | None = None
-    matched_by: str = ""
-    # The row's status after the report (empty when no row matched).
-    status: str = ""
-    # Whether the report changed the row's status.
-    changed: bool = False
-    note: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "folder": self.folder,
-            "uid": self.uid,
-            "kind": self.kind,
-            "recipient": self.recipient,
-            "dsn_status": self.dsn_status,
-            "diagnostic": self.diagnostic,
-            "remote_mta": self.remote_mta,
-            "log_id": self.log_id,
-            "matched_by": self.matched_by,
-            "status": self.status,
-            "changed": self.changed,
-            "note": self.note,
-        }
-
-
-@dataclass
-class MailboxRun:
-    """One mailbox read: what it held that was new, and what that changed."""
-
-    mailer: str
-    mailbox: str
-    dry_run: bool
-    messages: int = 0
-    moved: int = 0
-    lines: list[ReportLine] = field(default_factory=list)
-    # Why the mailbox could not be read (to the end); empty when it was.
-    error: str = ""
-
-    @property
-    def unreadable(self) -> list[ReportLine]:
-        return [line for line in self.lines if line.kind == UNREADABLE_LINE]
-
-    @property
-    def ok(self) -> bool:
-        """Read to the end, every report understood."""
-        return not self.error and not self.unreadable
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "mailer": self.mailer,
-            "mailbox": self.mailbox,
-            "dry_run": self.dry_run,
-            "messages_read": self.messages,
-            "moved": self.moved,
-            "error": self.error or None,
-            "reports": [line.as_dict() for line in self.lines],
-        }
 
 
 def mailbox_identity(mailbox: Mailbox) -> str:
@@ -368,51 +295,6 @@ class _Reader:
                 "report_subject": report.subject[:255],
             },
         )
-
-
-def find_log(
-    outcome: RecipientOutcome,
-    original_message_id: str,
-    *,
-    mailers: list[str],
-    received_at: datetime,
-    window: timedelta,
-) -> tuple[MailLog | None, str, str]:
-    """The row a report's recipient outcome is about: ``(row, how it matched, why not)``.
-
-    First by the original's Message-ID (mailops sets one on every message)
-    and the recipient; else, only for mail of ``mailers``, the newest row
-    sent to the recipient within ``window`` before the report arrived, a
-    weaker match (:attr:`BounceMatch.RECIPIENT_TIME`).
-    """
-    recipients = {a.lower() for a in (outcome.recipient, outcome.original_recipient) if a}
-    if original_message_id:
-        rows = list(MailLog.objects.filter(message_id=original_message_id).order_by("pk")[:20])
-        same = [row for row in rows if row.recipient.lower() in recipients]
-        if same:
-            return same[0], BounceMatch.MESSAGE_ID, ""
-        if len(rows) == 1:
-            # One message, one row: the report may name the address after forwarding.
-            return rows[0], BounceMatch.MESSAGE_ID, ""
-        if rows:
-            return None, "", f"its Message-ID is on {len(rows)} entries, none to this recipient"
-    if not recipients:
-        return None, "", "it names no recipient and no Message-ID of an entry"
-    candidates = (
-        MailLog.objects.filter(
-            mailer__in=mailers,
-            status__in=ACCEPTED_STATUSES,
-            sent_at__gte=received_at - window,
-            sent_at__lte=received_at,
-        )
-        # A prefix lookup, which the recipient prefix index answers; then exact.
-        .filter(recipient__istartswith=outcome.recipient or outcome.original_recipient)
-        .order_by("-sent_at", "-pk")[:20]
-    )
-    for row in candidates:
-        if row.recipient.lower() in recipients:
-            return row, BounceMatch.RECIPIENT_TIME, ""
-    return None, "", "no entry has its Message-ID, nor was sent to the recipient in the window"
 
 
 def _remember(mailbox: str, message: NewMessage) -> None:

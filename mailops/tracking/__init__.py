@@ -13,6 +13,7 @@ from mailops.tracking.events import (
     record_tracking_event,
 )
 from mailops.tracking.guards import guard_webhook
+from mailops.tracking.signals import delivery_event_recorded
 from mailops.tracking.receivers import connect_signals, on_post_send, on_tracking
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "DeliveryEvent",
     "EventArrivedEarly",
     "connect_signals",
+    "delivery_event_recorded",
     "guard_webhook",
     "on_post_send",
     "on_tracking",

@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from mailops.models import BounceMatch, MailEvent, MailEventType, MailLog, MailStatus
 from mailops.redaction import redact
-from mailops.signals import delivery_event_recorded
+from mailops.tracking.signals import delivery_event_recorded
 
 logger = logging.getLogger("mailops.tracking")
 
@@ -115,7 +115,7 @@ def record_delivery_event(log: MailLog, event: DeliveryEvent) -> tuple[MailEvent
       complaint also writes ``error`` (redacted), ``smtp_code``,
       ``dsn_status``, ``remote_mta``, ``bounced_at`` and ``bounce_match``;
       a delivery clears ``error``, ``smtp_code`` and ``dsn_status``.
-    * Then, in the same transaction, :data:`mailops.signals.delivery_event_recorded`
+    * Then, in the same transaction, :data:`mailops.tracking.signals.delivery_event_recorded`
       is sent (``event``, ``log`` re-read after the move, ``moved``): a
       receiver that writes to the database commits or rolls back with the event.
     * Raises :class:`EventArrivedEarly` while the row is still ``sending``.

@@ -1,4 +1,4 @@
-"""``manage.py mailbounces``: read bounces, delay notices and complaints from the sender's mailbox."""
+"""``manage.py mailbounces``: read bounces, delay notices and complaints from the mailbox."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from mailops.bounces.results import AUTO_REPLY_LINE, UNREADABLE_LINE, MailboxRun, ReportLine
 from mailops.bounces.run import EXIT_FAILED, EXIT_USAGE, UsageError, read_mailboxes
-from mailops.bounces.service import AUTO_REPLY_LINE, UNREADABLE_LINE, MailboxRun, ReportLine
 
 
 class Command(BaseCommand):

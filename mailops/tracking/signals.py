@@ -1,4 +1,4 @@
-"""Signals mailops sends."""
+"""Signals of delivery tracking (webhooks and bounce reading)."""
 
 from __future__ import annotations
 

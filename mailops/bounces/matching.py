@@ -7,6 +7,8 @@ from datetime import datetime, timedelta
 from mailops.bounces.reports import RecipientOutcome
 from mailops.models import ACCEPTED_STATUSES, BounceMatch, MailLog
 
+CLOCK_SLACK = timedelta(minutes=5)
+
 
 def find_log(
     outcome: RecipientOutcome,
@@ -41,7 +43,8 @@ def find_log(
             mailer__in=mailers,
             status__in=ACCEPTED_STATUSES,
             sent_at__gte=received_at - window,
-            sent_at__lte=received_at,
+            # INTERNALDATE has whole seconds, and the mail server's clock is not ours.
+            sent_at__lte=received_at + CLOCK_SLACK,
         )
         # A prefix lookup, which the recipient prefix index answers; then exact.
         .filter(recipient__istartswith=outcome.recipient or outcome.original_recipient)

@@ -13,8 +13,8 @@ from mailops.tracking.events import (
     record_tracking_event,
 )
 from mailops.tracking.guards import guard_webhook
-from mailops.tracking.signals import delivery_event_recorded
 from mailops.tracking.receivers import connect_signals, on_post_send, on_tracking
+from mailops.tracking.signals import delivery_event_recorded
 
 __all__ = [
     "MAILBOX_SOURCE",

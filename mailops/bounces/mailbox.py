@@ -171,11 +171,11 @@ def _headers(
         if not isinstance(part, tuple):
             continue
         meta, literal = part[0], part[1]
-        uid, size = _FETCH_UID.search(meta), _FETCH_SIZE.search(meta)
-        if uid is None:
+        uid_match, size = _FETCH_UID.search(meta), _FETCH_SIZE.search(meta)
+        if uid_match is None:
             continue
-        found[int(uid[1])] = (
-            int(uid[1]),
+        found[int(uid_match[1])] = (
+            int(uid_match[1]),
             int(size[1]) if size else len(literal),
             internal_date(meta),
             parse_message(literal),

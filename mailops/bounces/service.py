@@ -51,7 +51,7 @@ SESSION_CAP = 512 * 1024 * 1024
 LITERAL_SLACK = 64 * 1024
 
 
-_UNMATCHED_KIND = {
+_UNMATCHED_KIND: dict[str, str] = {
     MailEventType.BOUNCED: UnmatchedKind.BOUNCED,
     MailEventType.DEFERRED: UnmatchedKind.DEFERRED,
     MailEventType.COMPLAINED: UnmatchedKind.COMPLAINED,

@@ -47,7 +47,7 @@ STATUS_FOR_EVENT: dict[str, str] = {
 # MailEvent.esp of the reports mailbounces reads from the sender's mailbox.
 MAILBOX_SOURCE = "mailbox"
 # How the error text names such a report (stored text: not translated).
-_MAILBOX_REPORTS = {
+_MAILBOX_REPORTS: dict[str, str] = {
     MailEventType.BOUNCED: "bounce",
     MailEventType.DEFERRED: "delay notice",
     MailEventType.COMPLAINED: "complaint",

@@ -73,7 +73,7 @@ class DeliveryEvent:
     """One thing learned about a sent message, whoever reported it.
 
     ``source`` is who reported it (an anymail ESP name, or
-    :data:`MAILBOX_SOURCE` for reports read from the sender's mailbox) and
+    ``MAILBOX_SOURCE``, ``"mailbox"``, for reports read from the sender's mailbox) and
     ``fingerprint`` what makes the same report recognisable when it comes
     again: together they are unique among ``MailEvent`` rows. Text fields
     are redacted and shortened when recorded.
@@ -97,8 +97,8 @@ class DeliveryEvent:
 def record_delivery_event(log: MailLog, event: DeliveryEvent) -> tuple[MailEvent, bool]:
     """Keep ``event`` as a ``MailEvent`` of ``log`` and apply it to the row: the one path.
 
-    Provider webhooks (:func:`record_tracking_event`) and bounce reading
-    (:mod:`mailops.bounces`) both record through here, so whatever reacts
+    Provider webhooks (``record_tracking_event``) and bounce reading
+    (``mailops.bounces``) both record through here, so whatever reacts
     to a bounce or a complaint reacts to each the same way.
 
     The contract:
@@ -109,16 +109,16 @@ def record_delivery_event(log: MailLog, event: DeliveryEvent) -> tuple[MailEvent
     * A new event is saved and the row's status moved through the status
       machine (``MailLogQuerySet.move_to``): ``delivered``, ``deferred``,
       ``bounced`` (also for ``rejected``/``failed``) or ``complained``
-      (:data:`STATUS_FOR_EVENT`); a move the machine refuses (a late
+      (``STATUS_FOR_EVENT``); a move the machine refuses (a late
       ``deferred`` after ``bounced``, anything after ``complained``) leaves
       the status as it is, and the event is still kept. A bounce, delay or
       complaint also writes ``error`` (redacted), ``smtp_code``,
       ``dsn_status``, ``remote_mta``, ``bounced_at`` and ``bounce_match``;
       a delivery clears ``error``, ``smtp_code`` and ``dsn_status``.
-    * Then, in the same transaction, :data:`mailops.tracking.signals.delivery_event_recorded`
+    * Then, in the same transaction, ``mailops.tracking.signals.delivery_event_recorded``
       is sent (``event``, ``log`` re-read after the move, ``moved``): a
       receiver that writes to the database commits or rolls back with the event.
-    * Raises :class:`EventArrivedEarly` while the row is still ``sending``.
+    * Raises ``EventArrivedEarly`` while the row is still ``sending``.
     """
     if log.status == MailStatus.SENDING:
         raise EventArrivedEarly(f"MailLog {log.pk} is still being sent")

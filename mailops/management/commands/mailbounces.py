@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from mailops.bounces.results import AUTO_REPLY_LINE, UNREADABLE_LINE, MailboxRun, ReportLine
 from mailops.bounces.run import EXIT_FAILED, EXIT_USAGE, UsageError, read_mailboxes
+from mailops.management.migrations_check import require_mailops_migrated
 
 
 class Command(BaseCommand):
@@ -55,6 +56,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        require_mailops_migrated()
         since = _since(options["since"])
         try:
             runs = read_mailboxes(

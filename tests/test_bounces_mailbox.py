@@ -240,3 +240,18 @@ def test_the_task_reads_every_mailer_s_mailbox(mailbox: DovecotServer) -> None:
     assert result["reports"][0]["log_id"] == row.pk
     row.refresh_from_db()
     assert row.status == MailStatus.COMPLAINED
+
+
+def test_mailers_sharing_one_account_read_it_once_and_match_each_other_s_mail(
+    settings: Any, bounce_mailbox: DovecotServer
+) -> None:
+    box = bounce_mailbox.mailbox()
+    settings.MAILOPS = {**settings.MAILOPS, "MAILBOXES": {"default": box, "outbox": box}}
+    row = sent_row("userx@example.com", mailer="outbox")
+    bounce_mailbox.deliver(fixture("gmail_failure.eml"))
+
+    code, out, err = run_mailbounces("--all-mailers", "--json")
+
+    assert code == 0, err
+    [only] = json.loads(out)["mailboxes"]
+    assert only["reports"][0]["log_id"] == row.pk

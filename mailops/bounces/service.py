@@ -121,6 +121,10 @@ def read_bounces(
         for cursor in MailboxCursor.objects.filter(mailbox=run.mailbox)
     }
     reader = _Reader(run, aliases=aliases, dry_run=dry_run)
+    # Where each folder was read to, written when a report was handled and
+    # at the end (not once per ordinary message: a first run may look at
+    # thousands); whatever ends the run, what was handled is remembered.
+    read_to: dict[str, NewMessage] = {}
     try:
         with open_session(
             mailbox, ends=ends, max_literal=max_size + LITERAL_SLACK, max_session=SESSION_CAP
@@ -144,15 +148,21 @@ def read_bounces(
                 if not handled:
                     waiting_folder = message.folder
                     continue
-                if not dry_run:
+                if dry_run:
+                    continue
+                read_to[message.folder] = message
+                if message.raw is not None or message.too_large:
                     _remember(run.mailbox, message)
-                if target is not None and not dry_run and is_report:
+                if target is not None and is_report:
                     move_message(client, message.uid, target)
                     run.moved += 1
     except MailboxError as error:
         run.error = redact(str(error), imap_secrets(mailbox))
         if run.messages:
             run.error += "; what was read before is kept, the next run goes on from there"
+    finally:
+        for message in read_to.values():
+            _remember(run.mailbox, message)
     return run
 
 

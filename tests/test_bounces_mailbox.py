@@ -255,3 +255,36 @@ def test_mailers_sharing_one_account_read_it_once_and_match_each_other_s_mail(
     assert code == 0, err
     [only] = json.loads(out)["mailboxes"]
     assert only["reports"][0]["log_id"] == row.pk
+
+
+def test_since_reads_old_messages_again_without_counting_them_twice(
+    mailbox: DovecotServer,
+) -> None:
+    row = sent_row("someone@example.net", message_id=ORIGINAL_ID)
+    mailbox.deliver(ARF_REPORT.encode())
+    run_mailbounces()
+
+    code, out, _err = run_mailbounces("--since", timezone.localdate().isoformat(), "--json")
+
+    assert code == 0
+    [box] = json.loads(out)["mailboxes"]
+    assert box["messages_read"] == 1
+    assert box["reports"][0]["note"] == "already recorded"
+    assert MailEvent.objects.filter(log=row).count() == 1
+
+
+def test_a_report_about_an_entry_still_being_sent_is_read_again_next_run(
+    mailbox: DovecotServer,
+) -> None:
+    row = sent_row("someone@example.net", message_id=ORIGINAL_ID)
+    MailLog.objects.filter(pk=row.pk).update(status=MailStatus.SENDING)
+    mailbox.deliver(ARF_REPORT.encode())
+
+    code, out, _err = run_mailbounces()
+
+    assert code == 0
+    assert "its entry is still being sent; read again next run" in out
+    MailLog.objects.filter(pk=row.pk).update(status=MailStatus.SENT)
+    run_mailbounces()
+    row.refresh_from_db()
+    assert row.status == MailStatus.COMPLAINED

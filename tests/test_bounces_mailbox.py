@@ -288,3 +288,16 @@ def test_a_report_about_an_entry_still_being_sent_is_read_again_next_run(
     run_mailbounces()
     row.refresh_from_db()
     assert row.status == MailStatus.COMPLAINED
+
+
+def test_a_server_announcing_a_huge_literal_is_stopped_by_the_cap_not_obeyed(
+    settings: Any, hostile_imap: Any
+) -> None:
+    hostile_imap.behaviour.fetch_literal = 1_000_000_000_000
+    settings.MAILOPS = {**settings.MAILOPS, "MAILBOXES": {"default": hostile_imap.mailbox()}}
+
+    code, _out, err = run_mailbounces()
+
+    assert code == 1
+    assert "sent a literal of 1,000,000,000,000 bytes (at most 10,551,296 are read)" in err
+    assert not MailboxCursor.objects.exists()

@@ -193,3 +193,19 @@ def test_status_codes_in_words() -> None:
         "the recipient's server said the message was refused by its security or policy rules"
     )
     assert codes.in_words("nonsense") == "the recipient's server refused the message"
+
+
+@pytest.mark.parametrize(
+    "from_line",
+    [b"From: Mail-Daemon (Z\xfcrich) <MAILER-DAEMON@gate0.n-h.net>\n", b""],
+    ids=["raw 8-bit From", "no From"],
+)
+def test_headers_that_trip_flufl_bounce_s_detectors_still_give_the_bounce(
+    from_line: bytes,
+) -> None:
+    raw = fixture("qmail.eml").replace(b"From: MAILER-DAEMON@gate0.n-h.net\n", from_line)
+
+    report = read_report(raw)
+
+    assert report.kind == BOUNCE
+    assert [o.recipient for o in report.outcomes] == ["userx@example.de"]

@@ -144,7 +144,7 @@ def read_report(raw: bytes) -> Report:
     report_type = str(report_type).lower() if isinstance(report_type, str) else ""
     is_report = message.get_content_type() == "multipart/report"
     if is_report and report_type == "delivery-status":
-        report = _deliverystatus_code(message, identity=identity, subject=subject)
+        report = _delivery_status(message, identity=identity, subject=subject)
         if report is not None:
             return report
     elif is_report and report_type == "feedback-report":
@@ -157,7 +157,7 @@ def read_report(raw: bytes) -> Report:
 # --- RFC 3464 ---------------------------------------------------------------------
 
 
-def _deliverystatus_code(message: Message, *, identity: str, subject: str) -> Report | None:
+def _delivery_status(message: Message, *, identity: str, subject: str) -> Report | None:
     """The report's per-recipient outcomes; ``None`` if it has no readable status part."""
     part = first_part(message, "message/delivery-status", "message/global-delivery-status")
     if part is None:
@@ -288,7 +288,7 @@ def _is_auto_reply(message: Message) -> bool:
 
 def _non_standard(message: Message, *, identity: str, subject: str, dsn: bool) -> Report:
     try:
-        temporary, permanent = all_failures(message)
+        temporary, permanent = all_failures(_for_detectors(message))
     except Exception as error:  # noqa: BLE001 - a heuristic parser fed whatever arrived
         return Report(
             kind=UNREADABLE,
@@ -310,7 +310,7 @@ def _non_standard(message: Message, *, identity: str, subject: str, dsn: bool) -
                 note="a delivery report without a readable delivery-status part",
             )
         return Report(kind=NOT_A_REPORT, identity=identity, subject=subject)
-    text = _reporttext_of(message)
+    text = _report_text(message)
     # A code or a reply line in the text belongs to the recipient only when
     # the report is about one address.
     single = len(addresses) == 1
@@ -333,7 +333,25 @@ def _non_standard(message: Message, *, identity: str, subject: str, dsn: bool) -
     )
 
 
-def _reporttext_of(message: Message) -> str:
+def _for_detectors(message: Message) -> Message:
+    """``message`` as flufl.bounce's detectors expect it; one that fails stops them all.
+
+    Every header as text: the compat32 parser gives a header with raw 8-bit
+    bytes (common in bounces from non-English servers) as a ``Header``
+    object, on which a detector calls ``str`` methods. A From header: one
+    detector takes the first address of ``From`` and fails on none.
+    """
+    for part in message.walk():
+        for name, value in part.items():
+            if not isinstance(value, str):
+                part.replace_header(name, str(value))
+    if not str(message.get("From") or "").strip():
+        del message["From"]
+        message["From"] = "<>"
+    return message
+
+
+def _report_text(message: Message) -> str:
     """The report's own text parts (not the returned message), decoded."""
     texts: list[str] = []
     for part in own_parts(message):

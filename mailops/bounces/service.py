@@ -6,9 +6,10 @@
 what it says, finds the ``MailLog`` row of each recipient (:func:`find_log`)
 and records the outcome through
 :func:`~mailops.tracking.events.record_delivery_event`; a report that
-matches no row, or cannot be read, becomes an ``UnmatchedBounce``. The
-folder's position is saved after each message, so a run that stops (the
-deadline, a dropped connection) loses nothing and repeats nothing.
+matches no row, or cannot be read, becomes an ``UnmatchedBounce``. Each
+folder's read position is saved after each report and when the run ends,
+however it ends, so a run that stops (the deadline, a dropped connection)
+loses nothing, and what was handled is not handled twice.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import hashlib
 import time
 from datetime import date, timedelta
 
+from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
 from mailops.arrival.imap import MailboxError, folders_to_read, imap_secrets, open_session
@@ -58,8 +60,8 @@ _UNMATCHED_KIND: dict[str, str] = {
 }
 
 
-class NoBounceMailbox(MailboxError):
-    """The mailer has no mailbox to read bounces from."""
+class NoBounceMailbox(ImproperlyConfigured):
+    """The mailer has no mailbox to read bounces from (a setting to add, not a server down)."""
 
 
 def mailbox_identity(mailbox: Mailbox) -> str:

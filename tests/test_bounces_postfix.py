@@ -89,6 +89,9 @@ def test_a_mail_postfix_bounces_later_is_sent_then_bounced_and_the_mailbox_is_un
     row = send_one(f"gone@{BOUNCE_DOMAIN}")
     wait_for_reports(bounce_mailbox, 1)
     before = maildir_state(bounce_mailbox)
+    # What makes a vacation reply too: the report type, not this, decides.
+    [report] = [p for p in bounce_mailbox.maildir.rglob("*") if p.parent.name == "new"]
+    assert b"\nAuto-Submitted: auto-replied\n" in report.read_bytes()
 
     code, out, err = run_mailbounces("--json")
 

@@ -231,7 +231,8 @@ def _recipient_outcome(block: Message) -> RecipientOutcome | None:
 
 def _feedback_report(message: Message, *, identity: str, subject: str) -> Report:
     part = first_part(message, "message/feedback-report")
-    fields = _status_blocks(part)[0] if part is not None and _status_blocks(part) else Message()
+    blocks = _status_blocks(part) if part is not None else []
+    fields = blocks[0] if blocks else Message()
     original = original_headers(message)
     recipient = address_of(fields.get("Original-Rcpt-To")) or address_of(
         original.get("To") if original is not None else None

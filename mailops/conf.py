@@ -97,6 +97,14 @@ DEFAULTS: dict[str, Any] = {
     # checked (a 20,000-row preview used to hold one request for 86 s).
     "IMPORT_MAX_BYTES": 5 * 1024 * 1024,
     "IMPORT_MAX_ROWS": 10_000,
+    # mailbounces: a report whose Message-ID matches no entry is matched to the
+    # newest entry sent to its recipient at most this many seconds before it
+    # arrived (a weaker match); 7 days covers a relay's 5-day retries.
+    "BOUNCE_MATCH_WINDOW": 7 * 86400,
+    # Messages larger than this (bytes) are not read; they are listed instead.
+    "BOUNCE_MAX_MESSAGE_SIZE": 10 * 1024 * 1024,
+    # Seconds one mailbox may take to read (the whole IMAP session).
+    "BOUNCE_READ_TIMEOUT": 300,
 }
 
 
@@ -201,6 +209,10 @@ RULES: dict[str, Rule] = {
     # User import limits.
     "IMPORT_MAX_BYTES": _whole(1),
     "IMPORT_MAX_ROWS": _whole(1),
+    # Bounce reading.
+    "BOUNCE_MATCH_WINDOW": _whole(1),
+    "BOUNCE_MAX_MESSAGE_SIZE": _whole(1024),
+    "BOUNCE_READ_TIMEOUT": _seconds(positive=True),
 }
 
 

@@ -11,6 +11,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+# Bounce reading's own records: defined in mailops.bounces, part of this app.
+from mailops.bounces.models import MailboxCursor, UnmatchedBounce
 from mailops.exceptions import InvalidTransition
 from mailops.querysets import OUTCOME_FIELDS, MailLogQuerySet
 from mailops.statuses import (
@@ -18,6 +20,7 @@ from mailops.statuses import (
     ALLOWED_TRANSITIONS,
     UNFINISHED_STATUSES,
     ArrivalStatus,
+    BounceMatch,
     MailEventType,
     MailStatus,
     MailTrigger,
@@ -34,6 +37,7 @@ __all__ = [
     "UNFINISHED_STATUSES",
     "ArrivalStatus",
     "BatchFields",
+    "BounceMatch",
     "InvalidTransition",
     "MailEvent",
     "MailEventType",
@@ -41,9 +45,11 @@ __all__ = [
     "MailLogQuerySet",
     "MailStatus",
     "MailTrigger",
+    "MailboxCursor",
     "MailersEntry",
     "PendingBatch",
     "SendingProgress",
+    "UnmatchedBounce",
     "batch_values",
     "can_transition",
     "sources_of",
@@ -129,6 +135,25 @@ class MailLog(BatchFields):
     # The receiving server's verdicts, e.g. "spf=pass dkim=pass dmarc=pass".
     authentication_results = models.TextField(_("authentication results"), blank=True)
     arrival_error = models.TextField(_("why arrival was not proven"), blank=True)
+
+    # The last bounce, delay notice or complaint (read from the sender's
+    # mailbox by mailbounces, or reported by a provider's webhook).
+    # The enhanced status code (RFC 3463), e.g. "5.1.1"; the text is in error.
+    dsn_status = models.CharField(
+        _("DSN status"), max_length=16, blank=True, default="", db_default=""
+    )
+    remote_mta = models.CharField(
+        _("remote server"), max_length=255, blank=True, default="", db_default=""
+    )
+    bounced_at = models.DateTimeField(_("bounce received"), null=True, blank=True)
+    bounce_match = models.CharField(
+        _("bounce matched by"),
+        max_length=16,
+        choices=BounceMatch.choices,
+        blank=True,
+        default="",
+        db_default="",
+    )
 
     objects = MailLogQuerySet.as_manager()
 
@@ -238,6 +263,21 @@ class MailEvent(models.Model):
     mta_response = models.TextField(_("receiving server's reply"), blank=True)
     # Scheme, host and path only: query strings often carry personal tokens.
     click_url = models.CharField(_("clicked link"), max_length=2048, blank=True)
+    # Bounce reports (RFC 3464) name these; provider webhooks rarely do.
+    dsn_status = models.CharField(
+        _("DSN status"), max_length=16, blank=True, default="", db_default=""
+    )
+    remote_mta = models.CharField(
+        _("remote server"), max_length=255, blank=True, default="", db_default=""
+    )
+    matched_by = models.CharField(
+        _("matched by"),
+        max_length=16,
+        choices=BounceMatch.choices,
+        blank=True,
+        default="",
+        db_default="",
+    )
 
     class Meta:
         verbose_name = _("mail event")

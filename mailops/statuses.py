@@ -37,6 +37,17 @@ class ArrivalStatus(models.TextChoices):
     ERROR = "error", _("Mailbox could not be read")
 
 
+class BounceMatch(models.TextChoices):
+    """How a bounce, delay notice or complaint found its ``MailLog`` row."""
+
+    # The provider's message id of a tracking webhook.
+    PROVIDER_ID = "provider_id", _("Provider message id")
+    # The original's Message-ID, returned in the report (the sure way).
+    MESSAGE_ID = "message_id", _("Message-ID")
+    # Only the recipient and the time: the report returned no Message-ID of ours.
+    RECIPIENT_TIME = "recipient_time", _("Recipient and time (weaker)")
+
+
 class MailTrigger(models.TextChoices):
     """What started a send: a ``MailLog`` row's ``trigger``."""
 

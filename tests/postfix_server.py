@@ -40,7 +40,7 @@ import trustme
 from mailops.models import MailLog, MailStatus, MailTrigger
 from mailops.recipients import from_addresses
 from mailops.services import send_test_mail
-from tests.imap_server import DovecotServer, start_dovecot
+from tests.imap_server import MAIL_UID, DovecotServer, start_dovecot
 from tests.smtp_server import HOST, SMTPTestCA, free_port
 
 POSTFIX = Path("/usr/sbin/postfix")
@@ -59,10 +59,10 @@ inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
 mydestination =
 mynetworks = 127.0.0.0/8
-relay_domains =
+relay_domains = {relay_domains}
 virtual_mailbox_domains = {domain}
-virtual_mailbox_base = {root}/mail
-virtual_mailbox_maps = static:box/
+virtual_mailbox_base = {mail_base}
+virtual_mailbox_maps = static:{maildir}
 virtual_uid_maps = static:{uid}
 virtual_gid_maps = static:{gid}
 smtpd_relay_restrictions = reject_unauth_destination
@@ -75,6 +75,29 @@ maillog_file_prefixes = {root}
 alias_maps =
 alias_database =
 biff = no
+{extra}"""
+
+# What a "bounces" Postfix adds (``PostfixServer(bounces=dovecot)``): it
+# accepts mail for bounce.test and slow.test and then fails its delivery,
+# so that Postfix itself writes the RFC 3464 report to the sender, whose
+# domain (example.test) it delivers into the Dovecot Maildir (smtpd would
+# refuse an error: transport's address at RCPT unless told not to check
+# recipients). bounce.test
+# fails for good (5.1.1); slow.test is deferred and retried every second,
+# with a "delayed" notice once it waited a second (delay_warning_time).
+BOUNCE_DOMAIN = "bounce.test"
+SLOW_DOMAIN = "slow.test"
+BOUNCES_MAIN_CF = """\
+smtpd_reject_unlisted_recipient = no
+transport_maps = texthash:{root}/conf/transport
+delay_warning_time = 1s
+queue_run_delay = 1s
+minimal_backoff_time = 1s
+maximal_backoff_time = 2s
+"""
+TRANSPORT = """\
+{bounce} error:5.1.1 mailbox unavailable
+{slow} retry:4.2.2 mailbox full, try again later
 """
 
 # tlsmgr: without it the submission port answers STARTTLS with "454 TLS not available".
@@ -139,7 +162,12 @@ class PostfixServer:
     """
 
     def __init__(
-        self, root: Path, *, hard_error_limit: int = 5, submission: SubmissionAuth | None = None
+        self,
+        root: Path,
+        *,
+        hard_error_limit: int = 5,
+        submission: SubmissionAuth | None = None,
+        bounces: DovecotServer | None = None,
     ) -> None:
         assert POSTFIX.exists(), f"{POSTFIX} not found: apt-get install postfix"
         assert os.geteuid() == 0, "a private Postfix instance needs root"
@@ -156,13 +184,28 @@ class PostfixServer:
         for name in ("data", "mail"):
             os.chown(root / name, owner.pw_uid, owner.pw_gid)
         root.chmod(0o755)
+        # With ``bounces``, example.test's mail (the sender's bounces among it)
+        # goes into that Dovecot's Maildir, as the user Dovecot reads it as.
+        mail_base, maildir, uid, gid = root / "mail", "box/", owner.pw_uid, owner.pw_gid
+        extra = relay_domains = ""
+        if bounces is not None:
+            mail_base, maildir, uid, gid = bounces.directory, "Maildir/", MAIL_UID, MAIL_UID
+            extra = BOUNCES_MAIN_CF.format(root=root)
+            relay_domains = f"{BOUNCE_DOMAIN}, {SLOW_DOMAIN}"
+            (root / "conf" / "transport").write_text(
+                TRANSPORT.format(bounce=BOUNCE_DOMAIN, slow=SLOW_DOMAIN)
+            )
         (root / "conf" / "main.cf").write_text(
             MAIN_CF.format(
                 root=root,
                 domain=DOMAIN,
-                uid=owner.pw_uid,
-                gid=owner.pw_gid,
+                mail_base=mail_base,
+                maildir=maildir,
+                uid=uid,
+                gid=gid,
                 hard_error_limit=hard_error_limit,
+                relay_domains=relay_domains,
+                extra=extra,
             )
         )
         services = f"{self.host}:{self.port} inet n - n - - smtpd\n"
@@ -372,3 +415,31 @@ def send_past_the_error_limit(server: PostfixServer) -> tuple[dict[str, MailLog]
     assert {(rows[a].status, rows[a].smtp_code) for a in REFUSED} == {(MailStatus.FAILED, 554)}
     assert server.deliveries(2) == {address: 1 for address in DELIVERABLE}
     return rows, server.wait_for_log("too many errors")
+
+
+@pytest.fixture
+def bounce_mailbox() -> Iterator[DovecotServer]:
+    """A Dovecot of its own for one test: its Maildir is compared before and after."""
+    server = start_dovecot()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.directory, ignore_errors=True)
+
+
+@pytest.fixture
+def bouncing_postfix(bounce_mailbox: DovecotServer) -> Iterator[PostfixServer]:
+    """A Postfix that bounces mail for bounce.test and defers slow.test after accepting it.
+
+    Its reports go to the sender at example.test: into ``bounce_mailbox``.
+    """
+    root = _postfix_root()
+    try:
+        server = PostfixServer(root, bounces=bounce_mailbox)
+        try:
+            yield server
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -26,6 +26,7 @@ from mailops.admin.arrival import (
     arrival_not_verified,
     was_verified,
 )
+from mailops.admin.bounces import BOUNCE_FIELDS, bounce_in_words, has_bounce
 from mailops.admin.links import changelist_url
 from mailops.models import MailLog, MailStatus
 
@@ -92,9 +93,15 @@ class MailLogEntryMixin(_ModelAdminBase):
     )
     # The entry page is read-only: every field it may show.
     readonly_fields = (
-        MESSAGE_FIELDS + DELIVERY_FIELDS + AUDIT_FIELDS + ARRIVAL_FIELDS + (NOT_VERIFIED_FIELD,)
+        MESSAGE_FIELDS
+        + DELIVERY_FIELDS
+        + AUDIT_FIELDS
+        + ARRIVAL_FIELDS
+        + (NOT_VERIFIED_FIELD,)
+        + BOUNCE_FIELDS
     )
     arrival_latency = arrival_latency
+    bounce_in_words = bounce_in_words
     arrival_not_verified = arrival_not_verified
 
     @admin.display(description=_("error"))
@@ -131,7 +138,9 @@ class MailLogEntryMixin(_ModelAdminBase):
         "next attempt" only while the row waits for a retry, "in doubt" only
         when it is, the OS user's name only for rows a command sent, and the
         Arrival section as one "not verified" line until the mailbox was read
-        back (its seven fields are empty until then).
+        back (its seven fields are empty until then). A Bounce section
+        (the code in words, the remote server, when and how it was matched)
+        once a bounce, delay notice or complaint was recorded.
         """
         if obj is None:
             return super().get_fieldsets(request, obj)
@@ -143,9 +152,11 @@ class MailLogEntryMixin(_ModelAdminBase):
         if not obj.in_doubt:
             hidden.add("in_doubt_note")
         arrival = ARRIVAL_FIELDS if was_verified(obj) else (NOT_VERIFIED_FIELD,)
+        bounce = ((_("Bounce"), {"fields": BOUNCE_FIELDS}),) if has_bounce(obj) else ()
         return (
             (_("Message"), {"fields": MESSAGE_FIELDS}),
             (_("Delivery"), {"fields": [f for f in DELIVERY_FIELDS if f not in hidden]}),
+            *bounce,
             (_("Audit"), {"fields": [f for f in AUDIT_FIELDS if f not in hidden]}),
             (_("Arrival"), {"fields": arrival}),
         )

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from mailops import permissions
 from mailops.models import MailEvent
@@ -28,13 +29,16 @@ class MailEventInline(admin.TabularInline):
         "esp",
         "description",
         "mta_response",
+        "dsn_status",
+        "remote_mta",
+        "matched_by",
         "reject_reason",
         "click_url",
         "received_at",
     )
     readonly_fields = fields
-    verbose_name = "provider event"
-    verbose_name_plural = "delivery timeline (provider events)"
+    verbose_name = _("delivery event")
+    verbose_name_plural = _("delivery timeline (provider events and bounce reports)")
 
     # Events are evidence: nobody adds, edits or deletes them by hand. Whoever
     # may see the log entry may see its timeline.

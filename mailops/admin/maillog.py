@@ -38,6 +38,7 @@ from import_export.admin import ExportMixin
 from mailops import permissions, stats
 from mailops.admin.arrival import ArrivalFilter
 from mailops.admin.batch import get_batch_urls
+from mailops.admin.bounces import BounceTypeFilter, register_unmatched_bounces
 from mailops.admin.columns import MailLogColumnsMixin
 from mailops.admin.entry import MailLogEntryMixin
 from mailops.admin.events import MailEventInline
@@ -82,6 +83,7 @@ class MailLogAdmin(
         # and created_at__gte / __lt links still work (a local field's lookups).
         BatchListFilter,
         ArrivalFilter,
+        BounceTypeFilter,
     )
     date_hierarchy = "created_at"
     search_fields = ("^recipient", "^subject", "=message_id", "=esp_message_id")
@@ -120,6 +122,8 @@ class MailLogAdmin(
         # The Mailers page is a view, not a model: a proxy lists it on the index
         # of whichever site shows the log (admin.site or a project's own).
         register_mailers_entry(admin_site)
+        # Reports from the sender's mailbox that matched no entry (mailbounces).
+        register_unmatched_bounces(admin_site)
 
     # --- permissions: the log is evidence ------------------------------------
     # Viewing follows Django's default (view_maillog or change_maillog).

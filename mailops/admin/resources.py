@@ -63,6 +63,11 @@ EXPORT_COLUMNS = (
     "arrived_at",
     "arrival_folder",
     "authentication_results",
+    # Bounces, delay notices and complaints (mailbounces, provider webhooks).
+    "dsn_status",
+    "remote_mta",
+    "bounced_at",
+    "bounce_match",
 )
 
 
@@ -103,6 +108,9 @@ class MailLogResource(resources.ModelResource):
 
     def dehydrate_arrived_at(self, log: MailLog) -> str:
         return _iso(log.arrived_at)
+
+    def dehydrate_bounced_at(self, log: MailLog) -> str:
+        return _iso(log.bounced_at)
 
     def dehydrate_error(self, log: MailLog) -> str:
         return redact(log.error)

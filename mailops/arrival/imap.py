@@ -8,11 +8,10 @@ names in several languages. Folder names are decoded from modified UTF-7
 (RFC 3501 §5.1.3), whether the server sends them as atoms, quoted strings
 or literals.
 
-The server is not trusted to be well-behaved: one deadline covers the whole
-conversation (connect, TLS, greeting, login, every read and write), however
-slowly the server drips its bytes, and every line, literal and session has a
-size cap, so a hostile or broken server ends in a :class:`MailboxError`,
-never a hang or a ``MemoryError``.
+The server is not trusted to be well-behaved: the connection
+(:class:`~mailops.arrival.bounded.BoundedIMAP4`) has one deadline for the
+whole conversation and size caps, so a hostile or broken server ends in a
+:class:`MailboxError`, never a hang or a ``MemoryError``.
 
 Why the standard library's :mod:`imaplib` and not IMAPClient or imap-tools:
 both are built on :mod:`imaplib` and create its connection object
@@ -35,36 +34,25 @@ import re
 import socket
 import ssl
 import time
-from collections.abc import Buffer, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from time import mktime
 from typing import Any
 
+from mailops.arrival.bounded import (
+    MAX_LITERAL,
+    MAX_SESSION,
+    BoundedIMAP4,
+    MailboxError,
+)
 from mailops.arrival.folders import INBOX, Folder, encode_folder_name, inbox, parse_list
 from mailops.arrival.mailboxes import Mailbox
 from mailops.redaction import redact
 
-# What a test mail's headers need, with room to spare; more is a broken or
-# hostile server, refused before anything is allocated.
-MAX_LINE = 64 * 1024
-MAX_LITERAL = 1024 * 1024
-MAX_SESSION = 16 * 1024 * 1024
-
 # How imaplib writes server text into its exceptions: b'...' (often inside a list).
 _BYTES_REPR = re.compile(r"""\[?b'(?:[^'\\]|\\.)*'\]?|\[?b"(?:[^"\\]|\\.)*"\]?""")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-
-
-class MailboxError(Exception):
-    """The mailbox could not be read; ``str()`` is a one-line reason, secrets redacted."""
-
-    def __init__(self, reason: str, *, permanent: bool = True, expired: bool = False) -> None:
-        super().__init__(reason)
-        # A refused login or a missing folder will not heal by polling again.
-        self.permanent = permanent
-        # The deadline ended the session (the server may simply be slow).
-        self.expired = expired
 
 
 @dataclass(frozen=True)
@@ -94,10 +82,8 @@ def find_messages(
     ends = time.monotonic() + mailbox.timeout
     if deadline is not None:
         ends = min(ends, deadline)
-    client = _connect(mailbox, ends)
     found: dict[str, FoundMessage] = {}
-    try:
-        _login(client, mailbox)
+    with open_session(mailbox, ends=ends) as client:
         for folder in _folders(client, mailbox):
             _select(client, folder)
             for message_id in message_ids:
@@ -114,137 +100,77 @@ def find_messages(
                     )
             if len(found) == len(set(message_ids)):
                 break
-        return found
+    return found
+
+
+@contextlib.contextmanager
+def open_session(
+    mailbox: Mailbox,
+    *,
+    ends: float,
+    max_literal: int = MAX_LITERAL,
+    max_session: int = MAX_SESSION,
+) -> Iterator[BoundedIMAP4]:
+    """A logged-in connection to ``mailbox``, over by ``ends`` (a :func:`time.monotonic` instant).
+
+    Logged out when the block ends. Whatever goes wrong inside (the server
+    cannot be reached, is too slow, sends more than the caps allow, refuses
+    the login, drops the connection) comes out as :class:`MailboxError`.
+    """
+    client = _connect(mailbox, ends, max_literal=max_literal, max_session=max_session)
+    try:
+        _login(client, mailbox)
+        yield client
     except (imaplib.IMAP4.error, OSError) as error:
         raise MailboxError(_reason(mailbox, error), permanent=False) from None
     finally:
         _logout(client)
 
 
-class BoundedIMAP4(imaplib.IMAP4):
-    """:mod:`imaplib` with one deadline for the conversation and caps on what it reads.
-
-    Every ``recv`` waits at most for the time left, so a server sending one
-    byte a second still ends at the deadline. Reads go through this class's
-    own buffer (not the socket file of :mod:`imaplib`, whose ``readline``
-    would keep waiting byte after byte within one call).
-    """
-
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        *,
-        ends: float,
-        ssl_context: ssl.SSLContext | None = None,
-    ) -> None:
-        self.ends = ends
-        self.seconds = max(0.0, ends - time.monotonic())
-        self.ssl_context = ssl_context
-        self.received = 0
-        # Set once a cap or the deadline stopped the conversation: nothing more to say.
-        self.broken = False
-        self._buffer = bytearray()
-        super().__init__(host, port)
-
-    @property
-    def where(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    def _create_socket(self, timeout: float | None) -> socket.socket:
-        try:
-            sock = socket.create_connection((self.host, self.port), timeout=self._time_left())
-        except TimeoutError:
-            raise self._expired() from None
-        if self.ssl_context is None:
-            return sock
-        try:
-            # The TLS handshake as a whole is bounded by the socket's timeout.
-            sock.settimeout(self._time_left())
-            return self.ssl_context.wrap_socket(sock, server_hostname=self.host)
-        except TimeoutError:
-            sock.close()
-            raise self._expired() from None
-        except BaseException:
-            sock.close()
-            raise
-
-    def readline(self) -> bytes:
-        while True:
-            end = self._buffer.find(b"\n")
-            if end >= 0:
-                if end >= MAX_LINE:
-                    raise self._too_much(f"a line longer than {MAX_LINE:,} bytes")
-                line = bytes(self._buffer[: end + 1])
-                del self._buffer[: end + 1]
-                return line
-            if len(self._buffer) >= MAX_LINE:
-                raise self._too_much(f"a line longer than {MAX_LINE:,} bytes")
-            if not self._receive():
-                # imaplib turns an unterminated (or empty) line into "EOF".
-                line = bytes(self._buffer)
-                self._buffer.clear()
-                return line
-
-    def read(self, size: int) -> bytes:
-        # The size comes from the server's {n} announcement: check it first.
-        if size > MAX_LITERAL:
-            raise self._too_much(
-                f"a literal of {size:,} bytes (at most {MAX_LITERAL:,} are read: "
-                "a test mail's headers are small)"
-            )
-        while len(self._buffer) < size and self._receive():
-            pass
-        data = bytes(self._buffer[:size])
-        del self._buffer[:size]
-        return data
-
-    def send(self, data: Buffer) -> None:
-        self.sock.settimeout(self._time_left())
-        try:
-            # sendall's timeout bounds the whole send, not each piece.
-            self.sock.sendall(data)
-        except TimeoutError:
-            raise self._expired() from None
-
-    def _receive(self) -> bool:
-        """Read what the server has sent, waiting at most until the deadline; False at EOF."""
-        self.sock.settimeout(self._time_left())
-        try:
-            chunk = self.sock.recv(65536)
-        except TimeoutError:
-            raise self._expired() from None
-        self.received += len(chunk)
-        if self.received > MAX_SESSION:
-            raise self._too_much(f"more than {MAX_SESSION:,} bytes in one session")
-        self._buffer += chunk
-        return bool(chunk)
-
-    def _time_left(self) -> float:
-        left = self.ends - time.monotonic()
-        if left <= 0:
-            raise self._expired()
-        return left
-
-    def _expired(self) -> MailboxError:
-        self.broken = True
-        return MailboxError(
-            f"IMAP server {self.where} did not answer in time "
-            f"(the whole IMAP session may take {self.seconds:.3g} s)",
-            permanent=False,
-            expired=True,
-        )
-
-    def _too_much(self, what: str) -> MailboxError:
-        self.broken = True
-        return MailboxError(f"IMAP server {self.where} sent {what}; stopped reading")
+def folders_to_read(client: BoundedIMAP4, mailbox: Mailbox) -> list[Folder]:
+    """The mailbox's configured folders, or the inbox and every junk folder (inbox first)."""
+    return _folders(client, mailbox)
 
 
-def _connect(mailbox: Mailbox, ends: float) -> BoundedIMAP4:
+def list_folders(client: BoundedIMAP4) -> list[Folder]:
+    """Every folder of the mailbox, names decoded."""
+    return _list(client)
+
+
+def internal_date(line: bytes) -> datetime | None:
+    """The INTERNALDATE in a ``FETCH`` response line (when the server stored the message)."""
+    return _internal_date(line)
+
+
+def open_folder(client: BoundedIMAP4, folder: Folder, *, readonly: bool = True) -> int:
+    """Open ``folder`` (``EXAMINE``; ``SELECT`` to change it); its UIDVALIDITY (0: none given)."""
+    _select(client, folder, readonly=readonly)
+    _status, data = client.response("UIDVALIDITY")
+    try:
+        return int(data[0]) if data and data[0] else 0
+    except (TypeError, ValueError):
+        return 0
+
+
+def folder_wire_name(folder: Folder) -> str:
+    """The quoted name commands such as ``COPY`` take for ``folder``."""
+    return _quote(folder.wire if folder.wire.isascii() else encode_folder_name(folder.name))
+
+
+def _connect(
+    mailbox: Mailbox, ends: float, *, max_literal: int = MAX_LITERAL, max_session: int = MAX_SESSION
+) -> BoundedIMAP4:
     where = f"{mailbox.host}:{mailbox.port}"
     context = ssl.create_default_context() if mailbox.ssl else None
     try:
-        return BoundedIMAP4(mailbox.host, mailbox.port, ends=ends, ssl_context=context)
+        return BoundedIMAP4(
+            mailbox.host,
+            mailbox.port,
+            ends=ends,
+            ssl_context=context,
+            max_literal=max_literal,
+            max_session=max_session,
+        )
     except ssl.SSLError as error:
         raise MailboxError(f"TLS with IMAP server {where} failed: {error.reason}") from None
     except (OSError, imaplib.IMAP4.error) as error:
@@ -308,6 +234,11 @@ def _list(client: BoundedIMAP4) -> list[Folder]:
     return list(parse_list(lines))
 
 
+def offers(client: BoundedIMAP4, capability: str) -> bool:
+    """Whether the logged-in server offers ``capability`` (e.g. ``MOVE``)."""
+    return _offers_after_login(client, capability)
+
+
 def _offers_after_login(client: BoundedIMAP4, capability: str) -> bool:
     # Servers announce more once logged in (Dovecot: SPECIAL-USE); imaplib keeps
     # only the list from before.
@@ -316,9 +247,8 @@ def _offers_after_login(client: BoundedIMAP4, capability: str) -> bool:
     return capability.encode() in {word.upper() for word in words}
 
 
-def _select(client: BoundedIMAP4, folder: Folder) -> None:
-    wire = folder.wire if folder.wire.isascii() else encode_folder_name(folder.name)
-    status, _data = client.select(_quote(wire), readonly=True)
+def _select(client: BoundedIMAP4, folder: Folder, *, readonly: bool = True) -> None:
+    status, _data = client.select(folder_wire_name(folder), readonly=readonly)
     if status != "OK":
         raise MailboxError(f"cannot open folder {folder.name} on the IMAP server")
 

@@ -39,7 +39,8 @@ UNTRUSTED_HINT = (
 
 HINTS = {
     ArrivalStatus.JUNK: "check SPF, DKIM and DMARC for the sender's domain (see the verdicts)",
-    ArrivalStatus.MISSING: "look for a bounce in the sender's mailbox, or wait longer "
+    ArrivalStatus.MISSING: "run manage.py mailbounces to read bounces from the sender's "
+    "mailbox, or wait longer "
     "with --verify-timeout",
     ArrivalStatus.ERROR: "check the mailbox settings (MAILBOX_URL / MAILOPS['MAILBOXES'])",
 }

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.utils.translation import gettext as _
+
 from mailops.deliverability.dkim import parse_tags
 from mailops.deliverability.findings import MailerReport
 from mailops.deliverability.resolver import DomainResolver
@@ -49,16 +51,20 @@ def check_dmarc(
     if not records:
         report.add(
             "mailops.D040",
-            f"{domain} has no DMARC record (_dmarc.{domain}).",
-            "Gmail and Yahoo expect one from bulk senders. Start with a TXT record at "
-            f"_dmarc.{domain}: v=DMARC1; p=none; rua=mailto:dmarc@{domain}",
+            _("%(domain)s has no DMARC record (_dmarc.%(domain)s).") % {"domain": domain},
+            _(
+                "Gmail and Yahoo expect one from bulk senders. Start with a TXT record at "
+                "_dmarc.%(domain)s: v=DMARC1; p=none; rua=mailto:dmarc@%(domain)s"
+            )
+            % {"domain": domain},
         )
         return None
     if len(records) > 1:
         report.add(
             "mailops.D041",
-            f"_dmarc.{found_at} has {len(records)} DMARC records; receivers ignore them all.",
-            "Keep exactly one TXT record starting with v=DMARC1.",
+            _("_dmarc.%(domain)s has %(count)d DMARC records; receivers ignore them all.")
+            % {"domain": found_at, "count": len(records)},
+            _("Keep exactly one TXT record starting with v=DMARC1."),
         )
         return None
     tags = parse_tags(records[0])
@@ -66,25 +72,34 @@ def check_dmarc(
     if not records[0].replace(" ", "").startswith("v=DMARC1;") or policy.lower() not in POLICIES:
         report.add(
             "mailops.D041",
-            f"The DMARC record at _dmarc.{found_at} is not valid: {records[0][:120]!r}.",
-            "It must start with v=DMARC1; followed by p=none, p=quarantine or p=reject.",
+            _("The DMARC record at _dmarc.%(domain)s is not valid: %(record)r.")
+            % {"domain": found_at, "record": records[0][:120]},
+            _("It must start with v=DMARC1; followed by p=none, p=quarantine or p=reject."),
         )
         return None
     policy = policy.lower()
     if policy == "none":
         report.add(
             "mailops.D042",
-            f"DMARC for {domain} is p=none: failures are reported, not acted on.",
-            "Once the reports (rua=) show your mail passing, move to p=quarantine, then "
-            "p=reject, so that forged mail from your domain is refused.",
+            _("DMARC for %(domain)s is p=none: failures are reported, not acted on.")
+            % {"domain": domain},
+            _(
+                "Once the reports (rua=) show your mail passing, move to p=quarantine, then "
+                "p=reject, so that forged mail from your domain is refused."
+            ),
         )
     if not spf_aligned and not dkim_usable:
         report.add(
             "mailops.D043",
-            f"DMARC for {domain} passes only if SPF or DKIM aligns with {domain}, and "
-            "neither was shown to for this mailer.",
-            "Configure DKIM signing for this domain at your mail provider and give the "
-            "selector to mailops (?dkim_selector=), or make SPF authorise this mailer.",
+            _(
+                "DMARC for %(domain)s passes only if SPF or DKIM aligns with %(domain)s, and "
+                "neither was shown to for this mailer."
+            )
+            % {"domain": domain},
+            _(
+                "Configure DKIM signing for this domain at your mail provider and give the "
+                "selector to mailops (?dkim_selector=), or make SPF authorise this mailer."
+            ),
         )
     return DmarcPolicy(found_at=found_at, policy=policy)
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy
 
 from mailops import permissions
 from mailops.models import MailEvent
@@ -33,8 +34,8 @@ class MailEventInline(admin.TabularInline):
         "received_at",
     )
     readonly_fields = fields
-    verbose_name = "provider event"
-    verbose_name_plural = "delivery timeline (provider events)"
+    verbose_name = gettext_lazy("provider event")
+    verbose_name_plural = gettext_lazy("delivery timeline (provider events)")
 
     # Events are evidence: nobody adds, edits or deletes them by hand. Whoever
     # may see the log entry may see its timeline.

@@ -9,6 +9,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Min
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from mailops.conf import get_setting
 from mailops.management.migrations_check import require_mailops_migrated
@@ -63,19 +65,30 @@ class Command(BaseCommand):
                 batch_id = uuid.UUID(options["batch"])
             except ValueError:
                 raise CommandError(
-                    f"--batch: {options['batch']!r} is not a batch id.", returncode=EXIT_USAGE
+                    _("--batch: %(value)r is not a batch id.") % {"value": options["batch"]},
+                    returncode=EXIT_USAGE,
                 ) from None
         if options["requeue_stale"] and not options["recover"]:
-            raise CommandError("--requeue-stale needs --recover.", returncode=EXIT_USAGE)
+            raise CommandError(_("--requeue-stale needs --recover."), returncode=EXIT_USAGE)
         if options["recover"]:
             recovered = recover_stale_sending(
                 lease=options["lease"], requeue=options["requeue_stale"]
             )
             if recovered.total or options["verbosity"] >= 1:
                 self.stdout.write(
-                    f"{recovered.total} row(s) stuck in 'sending': {recovered.requeued} "
-                    f"requeued, {recovered.sent} sent, {recovered.in_doubt} in doubt "
-                    "(failed, needs review)."
+                    ngettext(
+                        "%(total)d row stuck in 'sending': %(requeued)d requeued, %(sent)d "
+                        "sent, %(in_doubt)d in doubt (failed, needs review).",
+                        "%(total)d rows stuck in 'sending': %(requeued)d requeued, %(sent)d "
+                        "sent, %(in_doubt)d in doubt (failed, needs review).",
+                        recovered.total,
+                    )
+                    % {
+                        "total": recovered.total,
+                        "requeued": recovered.requeued,
+                        "sent": recovered.sent,
+                        "in_doubt": recovered.in_doubt,
+                    }
                 )
 
         totals: dict[str, int] = {}
@@ -106,13 +119,26 @@ class Command(BaseCommand):
             meter.finish(self._progress(batch_id, totals))
 
         sent, failed = totals.get("sent", 0), totals.get("failed", 0)
-        line = f"{sent} sent, {failed} failed"
-        if totals.get("queued"):
-            line += f", {totals['queued']} waiting for a retry or a daily quota"
-        self.stdout.write(line + ".")
+        values = {"sent": sent, "failed": failed, "queued": totals.get("queued", 0)}
+        if values["queued"]:
+            line = (
+                _(
+                    "%(sent)d sent, %(failed)d failed, %(queued)d waiting for a retry or a "
+                    "daily quota."
+                )
+                % values
+            )
+        else:
+            line = _("%(sent)d sent, %(failed)d failed.") % values
+        self.stdout.write(line)
         if failed:
             raise CommandError(
-                f"{failed} message(s) failed; the reasons are in the mail log.",
+                ngettext(
+                    "%(count)d message failed; the reason is in the mail log.",
+                    "%(count)d messages failed; the reasons are in the mail log.",
+                    failed,
+                )
+                % {"count": failed},
                 returncode=EXIT_FAILED,
             )
 

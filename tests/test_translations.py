@@ -104,7 +104,6 @@ def test_a_stored_failure_reason_is_in_the_site_language_whoever_triggered_it() 
 def test_commands_speak_language_code() -> None:
     # Django 6.1 runs commands with no language activated: gettext answers in
     # LANGUAGE_CODE (manage.py and call_command alike).
-    with override_settings(LANGUAGE_CODE="de"):
-        with pytest.raises(Exception) as error:
-            call_command("sendtestmail", "--check", "--all-mailers", "--using", "default")
+    with override_settings(LANGUAGE_CODE="de"), pytest.raises(CommandError) as error:
+        call_command("sendtestmail", "--check", "--all-mailers", "--using", "default")
     assert str(error.value) == "Verwenden Sie entweder --using ALIAS oder --all-mailers."

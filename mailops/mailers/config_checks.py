@@ -16,13 +16,16 @@ from typing import Any
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import mailers
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from mailops.conf import from_email_for, get_setting
 from mailops.mailers.errors import unqualified_domain
 from mailops.mailers.info import MailerInfo, MailerKind, TLSMode, configured_mailers, mailer_options
 from mailops.redaction import redact
 
-SILENCE = "If this is intended, add '{id}' to SILENCED_SYSTEM_CHECKS."
+# Lazy: formatted when a check runs, in the language active then.
+SILENCE = gettext_lazy("If this is intended, add '{id}' to SILENCED_SYSTEM_CHECKS.")
 
 # What Django's SMTP backend accepts in OPTIONS (it refuses anything else).
 SMTP_OPTIONS = (
@@ -113,10 +116,13 @@ def check_mailers(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMe
 
 def _broken_backend(info: MailerInfo) -> checks.CheckMessage:
     return checks.Error(
-        f"Mailer {info.alias!r}: BACKEND {info.backend!r} cannot be imported "
-        f"({redact(info.import_error)}).",
-        hint=f"Fix the dotted path in MAILERS[{info.alias!r}]['BACKEND'], or install the "
-        "package that provides it.",
+        _("Mailer %(alias)r: BACKEND %(backend)r cannot be imported (%(import_error)s).")
+        % {"alias": info.alias, "backend": info.backend, "import_error": redact(info.import_error)},
+        hint=_(
+            "Fix the dotted path in MAILERS[%(alias)r]['BACKEND'], or install the package that "
+            "provides it."
+        )
+        % {"alias": info.alias},
         id="mailops.E002",
     )
 
@@ -126,9 +132,13 @@ def _smtp_checks(info: MailerInfo) -> list[checks.CheckMessage]:
     if not info.host:
         return [
             checks.Error(
-                f"Mailer {alias!r} uses the SMTP backend but its OPTIONS have no 'host'.",
-                hint=f"Set MAILERS[{alias!r}]['OPTIONS']['host'] (the reference project takes "
-                "it from the mailer URL: smtp+tls://user:password@smtp.example.com).",
+                _("Mailer %(alias)r uses the SMTP backend but its OPTIONS have no 'host'.")
+                % {"alias": alias},
+                hint=_(
+                    "Set MAILERS[%(alias)r]['OPTIONS']['host'] (the reference project takes it "
+                    "from the mailer URL: smtp+tls://user:password@smtp.example.com)."
+                )
+                % {"alias": alias},
                 id="mailops.E003",
             )
         ]
@@ -136,10 +146,15 @@ def _smtp_checks(info: MailerInfo) -> list[checks.CheckMessage]:
     if info.tls_mode == TLSMode.CONFLICT:
         messages.append(
             checks.Error(
-                f"Mailer {alias!r} turns on both STARTTLS (use_tls) and implicit TLS "
-                "(use_ssl); Django refuses to build it (InvalidMailer).",
-                hint="Set only one: use_tls=True for STARTTLS on port 587 (smtp+tls://), or "
-                "use_ssl=True for implicit TLS on port 465 (smtps://).",
+                _(
+                    "Mailer %(alias)r turns on both STARTTLS (use_tls) and implicit TLS "
+                    "(use_ssl); Django refuses to build it (InvalidMailer)."
+                )
+                % {"alias": alias},
+                hint=_(
+                    "Set only one: use_tls=True for STARTTLS on port 587 (smtp+tls://), or "
+                    "use_ssl=True for implicit TLS on port 465 (smtps://)."
+                ),
                 id="mailops.E004",
             )
         )
@@ -151,10 +166,16 @@ def _smtp_checks(info: MailerInfo) -> list[checks.CheckMessage]:
     if info.timeout is None:
         messages.append(
             checks.Warning(
-                f"Mailer {alias!r} ({info.address}) has no timeout: a server that stops "
-                "answering blocks the request or worker sending through it indefinitely.",
-                hint=f"Set MAILERS[{alias!r}]['OPTIONS']['timeout'] in seconds "
-                "(?timeout=20 on the mailer URL).",
+                _(
+                    "Mailer %(alias)r (%(address)s) has no timeout: a server that stops "
+                    "answering blocks the request or worker sending through it indefinitely."
+                )
+                % {"alias": alias, "address": info.address},
+                hint=_(
+                    "Set MAILERS[%(alias)r]['OPTIONS']['timeout'] in seconds (?timeout=20 on the "
+                    "mailer URL)."
+                )
+                % {"alias": alias},
                 id="mailops.W005",
             )
         )
@@ -168,10 +189,10 @@ def _buildable(info: MailerInfo) -> list[checks.CheckMessage]:
     try:
         mailers[info.alias]
     except ImproperlyConfigured as error:
-        hint = (
-            f"Add the missing option to MAILERS[{info.alias!r}]['OPTIONS'] (a query "
-            f"parameter of its anymail+<provider>:// URL) or to the ANYMAIL setting."
-        )
+        hint = _(
+            "Add the missing option to MAILERS[%(alias)r]['OPTIONS'] (a query "
+            "parameter of its anymail+<provider>:// URL) or to the ANYMAIL setting."
+        ) % {"alias": info.alias}
         if info.kind == MailerKind.SMTP:
             unknown = [name for name in mailer_options(info.alias) if name not in SMTP_OPTIONS]
             guesses = [
@@ -179,12 +200,15 @@ def _buildable(info: MailerInfo) -> list[checks.CheckMessage]:
                 for name in unknown
                 if (close := difflib.get_close_matches(name, SMTP_OPTIONS, n=1))
             ]
-            hint = f"The SMTP backend accepts only: {', '.join(SMTP_OPTIONS)}." + (
-                f" Did you mean {', '.join(guesses)}?" if guesses else ""
-            )
+            hint = _("The SMTP backend accepts only: %(options)s.") % {
+                "options": ", ".join(SMTP_OPTIONS)
+            }
+            if guesses:
+                hint += " " + _("Did you mean %(guesses)s?") % {"guesses": ", ".join(guesses)}
         return [
             checks.Error(
-                f"Mailer {info.alias!r} ({info.describe()}) cannot be built: {redact(str(error))}",
+                _("Mailer %(alias)r (%(mailer)s) cannot be built: %(error)s")
+                % {"alias": info.alias, "mailer": info.describe(), "error": redact(str(error))},
                 hint=hint,
                 id="mailops.E006",
             )
@@ -233,10 +257,23 @@ def _host_spelling(info: MailerInfo) -> list[checks.CheckMessage]:
     provider, suggestion = found
     return [
         checks.Warning(
-            f"Mailer {info.alias!r}: host {info.host!r} looks like a mistyped "
-            f"{provider.name} SMTP host; did you mean {suggestion!r}?",
-            hint=f"Set MAILERS[{info.alias!r}]['OPTIONS']['host'] to {suggestion!r} (the host "
-            f"part of its mailer URL). " + SILENCE.format(id="mailops.W001"),
+            _(
+                "Mailer %(alias)r: host %(host)r looks like a mistyped %(name)s SMTP host; did "
+                "you mean %(suggestion)r?"
+            )
+            % {
+                "alias": info.alias,
+                "host": info.host,
+                "name": provider.name,
+                "suggestion": suggestion,
+            },
+            hint=_(
+                "Set MAILERS[%(alias)r]['OPTIONS']['host'] to %(suggestion)r (the host "
+                "part of its mailer URL)."
+            )
+            % {"alias": info.alias, "suggestion": suggestion}
+            + " "
+            + SILENCE.format(id="mailops.W001"),
             id="mailops.W001",
         )
     ]
@@ -249,33 +286,45 @@ def _port_and_tls(info: MailerInfo) -> list[checks.CheckMessage]:
         return _auth_in_clear(info) if mode == TLSMode.NONE else []
     if port == 587 and mode != TLSMode.STARTTLS:
         problem = (
-            "uses implicit TLS (use_ssl) on port 587, where servers expect STARTTLS: "
-            "the TLS handshake fails"
+            _(
+                "Mailer %(alias)r uses implicit TLS (use_ssl) on port 587, where servers "
+                "expect STARTTLS: the TLS handshake fails."
+            )
             if mode == TLSMode.IMPLICIT
-            else "connects to port 587 without STARTTLS: servers refuse AUTH there "
-            "(530) or the password crosses the network unencrypted"
+            else _(
+                "Mailer %(alias)r connects to port 587 without STARTTLS: servers refuse AUTH "
+                "there (530) or the password crosses the network unencrypted."
+            )
         )
         return [
             checks.Warning(
-                f"Mailer {alias!r} {problem}.",
-                hint="Use STARTTLS on port 587 (smtp+tls://, use_tls=True), or implicit TLS "
-                "on port 465 (smtps://, use_ssl=True).",
+                problem % {"alias": alias},
+                hint=_(
+                    "Use STARTTLS on port 587 (smtp+tls://, use_tls=True), or implicit TLS "
+                    "on port 465 (smtps://, use_ssl=True)."
+                ),
                 id="mailops.W002",
             )
         ]
     if port == 465 and mode != TLSMode.IMPLICIT:
         problem = (
-            "uses STARTTLS (use_tls) on port 465, where servers expect implicit TLS: "
-            "the connection hangs until the timeout"
+            _(
+                "Mailer %(alias)r uses STARTTLS (use_tls) on port 465, where servers expect "
+                "implicit TLS: the connection hangs until the timeout."
+            )
             if mode == TLSMode.STARTTLS
-            else "connects to port 465 without TLS, where servers expect implicit TLS: "
-            "the connection hangs until the timeout"
+            else _(
+                "Mailer %(alias)r connects to port 465 without TLS, where servers expect "
+                "implicit TLS: the connection hangs until the timeout."
+            )
         )
         return [
             checks.Warning(
-                f"Mailer {alias!r} {problem}.",
-                hint="Use implicit TLS on port 465 (smtps://, use_ssl=True), or STARTTLS on "
-                "port 587 (smtp+tls://, use_tls=True).",
+                problem % {"alias": alias},
+                hint=_(
+                    "Use implicit TLS on port 465 (smtps://, use_ssl=True), or STARTTLS on "
+                    "port 587 (smtp+tls://, use_tls=True)."
+                ),
                 id="mailops.W003",
             )
         ]
@@ -287,10 +336,15 @@ def _auth_in_clear(info: MailerInfo) -> list[checks.CheckMessage]:
         return []
     return [
         checks.Warning(
-            f"Mailer {info.alias!r} sends its username and password to {info.address} without TLS.",
-            hint=f"Set MAILERS[{info.alias!r}]['OPTIONS'] to use STARTTLS (use_tls=True, port "
-            "587; smtp+tls:// on a mailer URL) or implicit TLS (use_ssl=True, port 465; "
-            "smtps://); plain SMTP with a password is only safe on loopback. "
+            _("Mailer %(alias)r sends its username and password to %(address)s without TLS.")
+            % {"alias": info.alias, "address": info.address},
+            hint=_(
+                "Set MAILERS[%(alias)r]['OPTIONS'] to use STARTTLS (use_tls=True, port "
+                "587; smtp+tls:// on a mailer URL) or implicit TLS (use_ssl=True, port 465; "
+                "smtps://); plain SMTP with a password is only safe on loopback."
+            )
+            % {"alias": info.alias}
+            + " "
             + SILENCE.format(id="mailops.W004"),
             id="mailops.W004",
         )
@@ -301,24 +355,31 @@ def _gmail_checks(info: MailerInfo) -> list[checks.CheckMessage]:
     alias = info.alias
     password = mailer_options(alias).get("password")
     password = "".join(password.split()) if isinstance(password, str) else ""
-    hint = (
+    hint = _(
         "Google accepts only an App Password over SMTP: turn on 2-Step Verification, create "
         "one at https://myaccount.google.com/apppasswords and use its 16 letters (spaces "
-        f"are fine) as MAILERS[{alias!r}]['OPTIONS']['password'], with the Gmail address as "
+        "are fine) as MAILERS[%(alias)r]['OPTIONS']['password'], with the Gmail address as "
         "'username' (the reference project reads GMAIL_USER and GMAIL_APP_PASSWORD). "
         "The account's own password is refused with 534 or 535."
-    )
+    ) % {"alias": alias}
     problem = ""
     if not info.username:
-        problem = "has no username (the Gmail address it signs in as)"
+        problem = _("Gmail mailer %(alias)r has no username (the Gmail address it signs in as).")
     elif not password:
-        problem = "has no password"
+        problem = _("Gmail mailer %(alias)r has no password.")
     elif not (len(password) == APP_PASSWORD_LENGTH and password.isascii() and password.isalpha()):
-        problem = "has a password that is not a 16-letter App Password (after removing spaces)"
+        problem = _(
+            "Gmail mailer %(alias)r has a password that is not a 16-letter App Password "
+            "(after removing spaces)."
+        )
     messages: list[checks.CheckMessage] = []
     if problem:
         messages.append(
-            checks.Error(f"Gmail mailer {alias!r} {problem}.", hint=hint, id="mailops.E005")
+            checks.Error(
+                problem % {"alias": alias},
+                hint=hint,
+                id="mailops.E005",
+            )
         )
     if info.username:
         messages += _gmail_from(info)
@@ -339,12 +400,19 @@ def _gmail_from(info: MailerInfo) -> list[checks.CheckMessage]:
     )
     return [
         checks.Warning(
-            f"Gmail mailer {alias!r} sends From {address!r} ({source}) but signs in as "
-            f"{info.username!r}: Gmail rewrites the From header to the signed-in account "
-            'unless that address is a verified "Send mail as" alias.',
-            hint=f"Set {source} to {info.username!r} (MAILOPS['FROM_EMAILS'][{alias!r}] wins "
-            "over DEFAULT_FROM_EMAIL; ?from= on a mailer URL sets it), or add "
-            f"{address!r} under Gmail settings → Accounts → Send mail as. "
+            _(
+                "Gmail mailer %(alias)r sends From %(address)r (%(source)s) but signs in as "
+                "%(username)r: Gmail rewrites the From header to the signed-in account unless "
+                'that address is a verified "Send mail as" alias.'
+            )
+            % {"alias": alias, "address": address, "source": source, "username": info.username},
+            hint=_(
+                "Set %(source)s to %(username)r (MAILOPS['FROM_EMAILS'][%(alias)r] wins "
+                "over DEFAULT_FROM_EMAIL; ?from= on a mailer URL sets it), or add "
+                "%(address)r under Gmail settings → Accounts → Send mail as."
+            )
+            % {"source": source, "username": info.username, "alias": alias, "address": address}
+            + " "
             + SILENCE.format(id="mailops.W006"),
             id="mailops.W006",
         )
@@ -370,10 +438,15 @@ def _unqualified_sender(info: MailerInfo) -> list[checks.CheckMessage]:
     )
     return [
         checks.Warning(
-            f"Mailer {info.alias!r} ({info.host}) sends from {address or '(no address)'!r}, "
-            "whose domain is not fully qualified: relays that check the sender "
-            "(Postfix's reject_non_fqdn_sender, most providers) refuse every message.",
-            hint=f"Set {source} to an address at your own domain, e.g. ops@example.com. "
+            _(
+                "Mailer %(alias)r (%(host)s) sends from %(address)r, whose domain is not fully "
+                "qualified: relays that check the sender (Postfix's reject_non_fqdn_sender, most "
+                "providers) refuse every message."
+            )
+            % {"alias": info.alias, "host": info.host, "address": address or _("(no address)")},
+            hint=_("Set %(source)s to an address at your own domain, e.g. ops@example.com.")
+            % {"source": source}
+            + " "
             + SILENCE.format(id="mailops.W012"),
             id="mailops.W012",
         )

@@ -18,7 +18,10 @@ from typing import Any
 
 from django.conf import settings
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
+from django.utils.functional import Promise
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from mailops.conf import get_setting
 from mailops.exceptions import UnknownMailer
@@ -54,11 +57,11 @@ class TLSMode(StrEnum):
     CONFLICT = "conflict"  # both use_tls and use_ssl: Django refuses the mailer
 
 
-TLS_LABELS = {
+TLS_LABELS: dict[TLSMode, str | Promise] = {
     TLSMode.STARTTLS: "STARTTLS",
-    TLSMode.IMPLICIT: "implicit TLS",
-    TLSMode.NONE: "no TLS",
-    TLSMode.CONFLICT: "STARTTLS and implicit TLS (conflict)",
+    TLSMode.IMPLICIT: gettext_lazy("implicit TLS"),
+    TLSMode.NONE: gettext_lazy("no TLS"),
+    TLSMode.CONFLICT: gettext_lazy("STARTTLS and implicit TLS (conflict)"),
 }
 
 
@@ -83,7 +86,7 @@ class MailerInfo:
 
     @property
     def tls_label(self) -> str:
-        return TLS_LABELS[self.tls_mode] if self.tls_mode else ""
+        return str(TLS_LABELS[self.tls_mode]) if self.tls_mode else ""
 
     @property
     def address(self) -> str:
@@ -116,7 +119,7 @@ class MailerInfo:
     def describe(self) -> str:
         """A short, secret-free label: ``smtp 127.0.0.1:587``, ``anymail Postmark``."""
         if self.kind == MailerKind.SMTP:
-            return f"smtp {self.address or '(no host)'}"
+            return f"smtp {self.address or _('(no host)')}"
         return self.kind_label
 
 

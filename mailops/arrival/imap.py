@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from time import mktime
 
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
 from mailops.arrival.mailboxes import Mailbox
 from mailops.redaction import redact
 
@@ -99,12 +102,20 @@ def _connect(mailbox: Mailbox) -> imaplib.IMAP4:
             )
         return imaplib.IMAP4(mailbox.host, mailbox.port, timeout=mailbox.timeout)
     except TimeoutError:
-        raise MailboxError(f"IMAP server {where} did not answer in time", permanent=False) from None
+        raise MailboxError(
+            _("IMAP server %(server)s did not answer in time") % {"server": where},
+            permanent=False,
+        ) from None
     except ssl.SSLError as error:
-        raise MailboxError(f"TLS with IMAP server {where} failed: {error.reason}") from None
+        raise MailboxError(
+            _("TLS with IMAP server %(server)s failed: %(reason)s")
+            % {"server": where, "reason": error.reason}
+        ) from None
     except (OSError, imaplib.IMAP4.error) as error:
         raise MailboxError(
-            f"cannot connect to IMAP server {where}: {_reason(mailbox, error)}", permanent=False
+            _("cannot connect to IMAP server %(server)s: %(reason)s")
+            % {"server": where, "reason": _reason(mailbox, error)},
+            permanent=False,
         ) from None
 
 
@@ -113,7 +124,8 @@ def _login(client: imaplib.IMAP4, mailbox: Mailbox) -> None:
         client.login(mailbox.username, mailbox.password)
     except imaplib.IMAP4.error as error:
         raise MailboxError(
-            f"IMAP login as {mailbox.username} refused: {_reason(mailbox, error)}"
+            _("IMAP login as %(username)s refused: %(reason)s")
+            % {"username": mailbox.username, "reason": _reason(mailbox, error)}
         ) from None
 
 
@@ -126,8 +138,15 @@ def _folders(client: imaplib.IMAP4, mailbox: Mailbox) -> list[tuple[str, bool]]:
         missing = [name for name in mailbox.folders if name not in listed and name != INBOX]
         if missing:
             raise MailboxError(
-                f"folder(s) {', '.join(missing)} not on the IMAP server; it has: "
-                f"{', '.join(sorted(listed)) or '(none)'}"
+                ngettext(
+                    "folder %(missing)s not on the IMAP server; it has: %(listed)s",
+                    "folders %(missing)s not on the IMAP server; it has: %(listed)s",
+                    len(missing),
+                )
+                % {
+                    "missing": ", ".join(missing),
+                    "listed": ", ".join(sorted(listed)) or _("(none)"),
+                }
             )
         return [
             (name, name in junk_flagged or name.lower() in known_junk) for name in mailbox.folders
@@ -140,7 +159,7 @@ def _list(client: imaplib.IMAP4) -> dict[str, set[str]]:
     """Every folder name with its lower-cased flags."""
     status, lines = client.list()
     if status != "OK":
-        raise MailboxError("the IMAP server refused to list its folders", permanent=False)
+        raise MailboxError(_("the IMAP server refused to list its folders"), permanent=False)
     folders: dict[str, set[str]] = {}
     for line in lines:
         if not isinstance(line, bytes):
@@ -159,7 +178,9 @@ def _list(client: imaplib.IMAP4) -> dict[str, set[str]]:
 def _select(client: imaplib.IMAP4, folder: str) -> None:
     status, _data = client.select(_quote(folder), readonly=True)
     if status != "OK":
-        raise MailboxError(f"cannot open folder {folder} on the IMAP server")
+        raise MailboxError(
+            _("cannot open folder %(folder)s on the IMAP server") % {"folder": folder}
+        )
 
 
 def _search(client: imaplib.IMAP4, message_id: str) -> tuple[datetime | None, list[str]] | None:
@@ -199,7 +220,7 @@ def _logout(client: imaplib.IMAP4) -> None:
 def _reason(mailbox: Mailbox, error: BaseException) -> str:
     text = str(error)
     if isinstance(error, (TimeoutError, socket.timeout)):
-        text = "timed out"
+        text = _("timed out")
     elif isinstance(error, OSError) and error.strerror:
         text = error.strerror
     # Servers may quote back what they were sent: never show the password.

@@ -18,9 +18,12 @@ from typing import Any
 from authres import AuthenticationResultsHeader
 from authres.core import AuthResError
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from mailops.arrival.imap import FoundMessage, MailboxError, find_messages
 from mailops.arrival.mailboxes import Mailbox, MailboxURLError, mailbox_for
+from mailops.i18n import stored_language
 from mailops.models import ArrivalStatus, MailLog, MailTrigger
 from mailops.recipients import Recipient, from_addresses
 from mailops.services import SendSummary, resolve_mailer, send_test_mail
@@ -30,10 +33,15 @@ FIRST_POLL_INTERVAL = 1.0
 MAX_POLL_INTERVAL = 15.0
 
 HINTS = {
-    ArrivalStatus.JUNK: "check SPF, DKIM and DMARC for the sender's domain (see the verdicts)",
-    ArrivalStatus.MISSING: "look for a bounce in the sender's mailbox, or wait longer "
-    "with --verify-timeout",
-    ArrivalStatus.ERROR: "check the mailbox settings (MAILBOX_URL / MAILOPS['MAILBOXES'])",
+    ArrivalStatus.JUNK: gettext_lazy(
+        "check SPF, DKIM and DMARC for the sender's domain (see the verdicts)"
+    ),
+    ArrivalStatus.MISSING: gettext_lazy(
+        "look for a bounce in the sender's mailbox, or wait longer with --verify-timeout"
+    ),
+    ArrivalStatus.ERROR: gettext_lazy(
+        "check the mailbox settings (MAILBOX_URL / MAILOPS['MAILBOXES'])"
+    ),
 }
 
 
@@ -42,7 +50,10 @@ class NoMailbox(MailboxURLError):
 
     def __init__(self, alias: str) -> None:
         variable = "MAILBOX_URL" if alias == "default" else f"MAILBOX_{alias.upper()}_URL"
-        super().__init__(variable, f"not set: mailer {alias!r} has no mailbox to verify arrival in")
+        super().__init__(
+            variable,
+            _("not set: mailer %(alias)r has no mailbox to verify arrival in") % {"alias": alias},
+        )
 
 
 @dataclass
@@ -69,15 +80,23 @@ class Arrival:
     def line(self) -> str:
         """One line for the operator."""
         if self.arrival == ArrivalStatus.INBOX:
+            line = _("arrived in %(folder)s after %(latency)s s") % {
+                "folder": self.folder,
+                "latency": self.latency,
+            }
             verdicts = f" ({self.authentication_results})" if self.authentication_results else ""
-            return f"arrived in {self.folder} after {self.latency} s{verdicts}"
+            return line + verdicts
         if self.arrival == ArrivalStatus.JUNK:
+            line = _("landed in junk folder %(folder)s after %(latency)s s") % {
+                "folder": self.folder,
+                "latency": self.latency,
+            }
             verdicts = f"; {self.authentication_results}" if self.authentication_results else ""
-            return f"landed in junk folder {self.folder} after {self.latency} s{verdicts}"
+            return line + verdicts
         return self.error
 
     def hint(self) -> str:
-        return HINTS.get(ArrivalStatus(self.arrival), "") if self.arrival else ""
+        return str(HINTS.get(ArrivalStatus(self.arrival), "")) if self.arrival else ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -156,7 +175,22 @@ def verify_arrival(
     timeout: float,
     waiting: Callable[[float], None] | None = None,
 ) -> list[Arrival]:
-    """Poll ``mailbox`` for each row's Message-ID until all are found or ``timeout`` passes."""
+    """Poll ``mailbox`` for each row's Message-ID until all are found or ``timeout`` passes.
+
+    Why a message was not proven to arrive is stored in its row: in the site's
+    language (see stored_language), whoever started the verification.
+    """
+    with stored_language():
+        return _verify_arrival(logs, mailbox=mailbox, timeout=timeout, waiting=waiting)
+
+
+def _verify_arrival(
+    logs: list[MailLog],
+    *,
+    mailbox: Mailbox,
+    timeout: float,
+    waiting: Callable[[float], None] | None,
+) -> list[Arrival]:
     started = time.monotonic()
     pending = {log.pk: log for log in logs}
     arrivals: dict[int, Arrival] = {}
@@ -187,7 +221,10 @@ def verify_arrival(
                 if pk in last_error:
                     arrivals[pk] = _record(log, ArrivalStatus.ERROR, error=last_error[pk])
                 else:
-                    reason = f"not in {mailbox.username}'s mailbox after {timeout:g} s"
+                    reason = _("not in %(username)s's mailbox after %(timeout)g s") % {
+                        "username": mailbox.username,
+                        "timeout": timeout,
+                    }
                     arrivals[pk] = _record(log, ArrivalStatus.MISSING, error=reason)
             break
         if waiting is not None:

@@ -101,9 +101,9 @@ def parse_mailbox_url(url: str, *, variable: str) -> dict[str, Any]:
         entry["timeout"] = parse_timeout(query.pop("timeout"), variable)
     if query:
         unknown = ", ".join(sorted(query))
-        raise MailboxURLError(
-            variable, f"unknown query parameter(s) {unknown}; use folders= or timeout="
-        )
+        # Read while settings load, before translations can be: English, counted by hand.
+        noun = "parameter" if len(query) == 1 else "parameters"
+        raise MailboxURLError(variable, f"unknown query {noun} {unknown}; use folders= or timeout=")
     return entry
 
 

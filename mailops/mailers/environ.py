@@ -254,7 +254,9 @@ def _unknown(query: Mapping[str, str]) -> str:
     """Name unknown parameters only when they look like names (never password pieces)."""
     names = sorted(query)
     if all(_PARAMETER_NAME.fullmatch(name) for name in names):
-        return f"unknown query parameter(s) {', '.join(names)}"
+        # Read while settings load, before translations can be: English, counted by hand.
+        noun = "parameter" if len(names) == 1 else "parameters"
+        return f"unknown query {noun} {', '.join(names)}"
     return (
         "unknown or malformed query parameters (not shown: if a user name or password "
         "contains '?', '&', '#', '/' or '@', percent-encode it, e.g. '?' as %3F)"

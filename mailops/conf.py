@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.utils import translation
 from django.utils.functional import Promise
 from django.utils.text import format_lazy
 from django.utils.translation import gettext as _
@@ -255,3 +256,17 @@ def from_email_for(alias: str) -> str:
     """The From address for messages sent through ``alias``."""
     from_emails: dict[str, str] = get_setting("FROM_EMAILS")
     return from_emails.get(alias) or settings.DEFAULT_FROM_EMAIL
+
+
+def stored_language() -> translation.override:
+    """Activate the site's ``LANGUAGE_CODE`` for text written into a row.
+
+    A row's reason (``MailLog.error``, a connection check's subject) is written
+    once and read later by every admin, by exports and by commands. It is
+    written in the site's language, not in the language of whoever happened to
+    trigger the send (a German admin's request, an English worker): the same
+    failure then reads the same whichever path recorded it, and the worker, the
+    commands and the task queue, which have no request, already speak
+    ``LANGUAGE_CODE``. The labels around it are translated when shown.
+    """
+    return translation.override(settings.LANGUAGE_CODE)

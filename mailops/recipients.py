@@ -14,7 +14,7 @@ from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Trim
 from django.utils.translation import gettext as _
 
-from mailops.i18n import stored_language
+from mailops.conf import stored_language
 
 
 @dataclass(frozen=True)

@@ -107,3 +107,40 @@ def test_commands_speak_language_code() -> None:
     with override_settings(LANGUAGE_CODE="de"), pytest.raises(CommandError) as error:
         call_command("sendtestmail", "--check", "--all-mailers", "--using", "default")
     assert str(error.value) == "Verwenden Sie entweder --using ALIAS oder --all-mailers."
+
+
+def test_system_checks_speak_the_active_language() -> None:
+    from mailops.checks import check_mailops_settings
+
+    with override_settings(MAILOPS={"DEFAULT_MAILER": "default", "CHUNK_SIZ": 10}):
+        with translation.override("de"):
+            (warning,) = [m for m in check_mailops_settings() if m.id == "mailops.W008"]
+        assert (
+            warning.msg
+            == "MAILOPS hat einen unbekannten Schlüssel 'CHUNK_SIZ'; mailops ignoriert ihn."
+        )
+        assert warning.hint.startswith("Meinten Sie 'CHUNK_SIZE'? Bekannte Schlüssel: ")
+
+
+def test_the_doctor_speaks_the_active_language() -> None:
+    from mailops.deliverability.doctor import diagnose_mailer
+
+    with override_settings(DEFAULT_FROM_EMAIL="webmaster"), translation.override("de"):
+        (finding,) = diagnose_mailer("default").findings
+    assert finding.id == "mailops.D001"
+    assert finding.message == (
+        "Mailer 'default' sendet von 'webmaster', das keine verwendbare Domain hat."
+    )
+    assert finding.hint.startswith("Legen Sie die Absenderadresse mit ?from= ")
+
+
+@pytest.mark.django_db
+def test_the_reference_project_follows_the_browser_language(admin_client: Any) -> None:
+    # LocaleMiddleware: an English site shows a German browser the German admin.
+    response = admin_client.get("/admin/mailops/maillog/", headers={"accept-language": "de"})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Mail-Protokolleintrag zum Ansehen auswählen" in html
+    assert "Keine Einträge." in html or "In dieser Liste" in html
+    english = admin_client.get("/admin/mailops/maillog/", headers={"accept-language": "fr"})
+    assert "Select mail log entry to view" in english.content.decode()

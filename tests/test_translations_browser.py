@@ -7,6 +7,7 @@ German catalogue. Django's own admin strings are translated by Django.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -30,10 +31,22 @@ def english_left(text: str) -> list[str]:
     return sorted(piece for piece in pieces if piece in text and piece not in german)
 
 
+@pytest.fixture
+def german_page(browser: Any) -> Iterator[Any]:
+    """A browser that asks for German (Accept-Language: de-DE), as a German admin's does."""
+    context = browser.new_context(viewport={"width": 1920, "height": 1000}, locale="de-DE")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
 def test_the_german_admin_shows_no_english_mailops_text(
-    page: Any, live_server: Any, settings: Any, superuser: Any, make_user: Any
+    german_page: Any, live_server: Any, settings: Any, superuser: Any, make_user: Any
 ) -> None:
+    # A German site (LANGUAGE_CODE) seen from a German browser (LocaleMiddleware).
     settings.LANGUAGE_CODE = "de"
+    page = german_page
     operator = make_user("operator", "operator@example.com", is_staff=True)
     alice = make_user("alice", "alice@example.com")
     make_user("nomail", "")

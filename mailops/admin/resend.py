@@ -23,7 +23,7 @@ from mailops.admin.confirmation import (
     template_names,
 )
 from mailops.admin.links import changelist_url
-from mailops.i18n import stored_language
+from mailops.conf import stored_language
 from mailops.models import MailLog
 from mailops.services import ResendOutcome, plan_resend, resend_logs
 

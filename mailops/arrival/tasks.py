@@ -9,8 +9,7 @@ from django.utils.translation import gettext as _
 
 from mailops.arrival.mailboxes import mailbox_for
 from mailops.arrival.verify import verify_arrival
-from mailops.conf import get_setting
-from mailops.i18n import stored_language
+from mailops.conf import get_setting, stored_language
 from mailops.models import ArrivalStatus, MailLog
 
 

@@ -23,7 +23,7 @@ from django.utils.translation import gettext_lazy
 
 from mailops.arrival.imap import FoundMessage, MailboxError, find_messages
 from mailops.arrival.mailboxes import Mailbox, MailboxURLError, mailbox_for
-from mailops.i18n import stored_language
+from mailops.conf import stored_language
 from mailops.models import ArrivalStatus, MailLog, MailTrigger
 from mailops.recipients import Recipient, from_addresses
 from mailops.services import SendSummary, resolve_mailer, send_test_mail

@@ -17,7 +17,7 @@ from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.core.mail.utils import DNS_NAME
 from django.utils.translation import gettext as _
 
-from mailops.i18n import stored_language
+from mailops.conf import stored_language
 from mailops.mailers.errors import Failure, SMTPState, describe_failure
 
 # Header that marks mailops' own messages (composition.build_message): they

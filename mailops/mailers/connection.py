@@ -34,8 +34,8 @@ from django.core.mail.utils import DNS_NAME
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 
+from mailops.conf import stored_language
 from mailops.exceptions import UnknownMailer
-from mailops.i18n import stored_language
 from mailops.mailers.errors import describe_failure, smtp_state
 from mailops.mailers.info import MailerInfo, MailerKind, mailer_info, mailers_setting
 from mailops.mailers.probes import ProbeStatus, probe_provider, supports_probe

@@ -17,7 +17,7 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from mailops.i18n import stored_language
+from mailops.conf import stored_language
 from mailops.mailers.provider_errors import HTTP_HINTS, clean, provider_reason, unreachable_reason
 from mailops.redaction import redact
 

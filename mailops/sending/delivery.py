@@ -24,8 +24,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from mailops.conf import get_setting
-from mailops.i18n import stored_language
+from mailops.conf import get_setting, stored_language
 from mailops.mailers.errors import Failure
 from mailops.models import MailLog, MailLogQuerySet, MailStatus
 from mailops.redaction import redact

@@ -29,8 +29,7 @@ from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from mailops import recipients
-from mailops.conf import get_setting
-from mailops.i18n import stored_language
+from mailops.conf import get_setting, stored_language
 from mailops.models import MailLog, MailStatus, batch_values
 from mailops.recipients import Recipient
 from mailops.sending.composition import (

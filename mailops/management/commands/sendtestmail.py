@@ -19,6 +19,7 @@ from mailops.conf import get_setting, validate_settings
 from mailops.mailers.connection import CheckOutcome, CheckResult, verify_connections
 from mailops.management.migrations_check import require_mailops_migrated
 from mailops.management.progress_meter import ProgressMeter, meter_for
+from mailops.management.summary_json import summary_as_json
 from mailops.models import MailStatus, MailTrigger
 from mailops.recipients import Recipient, from_addresses, from_user_lookups, staff_recipients
 from mailops.sending.progress import BatchProgress, batch_progress
@@ -165,7 +166,7 @@ class Command(BaseCommand):
             meter.finish(batch_progress(summary.batch_id))
 
         if options["json"]:
-            self.stdout.write(json.dumps(_as_json(summary), indent=2))
+            self.stdout.write(json.dumps(summary_as_json(summary), indent=2))
         else:
             self._report(summary, options["verbosity"], outcomes_known=waited)
         self._exit_status(summary)
@@ -366,46 +367,6 @@ class Command(BaseCommand):
             )
         if summary.worker_error:
             raise CommandError(summary.worker_notice, returncode=EXIT_FAILED)
-
-
-def _as_json(summary: SendSummary) -> dict[str, Any]:
-    messages: list[dict[str, Any]]
-    if summary.dry_run:
-        messages = [
-            {"recipient": r.address, "user_id": r.user_id, "status": "would_send"}
-            for r in summary.planned
-        ] + [
-            {"recipient": r.address, "user_id": r.user_id, "status": "rejected", "error": r.error}
-            for r in summary.invalid
-        ]
-    else:
-        messages = [
-            {
-                "recipient": log.recipient,
-                "user_id": log.user_id,
-                "status": log.status,
-                "error": log.error,
-                "smtp_code": log.smtp_code,
-                "message_id": log.message_id,
-                "esp_message_id": log.esp_message_id,
-                "log_id": log.pk,
-            }
-            for log in summary.logs()
-        ]
-    return {
-        "mailer": summary.mailer,
-        "batch_id": str(summary.batch_id) if summary.batch_id else None,
-        "worker_error": summary.worker_error,
-        "dry_run": summary.dry_run,
-        "ok": summary.ok,
-        "counts": {
-            "sent": summary.sent,
-            "failed": summary.failed,
-            "rejected": summary.rejected,
-            "queued": summary.queued,
-        },
-        "messages": messages,
-    }
 
 
 def _os_user() -> str:

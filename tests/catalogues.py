@@ -33,7 +33,7 @@ class Entry:
         for text in filter(None, (self.msgid, self.msgid_plural)):
             for piece in _NOT_TEXT.split(text):
                 piece = " ".join(piece.split()).strip(" .,:;()")
-                if len(piece.split()) > 1:
+                if len(re.findall(r"[A-Za-z]{2,}", piece)) > 1:
                     pieces.append(piece)
         return pieces
 
@@ -83,3 +83,16 @@ def read_po(path: Path) -> list[Entry]:
 
 def catalogue(language: str) -> Path:
     return LOCALE / language / "LC_MESSAGES" / "django.po"
+
+
+def english_left(text: str, language: str = "de") -> list[str]:
+    """mailops' English texts found in ``text``: pieces of two words or more of any msgid.
+
+    A piece that the translations also contain (a technical term kept as it is,
+    "in MAILERS") is not a leftover. Whitespace is folded first.
+    """
+    text = " ".join(text.split())
+    entries = read_po(catalogue(language))
+    translated = " ".join(" ".join(value.split()) for e in entries for value in e.msgstr.values())
+    pieces = {piece for entry in entries for piece in entry.fragments()}
+    return sorted(piece for piece in pieces if piece in text and piece not in translated)

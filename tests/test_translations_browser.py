@@ -16,19 +16,9 @@ from django.urls import reverse
 
 from mailops.models import MailLog, MailStatus, MailTrigger
 from tests.browser_fixtures import screenshot, sign_in
-from tests.catalogues import catalogue, read_po
+from tests.catalogues import english_left
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def english_left(text: str) -> list[str]:
-    """The English pieces of mailops' catalogue found in ``text`` (whitespace folded)."""
-    text = " ".join(text.split())
-    entries = read_po(catalogue("de"))
-    # A piece the German also says (a technical term, "in MAILERS") is not a leftover.
-    german = " ".join(" ".join(value.split()) for e in entries for value in e.msgstr.values())
-    pieces = {piece for entry in entries for piece in entry.fragments()}
-    return sorted(piece for piece in pieces if piece in text and piece not in german)
 
 
 @pytest.fixture

@@ -49,8 +49,9 @@ class Command(BaseCommand):
         "Send a test mail to addresses and/or users through one configured mailer, "
         "logging each outcome in the mail log. Exit status: 0 when every message was "
         "accepted, 1 when any failed, 2 for usage errors (nothing is sent). With --check, "
-        "verify the mailer(s) without sending: 1 when any check failed, else 0 (a mailer "
-        "that cannot be checked is reported as unverified, not as failed)."
+        "verify the mailer (every mailer with --all-mailers) without sending: 1 when any "
+        "check failed, else 0 (a mailer that cannot be checked is reported as unverified, "
+        "not as failed)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:

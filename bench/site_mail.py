@@ -26,7 +26,8 @@ audited to unaudited with each round's ratio; the target is at least 0.8x.
 An audited ``send_mail`` is one more commit. On SQLite with its default
 rollback journal every commit waits for the disk (fsync), which can cost
 more than a send on loopback; ``--sqlite-wal`` opens SQLite in WAL mode with
-``synchronous=NORMAL`` (commits wait for no disk flush; see the README).
+``synchronous=NORMAL`` (commits wait for no disk flush; see the performance page,
+"Auditing all site mail").
 """
 
 from __future__ import annotations

@@ -19,6 +19,6 @@ class MailopsConfig(AppConfig):
         # Provider webhooks -> MailEvent rows and delivery statuses.
         tracking.connect_signals()
 
-        # Every mailer instance is audited when MAILOPS["AUDIT_ALL_MAIL"] is on
-        # (read per send); see mailops/audit/hook.py for why it is done here.
-        hook.install()
+        # Every mailer instance is audited while MAILOPS["AUDIT_ALL_MAIL"] is on;
+        # with it off nothing of Django is patched (see mailops/audit/hook.py).
+        hook.install_when_enabled()

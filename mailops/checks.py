@@ -1,10 +1,11 @@
 """System checks: mail configuration mistakes surface in ``manage.py check``.
 
-Every check reads ``settings.MAILERS`` and ``settings.MAILOPS`` as data;
+Every check reads the mailers (``MAILERS``, or the ``default`` mailer Django
+builds from the classic ``EMAIL_*`` settings) and ``settings.MAILOPS`` as data;
 nothing here opens a connection (``sendtestmail --check`` does that). Ids:
 
 ========  ==========================================================
-E001      an alias named by a ``MAILOPS`` setting is not in MAILERS
+E001      an alias named by a ``MAILOPS`` setting is not a mailer Django has
 E002      a mailer's BACKEND cannot be imported
 E003      an SMTP mailer has no host
 E004      an SMTP mailer turns on both STARTTLS and implicit TLS
@@ -19,6 +20,8 @@ W006      a Gmail mailer whose From is not the signed-in account
 W007      DEBUG on while a mailer delivers real mail
 W008      an unknown key in ``MAILOPS``
 W012      a real SMTP relay with a sender whose domain is not fully qualified
+W013      implicit TLS on port 25, or EMAIL_USE_TLS without EMAIL_PORT (port 25)
+W014      the site-mail audit is on with the classic settings: most sends bypass it
 E010      ``MAILOPS['DNS_NAMESERVERS']`` is not a list of ip[:port]
 E011      ``MAILOPS['DKIM_SELECTORS']`` is not ``{alias: [selector, ...]}``
 E012      ``MAILOPS['DNS_TIMEOUT']`` is not a positive number
@@ -52,15 +55,14 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from mailops.arrival.checks import check_mailboxes
+from mailops.audit.checks import check_audit_sees_the_site_mail
 from mailops.conf import DEFAULTS, configured_settings, setting_problem
 from mailops.deliverability.checks import check_doctor_settings
 from mailops.exceptions import InvalidSetting
-from mailops.mailers.config_checks import SILENCE, check_mailers
-from mailops.mailers.info import (
-    MailerInfo,
-    configured_mailers,
-    mailers_setting,
-)
+from mailops.mailers.config_checks import check_mailers
+from mailops.mailers.info import MailerInfo, configured_mailers
+from mailops.mailers.registry import mailer_aliases, uses_classic_settings
+from mailops.mailers.tls_checks import SILENCE
 from mailops.recipients import STAFF_FIELDS, has_field
 from mailops.tracking.checks import check_tracking_webhooks
 
@@ -73,6 +75,7 @@ def register_checks() -> None:
         check_debug_with_real_mailers,
         check_doctor_settings,
         check_mailboxes,
+        check_audit_sees_the_site_mail,
     ):
         checks.register(_unless_invalid_setting(check), checks.Tags.mail, "mailops")
     for host_check in (
@@ -107,19 +110,26 @@ def _unless_invalid_setting(check: CheckFunction) -> CheckFunction:
 def check_mailops_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """E001 (alias named by MAILOPS not in MAILERS), W008 (unknown key), E014 (bad value)."""
     messages: list[checks.CheckMessage] = check_mailops_values()
-    defined = mailers_setting()
-    known = ", ".join(sorted(defined)) or "(none)"
+    defined = mailer_aliases()
+    known = ", ".join(sorted(defined)) or _("(none)")
+    # Without MAILERS, Django builds only 'default' (from the EMAIL_* settings).
+    undefined = (
+        _(
+            "%(where)s names mailer %(alias)r, which Django does not have (no MAILERS: only "
+            "'default', from the EMAIL_* settings) (defined: %(known)s)."
+        )
+        if uses_classic_settings()
+        else _(
+            "%(where)s names mailer %(alias)r, which MAILERS does not define (defined: %(known)s)."
+        )
+    )
 
     def missing(alias: Any, where: str) -> None:
         if alias in defined:
             return
         messages.append(
             checks.Error(
-                _(
-                    "%(where)s names mailer %(alias)r, which MAILERS does not define (defined: "
-                    "%(known)s)."
-                )
-                % {"where": where, "alias": alias, "known": known},
+                undefined % {"where": where, "alias": alias, "known": known},
                 hint=_(
                     "Add %(alias)r to settings.MAILERS, or change %(where)s to a defined alias. "
                     "(The reference project builds MAILERS from the environment: "

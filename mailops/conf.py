@@ -19,6 +19,8 @@ from django.utils.translation import gettext_lazy
 
 from mailops.exceptions import InvalidSetting
 
+#: Every ``MAILOPS`` key with its default; a key not listed here is unknown
+#: (``manage.py check``: mailops.W008).
 DEFAULTS: dict[str, Any] = {
     # MAILERS alias used when a caller does not name one.
     "DEFAULT_MAILER": "default",
@@ -95,6 +97,11 @@ DEFAULTS: dict[str, Any] = {
     # rows per insert, outside the sender's transaction) or "inline" (in the
     # sender's thread and transaction, one insert per send).
     "AUDIT_WRITE": "background",
+    # User import (admin): files larger than this many bytes, or with more
+    # data rows than this, are refused with a form error before any row is
+    # checked (a 20,000-row preview used to hold one request for 86 s).
+    "IMPORT_MAX_BYTES": 5 * 1024 * 1024,
+    "IMPORT_MAX_ROWS": 10_000,
 }
 
 
@@ -206,6 +213,9 @@ RULES: dict[str, Rule] = {
         lambda value: value in ("background", "inline"),
         gettext_lazy('must be "background" or "inline"'),
     ),
+    # User import limits.
+    "IMPORT_MAX_BYTES": _whole(1),
+    "IMPORT_MAX_ROWS": _whole(1),
 }
 
 
@@ -230,9 +240,10 @@ def configured_settings() -> dict[str, Any]:
 def get_setting(name: str) -> Any:
     """Return ``settings.MAILOPS[name]``, or the documented default.
 
-    A value of the wrong type or out of range raises :class:`InvalidSetting`
-    (an ``ImproperlyConfigured`` naming the key) here, where it is read, not
-    a ``TypeError`` somewhere in the middle of a send.
+    A value of the wrong type or out of range raises
+    :class:`~mailops.exceptions.InvalidSetting` (an ``ImproperlyConfigured``
+    naming the key) here, where it is read, not a ``TypeError`` somewhere in
+    the middle of a send.
     """
     if name not in DEFAULTS:
         raise KeyError(f"Unknown mailops setting {name!r}")
@@ -244,7 +255,7 @@ def get_setting(name: str) -> Any:
 
 
 def validate_settings() -> None:
-    """Raise :class:`InvalidSetting` for the first bad ``MAILOPS`` value, if any.
+    """Raise :class:`~mailops.exceptions.InvalidSetting` for the first bad ``MAILOPS`` value.
 
     For entry points (commands) that read many keys: one clear error up front.
     """

@@ -1,4 +1,4 @@
-"""Where settings import the mailer-URL parser from (it lives in :mod:`mailops.mailers.environ`)."""
+"""Where settings import the mailer-URL parser from (it lives in ``mailops.mailers.environ``)."""
 
 from mailops.mailers.environ import (
     MailerEnvironment,

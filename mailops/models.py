@@ -42,6 +42,7 @@ __all__ = [
     "MailLogQuerySet",
     "MailStatus",
     "MailTrigger",
+    "MailersEntry",
     "PendingBatch",
     "SendingProgress",
     "batch_values",
@@ -198,6 +199,22 @@ class MailLog(BatchFields):
         self.status = new
 
 
+class MailersEntry(MailLog):
+    """The admin app list's "Mailers" row; holds no data of its own.
+
+    The admin lists registered models only, so the Mailers page (a view, not
+    a model) needs one to appear on the index of any ``AdminSite``. A proxy
+    adds no table; ``MailLogAdmin`` registers it wherever it is registered.
+    """
+
+    class Meta:
+        proxy = True
+        verbose_name = _("mailer")
+        verbose_name_plural = _("mailers")
+        # Who may see the page follows the mail log's permissions (SEE_MAILERS).
+        default_permissions = ()
+
+
 class MailEvent(models.Model):
     """One thing a provider reported about a sent message (delivery, bounce, open...).
 
@@ -237,7 +254,7 @@ class MailEvent(models.Model):
 
 
 class SendingProgress(models.Model):
-    """How far one connection got through one claimed chunk (:mod:`mailops.sending.wire`)."""
+    """How far one connection got through one claimed chunk (``mailops.sending.wire``)."""
 
     # The chunk's claim token (``MailLog.claimed_by``).
     token = models.CharField(_("claim"), max_length=32, db_index=True, editable=False)

@@ -43,21 +43,27 @@ class MailLogQuerySet(models.QuerySet["MailLog"]):
     """
 
     def for_batch(self, batch_id: uuid.UUID | str) -> MailLogQuerySet:
+        """The rows of one batch."""
         return self.filter(batch_id=batch_id)
 
     def queued(self) -> MailLogQuerySet:
+        """Rows waiting for delivery (or for a retry or a daily quota)."""
         return self.filter(status=MailStatus.QUEUED)
 
     def sending(self) -> MailLogQuerySet:
+        """Rows a delivery run has claimed and is sending."""
         return self.filter(status=MailStatus.SENDING)
 
     def sent(self) -> MailLogQuerySet:
+        """Rows the mailer accepted: ``sent``, or a later provider status (delivered, ...)."""
         return self.filter(status__in=ACCEPTED_STATUSES)
 
     def failed(self) -> MailLogQuerySet:
+        """Rows that failed."""
         return self.filter(status=MailStatus.FAILED)
 
     def rejected(self) -> MailLogQuerySet:
+        """Rows never attempted (invalid address, user without one, a limit)."""
         return self.filter(status=MailStatus.REJECTED)
 
     def unfinished(self) -> MailLogQuerySet:

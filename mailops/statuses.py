@@ -11,6 +11,8 @@ from django.utils.translation import gettext_lazy as _
 
 
 class MailStatus(models.TextChoices):
+    """Where a ``MailLog`` row is: its ``status``."""
+
     QUEUED = "queued", _("Queued")
     SENDING = "sending", _("Sending")
     SENT = "sent", _("Sent")
@@ -36,6 +38,8 @@ class ArrivalStatus(models.TextChoices):
 
 
 class MailTrigger(models.TextChoices):
+    """What started a send: a ``MailLog`` row's ``trigger``."""
+
     ADMIN_ACTION = "admin_action", _("Admin action")
     COMMAND = "command", _("Management command")
     SELF_SERVICE = "self_service", _("Self-service")

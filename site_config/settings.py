@@ -1,7 +1,7 @@
 """Settings of the mailops reference project, read from the environment (12-factor).
 
 Nothing secret lives in this file or in the repository: mail credentials
-come from ``MAILER_URL``-style variables (see README), parsed by
+come from ``MAILER_URL``-style variables (see the environment reference), parsed by
 ``mailops.mailer_urls`` so that no setting holds a whole URL with a password.
 """
 
@@ -132,8 +132,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 # The debug page and error e-mails mask any value holding a URL with a
 # password (MAILER_URL, DATABASE_URL in runserver's request META), not only
-# settings whose name says "password".
+# settings whose name says "password", frame variables of any type whose
+# repr holds a secret, and the exception messages (what a server echoed).
 DEFAULT_EXCEPTION_REPORTER_FILTER = "mailops.redaction.MailopsExceptionReporterFilter"
+DEFAULT_EXCEPTION_REPORTER = "mailops.redaction.MailopsExceptionReporter"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -253,10 +255,29 @@ else:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # Servers echo credentials in their errors, and Django's own loggers
+    # (django.contrib.auth on a failed password-reset mail, django.request)
+    # write those errors raw: every handler masks them on the way out.
+    "filters": {
+        "redact_secrets": {"()": "mailops.redaction.RedactSecretsFilter"},
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["redact_secrets"]},
+        # Django's default error e-mails to ADMINS, with the same filter.
+        "mail_admins": {
+            "class": "django.utils.log.AdminEmailHandler",
+            "level": "ERROR",
+            "filters": ["require_debug_false", "redact_secrets"],
+        },
+    },
+    "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
-        "mailops": {"handlers": ["console"], "level": os.environ.get("MAILOPS_LOG_LEVEL", "INFO")},
+        # Django's loggers reach the console through the root; Django's default
+        # handlers for them (no filter) are replaced.
+        "django": {"handlers": ["mail_admins"], "level": "INFO"},
+        "mailops": {"handlers": [], "level": os.environ.get("MAILOPS_LOG_LEVEL", "INFO")},
         # Django logs every task start and finish at INFO; that is noise here.
-        "django.tasks": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+        "django.tasks": {"handlers": [], "level": "WARNING"},
     },
 }

@@ -21,6 +21,7 @@ pytest_plugins = [
     "tests.browser_fixtures",
     "tests.dns_server",
     "tests.imap_server",
+    "tests.hostile_imap",
     "tests.worker_processes",
     "tests.faulty_smtp",
     "tests.postfix_server",
@@ -30,18 +31,26 @@ User = get_user_model()
 
 # tests/host/ is a second project (its own settings, user model and admin site):
 # its tests run only under ``--ds=tests.host.settings``, the others only without it.
+# tests/host/classic/ is the same project on Django's classic EMAIL_* settings (no
+# MAILERS): its tests run only under ``--ds=tests.host.settings_classic``.
 HOST_TESTS = Path(__file__).resolve().parent / "host"
 HOST_SETTINGS = "tests.host.settings"
+CLASSIC_TESTS = HOST_TESTS / "classic"
+CLASSIC_SETTINGS = "tests.host.settings_classic"
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
     from django.conf import settings
 
-    on_host = settings.SETTINGS_MODULE == HOST_SETTINGS
-    in_host = collection_path == HOST_TESTS or HOST_TESTS in collection_path.parents
-    if in_host and not on_host:
+    def within(folder: Path) -> bool:
+        return collection_path == folder or folder in collection_path.parents
+
+    own = {HOST_SETTINGS: HOST_TESTS, CLASSIC_SETTINGS: CLASSIC_TESTS}.get(settings.SETTINGS_MODULE)
+    if own is None:
+        return True if within(HOST_TESTS) else None
+    if own == HOST_TESTS and within(CLASSIC_TESTS):
         return True
-    if on_host and not in_host and collection_path.name.startswith("test_"):
+    if not within(own) and collection_path.name.startswith("test_"):
         return True
     return None
 

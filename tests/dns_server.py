@@ -236,7 +236,51 @@ def doctor_zone() -> Zone:
     # sub.org.test: a subdomain whose DMARC policy is its parent's.
     zone.mx("sub.org.test", "mx.good.test").txt("sub.org.test", "v=spf1 ip4:192.0.2.0/24 -all")
     zone.txt("_dmarc.org.test", "v=DMARC1; p=reject; sp=quarantine")
+    _add_public_suffix_domains(zone)
+    _add_void_lookup_domains(zone)
     return zone
+
+
+def _add_public_suffix_domains(zone: Zone) -> None:
+    """Senders under multi-label public suffixes (co.uk, com.au) and a plain .com.
+
+    ``_dmarc.co.uk`` and ``_dmarc.com.au`` hold a decoy policy: a doctor that
+    took the last two labels for the organisational domain would read it.
+    """
+    spf = "v=spf1 ip4:192.0.2.0/24 -all"
+    zone.txt("_dmarc.co.uk", "v=DMARC1; p=none").txt("_dmarc.com.au", "v=DMARC1; p=none")
+    zone.mx("mail.example.co.uk", "mx.good.test").txt("mail.example.co.uk", spf)
+    zone.txt("_dmarc.example.co.uk", "v=DMARC1; p=reject; sp=quarantine")
+    # A registered domain directly under co.uk without a DMARC record of its own.
+    zone.mx("nodmarc.co.uk", "mx.good.test").txt("nodmarc.co.uk", spf)
+    zone.mx("news.shop.example.com.au", "mx.good.test").txt("news.shop.example.com.au", spf)
+    zone.txt("_dmarc.example.com.au", "v=DMARC1; p=quarantine")
+    zone.mx("mail.example.com", "mx.good.test").txt("mail.example.com", spf)
+    zone.txt("_dmarc.example.com", "v=DMARC1; p=reject")
+
+
+def _add_void_lookup_domains(zone: Zone) -> None:
+    """SPF records whose a/mx/exists terms find nothing (RFC 7208 §4.6.4 "void lookups")."""
+    zone.a("host.voids.test", "192.0.2.30").mx("mailhost.voids.test", "host.voids.test")
+    zone.mx("deadmx.voids.test", "noaddress.voids.test")
+    zone.txt("noaddress.voids.test", "a name without an address")
+    zone.mx("nullmx.voids.test", ".", 0)
+    # Two void lookups (gone1, gone2): still within the limit.
+    zone.mx("twovoids.test", "mx.good.test")
+    zone.txt(
+        "twovoids.test",
+        "v=spf1 a:host.voids.test mx:mailhost.voids.test mx:nullmx.voids.test "
+        "a:gone1.voids.test exists:gone2.voids.test ip4:192.0.2.0/24 -all",
+    )
+    # Three: a name that does not exist, an MX whose host has no address, and
+    # (through an include) an "a" that defaults to a domain without addresses.
+    zone.mx("threevoids.test", "mx.good.test")
+    zone.txt(
+        "threevoids.test",
+        "v=spf1 a:gone1.voids.test mx:deadmx.voids.test include:inc.voids.test "
+        "ip4:192.0.2.0/24 -all",
+    )
+    zone.txt("inc.voids.test", "v=spf1 a -all")
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +33,13 @@ from tests.smtp_server import HOST, LoopbackSMTPServer, free_port
 
 IMAP_USER = "ops@example.com"
 IMAP_PASSWORD = "imap-secret-Pa55"
+# The receiving server's name in the Authentication-Results it writes (the
+# mailbox entries trust it: the IMAP host, 127.0.0.1, is not that name).
+AUTHSERV_ID = "mx.mailops.test"
 # Dovecot refuses to run mail processes as root: mail belongs to "nobody".
 MAIL_UID = 65534
 AUTH_RESULTS = (
-    "mx.mailops.test; spf=pass smtp.mailfrom=example.com; "
+    f"{AUTHSERV_ID}; spf=pass smtp.mailfrom=example.com; "
     "dkim=pass header.d=example.com; dmarc=pass header.from=example.com"
 )
 
@@ -71,14 +74,15 @@ service imap-login {{
 {auth_service}namespace inbox {{
   inbox = yes
   separator = /
-  mailbox Junk {{
-    special_use = \\Junk
+{special_use}}}
+"""
+
+# Junk is flagged \Junk and known by name; Bulk is known only by its flag.
+SPECIAL_USE = {"Junk": "\\Junk", "Bulk": "\\Junk"}
+SPECIAL_USE_MAILBOX = """\
+  mailbox "{name}" {{
+    special_use = {flag}
   }}
-  # A junk folder known only by its special-use flag, not by its name.
-  mailbox Bulk {{
-    special_use = \\Junk
-  }}
-}}
 """
 
 # Postfix's smtpd asks Dovecot's auth service whether a SASL login is valid
@@ -113,6 +117,8 @@ class DovecotServer:
     host: str = HOST
     # The auth service's loopback port for Postfix (``start_dovecot(sasl=True)``).
     sasl_port: int | None = None
+    # Folder name -> Maildir++ directory name (see start_dovecot).
+    folders: dict[str, str] = field(default_factory=dict)
 
     @property
     def maildir(self) -> Path:
@@ -127,6 +133,7 @@ class DovecotServer:
             "password": self.password,
             "ssl": False,
             "timeout": 5,
+            "authserv_id": AUTHSERV_ID,
         }
         entry.update(overrides)
         return entry
@@ -136,7 +143,8 @@ class DovecotServer:
 
     def deliver(self, data: bytes, *, folder: str = "INBOX") -> None:
         """Store one message the Maildir++ way: write in tmp/, rename into new/."""
-        root = self.maildir if folder == "INBOX" else self.maildir / f".{folder}"
+        on_disk = self.folders.get(folder, folder)
+        root = self.maildir if folder == "INBOX" else self.maildir / f".{on_disk}"
         name = f"{time.time_ns()}.{os.getpid()}.mailops-test"
         temporary = root / "tmp" / name
         temporary.write_bytes(data)
@@ -149,8 +157,22 @@ class DovecotServer:
             self.process.wait(timeout=10)
 
 
-def start_dovecot(*, sasl: bool = False) -> DovecotServer:
-    """Start a private Dovecot; with ``sasl``, its auth service also listens on a port."""
+def start_dovecot(
+    *,
+    sasl: bool = False,
+    password: str = IMAP_PASSWORD,
+    folders: dict[str, str] | None = None,
+    special_use: dict[str, str] | None = None,
+) -> DovecotServer:
+    """Start a private Dovecot; with ``sasl``, its auth service also listens on a port.
+
+    ``folders`` maps each folder's name (as people read it) to its Maildir++
+    directory name (modified UTF-7, as Dovecot stores it, written out here
+    by hand rather than by the code under test); ``special_use`` maps
+    folder names to their flag. The defaults: Junk and Bulk, both \\Junk.
+    """
+    folders = {"Junk": "Junk", "Bulk": "Bulk"} if folders is None else folders
+    special_use = SPECIAL_USE if special_use is None else special_use
     binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
     # Dovecot's processes (running as dovecot/nobody) must traverse every parent:
     # pytest's tmp_path sits under a 0700 folder, so use /tmp directly.
@@ -159,24 +181,41 @@ def start_dovecot(*, sasl: bool = False) -> DovecotServer:
     port = free_port()
     for sub in ("run", "state", "home", "Maildir/tmp", "Maildir/new", "Maildir/cur"):
         (directory / sub).mkdir(parents=True)
-    for folder in ("Junk", "Bulk"):
+    for on_disk in folders.values():
         for sub in ("tmp", "new", "cur"):
-            (directory / f"Maildir/.{folder}" / sub).mkdir(parents=True)
-    (directory / "Maildir/subscriptions").write_text("Junk\nBulk\n")
+            (directory / f"Maildir/.{on_disk}" / sub).mkdir(parents=True)
+    (directory / "Maildir/subscriptions").write_text("".join(f"{n}\n" for n in folders))
     for path in [directory / "home", *(directory / "Maildir").rglob("*"), directory / "Maildir"]:
         os.chown(path, MAIL_UID, MAIL_UID)
     users = directory / "users"
-    users.write_text(f"{IMAP_USER}:{{PLAIN}}{IMAP_PASSWORD}::::::\n")
+    users.write_text(f"{IMAP_USER}:{{PLAIN}}{password}::::::\n", encoding="utf-8")
     shutil.chown(users, "root", "dovecot")
     users.chmod(0o640)
     sasl_port = free_port() if sasl else None
     auth_service = "" if sasl_port is None else SASL_AUTH_SERVICE.format(port=sasl_port)
     config = directory / "dovecot.conf"
+    mailboxes = "".join(
+        SPECIAL_USE_MAILBOX.format(name=name, flag=flag) for name, flag in special_use.items()
+    )
     config.write_text(
-        CONFIG.format(dir=directory, port=port, uid=MAIL_UID, auth_service=auth_service)
+        CONFIG.format(
+            dir=directory,
+            port=port,
+            uid=MAIL_UID,
+            auth_service=auth_service,
+            special_use=mailboxes,
+        ),
+        encoding="utf-8",
     )
     process = subprocess.Popen([binary, "-F", "-c", str(config)], stderr=subprocess.PIPE)
-    server = DovecotServer(directory=directory, port=port, process=process, sasl_port=sasl_port)
+    server = DovecotServer(
+        directory=directory,
+        port=port,
+        process=process,
+        sasl_port=sasl_port,
+        password=password,
+        folders=folders,
+    )
     try:
         _wait_for_greeting(server)
     except BaseException:

@@ -33,6 +33,8 @@ def test_a_malformed_entry_is_an_error_without_the_password(settings: Any) -> No
     assert message.id == "mailops.E030"
     assert "needs username" in message.msg
     assert PASSWORD not in message.msg
+    # The README is a front page now: the hint names the page that explains E030.
+    assert "see mailops.E030 in the checks reference" in message.hint
 
 
 def test_a_mailbox_for_an_unknown_mailer(settings: Any) -> None:

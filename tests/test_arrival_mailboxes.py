@@ -47,7 +47,18 @@ def test_imap_url_defaults_to_port_143_and_takes_folders() -> None:
         ("imaps://ops@h", "a mailbox URL needs a user name and a password"),
         (
             f"imaps://ops:{SECRET}@h?folder=x",
-            "unknown query parameter folder; use folders= or timeout=",
+            "unknown query parameter folder; use folders=, timeout= or authserv_id=",
+        ),
+        # A password with an unencoded "?" puts its tail in the query: never echoed.
+        (
+            f"imaps://ops:pw@h?{SECRET}",
+            "unknown or malformed query parameters (not shown: if a user name or password "
+            "contains '?', '&', '#', '/' or '@', percent-encode it, e.g. '?' as %3F); "
+            "use folders=, timeout= or authserv_id=",
+        ),
+        (
+            f"imaps://ops:{SECRET}@h?authserv_id=a;b",
+            "authserv_id must be the receiving server's name, e.g. mx.example.com",
         ),
     ],
 )
@@ -77,6 +88,20 @@ def test_gmail_preset_verifies_through_imap_gmail_with_the_app_password(tmp_path
         "password": "abcdefghijklmnop",
         "ssl": True,
     }
+
+
+def test_trusted_authserv_id_defaults_to_mx_google_for_gmail_else_the_imap_host() -> None:
+    boxes = {
+        "default": {"host": "IMAP.Example.com", "username": "u", "password": SECRET},
+        "gmail": {"host": "imap.gmail.com", "username": "u", "password": SECRET},
+        "own": {"host": "h", "username": "u", "password": SECRET, "authserv_id": "MX.h"},
+    }
+    with override_settings(MAILOPS={"MAILBOXES": boxes}):
+        trusted = {alias: mailbox_for(alias).trusted_authserv_id for alias in boxes}  # type: ignore[union-attr]
+    assert trusted == {"default": "imap.example.com", "gmail": "mx.google.com", "own": "mx.h"}
+    url = f"imaps://ops:{SECRET}@h?authserv_id=mx.example.com"
+    entry = mailboxes_from_environ({"MAILBOX_URL": url}, mailers={"default": {}})["default"]
+    assert entry["authserv_id"] == "mx.example.com"
 
 
 def test_imap_passwords_are_redacted_everywhere() -> None:

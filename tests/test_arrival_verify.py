@@ -272,3 +272,21 @@ def test_several_messages_are_read_back_in_one_imap_session_per_look(
     while logins() == before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert logins() - before == 1
+
+
+def test_a_verification_stopped_by_a_surprise_still_marks_the_row(
+    delivering_smtp_server: DeliveringSMTPServer,
+    dovecot_server: DovecotServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def surprise(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("mailops.arrival.verify.find_messages", surprise)
+    with settings_for(delivering_smtp_server, dovecot_server), pytest.raises(KeyboardInterrupt):
+        run_sendtestmail("--verify", "--verify-timeout", "10")
+    log = MailLog.objects.get()
+    assert (log.arrival, log.arrival_error) == (
+        ArrivalStatus.ERROR,
+        "the verification stopped before it ended",
+    )

@@ -2,7 +2,8 @@
 
 An operator signs in, selects users, runs "Send test mail", confirms, reads
 the result, opens the mail log, filters to failures and exports them as CSV.
-Screenshots land in ``test-artifacts/`` (the README's come from there).
+Screenshots land in ``test-artifacts/`` (to look at a run; the documentation's
+come from ``scripts/screenshots``).
 """
 
 from __future__ import annotations

@@ -195,7 +195,7 @@ def test_mailer_without_timeout_is_checked_with_a_bounded_one_and_warned(
     assert "warning: the mailer has no timeout (mailops.W005)" in out
 
 
-def test_local_mailers_have_nothing_to_connect_to(settings, tmp_path) -> None:
+def test_local_mailers_have_nothing_to_connect_to_and_log_no_check(settings, tmp_path) -> None:
     outbox = tmp_path / "outbox"
     use_mailers(
         settings,
@@ -208,9 +208,32 @@ def test_local_mailers_have_nothing_to_connect_to(settings, tmp_path) -> None:
     code, out, _ = run("--check", "--all-mailers")
 
     assert code == 0, out
-    assert "ok          default: locmem, local mailer, nothing to connect to" in out
-    assert f"outbox: outbox, local mailer, nothing to connect to; writes to {outbox}" in out
-    assert MailLog.objects.filter(status=MailStatus.CHECKED).count() == 2
+    assert out.splitlines() == [
+        "local       default: nothing to connect to: the locmem mailer keeps mail in memory",
+        "local       outbox: nothing to connect to: the outbox mailer writes .eml files in "
+        f"{outbox}",
+    ]
+    # No connection was verified, so no row may claim a last check.
+    assert not MailLog.objects.exists()
+
+
+def test_a_file_mailer_whose_directory_cannot_be_made_fails_its_check(settings, tmp_path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    use_mailers(
+        settings,
+        outbox={
+            "BACKEND": "mailops.backends.outbox.EmailBackend",
+            "OPTIONS": {"file_path": str(blocker / "outbox")},
+        },
+    )
+
+    code, out, _ = run("--check", "--using", "outbox")
+
+    assert code == 1
+    assert out.startswith("FAILED      outbox: outbox, configuration: MAILERS['outbox']: Could not")
+    # A failure is worth its row: the Mailers page shows it as the last check.
+    assert MailLog.objects.get().status == MailStatus.CHECK_FAILED
 
 
 def test_backend_mailops_cannot_check_is_reported_not_failed_and_not_logged(settings) -> None:
@@ -271,16 +294,15 @@ def test_all_mailers_prints_one_line_each_and_fails_if_any_fails(
     assert code == 1
     lines = out.splitlines()
     assert [line.split()[0] for line in lines if not line.startswith(" ")] == [
-        "ok",
-        "ok",
+        "local",
+        "local",
         "ok",
         "FAILED",
         "FAILED",
     ]
     assert "2 of 5 mailer checks did not pass: bad, gone." in err
+    # The local mailers (default, outbox) had nothing to connect to: no row.
     assert set(MailLog.objects.values_list("mailer", "status")) == {
-        ("default", MailStatus.CHECKED),
-        ("outbox", MailStatus.CHECKED),
         ("good", MailStatus.CHECKED),
         ("bad", MailStatus.CHECK_FAILED),
         ("gone", MailStatus.CHECK_FAILED),
@@ -295,7 +317,7 @@ def test_all_mailers_exits_zero_when_every_check_passes(settings, smtp_server) -
 
     assert code == 0
     assert out == "", "quiet when everything passed"
-    assert MailLog.objects.filter(status=MailStatus.CHECKED).count() == 3
+    assert MailLog.objects.filter(status=MailStatus.CHECKED).count() == 1
 
 
 def test_json_output_describes_each_mailer(settings, smtp_server) -> None:

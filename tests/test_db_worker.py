@@ -56,7 +56,7 @@ def site(
     env.update(
         {
             "DJANGO_SETTINGS_MODULE": "tests.worker_settings",
-            # What the README says to set: adds django_tasks_db to INSTALLED_APPS.
+            # What the workers how-to says to set: adds django_tasks_db to INSTALLED_APPS.
             "TASKS_BACKEND": "database",
             "MAILOPS_VAR_DIR": str(tmp_path / "var"),
             "MAILOPS_TEST_TASKS": json.dumps(DATABASE_TASKS),

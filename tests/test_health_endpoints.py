@@ -136,6 +136,24 @@ def test_canaries_in_junk_degrade_then_fail(client: Client) -> None:
     assert payload["mailers"]["default"]["consecutive_canary_failures"] == 3
 
 
+def test_a_canary_in_the_inbox_with_only_untrusted_verdicts_does_not_pass(client: Client) -> None:
+    log = canary(ArrivalStatus.INBOX, ago=100)
+    log.authentication_results = (
+        "no trusted verdict (Authentication-Results only from attacker.example; "
+        "trusted: mx.example.com)"
+    )
+    log.save()
+    with mailops_settings(MAILBOXES={"default": MAILBOX}):
+        status, payload = health(client)
+    default = payload["mailers"]["default"]
+    assert (status, default["state"], default["consecutive_canary_failures"]) == (
+        503,
+        "degraded",
+        1,
+    )
+    assert "the last canary did not reach the inbox (no trusted verdict)" in default["reasons"]
+
+
 def test_a_slow_canary_degrades(client: Client) -> None:
     canary(ArrivalStatus.INBOX, ago=10, latency=400)
     with mailops_settings(MAILBOXES={"default": MAILBOX}, HEALTH_MAX_LATENCY=300):

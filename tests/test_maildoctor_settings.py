@@ -176,11 +176,3 @@ def test_manage_py_check_reports_a_bad_nameserver(settings: Any) -> None:
         call_command("check", stdout=StringIO(), stderr=StringIO())
 
     assert "(mailops.E010) MAILOPS['DNS_NAMESERVERS'] is not valid: 'dns'" in str(raised.value)
-
-
-def test_every_finding_id_is_documented_in_the_readme_with_its_level() -> None:
-    from mailops.deliverability.findings import CATALOGUE
-
-    readme = (ROOT / "README.md").read_text()
-    for finding_id, (level, _meaning) in CATALOGUE.items():
-        assert f"| `{finding_id}` | {level} |" in readme

@@ -73,19 +73,22 @@ def test_page_lists_every_mailer_with_its_settings_but_no_secret(
     for text in (SMTP_BACKEND, "smtp.example.com", "587", "STARTTLS", "ops@example.com"):
         assert text in relay_row
     assert "Postmark" in row_html(html, "postmark")
-    assert "locmem" in row_html(html, "default")
-    assert "(default)" in row_html(html, "default")
+    # The alias once ("default", not "default (default)") and what the mailer does.
+    assert '<th scope="row">default</th>' in row_html(html, "default")
+    assert "locmem (keeps mail in memory)" in row_html(html, "default")
     assert "never checked" in relay_row
     assert "nothing sent yet" in relay_row
     assert SMTP_PASSWORD not in html
     assert API_KEY not in html
     assert '<ol class="breadcrumbs">' in html
-    assert html.count('value="Check connection"') == 4
+    # Not for the locmem mailers (default, outbox): nothing to connect to.
+    assert html.count('value="Check connection"') == 2
 
 
 def test_page_shows_the_last_check_and_last_send_of_each_mailer(
     settings, admin_client, page_url
 ) -> None:
+    configure(settings, relay={"BACKEND": SMTP_BACKEND, "OPTIONS": {"host": "smtp.example.com"}})
     for status, error in [
         (MailStatus.SENT, ""),
         (MailStatus.FAILED, "recipient refused: 550 no such user"),
@@ -99,7 +102,7 @@ def test_page_shows_the_last_check_and_last_send_of_each_mailer(
             trigger=MailTrigger.COMMAND,
         )
     MailLog.objects.create(
-        mailer="default",
+        mailer="relay",
         status=MailStatus.CHECK_FAILED,
         error="connect: connection refused",
         trigger=MailTrigger.CHECK,
@@ -108,16 +111,18 @@ def test_page_shows_the_last_check_and_last_send_of_each_mailer(
 
     html = admin_client.get(page_url).content.decode()
 
-    default_row = row_html(html, "default")
-    check_cell = default_row[default_row.index('class="last-check"') :]
+    relay_row = row_html(html, "relay")
+    check_cell = relay_row[relay_row.index('class="last-check"') :]
     assert "Connection check failed" in check_cell
     assert "connect: connection refused" in check_cell
+    default_row = row_html(html, "default")
     send_cell = default_row[default_row.index('class="last-send"') :]
     # The latest send outcome; a rejected entry was never sent.
     assert "Failed" in send_cell
     assert "550 no such user" in send_cell
     outbox_row = row_html(html, "outbox")
-    assert "Connection checked" in outbox_row
+    # A local mailer has no connection whose check could be shown.
+    assert "nothing to connect to" in outbox_row
     assert "nothing sent yet" in outbox_row
 
 

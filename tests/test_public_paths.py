@@ -1,8 +1,9 @@
 """What hosts rely on keeps its name, and the package keeps its shape.
 
-Every path the README documents is imported here; the layout rules of
-``mailops/`` (imports one way, no cycles, small modules) are read from the
-source, so a change that breaks them fails here rather than in a review.
+Every path the documentation (the API reference, the how-to guides) names is
+imported here; the layout rules of ``mailops/`` (imports one way, no cycles,
+small modules) are read from the source, so a change that breaks them fails
+here rather than in a review.
 """
 
 from __future__ import annotations

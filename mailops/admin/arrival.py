@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from mailops.models import ArrivalStatus, MailLog
@@ -21,6 +22,18 @@ ARRIVAL_FIELDS = (
     "arrival_error",
     "verified_at",
 )
+# What the section shows instead until the mailbox was read back.
+NOT_VERIFIED_FIELD = "arrival_not_verified"
+
+
+def was_verified(log: MailLog) -> bool:
+    """Whether the mailbox was read back (or is being) for this entry."""
+    return bool(log.arrival) or log.verified_at is not None
+
+
+@admin.display(description=_("arrival"))
+def arrival_not_verified(modeladmin: Any, log: MailLog) -> str:
+    return gettext("not verified: the recipient's mailbox was not read back")
 
 
 @admin.display(description=_("latency"))

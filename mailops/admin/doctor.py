@@ -24,7 +24,8 @@ from mailops import permissions
 from mailops.admin.links import admin_url
 from mailops.deliverability.doctor import diagnose_mailer
 from mailops.deliverability.report_cache import store_report
-from mailops.mailers.info import mailers_setting
+from mailops.mailers.info import MailerKind, mailer_info
+from mailops.mailers.registry import mailer_aliases
 
 
 def get_doctor_admin_urls(admin_site: AdminSite) -> list[URLPattern]:
@@ -46,9 +47,18 @@ def check_dns_view(request: HttpRequest, alias: str, admin_site: AdminSite) -> H
     if not permissions.has_any(user, permissions.SEE_MAILERS):
         raise PermissionDenied
     page = admin_url(admin_site, "mailops_mailers") or request.path
-    if alias not in mailers_setting():
+    if alias not in mailer_aliases():
         messages.error(request, _("There is no mailer '%(alias)s' to check.") % {"alias": alias})
         return HttpResponseRedirect(page)
+    if mailer_info(alias).kind == MailerKind.LOCAL:
+        # The page offers no button for these; a stale form or a hand-made POST
+        # gets the reason, not a red report about a domain no mail goes to.
+        messages.info(
+            request,
+            _("Mailer “%(alias)s” delivers nowhere (%(what)s): its DNS does not matter.")
+            % {"alias": alias, "what": mailer_info(alias).human_description()},
+        )
+        return HttpResponseRedirect(f"{page}#mailer-{slugify(alias)}")
     cached = store_report(diagnose_mailer(alias))
     values = {
         "alias": alias,

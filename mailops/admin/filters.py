@@ -87,6 +87,14 @@ class MailerListFilter(admin.SimpleListFilter):
         return queryset.filter(mailer=value) if value else queryset
 
 
+class InDoubtListFilter(admin.BooleanFieldListFilter):
+    """``in_doubt``, titled as the docs name it ("By in doubt", not the field's long label)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.title = _("in doubt")
+
+
 class BatchListFilter(admin.SimpleListFilter):
     """``?batch_id=<uuid>``: the rows of one send, as linked from the send messages.
 

@@ -13,7 +13,8 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from mailops.conf import get_setting
-from mailops.mailers.info import backend_path, mailers_setting
+from mailops.mailers.info import mailer_info
+from mailops.mailers.registry import mailer_aliases
 from mailops.models import MailLog
 from mailops.sending.composition import DEFAULT_BODY, default_subject, site_name
 
@@ -39,14 +40,15 @@ def _lf(value: Any) -> Any:
 
 
 def mailer_choices() -> list[tuple[str, str]]:
-    """The configured ``MAILERS`` aliases, labelled with their backend."""
-    choices = []
-    for alias in sorted(mailers_setting()):
-        # "django.core.mail.backends.smtp.EmailBackend" -> "smtp.EmailBackend":
-        # enough to tell SMTP from a provider, and never a credential.
-        backend = ".".join(backend_path(alias).split(".")[-2:])
-        choices.append((alias, f"{alias} ({backend})"))
-    return choices
+    """The configured ``MAILERS`` aliases, each with what it is.
+
+    ``default — console (prints mail)``, ``gmail — SMTP smtp.gmail.com:587,
+    STARTTLS``, ``postmark — Postmark API``: never a credential.
+    """
+    return [
+        (alias, f"{alias} — {mailer_info(alias).human_description()}")
+        for alias in sorted(mailer_aliases())
+    ]
 
 
 class SendTestMailForm(forms.Form):
@@ -130,4 +132,4 @@ def page_texts(alias: str) -> dict[str, str]:
 
 def mailer_defaults() -> dict[str, dict[str, str]]:
     """``page_texts`` for every configured mailer (the page's script switches between them)."""
-    return {alias: page_texts(alias) for alias in mailers_setting()}
+    return {alias: page_texts(alias) for alias in mailer_aliases()}

@@ -15,10 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.contrib.admin import AdminSite
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.utils.translation import gettext as _
@@ -29,8 +29,9 @@ from mailops.admin.links import admin_url, maillog_entry_url
 from mailops.arrival.mailboxes import verifiable_aliases
 from mailops.conf import get_setting
 from mailops.mailers.connection import CheckOutcome, can_verify, verify_connection
-from mailops.mailers.info import MailerInfo, configured_mailers, mailers_setting
-from mailops.models import ACCEPTED_STATUSES, MailLog, MailStatus
+from mailops.mailers.info import MailerInfo, MailerKind, configured_mailers
+from mailops.mailers.registry import mailer_aliases
+from mailops.models import ACCEPTED_STATUSES, MailersEntry, MailLog, MailStatus
 
 TEMPLATE = "admin/mailops/mailers.html"
 
@@ -52,6 +53,16 @@ class MailerRow:
     last_send_url: str | None
 
     @property
+    def delivers_nowhere(self) -> bool:
+        """A local mailer: no connection to check, no DNS that matters."""
+        return self.info.kind == MailerKind.LOCAL
+
+    @property
+    def default_note(self) -> bool:
+        """Say "default mailer" after the alias, unless the alias already says so."""
+        return self.is_default and self.info.alias != "default"
+
+    @property
     def backend_parts(self) -> list[str]:
         """The dotted backend path in pieces, so the page can wrap it at the dots."""
         return self.info.backend.split(".")
@@ -67,6 +78,54 @@ def get_mailer_admin_urls(admin_site: AdminSite) -> list[URLPattern]:
         path("mailers/", admin_site.admin_view(view), name="mailops_mailers"),
         *get_doctor_admin_urls(admin_site),
     ]
+
+
+class MailersEntryAdmin(admin.ModelAdmin):
+    """The "Mailers" row of the admin index and app list: its link opens the Mailers page.
+
+    Registered by ``MailLogAdmin`` on the same site, so the page is listed
+    on any ``AdminSite`` that lists the mail log. Whoever may see the page
+    (``permissions.SEE_MAILERS``) sees the row; nothing can be added,
+    changed or deleted through it.
+    """
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return permissions.has_any(request.user, permissions.SEE_MAILERS)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_urls(self) -> list[URLPattern]:
+        # Only the changelist name the app list links to; it opens the page.
+        opts = self.model._meta
+        return [
+            path(
+                "",
+                self.admin_site.admin_view(self.mailers_redirect),
+                name=f"{opts.app_label}_{opts.model_name}_changelist",
+            )
+        ]
+
+    def mailers_redirect(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        url = admin_url(self.admin_site, "mailops_mailers")
+        if url is None:
+            # MailLogAdmin serves the page; this site shows the entry without it.
+            raise Http404
+        return HttpResponseRedirect(url)
+
+
+def register_mailers_entry(admin_site: AdminSite) -> None:
+    """List the Mailers page on ``admin_site``'s index (once)."""
+    if not admin_site.is_registered(MailersEntry):
+        admin_site.register(MailersEntry, MailersEntryAdmin)
 
 
 def mailers_view(request: HttpRequest, admin_site: AdminSite) -> HttpResponse:
@@ -122,7 +181,7 @@ def mailer_rows(admin_site: AdminSite) -> list[MailerRow]:
 
 def _check_connection(request: HttpRequest) -> HttpResponse:
     alias = request.POST.get("alias", "")
-    if alias not in mailers_setting():
+    if alias not in mailer_aliases():
         messages.error(request, _("There is no mailer '%(alias)s' to check.") % {"alias": alias})
         return HttpResponseRedirect(request.path)
     result = verify_connection(alias, triggered_by=request.user)
@@ -131,6 +190,11 @@ def _check_connection(request: HttpRequest) -> HttpResponse:
         text += " (" + "; ".join(f"warning: {warning}" for warning in result.warnings) + ")"
     if result.ok:
         messages.success(request, _("Connection check passed: %(text)s") % {"text": text})
+    elif result.outcome == CheckOutcome.LOCAL:
+        # Nothing was checked (and nothing logged): information, not a pass.
+        messages.info(
+            request, _("Mailer “%(alias)s”: %(text)s.") % {"alias": alias, "text": result.summary()}
+        )
     elif result.outcome == CheckOutcome.UNSUPPORTED:
         messages.warning(request, _("Connection not verified: %(text)s") % {"text": text})
     else:

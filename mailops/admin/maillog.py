@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import django.contrib.admin
 from django.contrib import admin
 from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
@@ -35,57 +36,32 @@ from django.utils.translation import gettext_lazy as _
 from import_export.admin import ExportMixin
 
 from mailops import permissions, stats
-from mailops.admin.arrival import ARRIVAL_FIELDS, ArrivalFilter, arrival_latency
+from mailops.admin.arrival import ArrivalFilter
 from mailops.admin.batch import get_batch_urls
 from mailops.admin.columns import MailLogColumnsMixin
+from mailops.admin.entry import MailLogEntryMixin
 from mailops.admin.events import MailEventInline
-from mailops.admin.filters import BatchListFilter, MailerListFilter, date_hierarchy
-from mailops.admin.links import admin_url, changelist_url
-from mailops.admin.mailers import get_mailer_admin_urls
+from mailops.admin.filters import (
+    BatchListFilter,
+    InDoubtListFilter,
+    MailerListFilter,
+    date_hierarchy,
+)
+from mailops.admin.links import admin_url
+from mailops.admin.mailers import get_mailer_admin_urls, register_mailers_entry
 from mailops.admin.paginator import SummaryPaginator
 from mailops.admin.resend import ResendActionMixin
 from mailops.admin.resources import EXPORT_FORMATS, MailLogResource, iter_csv
 from mailops.admin.verify import get_verify_admin_urls
 from mailops.models import SUBJECT_PREFIX_LENGTH, MailLog, MailStatus
 
-# Rows of the same batch listed on an entry's page.
-BATCH_ROWS_SHOWN = 50
 _STATUS_LABELS = dict(MailStatus.choices)
-
-# The entry page's sections.
-MESSAGE_FIELDS = (
-    "status_badge",
-    "recipient",
-    "user",
-    "from_email",
-    "subject",
-    "body",
-    "message_id",
-    "esp_message_id",
-)
-DELIVERY_FIELDS = (
-    "mailer",
-    "backend",
-    "attempts",
-    "sent_at",
-    "next_attempt_at",
-    "smtp_code",
-    "in_doubt",
-    "full_error",
-    "claimed_by",
-)
-AUDIT_FIELDS = (
-    "trigger",
-    "triggered_by",
-    "triggered_by_name",
-    "batch_link",
-    "created_at",
-    "updated_at",
-)
 
 
 @admin.register(MailLog)
-class MailLogAdmin(MailLogColumnsMixin, ResendActionMixin, ExportMixin, admin.ModelAdmin):
+class MailLogAdmin(
+    MailLogColumnsMixin, MailLogEntryMixin, ResendActionMixin, ExportMixin, admin.ModelAdmin
+):
     list_display = (
         "logged_at",
         "recipient_and_user",
@@ -101,8 +77,9 @@ class MailLogAdmin(MailLogColumnsMixin, ResendActionMixin, ExportMixin, admin.Mo
         "status",
         MailerListFilter,
         "trigger",
-        "in_doubt",
-        ("created_at", admin.DateFieldListFilter),
+        ("in_doubt", InDoubtListFilter),
+        # No date filter: the date hierarchy above the list filters by date,
+        # and created_at__gte / __lt links still work (a local field's lookups).
         BatchListFilter,
         ArrivalFilter,
     )
@@ -124,15 +101,6 @@ class MailLogAdmin(MailLogColumnsMixin, ResendActionMixin, ExportMixin, admin.Mo
     count_limit = stats.COUNT_LIMIT
     actions = ["resend"]
     inlines = [MailEventInline]
-    fieldsets = (
-        (_("Message"), {"fields": MESSAGE_FIELDS}),
-        (_("Delivery"), {"fields": DELIVERY_FIELDS}),
-        (_("Audit"), {"fields": AUDIT_FIELDS}),
-        (_("Arrival"), {"fields": ARRIVAL_FIELDS}),
-    )
-    # The entry page is read-only: every field it shows.
-    readonly_fields = MESSAGE_FIELDS + DELIVERY_FIELDS + AUDIT_FIELDS + ARRIVAL_FIELDS
-    arrival_latency = arrival_latency
     change_form_template = "admin/mailops/maillog/change_form.html"
     # ExportMixin renders this template as the changelist (it extends the
     # import-export one, which extends admin/change_list.html).
@@ -144,6 +112,14 @@ class MailLogAdmin(MailLogColumnsMixin, ResendActionMixin, ExportMixin, admin.Mo
 
     class Media:
         css = {"all": ["mailops/admin.css"]}
+
+    # admin_site's type is written in full: autodoc shows a class's __init__
+    # annotations as written, and the API reference links this one to Django's.
+    def __init__(self, model: type[MailLog], admin_site: django.contrib.admin.AdminSite) -> None:
+        super().__init__(model, admin_site)
+        # The Mailers page is a view, not a model: a proxy lists it on the index
+        # of whichever site shows the log (admin.site or a project's own).
+        register_mailers_entry(admin_site)
 
     # --- permissions: the log is evidence ------------------------------------
     # Viewing follows Django's default (view_maillog or change_maillog).
@@ -195,20 +171,6 @@ class MailLogAdmin(MailLogColumnsMixin, ResendActionMixin, ExportMixin, admin.Mo
     @admin.display(description=_("subject"))
     def short_subject(self, log: MailLog) -> str:
         return Truncator(log.subject).chars(60)
-
-    @admin.display(description=_("error"))
-    def full_error(self, log: MailLog) -> str:
-        if not log.error:
-            return "-"
-        return format_html('<pre class="mailops-error">{}</pre>', log.error)
-
-    @admin.display(description=_("batch"))
-    def batch_link(self, log: MailLog) -> str:
-        return format_html(
-            '<a href="{}">{}</a>',
-            changelist_url(self.admin_site, batch_id=log.batch_id),
-            log.batch_id,
-        )
 
     # --- list ------------------------------------------------------------------
 
@@ -281,36 +243,9 @@ class MailLogAdmin(MailLogColumnsMixin, ResendActionMixin, ExportMixin, admin.Mo
             mailops_summary=summary,
             mailops_chart=stats.chart(outcomes),
             mailops_dates=date_hierarchy(cl, summary.first, summary.last),
-            streaming_export_url=f"{admin_url(self.admin_site, 'mailops_maillog_export_csv')}"
-            f"{cl.get_query_string()}",
             mailers_url=admin_url(self.admin_site, "mailops_mailers"),
         )
         return response
-
-    # --- detail ------------------------------------------------------------------
-
-    def render_change_form(
-        self,
-        request: HttpRequest,
-        context: dict[str, Any],
-        add: bool = False,
-        change: bool = False,
-        form_url: str = "",
-        obj: MailLog | None = None,
-    ) -> Any:
-        if obj is not None:
-            siblings = MailLog.objects.for_batch(obj.batch_id)
-            context.update(
-                batch_summary=stats.summarize(siblings),
-                batch_rows=list(
-                    siblings.exclude(pk=obj.pk)
-                    .select_related("user")
-                    .order_by("pk")[:BATCH_ROWS_SHOWN]
-                ),
-                batch_rows_shown=BATCH_ROWS_SHOWN,
-                batch_url=changelist_url(self.admin_site, batch_id=obj.batch_id),
-            )
-        return super().render_change_form(request, context, add, change, form_url, obj)
 
     # --- export --------------------------------------------------------------------
 
@@ -330,6 +265,15 @@ class MailLogAdmin(MailLogColumnsMixin, ResendActionMixin, ExportMixin, admin.Mo
             *get_batch_urls(self.admin_site),
             *urls,
         ]
+
+    def init_request_context_data(self, request: HttpRequest, form: Any) -> dict[str, Any]:
+        """The export page's context, with the streamed CSV of the same list for large logs."""
+        context: dict[str, Any] = super().init_request_context_data(request, form)
+        url = admin_url(self.admin_site, "mailops_maillog_export_csv")
+        if url is not None and request.GET:
+            url = f"{url}?{request.GET.urlencode()}"
+        context["streaming_export_url"] = url
+        return context
 
     def get_export_queryset(self, request: HttpRequest) -> QuerySet[MailLog]:
         """The changelist's rows (filters, search, ordering); bad filters are a 400."""

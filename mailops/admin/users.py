@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from django.contrib import admin, messages
 from django.contrib.admin.options import IS_POPUP_VAR, ActionLocation
 from django.contrib.admin.utils import model_ngettext
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -30,7 +30,6 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from import_export.admin import ImportExportMixin
-from import_export.formats.base_formats import CSV, XLSX
 from import_export.results import Result
 
 from mailops import permissions, services
@@ -43,7 +42,14 @@ from mailops.admin.confirmation import (
     template_names,
 )
 from mailops.admin.forms import SendTestMailForm, mailer_defaults
+from mailops.admin.import_limits import (
+    LimitedCSV,
+    LimitedImportForm,
+    LimitedXLSX,
+    read_failure_message,
+)
 from mailops.admin.links import admin_url, changelist_url
+from mailops.admin.resources import SpreadsheetSafeCSV, SpreadsheetSafeXLSX
 from mailops.admin.user_resources import UserRecipientResource
 from mailops.models import MailTrigger
 from mailops.recipients import HAS_NO_ADDRESS, annotate_address, without_address
@@ -86,15 +92,28 @@ send_test_mail_action.__name__ = ACTION_NAME
 
 
 class SendTestMailAdminMixin(SendTestMailPermissionMixin, _ModelAdminBase):
-    """Offers :func:`send_test_mail_action` to users holding ``mailops.send_test_mail``.
+    """Offers the "Send test mail" action to users holding ``mailops.send_test_mail``.
 
-    The action is added in :meth:`get_actions`, so it appears whatever the
+    The action is added in ``get_actions()``, so it appears whatever the
     admin's own ``actions`` list says. Override the confirmation page with
     ``send_test_mail_confirmation_template`` or with a template at
     ``admin/<app>/<model>/send_test_mail_confirmation.html``.
     """
 
     send_test_mail_confirmation_template: str | list[str] | None = None
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        # Without the permission the action is not offered, and Django's
+        # changelist would answer a forged POST of it with the list (200) or
+        # "No action selected": refuse it plainly instead.
+        if (
+            request.method == "POST"
+            and request.POST.get("action") == ACTION_NAME
+            and not self.has_send_test_mail_permission(request)
+        ):
+            raise PermissionDenied
+        response: HttpResponse = super().changelist_view(request, extra_context)
+        return response
 
     def get_actions(
         self, request: HttpRequest, action_location: ActionLocation = ActionLocation.CHANGE_LIST
@@ -121,8 +140,18 @@ class UserImportExportMixin(ImportExportMixin):
     # import-export's pages with the admin's own breadcrumbs.
     import_template_name = "admin/mailops/import_export/import.html"
     export_template_name = "admin/mailops/import_export/export.html"
-    import_formats = [CSV, XLSX]
-    export_formats = [CSV, XLSX]
+    # Size and row limits (MAILOPS["IMPORT_MAX_BYTES"], ["IMPORT_MAX_ROWS"]).
+    import_form_class = LimitedImportForm
+    import_formats = [LimitedCSV, LimitedXLSX]
+    # Names and addresses come from outside: no cell may start a formula, the
+    # same neutralising as the mail-log exports.
+    export_formats = [SpreadsheetSafeCSV, SpreadsheetSafeXLSX]
+
+    def add_data_read_fail_error_to_form(self, form: Any, e: Exception) -> None:
+        # import-export says "'Error' encountered while trying to read file";
+        # say what is wrong and what to do instead.
+        file_format = self.get_import_formats()[int(form.cleaned_data["format"])]
+        form.add_error("import_file", read_failure_message(e, file_format))
 
     def has_import_permission(self, request: HttpRequest) -> bool:
         return bool(self.has_add_permission(request) and self.has_change_permission(request))

@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 
 from mailops.arrival.mailboxes import MailboxURLError, mailbox_for
 from mailops.conf import get_setting
-from mailops.mailers.info import mailers_setting
+from mailops.mailers.registry import mailer_aliases
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
@@ -33,7 +33,7 @@ def check_mailboxes(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
             )
         ]
     for alias in sorted(configured):
-        if alias not in mailers_setting():
+        if alias not in mailer_aliases():
             found.append(
                 checks.Error(
                     _(
@@ -51,7 +51,10 @@ def check_mailboxes(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
             found.append(
                 checks.Error(
                     str(error),
-                    hint=_("See README, 'Proof of arrival': host, port, username, password, ssl."),
+                    hint=_(
+                        "Give host, username and password (port, ssl and folders are "
+                        "optional); see mailops.E030 in the checks reference."
+                    ),
                     id="mailops.E030",
                 )
             )

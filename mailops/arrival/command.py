@@ -12,7 +12,7 @@ from django.utils.translation import ngettext
 
 from mailops.arrival.verify import VerifyResult, send_and_verify
 from mailops.conf import get_setting
-from mailops.models import ArrivalStatus, MailTrigger
+from mailops.models import MailTrigger
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -62,7 +62,7 @@ def run_verify(command: BaseCommand, options: dict[str, Any]) -> None:
         command.stdout.write(json.dumps(as_json(result), indent=2))
     elif options["verbosity"] >= 1:
         for arrival in result.arrivals:
-            style = command.style.SUCCESS if arrival.arrival == "inbox" else command.style.ERROR
+            style = command.style.SUCCESS if arrival.passed else command.style.ERROR
             command.stdout.write(
                 style(f"{arrival.arrival:<8}  {arrival.recipient}: {arrival.line()}")
             )
@@ -97,7 +97,7 @@ def _exit_status(result: VerifyResult) -> None:
         log = summary.logs().first()
         reason = log.error if log is not None and log.error else _("the mailer did not accept it")
         raise CommandError(_("Not sent: %(reason)s") % {"reason": reason}, returncode=EXIT_FAILED)
-    failed = [a for a in result.arrivals if a.arrival != ArrivalStatus.INBOX]
+    failed = [a for a in result.arrivals if not a.passed]
     if failed:
         first = failed[0]
         values = {

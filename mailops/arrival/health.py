@@ -10,6 +10,7 @@ and the messages of the recent window (``maillog_recent_idx``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,8 +19,9 @@ from django.db.models import Count
 from django.utils import timezone
 
 from mailops.arrival.mailboxes import verifiable_aliases
+from mailops.arrival.verify import NO_TRUSTED_VERDICT, has_trusted_verdict
 from mailops.conf import get_setting
-from mailops.mailers.info import mailers_setting
+from mailops.mailers.registry import mailer_aliases
 from mailops.models import ACCEPTED_STATUSES, ArrivalStatus, MailLog, MailStatus
 
 
@@ -41,6 +43,8 @@ class MailerHealth:
     consecutive_failures: int = 0
     last_verified_at: datetime | None = None
     last_arrival: str = ""
+    # last_arrival, or "no trusted verdict" for an inbox arrival without one.
+    last_outcome: str = ""
     last_latency: float | None = None
     # Canaries that did not reach the inbox in a row, up to the threshold.
     consecutive_canary_failures: int = 0
@@ -98,20 +102,36 @@ def mailer_health(alias: str, *, now: datetime | None = None) -> MailerHealth:
     canaries = list(
         rows.filter(verified_at__isnull=False)
         .order_by("-verified_at")
-        .values("verified_at", "arrival", "arrived_at", "sent_at", "created_at")[:limit]
+        .values(
+            "verified_at",
+            "arrival",
+            "arrived_at",
+            "sent_at",
+            "created_at",
+            "authentication_results",
+        )[:limit]
     )
     if canaries:
         last = canaries[0]
         health.last_verified_at = last["verified_at"]
         health.last_arrival = last["arrival"]
+        health.last_outcome = _canary_outcome(last)
         if last["arrived_at"] is not None:
             sent = last["sent_at"] or last["created_at"]
             health.last_latency = round((last["arrived_at"] - sent).total_seconds(), 1)
         health.consecutive_canary_failures = _leading(
-            [canary["arrival"] for canary in canaries], ArrivalStatus.INBOX, negate=True
+            [_canary_outcome(canary) for canary in canaries], ArrivalStatus.INBOX, negate=True
         )
     _judge(health, now=now, limit=limit)
     return health
+
+
+def _canary_outcome(canary: Mapping[str, Any]) -> str:
+    """The arrival, unless the inbox showed only verdicts not from the receiving server."""
+    arrival = str(canary["arrival"])
+    if arrival == ArrivalStatus.INBOX and not has_trusted_verdict(canary["authentication_results"]):
+        return NO_TRUSTED_VERDICT
+    return arrival
 
 
 def _leading(values: list[str], value: str, *, negate: bool = False) -> int:
@@ -136,7 +156,7 @@ def _judge(health: MailerHealth, *, now: datetime, limit: int) -> None:
         failing = True
         reasons.append(f"the last {health.consecutive_canary_failures} canaries missed the inbox")
     elif health.consecutive_canary_failures:
-        reasons.append(f"the last canary did not reach the inbox ({health.last_arrival})")
+        reasons.append(f"the last canary did not reach the inbox ({health.last_outcome})")
     max_latency = float(get_setting("HEALTH_MAX_LATENCY"))
     if health.last_latency is not None and health.last_latency > max_latency:
         reasons.append(f"the last canary took {health.last_latency:g} s (over {max_latency:g})")
@@ -155,7 +175,7 @@ def _judge(health: MailerHealth, *, now: datetime, limit: int) -> None:
 def all_mailer_health(*, now: datetime | None = None) -> list[MailerHealth]:
     """:func:`mailer_health` for every alias in ``MAILERS``."""
     now = now or timezone.now()
-    return [mailer_health(alias, now=now) for alias in sorted(mailers_setting())]
+    return [mailer_health(alias, now=now) for alias in sorted(mailer_aliases())]
 
 
 def recent_message_counts(*, now: datetime | None = None) -> dict[tuple[str, str], int]:

@@ -4,11 +4,29 @@ Every folder is opened with ``EXAMINE`` (read-only) and headers are read
 with ``BODY.PEEK``, so nothing is marked seen, moved or deleted: the
 mailbox is the user's own. Junk folders are found through the special-use
 flag ``\\Junk`` (RFC 6154) where the server shows it, else by their usual
-names.
+names in several languages. Folder names are decoded from modified UTF-7
+(RFC 3501 §5.1.3), whether the server sends them as atoms, quoted strings
+or literals.
+
+The server is not trusted to be well-behaved: one deadline covers the whole
+conversation (connect, TLS, greeting, login, every read and write), however
+slowly the server drips its bytes, and every line, literal and session has a
+size cap, so a hostile or broken server ends in a :class:`MailboxError`,
+never a hang or a ``MemoryError`` (:mod:`mailops.arrival.bounded_imap`).
+
+Why the standard library's :mod:`imaplib` and not IMAPClient or imap-tools:
+both are built on :mod:`imaplib` and create its connection object
+themselves, so the deadline and the caps (which must see every ``recv``)
+could only be added through their private constructors. :mod:`imaplib`
+documents ``read``, ``readline`` and ``send`` as the methods to override
+for exactly this; what those libraries would add here (modified UTF-7 and
+literal folder names in ``LIST``) is the short :mod:`mailops.arrival.folders`.
 """
 
 from __future__ import annotations
 
+import ast
+import base64
 import contextlib
 import email
 import email.policy
@@ -16,31 +34,26 @@ import imaplib
 import re
 import socket
 import ssl
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from time import mktime
+from typing import Any
 
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from mailops.arrival.bounded_imap import BoundedIMAP4, MailboxError
+from mailops.arrival.folders import INBOX, Folder, encode_folder_name, inbox, parse_list
 from mailops.arrival.mailboxes import Mailbox
 from mailops.redaction import redact
 
-INBOX = "INBOX"
-# Searched when present, whether or not the server flags them \Junk.
-JUNK_NAMES = ("Junk", "Spam", "[Gmail]/Spam", "Junk E-mail", "INBOX.Junk", "INBOX.Spam")
+# How imaplib writes server text into its exceptions: b'...' (often inside a list).
+_BYTES_REPR = re.compile(r"""\[?b'(?:[^'\\]|\\.)*'\]?|\[?b"(?:[^"\\]|\\.)*"\]?""")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
-_LIST_LINE = re.compile(rb'^\((?P<flags>[^)]*)\) (?P<sep>"(?:[^"\\]|\\.)*"|NIL) (?P<name>.+)$')
-
-
-class MailboxError(Exception):
-    """The mailbox could not be read; ``str()`` is a one-line reason, secrets redacted."""
-
-    def __init__(self, reason: str, *, permanent: bool = True) -> None:
-        super().__init__(reason)
-        # A refused login or a missing folder will not heal by polling again.
-        self.permanent = permanent
+__all__ = ["FoundMessage", "MailboxError", "find_messages", "imap_secrets", "in_words"]
 
 
 @dataclass(frozen=True)
@@ -55,19 +68,26 @@ class FoundMessage:
     authentication_results: list[str]
 
 
-def find_messages(mailbox: Mailbox, message_ids: Sequence[str]) -> dict[str, FoundMessage]:
+def find_messages(
+    mailbox: Mailbox, message_ids: Sequence[str], *, deadline: float | None = None
+) -> dict[str, FoundMessage]:
     """Search ``mailbox``'s folders for each of ``message_ids``: ``{message_id: where}``.
 
     One connection and one login for all of them (a batch is read back in
-    one session per look, not one per message). Ids not found (yet) are left
-    out. Raises :class:`MailboxError` when the server cannot be reached,
-    refuses the login or lacks a configured folder.
+    one session per look, not one per message). The session ends by
+    ``deadline`` (a :func:`time.monotonic` instant) or after the mailbox's
+    own ``timeout``, whichever comes first. Ids not found (yet) are left
+    out. Raises :class:`MailboxError` when the server cannot be reached, is
+    too slow, sends too much, refuses the login or lacks a configured folder.
     """
-    client = _connect(mailbox)
+    ends = time.monotonic() + mailbox.timeout
+    if deadline is not None:
+        ends = min(ends, deadline)
+    client = _connect(mailbox, ends)
     found: dict[str, FoundMessage] = {}
     try:
         _login(client, mailbox)
-        for folder, junk in _folders(client, mailbox):
+        for folder in _folders(client, mailbox):
             _select(client, folder)
             for message_id in message_ids:
                 if message_id in found:
@@ -76,8 +96,8 @@ def find_messages(mailbox: Mailbox, message_ids: Sequence[str]) -> dict[str, Fou
                 if hit is not None:
                     stored_at, headers = hit
                     found[message_id] = FoundMessage(
-                        folder=folder,
-                        junk=junk,
+                        folder=folder.name,
+                        junk=folder.junk,
                         stored_at=stored_at,
                         authentication_results=headers,
                     )
@@ -90,22 +110,11 @@ def find_messages(mailbox: Mailbox, message_ids: Sequence[str]) -> dict[str, Fou
         _logout(client)
 
 
-def _connect(mailbox: Mailbox) -> imaplib.IMAP4:
+def _connect(mailbox: Mailbox, ends: float) -> BoundedIMAP4:
     where = f"{mailbox.host}:{mailbox.port}"
+    context = ssl.create_default_context() if mailbox.ssl else None
     try:
-        if mailbox.ssl:
-            return imaplib.IMAP4_SSL(
-                mailbox.host,
-                mailbox.port,
-                ssl_context=ssl.create_default_context(),
-                timeout=mailbox.timeout,
-            )
-        return imaplib.IMAP4(mailbox.host, mailbox.port, timeout=mailbox.timeout)
-    except TimeoutError:
-        raise MailboxError(
-            _("IMAP server %(server)s did not answer in time") % {"server": where},
-            permanent=False,
-        ) from None
+        return BoundedIMAP4(mailbox.host, mailbox.port, ends=ends, ssl_context=context)
     except ssl.SSLError as error:
         raise MailboxError(
             _("TLS with IMAP server %(server)s failed: %(reason)s")
@@ -119,9 +128,21 @@ def _connect(mailbox: Mailbox) -> imaplib.IMAP4:
         ) from None
 
 
-def _login(client: imaplib.IMAP4, mailbox: Mailbox) -> None:
+def _login(client: BoundedIMAP4, mailbox: Mailbox) -> None:
     try:
-        client.login(mailbox.username, mailbox.password)
+        if mailbox.username.isascii() and mailbox.password.isascii():
+            client.login(_quote(mailbox.username), mailbox.password)
+        elif "AUTH=PLAIN" in client.capabilities:
+            # LOGIN's strings are ASCII; SASL PLAIN carries UTF-8 (RFC 4616).
+            client.authenticate("PLAIN", lambda _challenge: _plain(mailbox))
+        else:
+            raise MailboxError(
+                _(
+                    "IMAP server %(server)s does not offer AUTHENTICATE PLAIN, which a "
+                    "user name or password with non-ASCII characters needs"
+                )
+                % {"server": client.where}
+            )
     except imaplib.IMAP4.error as error:
         raise MailboxError(
             _("IMAP login as %(username)s refused: %(reason)s")
@@ -129,11 +150,13 @@ def _login(client: imaplib.IMAP4, mailbox: Mailbox) -> None:
         ) from None
 
 
-def _folders(client: imaplib.IMAP4, mailbox: Mailbox) -> list[tuple[str, bool]]:
-    """``[(folder, is_junk)]`` in search order: the inbox first."""
-    listed = _list(client)
-    junk_flagged = {name for name, flags in listed.items() if "\\junk" in flags}
-    known_junk = {name.lower() for name in JUNK_NAMES}
+def _plain(mailbox: Mailbox) -> bytes:
+    return f"\0{mailbox.username}\0{mailbox.password}".encode()
+
+
+def _folders(client: BoundedIMAP4, mailbox: Mailbox) -> list[Folder]:
+    """The folders to search, in order: the inbox first."""
+    listed = {folder.name: folder for folder in _list(client)}
     if mailbox.folders:
         missing = [name for name in mailbox.folders if name not in listed and name != INBOX]
         if missing:
@@ -148,42 +171,47 @@ def _folders(client: imaplib.IMAP4, mailbox: Mailbox) -> list[tuple[str, bool]]:
                     "listed": ", ".join(sorted(listed)) or _("(none)"),
                 }
             )
-        return [
-            (name, name in junk_flagged or name.lower() in known_junk) for name in mailbox.folders
-        ]
-    junk = sorted(junk_flagged | {name for name in listed if name.lower() in known_junk})
-    return [(INBOX, False)] + [(name, True) for name in junk if name != INBOX]
+        return [listed.get(name) or inbox() for name in mailbox.folders]
+    junk = sorted(
+        (folder for folder in listed.values() if folder.junk and folder.name != INBOX),
+        key=lambda folder: folder.name,
+    )
+    return [inbox(), *junk]
 
 
-def _list(client: imaplib.IMAP4) -> dict[str, set[str]]:
-    """Every folder name with its lower-cased flags."""
-    status, lines = client.list()
+def _list(client: BoundedIMAP4) -> list[Folder]:
+    """Every folder with its lower-cased flags, names decoded."""
+    status = "NO"
+    lines: list[Any] = []
+    if _offers_after_login(client, "SPECIAL-USE"):
+        # RFC 6154: a plain LIST MAY leave the special-use flags out; ask for them.
+        with contextlib.suppress(imaplib.IMAP4.error):
+            status, lines = client.list('""', '"*" RETURN (SPECIAL-USE)')
+    if status != "OK":
+        status, lines = client.list()
     if status != "OK":
         raise MailboxError(_("the IMAP server refused to list its folders"), permanent=False)
-    folders: dict[str, set[str]] = {}
-    for line in lines:
-        if not isinstance(line, bytes):
-            # A folder name sent as a literal (unusual characters): not one we look for.
-            continue
-        match = _LIST_LINE.match(line)
-        if match is None:
-            continue
-        name = match["name"].decode("utf-8", "replace")
-        if name.startswith('"') and name.endswith('"'):
-            name = name[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-        folders[name] = {flag.lower() for flag in match["flags"].decode().split()}
-    return folders
+    return list(parse_list(lines))
 
 
-def _select(client: imaplib.IMAP4, folder: str) -> None:
-    status, _data = client.select(_quote(folder), readonly=True)
+def _offers_after_login(client: BoundedIMAP4, capability: str) -> bool:
+    # Servers announce more once logged in (Dovecot: SPECIAL-USE); imaplib keeps
+    # only the list from before.
+    status, data = client.capability()
+    words = data[0].split() if status == "OK" and data and isinstance(data[0], bytes) else []
+    return capability.encode() in {word.upper() for word in words}
+
+
+def _select(client: BoundedIMAP4, folder: Folder) -> None:
+    wire = folder.wire if folder.wire.isascii() else encode_folder_name(folder.name)
+    status, _data = client.select(_quote(wire), readonly=True)
     if status != "OK":
         raise MailboxError(
-            _("cannot open folder %(folder)s on the IMAP server") % {"folder": folder}
+            _("cannot open folder %(folder)s on the IMAP server") % {"folder": folder.name}
         )
 
 
-def _search(client: imaplib.IMAP4, message_id: str) -> tuple[datetime | None, list[str]] | None:
+def _search(client: BoundedIMAP4, message_id: str) -> tuple[datetime | None, list[str]] | None:
     """The selected folder's newest message with ``message_id``: its date and verdict headers."""
     status, data = client.uid("SEARCH", "HEADER", "Message-ID", _quote(message_id))
     uids = data[0].split() if status == "OK" and data and data[0] else []
@@ -211,17 +239,49 @@ def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _logout(client: imaplib.IMAP4) -> None:
-    # The answer is known; a server that hangs up first changes nothing.
-    with contextlib.suppress(imaplib.IMAP4.error, OSError):
-        client.logout()
+def _logout(client: BoundedIMAP4) -> None:
+    # The answer is known; a server that hangs up first changes nothing. After
+    # a cap or the deadline, nothing more is sent: the connection is just closed.
+    if not client.broken:
+        with contextlib.suppress(imaplib.IMAP4.error, OSError, MailboxError):
+            client.logout()
+            return
+    with contextlib.suppress(OSError):
+        client.shutdown()
+
+
+def imap_secrets(mailbox: Mailbox) -> list[str]:
+    """The password in every form this module sends it: as is, quoted-escaped, in SASL PLAIN."""
+    escaped = _quote(mailbox.password)[1:-1]
+    plain = base64.b64encode(_plain(mailbox)).decode()
+    return [mailbox.password, escaped, plain]
+
+
+def in_words(error: BaseException) -> str:
+    """An imaplib or socket error as one line of text: no ``b'…\\r'``, no control characters."""
+    if isinstance(error, (TimeoutError, socket.timeout)):
+        return _("timed out")
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    text = " ".join(
+        arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg) for arg in error.args
+    )
+    text = _BYTES_REPR.sub(_unrepr, text)
+    text = " ".join(_CONTROL.sub(" ", text).split())
+    return text or type(error).__name__
+
+
+def _unrepr(match: re.Match[str]) -> str:
+    literal = match[0].removeprefix("[").removesuffix("]")
+    try:
+        value = ast.literal_eval(literal)
+    except (ValueError, SyntaxError):
+        return match[0]
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def _reason(mailbox: Mailbox, error: BaseException) -> str:
-    text = str(error)
-    if isinstance(error, (TimeoutError, socket.timeout)):
-        text = _("timed out")
-    elif isinstance(error, OSError) and error.strerror:
-        text = error.strerror
-    # Servers may quote back what they were sent: never show the password.
-    return redact(text.strip() or type(error).__name__, [mailbox.password])
+    # Servers may quote back what they were sent (escaped, as LOGIN sent it):
+    # the text is unescaped from Python's bytes form first, then every form
+    # of the password is masked.
+    return redact(in_words(error), imap_secrets(mailbox))

@@ -5,6 +5,7 @@ to the mailer ``<alias>``, parallel to ``MAILER_URL``::
 
     MAILBOX_URL=imaps://me%40example.com:app-password@imap.example.com
     MAILBOX_BACKUP_URL=imap://ops:secret@127.0.0.1:1143?folders=INBOX,Junk
+    MAILBOX_URL=imaps://me:pw@imap.example.com?authserv_id=mx.example.com
 
 The Gmail preset (``GMAIL_USER``/``GMAIL_APP_PASSWORD``) reads
 ``imaps://imap.gmail.com:993`` with the same App Password. The reference
@@ -31,11 +32,19 @@ from mailops.mailers.environ import (
 )
 
 GMAIL_IMAP_HOST = "imap.gmail.com"
+# The authserv-id Gmail's receiving servers write in Authentication-Results.
+GMAIL_AUTHSERV_ID = "mx.google.com"
 IMAP_SCHEMES = {"imap": (False, 143), "imaps": (True, 993)}
 # Seconds an IMAP connection may wait for the server before giving up.
 DEFAULT_IMAP_TIMEOUT = 15.0
 
 _ALIAS_VARIABLE = re.compile(r"^MAILBOX_(?P<alias>[A-Z0-9_]+)_URL$")
+# A query key is named in an error only if it looks like one: a key that is
+# really a piece of an unencoded password ("?" or "&" in it) is never echoed.
+# The same rule as MAILER_URL's.
+_PARAMETER_NAME = re.compile(r"[a-z][a-z0-9_]{0,40}")
+# RFC 8601's authserv-id as mailops accepts it: a host name or similar token.
+_AUTHSERV_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
 
 
 class MailboxURLError(MailerURLError):
@@ -55,6 +64,14 @@ class Mailbox:
     # Folders to search; empty means the inbox plus the junk folders found.
     folders: tuple[str, ...] = ()
     timeout: float = DEFAULT_IMAP_TIMEOUT
+    # Whose Authentication-Results to believe (RFC 8601 §5): the receiving
+    # server's authserv-id. Empty: the default of default_authserv_id().
+    authserv_id: str = ""
+
+    @property
+    def trusted_authserv_id(self) -> str:
+        """The authserv-id whose verdicts are trusted (configured, or the default)."""
+        return self.authserv_id or default_authserv_id(self.host)
 
     def __repr__(self) -> str:
         # Never the password, whoever prints this object.
@@ -99,12 +116,43 @@ def parse_mailbox_url(url: str, *, variable: str) -> dict[str, Any]:
         entry["folders"] = folders
     if "timeout" in query:
         entry["timeout"] = parse_timeout(query.pop("timeout"), variable)
+    if "authserv_id" in query:
+        entry["authserv_id"] = _authserv_id(query.pop("authserv_id"), variable)
     if query:
-        unknown = ", ".join(sorted(query))
-        # Read while settings load, before translations can be: English, counted by hand.
-        noun = "parameter" if len(query) == 1 else "parameters"
-        raise MailboxURLError(variable, f"unknown query {noun} {unknown}; use folders= or timeout=")
+        raise MailboxURLError(
+            variable, f"{unknown_query_keys(query)}; use folders=, timeout= or authserv_id="
+        )
     return entry
+
+
+def default_authserv_id(host: str) -> str:
+    """The authserv-id trusted when none is configured.
+
+    Gmail's receiving servers sign as ``mx.google.com``; any other mailbox
+    is taken to be on the host that received the mail, so its IMAP host name.
+    """
+    return GMAIL_AUTHSERV_ID if host.lower() == GMAIL_IMAP_HOST else host.lower()
+
+
+def unknown_query_keys(query: Mapping[str, str]) -> str:
+    """Name unknown query keys only when they look like names (never password pieces)."""
+    names = sorted(query)
+    if all(_PARAMETER_NAME.fullmatch(name) for name in names):
+        # Read while settings load, before translations can be: English, counted by hand.
+        noun = "parameter" if len(names) == 1 else "parameters"
+        return f"unknown query {noun} {', '.join(names)}"
+    return (
+        "unknown or malformed query parameters (not shown: if a user name or password "
+        "contains '?', '&', '#', '/' or '@', percent-encode it, e.g. '?' as %3F)"
+    )
+
+
+def _authserv_id(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not _AUTHSERV_ID.fullmatch(value.strip()):
+        raise MailboxURLError(
+            name, "authserv_id must be the receiving server's name, e.g. mx.example.com"
+        )
+    return value.strip().lower()
 
 
 def gmail_mailbox(user: str, app_password: str) -> dict[str, Any]:
@@ -171,6 +219,7 @@ def _mailbox(alias: str, entry: Any) -> Mailbox:
     folders = entry.get("folders") or ()
     if isinstance(folders, str) or not all(isinstance(f, str) and f for f in folders):
         raise MailboxURLError(name, "folders must be a list of folder names")
+    authserv_id = entry.get("authserv_id")
     return Mailbox(
         alias=alias,
         host=str(entry["host"]),
@@ -180,4 +229,5 @@ def _mailbox(alias: str, entry: Any) -> Mailbox:
         ssl=use_ssl,
         folders=tuple(folders),
         timeout=float(entry.get("timeout") or DEFAULT_IMAP_TIMEOUT),
+        authserv_id=_authserv_id(authserv_id, name) if authserv_id else "",
     )

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +32,15 @@ from mailops.services import SendSummary, resolve_mailer, send_test_mail
 # First pause between two looks at the mailbox; doubled up to MAX_POLL_INTERVAL.
 FIRST_POLL_INTERVAL = 1.0
 MAX_POLL_INTERVAL = 15.0
+
+# What authentication_results says when no header of the receiving server is there.
+# That column is a verdict summary read back by has_trusted_verdict, so this note
+# (and the summary around it) stays English, like the header it comes from.
+NO_TRUSTED_VERDICT = "no trusted verdict"
+UNTRUSTED_HINT = gettext_lazy(
+    "if the header is your receiving server's, set its name as the mailbox's authserv_id "
+    "(MAILOPS['MAILBOXES'][alias]['authserv_id'] or ?authserv_id= on MAILBOX_URL)"
+)
 
 HINTS = {
     ArrivalStatus.JUNK: gettext_lazy(
@@ -77,8 +87,21 @@ class Arrival:
             return None
         return round((self.arrived_at - self.sent_at).total_seconds(), 1)
 
+    @property
+    def passed(self) -> bool:
+        """In the inbox, and no untrusted verdict in place of the receiver's."""
+        return self.arrival == ArrivalStatus.INBOX and has_trusted_verdict(
+            self.authentication_results
+        )
+
     def line(self) -> str:
         """One line for the operator."""
+        if self.arrival == ArrivalStatus.INBOX and not self.passed:
+            return _("arrived in %(folder)s after %(latency)s s, but with %(verdicts)s") % {
+                "folder": self.folder,
+                "latency": self.latency,
+                "verdicts": self.authentication_results,
+            }
         if self.arrival == ArrivalStatus.INBOX:
             line = _("arrived in %(folder)s after %(latency)s s") % {
                 "folder": self.folder,
@@ -96,6 +119,8 @@ class Arrival:
         return self.error
 
     def hint(self) -> str:
+        if self.arrival == ArrivalStatus.INBOX and not self.passed:
+            return str(UNTRUSTED_HINT)
         return str(HINTS.get(ArrivalStatus(self.arrival), "")) if self.arrival else ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -127,7 +152,7 @@ class VerifyResult:
             self.summary.ok
             and not self.summary.queued
             and bool(self.arrivals)
-            and all(a.arrival == ArrivalStatus.INBOX for a in self.arrivals)
+            and all(arrival.passed for arrival in self.arrivals)
         )
 
 
@@ -177,8 +202,11 @@ def verify_arrival(
 ) -> list[Arrival]:
     """Poll ``mailbox`` for each row's Message-ID until all are found or ``timeout`` passes.
 
-    Why a message was not proven to arrive is stored in its row: in the site's
-    language (see stored_language), whoever started the verification.
+    ``timeout`` is a deadline for everything, the IMAP sessions included:
+    however slowly the server answers, this returns soon after it (the
+    mailbox's own ``timeout`` bounds each session further). Why a message
+    was not proven to arrive is stored in its row: in the site's language
+    (see stored_language), whoever started the verification.
     """
     with stored_language():
         return _verify_arrival(logs, mailbox=mailbox, timeout=timeout, waiting=waiting)
@@ -192,60 +220,104 @@ def _verify_arrival(
     waiting: Callable[[float], None] | None,
 ) -> list[Arrival]:
     started = time.monotonic()
+    deadline = started + timeout
     pending = {log.pk: log for log in logs}
     arrivals: dict[int, Arrival] = {}
     # A server that is down or slow may be back at the next look; remember why not.
     last_error: dict[int, str] = {}
+    looked = completed = False
     pause = FIRST_POLL_INTERVAL
-    while pending:
-        # One IMAP session per look, for every row still unaccounted for.
-        try:
-            found = find_messages(mailbox, [log.message_id for log in pending.values()])
-        except MailboxError as error:
-            for pk, log in list(pending.items()):
-                last_error[pk] = str(error)
-                if error.permanent:
-                    arrivals[pk] = _record(log, ArrivalStatus.ERROR, error=str(error))
-                    del pending[pk]
-        else:
-            for pk, log in list(pending.items()):
-                last_error.pop(pk, None)
-                if log.message_id in found:
-                    arrivals[pk] = _record_found(log, found[log.message_id])
-                    del pending[pk]
-        elapsed = time.monotonic() - started
-        if not pending:
-            break
-        if elapsed >= timeout:
-            for pk, log in pending.items():
-                if pk in last_error:
-                    arrivals[pk] = _record(log, ArrivalStatus.ERROR, error=last_error[pk])
-                else:
-                    reason = _("not in %(username)s's mailbox after %(timeout)g s") % {
-                        "username": mailbox.username,
-                        "timeout": timeout,
-                    }
-                    arrivals[pk] = _record(log, ArrivalStatus.MISSING, error=reason)
-            break
-        if waiting is not None:
-            waiting(elapsed)
-        time.sleep(min(pause, max(0.0, timeout - elapsed)))
-        pause = min(pause * 2, MAX_POLL_INTERVAL)
+    try:
+        while pending:
+            if looked and time.monotonic() >= deadline:
+                for pk, log in pending.items():
+                    if pk in last_error:
+                        arrivals[pk] = _record(log, ArrivalStatus.ERROR, error=last_error[pk])
+                    else:
+                        reason = _("not in %(username)s's mailbox after %(timeout)g s") % {
+                            "username": mailbox.username,
+                            "timeout": timeout,
+                        }
+                        arrivals[pk] = _record(log, ArrivalStatus.MISSING, error=reason)
+                break
+            looked = True
+            # One IMAP session per look, for every row still unaccounted for.
+            try:
+                found = find_messages(
+                    mailbox, [log.message_id for log in pending.values()], deadline=deadline
+                )
+            except MailboxError as error:
+                for pk, log in list(pending.items()):
+                    if error.expired and completed and time.monotonic() >= deadline:
+                        # The deadline ended this look; the last whole look stands ("missing").
+                        continue
+                    last_error[pk] = str(error)
+                    if error.permanent:
+                        arrivals[pk] = _record(log, ArrivalStatus.ERROR, error=str(error))
+                        del pending[pk]
+            else:
+                completed = True
+                for pk, log in list(pending.items()):
+                    last_error.pop(pk, None)
+                    if log.message_id in found:
+                        arrivals[pk] = _record_found(log, found[log.message_id], mailbox)
+                        del pending[pk]
+            remaining = deadline - time.monotonic()
+            if pending and remaining > 0:
+                if waiting is not None:
+                    waiting(time.monotonic() - started)
+                time.sleep(min(pause, remaining))
+                pause = min(pause * 2, MAX_POLL_INTERVAL)
+    except BaseException:
+        # Whatever stopped the reading (an interrupt, a bug), no row is left unmarked.
+        for log in pending.values():
+            if log.pk not in arrivals:
+                _record(
+                    log, ArrivalStatus.ERROR, error=_("the verification stopped before it ended")
+                )
+        raise
     return [arrivals[log.pk] for log in logs]
 
 
-def summarize_authentication_results(values: list[str]) -> str:
-    """``"spf=pass dkim=pass dmarc=pass"`` from the receiver's (topmost) header."""
+def summarize_authentication_results(values: list[str], *, authserv_id: str) -> str:
+    """``"spf=pass dkim=pass dmarc=pass"`` from the topmost header by ``authserv_id``.
+
+    Only the receiving server's own headers are believed (RFC 8601 §5):
+    anyone upstream can add an Authentication-Results header saying "pass".
+    Without one, or when the topmost one cannot be read, the text says
+    ``no trusted verdict`` and why; with no header at all it is empty.
+    """
+    if not values:
+        return ""
+    trusted = authserv_id.lower()
+    others: list[str] = []
     for value in values:
         try:
             header = AuthenticationResultsHeader.parse(f"Authentication-Results: {value}")
         except AuthResError:
+            if _claimed_authserv_id(value) == trusted:
+                return f"{NO_TRUSTED_VERDICT} (the header of {trusted} is unreadable)"
+            continue
+        if str(header.authserv_id).lower() != trusted:
+            others.append(str(header.authserv_id))
             continue
         return " ".join(f"{r.method}={r.result}" for r in header.results)
-    return ""
+    shown = ", ".join(dict.fromkeys(others)) or "unreadable headers"
+    return f"{NO_TRUSTED_VERDICT} (Authentication-Results only from {shown}; trusted: {trusted})"
 
 
-def _record_found(log: MailLog, found: FoundMessage) -> Arrival:
+def has_trusted_verdict(authentication_results: str) -> bool:
+    """Whether a row's ``authentication_results`` is not the "no trusted verdict" note."""
+    return not authentication_results.startswith(NO_TRUSTED_VERDICT)
+
+
+def _claimed_authserv_id(value: str) -> str:
+    """The authserv-id a header claims, read without a full parse: before the first ``;``."""
+    head = re.sub(r"\([^()]*\)", " ", value.split(";", 1)[0]).split()
+    return head[0].strip('"').lower() if head else ""
+
+
+def _record_found(log: MailLog, found: FoundMessage, mailbox: Mailbox) -> Arrival:
     now = timezone.now()
     sent_at = log.sent_at or log.created_at
     # The server's own storing time measures latency without our polling pauses;
@@ -257,7 +329,9 @@ def _record_found(log: MailLog, found: FoundMessage) -> Arrival:
         status,
         arrived_at=arrived_at,
         folder=found.folder,
-        authentication_results=summarize_authentication_results(found.authentication_results),
+        authentication_results=summarize_authentication_results(
+            found.authentication_results, authserv_id=mailbox.trusted_authserv_id
+        ),
     )
 
 

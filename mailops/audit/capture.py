@@ -8,7 +8,10 @@ then says, per recipient, ``sent`` or ``failed`` with a redacted reason.
 
 from __future__ import annotations
 
+import logging
+import re
 import smtplib
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from email.utils import make_msgid, parseaddr
 from typing import Any
@@ -20,9 +23,15 @@ from django.utils.translation import gettext as _
 from mailops.conf import stored_language
 from mailops.mailers.errors import Failure, SMTPState, describe_failure
 
+logger = logging.getLogger("mailops.audit")
+
 # Header that marks mailops' own messages (composition.build_message): they
 # already have their row, written before they were sent.
 MAILOPS_HEADER = "X-Mailops-Mailer"
+
+# Where the hook notes the alias a backend was built for when the backend has
+# none (Django's classic default mailer).
+ALIAS_ATTRIBUTE = "_mailops_alias"
 
 # Anymail recipient statuses meaning the provider will not send to that address.
 ANYMAIL_REFUSED = frozenset({"rejected", "failed", "invalid"})
@@ -65,16 +74,23 @@ def is_site_message(message: Any) -> bool:
     return callable(recipients) and bool(recipients())
 
 
-def _ensure_message_id(message: Any) -> tuple[str, bool]:
-    """The message's Message-ID, set now (as Django would while sending) when absent."""
+# The Message-ID header in the bytes Django's SMTP backend hands to sendmail().
+_WIRE_MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(<[^>\r\n]*>)", re.IGNORECASE | re.MULTILINE)
+
+
+def wire_message_id(data: bytes) -> str:
+    """The Message-ID in a message's header block ("" if it has none)."""
+    end = data.find(b"\r\n\r\n")
+    found = _WIRE_MESSAGE_ID.search(data, 0, end if end >= 0 else len(data))
+    return found[1].decode("ascii", "replace") if found else ""
+
+
+def _own_message_id(message: Any) -> str:
+    """The Message-ID the sender set in ``extra_headers`` ("" if none)."""
     for name, value in message.extra_headers.items():
         if name.lower() == "message-id":
-            return str(value), False
-    # What EmailMessage.message() does for a message without one; set up
-    # front so the row can name the id that goes on the wire.
-    message_id = make_msgid(domain=DNS_NAME)
-    message.extra_headers["Message-ID"] = message_id
-    return message_id, True
+            return str(value)
+    return ""
 
 
 def _unique(addresses: list[str]) -> list[str]:
@@ -96,11 +112,18 @@ def address_key(address: str) -> str:
 class SendCapture:
     """The site messages of one ``send_messages`` call and their outcomes."""
 
-    def __init__(self, backend: Any, records: list[MessageRecord]) -> None:
+    def __init__(self, backend: Any) -> None:
         self.backend = backend
-        self.alias = str(getattr(backend, "alias", "") or "")
-        self.records = {id(record.message): record for record in records}
+        self.alias = str(getattr(backend, "alias", "") or getattr(backend, ALIAS_ATTRIBUTE, ""))
+        # Site messages by id(), noted as the backend takes them (see watch()).
+        self.records: dict[int, MessageRecord] = {}
         self.is_smtp = isinstance(backend, SMTPBackend)
+        # Django's SMTP backend: the Message-ID is read from the bytes it sends,
+        # so the message is never changed (and its headers keep Django's order).
+        # An anymail provider: the id is set on the message (see note()). Other
+        # backends (locmem, console, file): left as Django builds them; the row
+        # has the sender's own Message-ID, if any.
+        self.asks_provider = _is_anymail(backend)
         # The record whose bytes are going over the SMTP connection right now.
         self.current: MessageRecord | None = None
         # Why the connection could not be opened (also when failing silently).
@@ -110,23 +133,49 @@ class SendCapture:
         # What send_messages() raised, if anything.
         self.raised: BaseException | None = None
 
-    @classmethod
-    def start(cls, backend: Any, messages: list[Any]) -> SendCapture | None:
-        """Capture the site messages among ``messages``; ``None`` if there are none."""
-        records = []
-        for message in messages:
-            if not is_site_message(message):
-                continue
-            message_id, added = _ensure_message_id(message)
-            records.append(
-                MessageRecord(
-                    message=message,
-                    message_id=message_id,
-                    added_message_id=added,
-                    recipients=_unique([str(r) for r in message.recipients()]),
-                )
+    def watch(self, email_messages: Any) -> Any:
+        """What to hand the backend instead of ``email_messages``: the same messages.
+
+        A list (any collection) is passed as it is, its messages noted first.
+        An iterator is not read ahead: it is wrapped in a generator that notes
+        each message as the backend takes it, so a backend sees messages (and
+        an iterator's exception) when it would have without the audit. Both
+        keep what the backend tests (an empty list is falsy; an iterator, even
+        an empty one, is not, and Django's SMTP backend then opens the
+        connection first).
+        """
+        if email_messages is None or isinstance(email_messages, Collection):
+            for message in email_messages or ():
+                self.note(message)
+            return email_messages
+        return self._noting(email_messages)
+
+    def _noting(self, email_messages: Iterable[Any]) -> Iterator[Any]:
+        for message in email_messages:
+            self.note(message)
+            yield message
+
+    def note(self, message: Any) -> None:
+        """Track ``message`` if it is a site message; never raises (a send must not stop)."""
+        try:
+            if not is_site_message(message) or id(message) in self.records:
+                return
+            own_id = _own_message_id(message)
+            added = False
+            if not own_id and self.asks_provider:
+                # A provider generates its own Message-ID unless given one: set one,
+                # so the row names the id the recipient sees (removed afterwards).
+                own_id = make_msgid(domain=DNS_NAME)
+                message.extra_headers["Message-ID"] = own_id
+                added = True
+            self.records[id(message)] = MessageRecord(
+                message=message,
+                message_id=own_id,
+                added_message_id=added,
+                recipients=_unique([str(r) for r in message.recipients()]),
             )
-        return cls(backend, records) if records else None
+        except Exception:
+            logger.exception("site mail: could not prepare the audit of a message")
 
     def tracks(self, message: Any) -> MessageRecord | None:
         return self.records.get(id(message))
@@ -252,3 +301,11 @@ class SendCapture:
 
     def _prefix(self, reason: str) -> str:
         return f"[{self.alias}] {reason}" if self.alias else reason
+
+
+def _is_anymail(backend: Any) -> bool:
+    try:
+        from anymail.backends.base import AnymailBaseBackend
+    except ImportError:  # pragma: no cover - anymail is a hard dependency
+        return False
+    return isinstance(backend, AnymailBaseBackend)

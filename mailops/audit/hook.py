@@ -1,6 +1,7 @@
 """Seeing every message the site sends, without the host changing any ``BACKEND``.
 
-How: :func:`install` (called once from ``MailopsConfig.ready()``) wraps
+How: :func:`install` (called from ``MailopsConfig.ready()`` through
+:func:`install_when_enabled`, only while the setting is on) wraps
 ``MailersHandler.create_connection``, the one place Django 6.1 makes mailer
 instances: ``mailers[alias]``, ``get_connection()``, ``send_mail``,
 ``send_mass_mail``, ``mail_admins``, ``EmailMessage.send`` and third-party
@@ -44,8 +45,9 @@ from typing import Any
 
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.core.mail.handler import MailersHandler
+from django.core.signals import setting_changed
 
-from mailops.audit.capture import SendCapture, address_key
+from mailops.audit.capture import ALIAS_ATTRIBUTE, SendCapture, address_key, wire_message_id
 from mailops.audit.rows import (
     backend_path,
     build_site_rows,
@@ -55,6 +57,7 @@ from mailops.audit.rows import (
 )
 from mailops.audit.writer import background_writer
 from mailops.conf import get_setting
+from mailops.exceptions import InvalidSetting
 from mailops.mailers.errors import opening_state
 
 logger = logging.getLogger("mailops.audit")
@@ -66,19 +69,55 @@ _CAPTURE: ContextVar[SendCapture | None] = ContextVar("mailops_site_mail", defau
 
 _MARK = "_mailops_audit"
 
+# Django's own MailersHandler.create_connection while ours is in its place.
+_original_create_connection: Callable[..., Any] | None = None
+
+
+def install_when_enabled() -> None:
+    """Patch Django only while ``MAILOPS["AUDIT_ALL_MAIL"]`` is on (called from ``ready()``).
+
+    With the audit off nothing of Django is touched. The setting is read now
+    and again whenever ``MAILOPS`` changes (``setting_changed``: what
+    ``override_settings`` and pytest-django's ``settings`` send), so tests can
+    switch the audit on and off. Patching lazily "on first send" is not an
+    option: the first send is inside Django, reachable only through the very
+    patch in question. The per-send read of the setting stays, for the rare
+    project that changes ``settings.MAILOPS`` in place.
+    """
+    setting_changed.connect(_on_setting_changed, dispatch_uid="mailops.audit.setting_changed")
+    _sync_with_setting()
+
+
+def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    """Receiver for ``setting_changed`` (args: ``setting``, ``value``, ``enter``)."""
+    if setting == "MAILOPS":
+        _sync_with_setting()
+
+
+def _sync_with_setting() -> None:
+    try:
+        enabled = bool(get_setting("AUDIT_ALL_MAIL"))
+    except InvalidSetting:
+        enabled = False  # manage.py check names the bad value (mailops.E014)
+    if enabled:
+        install()
+    else:
+        uninstall()
+
 
 def install() -> None:
     """Wrap ``MailersHandler.create_connection`` (once) and listen to anymail's ``post_send``."""
-    original = MailersHandler.create_connection
-    if not getattr(original, _MARK, False):
+    global _original_create_connection
+    if _original_create_connection is None:
+        original = MailersHandler.create_connection
+        _original_create_connection = original
 
         @wraps(original)
         def create_connection(self: MailersHandler, alias: str, /, **kwargs: Any) -> Any:
             backend = original(self, alias, **kwargs)
-            audit_backend(backend)
+            audit_backend(backend, alias=alias)
             return backend
 
-        setattr(create_connection, _MARK, True)
         MailersHandler.create_connection = create_connection  # type: ignore[method-assign]
 
     from anymail.signals import post_send
@@ -86,8 +125,23 @@ def install() -> None:
     post_send.connect(on_post_send, dispatch_uid="mailops.audit.post_send")
 
 
-def audit_backend(backend: Any) -> None:
-    """Make ``backend``'s sends audited (when the setting is on); idempotent."""
+def uninstall() -> None:
+    """Give Django back its own ``create_connection`` (instances already wrapped stay so)."""
+    global _original_create_connection
+    if _original_create_connection is not None:
+        MailersHandler.create_connection = _original_create_connection  # type: ignore[method-assign]
+        _original_create_connection = None
+    from anymail.signals import post_send
+
+    post_send.disconnect(dispatch_uid="mailops.audit.post_send")
+
+
+def audit_backend(backend: Any, *, alias: str = "") -> None:
+    """Make ``backend``'s sends audited (when the setting is on); idempotent.
+
+    ``alias`` names the mailer in the rows when the backend does not know it:
+    Django builds the classic ``default`` mailer (no MAILERS) with no alias.
+    """
     instance_dict = getattr(backend, "__dict__", None)
     if instance_dict is None:
         # A backend with __slots__ cannot take a per-instance wrapper.
@@ -96,6 +150,8 @@ def audit_backend(backend: Any) -> None:
         return
     if instance_dict.get(_MARK):
         return
+    if alias and not getattr(backend, "alias", None):
+        instance_dict[ALIAS_ATTRIBUTE] = alias
     send_messages = backend.send_messages
 
     def audited_send_messages(email_messages: Sequence[Any]) -> int:
@@ -110,26 +166,20 @@ def audit_backend(backend: Any) -> None:
 def _send_audited(backend: Any, send_messages: Callable[..., int], email_messages: Any) -> int:
     if not get_setting("AUDIT_ALL_MAIL") or _CAPTURE.get() is not None:
         return send_messages(email_messages)
-    # A generator would be used up here: hand the backend the same list.
-    messages = email_messages if isinstance(email_messages, list) else list(email_messages or [])
-    try:
-        capture = SendCapture.start(backend, messages)
-    except Exception:  # auditing must never stop a send
-        logger.exception("site mail: could not prepare the audit of %d message(s)", len(messages))
-        capture = None
-    if capture is None:
-        return send_messages(messages)
+    capture = SendCapture(backend)
     token = _CAPTURE.set(capture)
     sent: int | None = None
     try:
-        sent = send_messages(messages)
+        # The backend gets what the sender passed (an iterator is not read ahead).
+        sent = send_messages(capture.watch(email_messages))
         return sent
     except BaseException as error:
         capture.raised = error
         raise
     finally:
         _CAPTURE.reset(token)
-        _record(capture, sent)
+        if capture.records:
+            _record(capture, sent)
 
 
 def _record(capture: SendCapture, sent: int | None) -> None:
@@ -207,6 +257,10 @@ def _record_refusals(connection: Any) -> None:
     def recording_sendmail(*args: Any, **kwargs: Any) -> dict[str, tuple[int, bytes]]:
         capture = _CAPTURE.get()
         record = capture.current if capture is not None else None
+        data = args[2] if len(args) > 2 else kwargs.get("msg")
+        if record is not None and not record.message_id and isinstance(data, bytes):
+            # The id Django put in these bytes: the one the recipient sees.
+            record.message_id = wire_message_id(data)
         try:
             refused = sendmail(*args, **kwargs)
         except smtplib.SMTPException as error:

@@ -10,18 +10,19 @@ log must not slow the site's mail (bench/site_mail.py).
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Sequence
 from email.utils import parseaddr
 from typing import Any
 
-from django.db import connections, router, transaction
+from django.db import OperationalError, connections, router, transaction
 from django.utils import timezone
 
 from mailops.audit.capture import MessageRecord, RecipientOutcome
 from mailops.conf import get_setting
 from mailops.mailers.info import backend_path as configured_backend_path
-from mailops.mailers.info import mailers_setting
+from mailops.mailers.registry import mailer_aliases
 from mailops.models import MailLog, MailStatus, MailTrigger
 from mailops.redaction import redact
 
@@ -30,7 +31,7 @@ logger = logging.getLogger("mailops.audit")
 
 def backend_path(backend: Any, alias: str) -> str:
     """The BACKEND configured for ``alias``, or the class of an unnamed backend."""
-    if alias and alias in mailers_setting():
+    if alias and alias in mailer_aliases():
         return configured_backend_path(alias)
     cls = type(backend)
     return f"{cls.__module__}.{cls.__qualname__}"
@@ -79,8 +80,39 @@ def build_site_rows(
     return rows
 
 
+# What no database here can store in a text column: NUL (PostgreSQL refuses
+# it, and one such row used to fail its whole multi-row insert) and lone
+# surrogates (not UTF-8 at all).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_REPLACEMENT = "\ufffd"
+
+
+def storable_row(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with characters a database cannot store replaced by U+FFFD, and a note saying so.
+
+    The note goes into ``error`` ("log note: ..."), so the row shows it was
+    altered (the message that went out had the original characters).
+    """
+    replaced = [
+        name for name, value in row.items() if isinstance(value, str) and _UNSTORABLE.search(value)
+    ]
+    if not replaced:
+        return row
+    cleaned = {
+        name: _UNSTORABLE.sub(_REPLACEMENT, value) if name in replaced else value
+        for name, value in row.items()
+    }
+    note = (
+        f"log note: characters the database cannot store (NUL, lone surrogates) "
+        f"were replaced by U+FFFD in {', '.join(sorted(replaced))}"
+    )
+    cleaned["error"] = f"{cleaned['error']}; {note}" if cleaned.get("error") else note
+    return cleaned
+
+
 def _insert(rows: list[dict[str, Any]], *, using: str) -> None:
-    """``INSERT`` the rows; fields not given get their Python default."""
+    """``INSERT`` the rows (made storable); fields not given get their Python default."""
+    rows = [storable_row(row) for row in rows]
     connection = connections[using]
     # Every stored column but the id (and any the database fills itself).
     fields = [
@@ -138,12 +170,27 @@ def write_site_rows(rows: list[dict[str, Any]]) -> int:
             return len(rows)
         return insert_site_rows(rows)
     except Exception as error:  # noqa: BLE001 - logged; the sender must not see it
-        log_unwritten(rows, error)
-        return 0
+        if len(rows) == 1 or isinstance(error, OperationalError):
+            # One row, or the database itself is unavailable: nothing to isolate.
+            log_unwritten(rows, error)
+            return 0
+        # One bad row must not cost the others theirs: each in its own savepoint.
+        return sum(write_site_rows([row]) for row in rows)
 
 
 def log_unwritten(rows: list[dict[str, Any]], error: BaseException) -> None:
-    """Say that ``rows`` could not be written, and why (redacted)."""
+    """Say that ``rows`` could not be written, and why (redacted); a lone row by its recipient."""
+    if len(rows) == 1:
+        row = rows[0]
+        logger.error(
+            "site mail: 1 log row(s) not written (the mail to %s, message id %s; %s: %s); "
+            "the sender was not affected",
+            row.get("recipient", "?"),
+            row.get("message_id", "?") or "?",
+            type(error).__name__,
+            redact(str(error)),
+        )
+        return
     logger.error(
         "site mail: %d log row(s) not written (%s: %s); the sender was not affected",
         len(rows),

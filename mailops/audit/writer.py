@@ -15,7 +15,10 @@ What it changes, and why that is acceptable for an audit log:
 * rows still queued when the process is killed outright (SIGKILL, OOM) are
   lost: at most the current batch. A normal exit flushes the queue
   (``atexit``), and so does :func:`flush` for code that needs the rows now;
-* a failed insert is logged (``mailops.audit``) like an inline one.
+* a failed insert is logged (``mailops.audit``) like an inline one; when a
+  batch fails for a reason of its own rows (not a database that is down),
+  each of its rows is written alone, so one bad row costs no other row, and
+  the bad one is reported by its recipient and message id.
 
 ``MAILOPS["AUDIT_WRITE"] = "inline"`` writes in the sender's thread and
 transaction instead.
@@ -136,8 +139,21 @@ class RowWriter:
                 connections.close_all()
                 time.sleep(pause)
             except Exception as error:  # noqa: BLE001 - reported; the sender never sees it
-                self._on_error(batch, error)
+                if len(batch) == 1:
+                    self._on_error(batch, error)
+                else:
+                    self._write_each(batch)
                 return
+
+    def _write_each(self, batch: Rows) -> None:
+        # The batch failed for a reason of its own rows (the database is up):
+        # one bad row must not cost the others theirs, so each is written (or
+        # reported) alone.
+        for row in batch:
+            try:
+                self._write([row])
+            except Exception as error:  # noqa: BLE001 - reported; the sender never sees it
+                self._on_error([row], error)
 
     def _forget_after_fork(self) -> None:
         # A forked child (pre-forking servers) has no writer thread, and the

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from django.utils.translation import gettext as _
+from publicsuffixlist import PublicSuffixList
 
 from mailops.deliverability.dkim import parse_tags
 from mailops.deliverability.findings import MailerReport
@@ -15,18 +17,31 @@ POLICIES = ("none", "quarantine", "reject")
 
 @dataclass(frozen=True)
 class DmarcPolicy:
-    # The domain whose _dmarc record applies (the From domain or its parent).
+    # The domain whose _dmarc record applies (the From domain or its organisational domain).
     found_at: str
     policy: str
 
 
-def organizational_domain(domain: str) -> str:
-    """The last two labels: a simplification of RFC 7489's Public Suffix List lookup.
+@functools.cache
+def public_suffix_list() -> PublicSuffixList:
+    """The Public Suffix List the ``publicsuffixlist`` package ships, parsed once.
 
-    Right for ``mail.example.com``; for ``mail.example.co.uk`` it asks
-    ``co.uk``, finds nothing, and the From domain's own record still counts.
+    Unknown top-level domains count as public suffixes (the list's own ``*``
+    rule), so ``org.test`` is the organisational domain of ``sub.org.test``.
     """
-    return ".".join(domain.split(".")[-2:])
+    return PublicSuffixList()
+
+
+def organizational_domain(domain: str) -> str:
+    """The DMARC organisational domain (RFC 7489 §3.2) of ``domain`` (lower-case ASCII).
+
+    One label more than the longest public suffix, from the Public Suffix
+    List: ``mail.example.co.uk`` -> ``example.co.uk``, ``a.example.com.au``
+    -> ``example.com.au``, ``mail.example.com`` -> ``example.com``. A domain
+    that is itself a public suffix is its own.
+    """
+    domain = domain.lower().rstrip(".")
+    return public_suffix_list().privatesuffix(domain) or domain
 
 
 def check_dmarc(
@@ -49,14 +64,27 @@ def check_dmarc(
     if not records and org != domain:
         found_at, records, inherited = org, _dmarc_records(resolver, org), True
     if not records:
+        asked = (
+            _("_dmarc.%(domain)s nor _dmarc.%(org)s") % {"domain": domain, "org": org}
+            if org != domain
+            else f"_dmarc.{domain}"
+        )
         report.add(
             "mailops.D040",
-            _("%(domain)s has no DMARC record (_dmarc.%(domain)s).") % {"domain": domain},
-            _(
-                "Gmail and Yahoo expect one from bulk senders. Start with a TXT record at "
-                "_dmarc.%(domain)s: v=DMARC1; p=none; rua=mailto:dmarc@%(domain)s"
+            _("%(domain)s has no DMARC record (%(asked)s).") % {"domain": domain, "asked": asked},
+            (
+                _(
+                    "Gmail and Yahoo expect one from bulk senders. Start with a TXT record at "
+                    "_dmarc.%(org)s: v=DMARC1; p=none; rua=mailto:dmarc@%(org)s (it covers "
+                    "%(domain)s and the other subdomains of %(org)s)"
+                )
+                if org != domain
+                else _(
+                    "Gmail and Yahoo expect one from bulk senders. Start with a TXT record at "
+                    "_dmarc.%(org)s: v=DMARC1; p=none; rua=mailto:dmarc@%(org)s"
+                )
             )
-            % {"domain": domain},
+            % {"domain": domain, "org": org},
         )
         return None
     if len(records) > 1:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from email.utils import parseaddr
 
+import idna
 from django.utils.translation import gettext as _
 
 from mailops.conf import from_email_for, get_setting
@@ -18,20 +20,36 @@ from mailops.deliverability.resolver import (
 )
 from mailops.deliverability.spf_check import check_spf, is_gmail
 from mailops.exceptions import UnknownMailer
-from mailops.mailers.info import MailerInfo, MailerKind, mailer_info, mailers_setting
+from mailops.mailers.info import MailerInfo, MailerKind, mailer_info
+from mailops.mailers.registry import mailer_aliases
+
+# One label of a host name in ASCII (RFC 1123 §2.1, "LDH"): what IDNA produces.
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+# Longer input cannot encode to a 253-character name; refused before IDNA works on it.
+_MAX_INPUT = 1024
 
 
 def normalize_domain(domain: str) -> str | None:
-    """``domain`` in lower-case ASCII (IDNA), or ``None`` when it cannot be a mail domain."""
-    domain = domain.strip().rstrip(".").lower()
-    if not domain or "." not in domain or any(char.isspace() for char in domain):
+    """``domain`` in lower-case ASCII, or ``None`` when it cannot be a mail domain.
+
+    International names are encoded with IDNA 2008 and the UTS #46 mapping
+    (``Bücher.example`` -> ``xn--bcher-kva.example``); every label must then
+    be letters, digits and inner hyphens, at least two labels, the last not
+    all digits (an IP address is not a domain). Anything else (``<``, ``$``,
+    quotes, spaces, control characters, ``_``) is refused before any DNS
+    query is made for it.
+    """
+    name = domain.removesuffix(".")
+    if not name or len(name) > _MAX_INPUT:
         return None
     try:
-        ascii_domain = domain.encode("idna").decode("ascii")
-    except UnicodeError:
+        ascii_domain = idna.encode(name, uts46=True, std3_rules=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError):
         return None
     labels = ascii_domain.split(".")
-    if any(not label or len(label) > 63 for label in labels) or len(ascii_domain) > 253:
+    if len(labels) < 2 or len(ascii_domain) > 253 or labels[-1].isdigit():
+        return None
+    if not all(_LABEL.fullmatch(label) for label in labels):
         return None
     return ascii_domain
 
@@ -44,9 +62,9 @@ def diagnose_mailers(
     Raises :class:`UnknownMailer` for an alias MAILERS does not define.
     DNS failures never raise: they are findings.
     """
-    unknown = [alias for alias in aliases if alias not in mailers_setting()]
+    unknown = [alias for alias in aliases if alias not in mailer_aliases()]
     if unknown:
-        raise UnknownMailer(unknown[0], list(mailers_setting()))
+        raise UnknownMailer(unknown[0], mailer_aliases())
     reports = []
     for alias in aliases:
         reports.append(diagnose_mailer(alias, domain=domain, resolver=resolver))

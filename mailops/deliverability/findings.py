@@ -1,7 +1,7 @@
 """What the doctor reports: one :class:`Finding` per problem or advice, with a stable id.
 
-Every id is listed in :data:`CATALOGUE` (and in the README) with its level,
-so a message's level cannot drift from the documentation.
+Every id is listed in :data:`CATALOGUE` (and in the doctor findings reference)
+with its level, so a message's level cannot drift from the documentation.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ LEVEL_LABELS = {
 }
 
 
-# id: (level, what it means) -- the README table is this dict.
+# id: (level, what it means) -- docs/reference/doctor-findings.md states these levels
+# (tests/test_docs_reference.py checks it).
 CATALOGUE: dict[str, tuple[Level, str]] = {
     "mailops.D001": (Level.ERROR, "the From address has no usable domain"),
     "mailops.D002": (Level.ERROR, "DNS could not be checked (timeout or server failure)"),
@@ -49,6 +50,7 @@ CATALOGUE: dict[str, tuple[Level, str]] = {
     "mailops.D028": (Level.WARNING, "SPF neither passes nor fails the relay (softfail/neutral)"),
     "mailops.D029": (Level.INFO, "SPF authorisation of this mailer not checked"),
     "mailops.D030": (Level.WARNING, "SPF does not include the provider's documented include"),
+    "mailops.D031": (Level.ERROR, "SPF has more than 2 void DNS lookups (permanent error)"),
     "mailops.D040": (Level.WARNING, "no DMARC record"),
     "mailops.D041": (Level.ERROR, "DMARC record invalid or more than one"),
     "mailops.D042": (Level.INFO, "DMARC policy is p=none (monitoring only)"),
@@ -71,7 +73,7 @@ class Finding:
     level: Level = field(init=False)
 
     def __post_init__(self) -> None:
-        # The level comes from the catalogue, so it always matches the README.
+        # The level comes from the catalogue, so it always matches the findings reference.
         object.__setattr__(self, "level", CATALOGUE[self.id][0])
 
     def as_dict(self) -> dict[str, str]:

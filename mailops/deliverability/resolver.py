@@ -63,6 +63,16 @@ class DomainResolver:
                 return found
         return found
 
+    def records(self, name: str, rdtype: str) -> list[Any]:
+        """The raw answer (dnspython rdata) for ``name``/``rdtype``; ``[]`` when none or NXDOMAIN.
+
+        An empty list is what RFC 7208 §4.6.4 calls a void lookup.
+        """
+        try:
+            return self._resolve(name, rdtype)
+        except NoSuchDomain:
+            return []
+
     def _resolve(self, name: str, rdtype: str) -> list[Any]:
         self.queries += 1
         try:

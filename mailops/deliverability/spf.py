@@ -3,8 +3,9 @@
 Evaluation for a given address (does this relay pass?) is pyspf's job
 (:mod:`.spf_relay`); this walk answers what pyspf does not report as a
 whole: which domains the policy reaches through ``include:``/``redirect=``,
-whether it loops, and how many DNS lookups it needs (RFC 7208 §4.6.4: more
-than 10 is a permanent error, whichever address is asked about).
+whether it loops, how many DNS lookups it needs (RFC 7208 §4.6.4: more
+than 10 is a permanent error, whichever address is asked about), and how
+many of those find nothing ("void lookups": more than 2 is a permanent error).
 """
 
 from __future__ import annotations
@@ -18,9 +19,16 @@ from django.utils.translation import gettext as _
 from mailops.deliverability.resolver import DomainResolver
 
 LOOKUP_LIMIT = 10
+# RFC 7208 §4.6.4: lookups answered by NXDOMAIN or by no records, at most 2.
+VOID_LOOKUP_LIMIT = 2
+# RFC 7208 §4.6.4: an "mx" mechanism looks up the addresses of at most 10 hosts.
+MX_HOST_LIMIT = 10
 # Mechanisms that cost one DNS lookup each (RFC 7208 §4.6.4); redirect= too.
 LOOKUP_MECHANISMS = frozenset({"include", "a", "mx", "ptr", "exists"})
 MECHANISMS = LOOKUP_MECHANISMS | {"all", "ip4", "ip6"}
+# Mechanisms whose lookups can be void whatever the client's address ("ptr"
+# asks about the client itself, so it is left to the evaluation).
+VOID_CHECKED = frozenset({"a", "mx", "exists"})
 
 _MECHANISM = re.compile(r"^(?P<qualifier>[+\-~?]?)(?P<name>[a-z0-9]+)(?P<rest>[:/].*)?$", re.I)
 _MODIFIER = re.compile(r"^(?P<name>[a-z][a-z0-9_.\-]*)=(?P<value>.*)$", re.I)
@@ -59,6 +67,9 @@ class SpfWalk:
     allows_all: bool = False
     # Stopped following includes once past the limit.
     truncated: bool = False
+    # The a/mx/exists lookups that found nothing, as "a:gone.example.com" or
+    # "mx:example.com (host mx1.example.com)".
+    void_lookups: list[str] = field(default_factory=list)
 
     def reaches(self, domain: str) -> bool:
         return domain.lower().rstrip(".") in self.reached
@@ -94,6 +105,17 @@ def walk_spf(domain: str, record: str, *, resolver: DomainResolver) -> SpfWalk:
                 "mechanisms by ip4:/ip6: ranges, or ask the provider for a flatter include."
             ),
         )
+    voids = walk.void_lookups
+    if len(voids) > VOID_LOOKUP_LIMIT:
+        shown = ", ".join(voids[:5]) + (", …" if len(voids) > 5 else "")
+        walk.problem(
+            "mailops.D031",
+            f"The SPF record of {domain} makes {len(voids)} DNS lookups that find nothing "
+            f"({shown}); receivers stop at the third such void lookup with a permanent "
+            f"error (RFC 7208 section 4.6.4), so SPF fails.",
+            "Remove the a:, mx: and exists: terms that name hosts or domains that no longer "
+            "exist or have no address (old servers, providers no longer used).",
+        )
     return walk
 
 
@@ -115,6 +137,8 @@ def _walk_record(
         )
         return
     targets: list[str] = []
+    # (mechanism, domain) of the a/mx/exists terms, looked up for void answers.
+    lookups: list[tuple[str, str]] = []
     redirect: str | None = None
     has_all = False
     seen_modifiers: set[str] = set()
@@ -130,6 +154,9 @@ def _walk_record(
                 walk.lookups += 1
             if name == "include":
                 targets.append(mechanism["rest"][1:])
+            if name in VOID_CHECKED:
+                spec = (mechanism["rest"] or "").partition("/")[0]
+                lookups.append((name, spec[1:] if spec else domain))
             if name == "all":
                 has_all = True
                 if top and mechanism["qualifier"] in ("", "+"):
@@ -156,6 +183,8 @@ def _walk_record(
     if redirect and not has_all:
         walk.lookups += 1
         targets.append(redirect)
+    for name, target in lookups:
+        _count_void(walk, name, target, resolver=resolver)
     for target in targets:
         _follow(walk, domain, target, chain=chain, resolver=resolver)
 
@@ -209,6 +238,39 @@ def _follow(
         )
         return
     _walk_record(walk, target, records[0], chain=(*chain, target), resolver=resolver, top=False)
+
+
+def _count_void(walk: SpfWalk, name: str, target: str, *, resolver: DomainResolver) -> None:
+    """Look ``target`` up as mechanism ``name`` would; note each lookup that finds nothing.
+
+    Conservative where the answer depends on the connecting client: an ``a``
+    lookup counts as void only when the name has neither A nor AAAA records.
+    """
+    if "%" in target or walk.lookups > LOOKUP_LIMIT:
+        # A macro expands per message; past the lookup limit receivers have stopped.
+        return
+    target = target.lower().rstrip(".")
+    if name == "exists":
+        if not resolver.records(target, "A"):
+            walk.void_lookups.append(f"exists:{target}")
+        return
+    if name == "a":
+        if not _has_address(target, resolver):
+            walk.void_lookups.append(f"a:{target}")
+        return
+    exchanges = resolver.records(target, "MX")
+    if not exchanges:
+        walk.void_lookups.append(f"mx:{target}")
+        return
+    for rdata in exchanges[:MX_HOST_LIMIT]:
+        host = rdata.exchange.to_text(omit_final_dot=True)
+        # A null MX ("MX 0 .", RFC 7505) names no host to look up.
+        if host and host != "." and not _has_address(host, resolver):
+            walk.void_lookups.append(f"mx:{target} (host {host.lower()})")
+
+
+def _has_address(name: str, resolver: DomainResolver) -> bool:
+    return bool(resolver.records(name, "A") or resolver.records(name, "AAAA"))
 
 
 def _syntax(walk: SpfWalk, domain: str, term: str, error: str) -> None:

@@ -8,7 +8,8 @@ from mailops.deliverability.findings import MailerReport
 from mailops.deliverability.resolver import DNSUnavailable, DomainResolver
 from mailops.deliverability.spf import spf_records, walk_spf
 from mailops.deliverability.spf_relay import evaluate_spf
-from mailops.mailers.environ import ANYMAIL_BACKENDS, GMAIL_HOST
+from mailops.mailers.anymail_providers import backend_path
+from mailops.mailers.environ import GMAIL_HOST
 from mailops.mailers.info import MailerInfo, MailerKind
 
 # Google Workspace / Gmail: https://support.google.com/a/answer/33786
@@ -20,18 +21,24 @@ GMAIL_SPF_INCLUDE = "_spf.google.com"
 # known; re-check when a provider renames its domain, as Sendinblue did):
 PROVIDER_SPF_INCLUDES: dict[str, tuple[str, ...]] = {
     # https://docs.aws.amazon.com/ses/latest/dg/send-email-authentication-spf.html
-    ANYMAIL_BACKENDS["amazon_ses"]: ("amazonses.com",),
+    backend_path("amazon_ses"): ("amazonses.com",),
     # https://documentation.mailgun.com/docs/mailgun/user-manual/domains/domains-verify/
     # (include:mailgun.org; EU-region domains are told include:eu.mailgun.org)
-    ANYMAIL_BACKENDS["mailgun"]: ("mailgun.org", "eu.mailgun.org"),
+    backend_path("mailgun"): ("mailgun.org", "eu.mailgun.org"),
     # https://www.twilio.com/docs/sendgrid/ui/account-and-settings/spf-records
-    ANYMAIL_BACKENDS["sendgrid"]: ("sendgrid.net",),
+    backend_path("sendgrid"): ("sendgrid.net",),
     # https://postmarkapp.com/support/article/900-what-is-spf
-    ANYMAIL_BACKENDS["postmark"]: ("spf.mtasv.net",),
+    backend_path("postmark"): ("spf.mtasv.net",),
     # https://help.brevo.com/hc/en-us/articles/12163873383186 (Authenticate your domain);
     # older Sendinblue instructions used include:spf.sendinblue.com, still served.
-    ANYMAIL_BACKENDS["brevo"]: ("spf.brevo.com", "spf.sendinblue.com"),
+    backend_path("brevo"): ("spf.brevo.com", "spf.sendinblue.com"),
 }
+
+
+# Findings that already say why SPF evaluation ends in a permanent error.
+SPF_PERMERRORS = frozenset(
+    {"mailops.D022", "mailops.D023", "mailops.D024", "mailops.D026", "mailops.D031"}
+)
 
 
 def is_gmail(info: MailerInfo) -> bool:
@@ -218,8 +225,7 @@ def _check_relay(
                 fix,
             )
         elif verdict.result == "permerror" and not any(
-            finding.id in {"mailops.D022", "mailops.D023", "mailops.D024", "mailops.D026"}
-            for finding in report.findings
+            finding.id in SPF_PERMERRORS for finding in report.findings
         ):
             report.add(
                 "mailops.D022",

@@ -1,8 +1,11 @@
-"""The per-mailer system checks (``mailops.E002``-``E006``, ``W001``-``W006``).
+"""The per-mailer system checks (``mailops.E002``-``E006``, ``W001``, ``W005``, ``W006``, ``W012``).
 
-Each reads ``settings.MAILERS`` as data; nothing here opens a connection
-(:mod:`mailops.mailers.connection` does that). :mod:`mailops.checks`
-registers them with the rest and lists every id.
+Each reads the mailers' configuration as data (``MAILERS``, or the
+``default`` mailer Django builds from the classic ``EMAIL_*`` settings, see
+:mod:`mailops.mailers.registry`; hints name the setting the user wrote);
+nothing here opens a connection (:mod:`mailops.mailers.connection` does that). :mod:`mailops.checks`
+registers them with the rest and lists every id; the port and TLS checks
+(W002-W004, W013) are in :mod:`mailops.mailers.tls_checks`.
 """
 
 from __future__ import annotations
@@ -15,16 +18,14 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import mailers
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from mailops.conf import from_email_for, get_setting
 from mailops.mailers.errors import unqualified_domain
 from mailops.mailers.info import MailerInfo, MailerKind, TLSMode, configured_mailers, mailer_options
 from mailops.mailers.known_hosts import suggest_host
+from mailops.mailers.registry import setting_name
+from mailops.mailers.tls_checks import SILENCE, port_and_tls
 from mailops.redaction import redact
-
-# Lazy: formatted when a check runs, in the language active then.
-SILENCE = gettext_lazy("If this is intended, add '{id}' to SILENCED_SYSTEM_CHECKS.")
 
 # What Django's SMTP backend accepts in OPTIONS (it refuses anything else).
 SMTP_OPTIONS = (
@@ -58,14 +59,24 @@ def check_mailers(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMe
 
 
 def _broken_backend(info: MailerInfo) -> checks.CheckMessage:
+    if info.classic:
+        return checks.Error(
+            _(
+                "Mailer %(alias)r (built by Django from the EMAIL_* settings) cannot be "
+                "built: %(import_error)s"
+            )
+            % {"alias": info.alias, "import_error": redact(info.import_error)},
+            hint=_(
+                "Fix EMAIL_BACKEND (a dotted path to an installed backend) or set only one "
+                "of EMAIL_USE_TLS and EMAIL_USE_SSL."
+            ),
+            id="mailops.E002",
+        )
     return checks.Error(
         _("Mailer %(alias)r: BACKEND %(backend)r cannot be imported (%(import_error)s).")
         % {"alias": info.alias, "backend": info.backend, "import_error": redact(info.import_error)},
-        hint=_(
-            "Fix the dotted path in MAILERS[%(alias)r]['BACKEND'], or install the package that "
-            "provides it."
-        )
-        % {"alias": info.alias},
+        hint=_("Fix the dotted path in %(setting)s, or install the package that provides it.")
+        % {"setting": setting_name(info.alias, "BACKEND")},
         id="mailops.E002",
     )
 
@@ -78,10 +89,10 @@ def _smtp_checks(info: MailerInfo) -> list[checks.CheckMessage]:
                 _("Mailer %(alias)r uses the SMTP backend but its OPTIONS have no 'host'.")
                 % {"alias": alias},
                 hint=_(
-                    "Set MAILERS[%(alias)r]['OPTIONS']['host'] (the reference project takes it "
-                    "from the mailer URL: smtp+tls://user:password@smtp.example.com)."
+                    "Set %(setting)s (the reference project takes it from the mailer URL: "
+                    "smtp+tls://user:password@smtp.example.com)."
                 )
-                % {"alias": alias},
+                % {"setting": setting_name(alias, "host")},
                 id="mailops.E003",
             )
         ]
@@ -104,7 +115,7 @@ def _smtp_checks(info: MailerInfo) -> list[checks.CheckMessage]:
     else:
         messages += _buildable(info)
     messages += _host_spelling(info)
-    messages += _port_and_tls(info)
+    messages += port_and_tls(info)
     messages += _unqualified_sender(info)
     if info.timeout is None:
         messages.append(
@@ -114,11 +125,8 @@ def _smtp_checks(info: MailerInfo) -> list[checks.CheckMessage]:
                     "answering blocks the request or worker sending through it indefinitely."
                 )
                 % {"alias": alias, "address": info.address},
-                hint=_(
-                    "Set MAILERS[%(alias)r]['OPTIONS']['timeout'] in seconds (?timeout=20 on the "
-                    "mailer URL)."
-                )
-                % {"alias": alias},
+                hint=_("Set %(setting)s in seconds (?timeout=20 on the mailer URL).")
+                % {"setting": setting_name(alias, "timeout")},
                 id="mailops.W005",
             )
         )
@@ -129,6 +137,10 @@ def _smtp_checks(info: MailerInfo) -> list[checks.CheckMessage]:
 
 def _buildable(info: MailerInfo) -> list[checks.CheckMessage]:
     """E006: build the backend (which opens no connection) and report its refusal."""
+    if info.classic:
+        # Already built by the registry (a failure is E002); building it again
+        # without EMAIL_* settings would make Django warn from a check.
+        return []
     try:
         mailers[info.alias]
     except ImproperlyConfigured as error:
@@ -176,86 +188,11 @@ def _host_spelling(info: MailerInfo) -> list[checks.CheckMessage]:
                 "name": provider.name,
                 "suggestion": suggestion,
             },
-            hint=_(
-                "Set MAILERS[%(alias)r]['OPTIONS']['host'] to %(suggestion)r (the host "
-                "part of its mailer URL)."
-            )
-            % {"alias": info.alias, "suggestion": suggestion}
+            hint=_("Set %(setting)s to %(suggestion)r (the host part of its mailer URL).")
+            % {"setting": setting_name(info.alias, "host"), "suggestion": suggestion}
             + " "
             + SILENCE.format(id="mailops.W001"),
             id="mailops.W001",
-        )
-    ]
-
-
-def _port_and_tls(info: MailerInfo) -> list[checks.CheckMessage]:
-    alias, port, mode = info.alias, info.port, info.tls_mode
-    if not info.port_configured or mode == TLSMode.CONFLICT:
-        # Without a port Django picks the one that matches the TLS mode.
-        return _auth_in_clear(info) if mode == TLSMode.NONE else []
-    if port == 587 and mode != TLSMode.STARTTLS:
-        problem = (
-            _(
-                "Mailer %(alias)r uses implicit TLS (use_ssl) on port 587, where servers "
-                "expect STARTTLS: the TLS handshake fails."
-            )
-            if mode == TLSMode.IMPLICIT
-            else _(
-                "Mailer %(alias)r connects to port 587 without STARTTLS: servers refuse AUTH "
-                "there (530) or the password crosses the network unencrypted."
-            )
-        )
-        return [
-            checks.Warning(
-                problem % {"alias": alias},
-                hint=_(
-                    "Use STARTTLS on port 587 (smtp+tls://, use_tls=True), or implicit TLS "
-                    "on port 465 (smtps://, use_ssl=True)."
-                ),
-                id="mailops.W002",
-            )
-        ]
-    if port == 465 and mode != TLSMode.IMPLICIT:
-        problem = (
-            _(
-                "Mailer %(alias)r uses STARTTLS (use_tls) on port 465, where servers expect "
-                "implicit TLS: the connection hangs until the timeout."
-            )
-            if mode == TLSMode.STARTTLS
-            else _(
-                "Mailer %(alias)r connects to port 465 without TLS, where servers expect "
-                "implicit TLS: the connection hangs until the timeout."
-            )
-        )
-        return [
-            checks.Warning(
-                problem % {"alias": alias},
-                hint=_(
-                    "Use implicit TLS on port 465 (smtps://, use_ssl=True), or STARTTLS on "
-                    "port 587 (smtp+tls://, use_tls=True)."
-                ),
-                id="mailops.W003",
-            )
-        ]
-    return _auth_in_clear(info) if mode == TLSMode.NONE else []
-
-
-def _auth_in_clear(info: MailerInfo) -> list[checks.CheckMessage]:
-    if not info.username or info.loopback:
-        return []
-    return [
-        checks.Warning(
-            _("Mailer %(alias)r sends its username and password to %(address)s without TLS.")
-            % {"alias": info.alias, "address": info.address},
-            hint=_(
-                "Set MAILERS[%(alias)r]['OPTIONS'] to use STARTTLS (use_tls=True, port "
-                "587; smtp+tls:// on a mailer URL) or implicit TLS (use_ssl=True, port 465; "
-                "smtps://); plain SMTP with a password is only safe on loopback."
-            )
-            % {"alias": info.alias}
-            + " "
-            + SILENCE.format(id="mailops.W004"),
-            id="mailops.W004",
         )
     ]
 
@@ -267,10 +204,10 @@ def _gmail_checks(info: MailerInfo) -> list[checks.CheckMessage]:
     hint = _(
         "Google accepts only an App Password over SMTP: turn on 2-Step Verification, create "
         "one at https://myaccount.google.com/apppasswords and use its 16 letters (spaces "
-        "are fine) as MAILERS[%(alias)r]['OPTIONS']['password'], with the Gmail address as "
-        "'username' (the reference project reads GMAIL_USER and GMAIL_APP_PASSWORD). "
+        "are fine) as %(password)s, with the Gmail address as %(username)s (the reference "
+        "project reads GMAIL_USER and GMAIL_APP_PASSWORD). "
         "The account's own password is refused with 534 or 535."
-    ) % {"alias": alias}
+    ) % {"password": setting_name(alias, "password"), "username": setting_name(alias, "username")}
     problem = ""
     if not info.username:
         problem = _("Gmail mailer %(alias)r has no username (the Gmail address it signs in as).")

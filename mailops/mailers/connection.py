@@ -4,7 +4,9 @@ For an SMTP mailer :func:`verify_connection` does what Django's backend does
 before it sends (connect, EHLO, STARTTLS when configured, AUTH when a user
 and password are set) and then QUITs, reporting the negotiated TLS version
 or the server's exact refusal. Local mailers (console, memory, files) have
-nothing to connect to. For an anymail provider :mod:`mailops.mailers.probes`
+nothing to connect to: the check says so (outcome ``local``) and logs
+nothing, since no connection was verified; a file mailer whose directory
+cannot be written is a failure. For an anymail provider :mod:`mailops.mailers.probes`
 makes one authenticated, read-only API call with the mailer's own key.
 
 Each check that verified something writes one ``MailLog`` row (status
@@ -37,8 +39,9 @@ from django.utils.translation import gettext as _
 from mailops.conf import stored_language
 from mailops.exceptions import UnknownMailer
 from mailops.mailers.errors import describe_failure, smtp_state
-from mailops.mailers.info import MailerInfo, MailerKind, mailer_info, mailers_setting
+from mailops.mailers.info import MailerInfo, MailerKind, mailer_info
 from mailops.mailers.probes import ProbeStatus, probe_provider, supports_probe
+from mailops.mailers.registry import mailer_aliases
 from mailops.models import MailLog, MailStatus, MailTrigger
 from mailops.redaction import redact
 
@@ -53,6 +56,9 @@ class CheckOutcome(StrEnum):
     # Nothing could be verified (a provider without a probe, an unknown backend):
     # reported, but neither a failure nor logged.
     UNSUPPORTED = "unsupported"
+    # A local mailer (console, memory, files): nothing to connect to. Neither a
+    # pass nor a failure, and not logged: no "last check" may claim a connection.
+    LOCAL = "local"
 
 
 @dataclass(frozen=True)
@@ -92,11 +98,14 @@ class CheckResult:
 
     @property
     def failed(self) -> bool:
-        """The check found a problem (an unsupported check is not one)."""
+        """The check found a problem (an unsupported check or a local mailer is not one)."""
         return self.outcome == CheckOutcome.FAILED
 
     def summary(self) -> str:
         """One line: target, TLS, authentication, or the refusal."""
+        if self.outcome == CheckOutcome.LOCAL:
+            # "nothing to connect to: the console mailer prints mail" names it already.
+            return self.note
         parts = [self.target]
         if self.tls_mode:
             parts.append(f"{self.tls_mode} {self.tls_version}".strip())
@@ -126,8 +135,8 @@ def verify_connection(
 
     Raises ``UnknownMailer`` when MAILERS does not define ``alias``.
     """
-    if alias not in mailers_setting():
-        raise UnknownMailer(alias, list(mailers_setting()))
+    if alias not in mailer_aliases():
+        raise UnknownMailer(alias, mailer_aliases())
     # The outcome is stored in a row: written in the site's language (see stored_language).
     with stored_language():
         return _verify_connection(alias, triggered_by=triggered_by, trigger=trigger)
@@ -158,7 +167,7 @@ def _verify_connection(alias: str, *, triggered_by: Any, trigger: str) -> CheckR
             )
             % {"backend": info.backend, "alias": alias},
         )
-    if result.outcome == CheckOutcome.UNSUPPORTED:
+    if result.outcome in (CheckOutcome.UNSUPPORTED, CheckOutcome.LOCAL):
         return result
     log = MailLog.objects.create(
         status=MailStatus.CHECKED if result.ok else MailStatus.CHECK_FAILED,
@@ -193,7 +202,7 @@ def verify_connections(
     trigger: str = MailTrigger.CHECK,
 ) -> list[CheckResult]:
     """:func:`verify_connection` for each alias (every configured one by default)."""
-    selected = list(mailers_setting()) if aliases is None else list(aliases)
+    selected = mailer_aliases() if aliases is None else list(aliases)
     return [
         verify_connection(alias, triggered_by=triggered_by, trigger=trigger) for alias in selected
     ]
@@ -346,7 +355,7 @@ def _check_local(info: MailerInfo) -> CheckResult:
             CheckOutcome.FAILED,
             error=_("configuration: %(error)s") % {"error": redact(str(error))},
         )
-    note = _("local mailer, nothing to connect to")
+    note = nothing_to_connect_to(info)
     directory = getattr(backend, "directory", None) or getattr(backend, "file_path", None)
     if directory:
         path = Path(directory)
@@ -354,8 +363,16 @@ def _check_local(info: MailerInfo) -> CheckResult:
             return _result(
                 info, CheckOutcome.FAILED, error=_("cannot write to %(path)s") % {"path": path}
             )
-        note += "; " + _("writes to %(path)s") % {"path": path}
-    return _result(info, CheckOutcome.PASSED, note=note)
+        note = _("%(note)s in %(path)s") % {"note": note, "path": path}
+    return _result(info, CheckOutcome.LOCAL, note=note)
+
+
+def nothing_to_connect_to(info: MailerInfo) -> str:
+    """``nothing to connect to: the console mailer prints mail``."""
+    return _("nothing to connect to: the %(kind)s mailer %(does)s") % {
+        "kind": info.kind_label,
+        "does": info.local_description,
+    }
 
 
 def _check_provider(info: MailerInfo) -> CheckResult:

@@ -30,6 +30,14 @@ from typing import Any
 from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from mailops.exceptions import MailerURLError
+from mailops.mailers.anymail_providers import (
+    SES_CLIENT_PARAMETERS,
+    SES_SESSION_PARAMETERS,
+    backend_path,
+    find_provider,
+    provider_listing,
+    url_name,
+)
 
 SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 CONSOLE_BACKEND = "django.core.mail.backends.console.EmailBackend"
@@ -41,24 +49,6 @@ GMAIL_ALIAS = "gmail"
 # Gmail blocks a personal account for up to a day once it passes about 500
 # messages in 24 hours (2,000 for Workspace): stop short of that by default.
 GMAIL_DAILY_QUOTA = 500
-
-# Anymail's backend class names per ESP, so that ``anymail+ses://`` works
-# without the user knowing the module layout.
-ANYMAIL_BACKENDS = {
-    "amazon_ses": "anymail.backends.amazon_ses.EmailBackend",
-    "ses": "anymail.backends.amazon_ses.EmailBackend",
-    "brevo": "anymail.backends.brevo.EmailBackend",
-    "mailersend": "anymail.backends.mailersend.EmailBackend",
-    "mailgun": "anymail.backends.mailgun.EmailBackend",
-    "mailjet": "anymail.backends.mailjet.EmailBackend",
-    "mandrill": "anymail.backends.mandrill.EmailBackend",
-    "postal": "anymail.backends.postal.EmailBackend",
-    "postmark": "anymail.backends.postmark.EmailBackend",
-    "resend": "anymail.backends.resend.EmailBackend",
-    "sendgrid": "anymail.backends.sendgrid.EmailBackend",
-    "sparkpost": "anymail.backends.sparkpost.EmailBackend",
-    "unisender_go": "anymail.backends.unisender_go.EmailBackend",
-}
 
 SMTP_SCHEMES = {
     # scheme: (use_tls, use_ssl)
@@ -85,12 +75,56 @@ class MailerEnvironment:
 def split_url(
     url: str, *, variable: str, error: type[MailerURLError] = MailerURLError
 ) -> tuple[SplitResult, int | None]:
-    """``urlsplit(url)`` and its port; a bad URL or port is ``error`` naming ``variable`` only."""
+    """``urlsplit(url)`` and its port; a bad URL or port is ``error`` naming ``variable`` only.
+
+    A reserved character left unencoded in the user name or password (``#``,
+    ``?``, ``/``, an extra ``@``, ``[``, ``]``) is refused, naming the
+    character: ``urlsplit`` would otherwise read ``smtp://me:25#x@host`` as
+    host ``me``, port 25 and no password, without a word.
+    """
+    url = url.strip()
+    _refuse_unencoded_userinfo(url, variable=variable, error=error)
     try:
-        parts = urlsplit(url.strip())
+        parts = urlsplit(url)
         return parts, parts.port
     except ValueError:
         raise error(variable, "is not a valid URL (check the port number)") from None
+
+
+# Characters that end or split a URL's authority (RFC 3986 §3.2), percent-encoded.
+_PERCENT_ENCODED = {"#": "%23", "?": "%3F", "/": "%2F", "@": "%40", "[": "%5B", "]": "%5D"}
+
+
+def _refuse_unencoded_userinfo(url: str, *, variable: str, error: type[MailerURLError]) -> None:
+    # Only the character is named: the URL around it holds the password.
+    def refuse(char: str, problem: str, where: str = "the user name or password") -> MailerURLError:
+        return error(
+            variable,
+            f"{problem}; if {where} contains {char!r}, percent-encode it as "
+            f"{_PERCENT_ENCODED[char]} (the URL is not shown: it holds secrets)",
+        )
+
+    if "#" in url:
+        # No mailer or mailbox URL has a fragment: a "#" belongs to a secret.
+        where = "the user name, password or a query value"
+        raise refuse("#", "has a '#' that is not percent-encoded", where)
+    _scheme, separator, rest = url.partition("://")
+    if not separator:
+        return
+    end = next((index for index, char in enumerate(rest) if char in "/?"), len(rest))
+    authority = rest[:end]
+    if authority.count("@") > 1:
+        raise refuse("@", "has more than one '@' before the host")
+    userinfo = authority.rpartition("@")[0]
+    for char in "[]":
+        if char in userinfo:
+            raise refuse(char, f"has a {char!r} that is not percent-encoded before the host")
+    tail = rest[end:]
+    at = tail.find("@")
+    # An "@" after the cut, before any "=", cannot be a query value's
+    # (?from=ops@example.com is one): the "/" or "?" cut the user info short.
+    if authority and at != -1 and "=" not in tail[:at]:
+        raise refuse(tail[0], f"has an '@' after a {tail[0]!r} that is not percent-encoded")
 
 
 def parse_mailer_url(url: str, *, variable: str) -> tuple[dict[str, Any], str | None]:
@@ -121,21 +155,8 @@ def parse_mailer_url(url: str, *, variable: str) -> tuple[dict[str, Any], str | 
     if scheme in SMTP_SCHEMES:
         return _smtp_entry(parts.hostname, port, parts, query, scheme, variable), from_email
     if scheme.startswith("anymail+"):
-        esp = scheme.removeprefix("anymail+").replace("-", "_")
-        try:
-            backend = ANYMAIL_BACKENDS[esp]
-        except KeyError:
-            known = ", ".join(sorted(ANYMAIL_BACKENDS))
-            raise MailerURLError(
-                variable, f"unknown anymail provider {esp!r}; known: {known}"
-            ) from None
-        options: dict[str, Any] = dict(query)
-        if "timeout" in options:
-            options["timeout"] = parse_timeout(options["timeout"], variable)
-        entry: dict[str, Any] = {"BACKEND": backend}
-        if options:
-            entry["OPTIONS"] = options
-        return entry, from_email
+        return _anymail_entry(scheme.removeprefix("anymail+"), query, variable), from_email
+    _refuse_underscore_scheme(url, variable)
     shown = scheme or "(none)"
     raise MailerURLError(
         variable,
@@ -173,13 +194,54 @@ def _smtp_entry(
     return {"BACKEND": SMTP_BACKEND, "OPTIONS": options}
 
 
+def _anymail_entry(name: str, query: dict[str, str], variable: str) -> dict[str, Any]:
+    provider = find_provider(name)
+    if provider is None:
+        raise MailerURLError(
+            variable,
+            f"unknown anymail provider {name!r}; the installed django-anymail has: "
+            f"{provider_listing()}",
+        )
+    options: dict[str, Any] = dict(query)
+    if "timeout" in options:
+        options["timeout"] = parse_timeout(options["timeout"], variable)
+    if provider == "amazon_ses":
+        for option, names in (
+            ("session_params", SES_SESSION_PARAMETERS),
+            ("client_params", SES_CLIENT_PARAMETERS),
+        ):
+            params = {key: options.pop(key) for key in names if key in options}
+            if params:
+                options[option] = params
+    entry: dict[str, Any] = {"BACKEND": backend_path(provider)}
+    if options:
+        entry["OPTIONS"] = options
+    return entry
+
+
+def _refuse_underscore_scheme(url: str, variable: str) -> None:
+    """``anymail+amazon_ses://`` has no scheme for ``urlsplit``: say which form works."""
+    match = re.match(r"(?i)anymail\+([A-Za-z0-9_.+-]*)://", url.strip())
+    if not match or "_" not in match[1]:
+        return
+    name = match[1]
+    provider = find_provider(name)
+    if provider is None:
+        raise MailerURLError(
+            variable,
+            f"a URL scheme cannot contain '_' and {name!r} is no installed anymail "
+            f"provider; the installed django-anymail has: {provider_listing()}",
+        )
+    raise MailerURLError(
+        variable,
+        f"a URL scheme cannot contain '_': write anymail+{url_name(provider)}:// "
+        f"(or anymail+{provider.replace('_', '-')}://) for {name!r}",
+    )
+
+
 def throttle_from_url(url: str, *, variable: str) -> tuple[str, dict[str, float | int]]:
     """Split ``rate=`` and ``daily_quota=`` off a mailer URL: ``(url without them, limits)``."""
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError:
-        # parse_mailer_url reports the malformed URL.
-        return url, {}
+    parts, _port = split_url(url, variable=variable)
     query = parse_qsl(parts.query, keep_blank_values=True)
     limits: dict[str, float | int] = {}
     kept = []
@@ -197,10 +259,7 @@ def throttle_from_url(url: str, *, variable: str) -> tuple[str, dict[str, float 
 
 def dkim_selectors_from_url(url: str, *, variable: str) -> tuple[str, list[str]]:
     """Split ``dkim_selector=`` (comma-separated, repeatable) off a mailer URL."""
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError:
-        return url, []
+    parts, _port = split_url(url, variable=variable)
     query = parse_qsl(parts.query, keep_blank_values=True)
     selectors = [
         selector.strip()

@@ -1,5 +1,7 @@
-"""What ``settings.MAILERS`` says about each alias, read without instantiating anything.
+"""What each mailer's configuration says, read without instantiating anything.
 
+The configuration comes from :mod:`mailops.mailers.registry` (``MAILERS``, or
+the ``default`` mailer Django builds from the classic ``EMAIL_*`` settings).
 System checks, the connection check and the admin "Mailers" page all need
 the same facts (which kind of transport, host, port, TLS mode, user). They
 are read from the settings dict, never from a backend instance: building a
@@ -12,11 +14,10 @@ secret option, so it is safe to render.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from django.conf import settings
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.utils.functional import Promise
 from django.utils.module_loading import import_string
@@ -25,6 +26,12 @@ from django.utils.translation import gettext_lazy
 
 from mailops.conf import get_setting
 from mailops.exceptions import UnknownMailer
+from mailops.mailers.registry import (
+    classic_mailer,
+    mailer_aliases,
+    mailers_setting,
+    uses_classic_settings,
+)
 
 DEFAULT_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 
@@ -40,6 +47,18 @@ LOCAL_BACKENDS = frozenset(
         "anymail.backends.test.EmailBackend",
     }
 )
+
+
+# What each local backend does with mail, for people (the Mailers page, choices).
+LOCAL_DESCRIPTIONS = {
+    "django.core.mail.backends.console.EmailBackend": gettext_lazy("prints mail"),
+    "django.core.mail.backends.locmem.EmailBackend": gettext_lazy("keeps mail in memory"),
+    "django.core.mail.backends.filebased.EmailBackend": gettext_lazy("writes mail to files"),
+    "django.core.mail.backends.dummy.EmailBackend": gettext_lazy("discards mail"),
+    "mailops.backends.outbox.EmailBackend": gettext_lazy("writes .eml files"),
+    "anymail.backends.console.EmailBackend": gettext_lazy("prints mail"),
+    "anymail.backends.test.EmailBackend": gettext_lazy("keeps mail in memory"),
+}
 
 
 class MailerKind(StrEnum):
@@ -83,6 +102,8 @@ class MailerInfo:
     esp: str = ""
     # Why BACKEND could not be imported, for BROKEN mailers.
     import_error: str = ""
+    # Built by Django from the classic EMAIL_* settings (no MAILERS).
+    classic: bool = False
 
     @property
     def tls_label(self) -> str:
@@ -116,6 +137,30 @@ class MailerInfo:
             return f"anymail {self.esp}"
         return self.backend.rsplit(".", 2)[-2] if "." in self.backend else self.backend
 
+    @property
+    def local_description(self) -> str:
+        """What a local mailer does with mail ("prints mail"), else an empty string."""
+        if self.kind != MailerKind.LOCAL:
+            return ""
+        return str(LOCAL_DESCRIPTIONS.get(self.backend, _("delivers nowhere beyond this machine")))
+
+    def human_description(self) -> str:
+        """What the mailer is, for people, never a secret.
+
+        ``console (prints mail)``, ``SMTP smtp.gmail.com:587, STARTTLS``,
+        ``Postmark API``; other backends by their module and class.
+        """
+        if self.kind == MailerKind.SMTP:
+            address = self.address or _("no host")
+            return f"SMTP {address}, {self.tls_label}" if self.tls_label else f"SMTP {address}"
+        if self.kind == MailerKind.PROVIDER:
+            return _("%(provider)s API") % {"provider": self.esp}
+        if self.kind == MailerKind.LOCAL:
+            return f"{self.kind_label} ({self.local_description})"
+        if self.kind == MailerKind.BROKEN:
+            return _("%(backend)s (cannot be imported)") % {"backend": self.backend}
+        return ".".join(self.backend.split(".")[-2:])
+
     def describe(self) -> str:
         """A short, secret-free label: ``smtp 127.0.0.1:587``, ``anymail Postmark``."""
         if self.kind == MailerKind.SMTP:
@@ -131,12 +176,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def mailers_setting() -> dict[str, Any]:
-    """``settings.MAILERS``, or ``{}`` when it is missing or not a dict."""
-    configured = getattr(settings, "MAILERS", {})
-    return configured if isinstance(configured, dict) else {}
 
 
 def backend_path(alias: str) -> str:
@@ -160,15 +199,17 @@ def resolve_mailer(using: str | None) -> str:
     Raises :class:`~mailops.exceptions.UnknownMailer` when ``MAILERS`` does not define it.
     """
     alias = using or get_setting("DEFAULT_MAILER")
-    if alias not in mailers_setting():
-        raise UnknownMailer(str(alias), list(mailers_setting()))
+    if alias not in mailer_aliases():
+        raise UnknownMailer(str(alias), mailer_aliases())
     return str(alias)
 
 
 def mailer_info(alias: str) -> MailerInfo:
     """The facts about ``alias``; ``KeyError`` when MAILERS does not define it."""
-    if alias not in mailers_setting():
+    if alias not in mailer_aliases():
         raise KeyError(alias)
+    if uses_classic_settings():
+        return _classic_info(alias)
     backend = backend_path(alias)
     options = mailer_options(alias)
     try:
@@ -186,7 +227,27 @@ def mailer_info(alias: str) -> MailerInfo:
 
 def configured_mailers() -> list[MailerInfo]:
     """:func:`mailer_info` for every alias, in settings order."""
-    return [mailer_info(alias) for alias in mailers_setting()]
+    return [mailer_info(alias) for alias in mailer_aliases()]
+
+
+def _classic_info(alias: str) -> MailerInfo:
+    """The ``default`` mailer Django builds from ``EMAIL_*``: as Django built it."""
+    classic = classic_mailer()
+    if classic.error:
+        return MailerInfo(
+            alias, classic.backend, MailerKind.BROKEN, import_error=classic.error, classic=True
+        )
+    backend_class = import_string(classic.backend)
+    kind = _kind(classic.backend, backend_class)
+    if kind == MailerKind.SMTP:
+        # port is what Django took: EMAIL_PORT, 25 unless set (not chosen by TLS
+        # mode as under MAILERS); port_configured says whether EMAIL_PORT is set.
+        info = _smtp_info(alias, classic.backend, classic.options)
+        return replace(info, port_configured=classic.port_set, classic=True)
+    if kind == MailerKind.PROVIDER:
+        esp = str(getattr(backend_class, "esp_name", "") or classic.backend.split(".")[-2])
+        return MailerInfo(alias, classic.backend, kind, esp=esp, classic=True)
+    return MailerInfo(alias, classic.backend, kind, classic=True)
 
 
 def _kind(path: str, backend_class: Any) -> MailerKind:

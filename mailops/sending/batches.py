@@ -140,7 +140,7 @@ def send_test_mail_to_users(
     empty; ``summary.rejected`` counts the rejected rows. A selection handed
     to a worker with more than ``WRITE_IN_REQUEST_LIMIT`` addressed users
     only records their ids here: the worker writes the queued rows
-    (:mod:`mailops.sending.pending`), so the caller returns at once.
+    (``mailops.sending.pending``), so the caller returns at once.
     """
     if router.db_for_write(MailLog) != users.db:
         # Rows and users in different databases: no INSERT ... SELECT.

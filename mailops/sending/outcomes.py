@@ -14,8 +14,8 @@ from mailops.models import MailLog, MailStatus
 
 logger = logging.getLogger("mailops.delivery")
 
-# What an in-doubt row's error starts with in English (the admin and the README name
-# it); the translated reasons start with the language's own words.
+# What an in-doubt row's error starts with in English (the admin and the guarantees
+# page name it); the translated reasons start with the language's own words.
 IN_DOUBT_PREFIX = "in doubt: "
 
 

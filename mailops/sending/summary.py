@@ -26,23 +26,28 @@ WORKER_UNREACHABLE = ngettext_lazy(
 class SendSummary:
     """The result of one call to :func:`send_test_mail`."""
 
+    #: The ``MAILERS`` alias the batch went through.
     mailer: str
+    #: The batch's id, shared by all its ``MailLog`` rows (``None`` for a dry run).
     batch_id: uuid.UUID | None
+    #: The batch's rows per status, ``{status: count}``.
     counts: dict[str, int] = field(default_factory=dict)
-    # The recipients refused before sending (invalid address, user without one).
+    #: The recipients refused before sending (invalid address, user without one).
     invalid: list[Recipient] = field(default_factory=list)
+    #: With ``dry_run``: the valid recipients that would have been sent to.
     planned: list[Recipient] = field(default_factory=list)
+    #: Nothing was sent or written: the call only validated.
     dry_run: bool = False
-    # True when invalid entries stopped the whole batch (nothing was sent).
+    #: True when invalid entries stopped the whole batch (nothing was sent).
     aborted: bool = False
-    # True when the rows were handed to a task worker: ``queued`` counts
-    # them, and their outcomes land in the log later (see ``logs()``).
+    #: True when the rows were handed to a task worker: ``queued`` counts
+    #: them, and their outcomes land in the log later (see ``logs()``).
     handed_to_worker: bool = False
-    # When rows waiting for a retry or a daily quota will be tried again.
+    #: When rows waiting for a retry or a daily quota will be tried again.
     resumes_at: datetime | None = None
-    # Why the batch could not be handed to the worker (its rows stay queued).
+    #: Why the batch could not be handed to the worker (its rows stay queued).
     worker_error: str = ""
-    # A self-service send refused by the per-user limit (logged as rejected).
+    #: A self-service send refused by the per-user limit (logged as rejected).
     limited: bool = False
 
     @property
@@ -58,14 +63,17 @@ class SendSummary:
 
     @property
     def sent(self) -> int:
+        """Messages the mailer accepted (``sent``, or a later tracking status)."""
         return sum(n for status, n in self.counts.items() if status in ACCEPTED_STATUSES)
 
     @property
     def failed(self) -> int:
+        """Messages that failed (their reasons are on the rows)."""
         return self.counts.get(MailStatus.FAILED, 0)
 
     @property
     def queued(self) -> int:
+        """Messages without an outcome yet (``queued`` or ``sending``)."""
         return self.counts.get(MailStatus.QUEUED, 0) + self.counts.get(MailStatus.SENDING, 0)
 
     @property
@@ -80,6 +88,7 @@ class SendSummary:
 
     @property
     def rejected(self) -> int:
+        """Recipients refused before sending, each logged as a ``rejected`` row."""
         # A user queryset's rejected rows are counted by the database, not listed.
         return max(len(self.invalid), self.counts.get(MailStatus.REJECTED, 0))
 
@@ -89,6 +98,7 @@ class SendSummary:
         return not self.failed and not self.rejected
 
     def logs(self) -> MailLogQuerySet:
+        """The batch's ``MailLog`` rows, in the order they were written."""
         if self.batch_id is None:
             return MailLog.objects.none()
         return MailLog.objects.for_batch(self.batch_id).order_by("pk")
@@ -103,12 +113,15 @@ class DeliveryPlan:
     or that a quota holds most of the batch back.
     """
 
+    #: The ``MAILERS`` alias.
     mailer: str
+    #: How many messages.
     count: int
-    # Handed to a task worker; the caller returns at once.
+    #: Handed to a task worker; the caller returns at once.
     queued: bool
-    # Large, but delivered inside the caller (no worker backend configured).
+    #: Large, but delivered inside the caller (no worker backend configured).
     blocks: bool
+    #: What is left of the mailer's daily quota.
     quota: QuotaStatus
 
     def notice(self) -> str:

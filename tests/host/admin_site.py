@@ -1,4 +1,4 @@
-"""The host's own admin site: mailops' pages registered on it, as the README says."""
+"""The host's own admin site: mailops' pages registered on it, as the admin how-to says."""
 
 from __future__ import annotations
 

@@ -86,6 +86,12 @@ def test_the_console_lists_the_mail_log_and_the_members(console_client) -> None:
 
     assert f'href="{MAILLOG}"' in html
     assert f'href="{MEMBERS}"' in html
+    # The Mailers page is listed too, on this site (not only on admin.site).
+    assert '<a href="/console/mailops/mailersentry/">Mailers</a>' in html
+    response = console_client.get("/console/mailops/mailersentry/")
+    assert response.status_code == 302
+    assert response["Location"] == f"{MAILLOG}mailers/"
+    assert_console_page(console_client.get(response["Location"]))
 
 
 def test_send_action_confirms_sends_and_links_into_the_console(operator_client, members) -> None:

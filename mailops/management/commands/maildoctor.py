@@ -14,7 +14,8 @@ from mailops.deliverability.doctor import diagnose_mailers, normalize_domain
 from mailops.deliverability.findings import Level, MailerReport
 from mailops.deliverability.nameservers import parse_nameservers
 from mailops.exceptions import UnknownMailer
-from mailops.mailers.info import configured_mailers, mailers_setting
+from mailops.mailers.info import configured_mailers
+from mailops.mailers.registry import mailer_aliases
 
 EXIT_ERRORS = 1
 EXIT_USAGE = 2
@@ -46,7 +47,9 @@ class Command(BaseCommand):
             "--domain", help="Check this domain instead of the From address's domain."
         )
         parser.add_argument(
-            "--json", action="store_true", help="Print the findings as JSON (shape in the README)."
+            "--json",
+            action="store_true",
+            help="Print the findings as JSON (the shape is in the commands reference).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -54,7 +57,7 @@ class Command(BaseCommand):
         domain = options["domain"]
         if domain is not None and normalize_domain(domain) is None:
             raise CommandError(
-                _("--domain %(domain)r is not a domain name.") % {"domain": domain},
+                _("--domain %(domain)s is not a domain name.") % {"domain": _quoted(domain)},
                 returncode=EXIT_USAGE,
             )
         try:
@@ -97,7 +100,7 @@ class Command(BaseCommand):
                 )
             return aliases
         alias = options["using"] or get_setting("DEFAULT_MAILER")
-        if alias not in mailers_setting():
+        if alias not in mailer_aliases():
             raise CommandError(
                 _("There is no mailer %(alias)r in MAILERS.") % {"alias": alias},
                 returncode=EXIT_USAGE,
@@ -116,7 +119,7 @@ class Command(BaseCommand):
                 if report.domain
                 else _("%(alias)s: From %(from_email)s") % values
             )
-            self.stdout.write(self.style.MIGRATE_HEADING(heading))
+            self.stdout.write(self.style.MIGRATE_HEADING(_printable(heading)))
             shown = [
                 finding
                 for finding in report.findings
@@ -128,14 +131,30 @@ class Command(BaseCommand):
                 style = getattr(self.style, STYLES[finding.level])
                 # The level is printed as an identifier, like Django's own check output.
                 self.stdout.write(
-                    style(f"  {finding.level.upper()} {finding.id}: {finding.message}")
+                    style(f"  {finding.level.upper()} {finding.id}: {_printable(finding.message)}")
                 )
-                self.stdout.write("      " + _("hint: %(hint)s") % {"hint": finding.hint})
+                self.stdout.write(
+                    "      " + _("hint: %(hint)s") % {"hint": _printable(finding.hint)}
+                )
             if verbosity > 1:
                 queries = ngettext(
                     "(%(count)d DNS query)", "(%(count)d DNS queries)", report.queries
                 ) % {"count": report.queries}
                 self.stdout.write(f"  {queries}")
+
+
+def _printable(text: str) -> str:
+    """``text`` with every control or invisible character escaped (``\\x1b``, ``\\u202e``).
+
+    What reaches the terminal cannot move the cursor, recolour it or reorder
+    text, whatever a DNS record, a setting or an argument held.
+    """
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
+def _quoted(value: str, limit: int = 80) -> str:
+    """``value`` quoted and escaped like :func:`repr`, cut to ``limit`` characters."""
+    return repr(value[:limit]) + ("…" if len(value) > limit else "")
 
 
 def _as_json(reports: list[MailerReport]) -> dict[str, Any]:

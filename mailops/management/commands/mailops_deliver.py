@@ -119,18 +119,9 @@ class Command(BaseCommand):
             meter.finish(self._progress(batch_id, totals))
 
         sent, failed = totals.get("sent", 0), totals.get("failed", 0)
-        values = {"sent": sent, "failed": failed, "queued": totals.get("queued", 0)}
-        if values["queued"]:
-            line = (
-                _(
-                    "%(sent)d sent, %(failed)d failed, %(queued)d waiting for a retry or a "
-                    "daily quota."
-                )
-                % values
-            )
-        else:
-            line = _("%(sent)d sent, %(failed)d failed.") % values
-        self.stdout.write(line)
+        # Quiet at -v 0 unless something failed: cron mails its owner every output.
+        if options["verbosity"] >= 1 or failed:
+            self.stdout.write(_summary(sent, failed, totals.get("queued", 0)))
         if failed:
             raise CommandError(
                 ngettext(
@@ -171,6 +162,17 @@ class Command(BaseCommand):
         if first is None:
             return 0.0 if waiting.exists() else None
         return (first - timezone.now()).total_seconds()
+
+
+def _summary(sent: int, failed: int, queued: int) -> str:
+    """``3 sent, 1 failed, 2 waiting for a retry or a daily quota.``"""
+    values = {"sent": sent, "failed": failed, "queued": queued}
+    if queued:
+        return (
+            _("%(sent)d sent, %(failed)d failed, %(queued)d waiting for a retry or a daily quota.")
+            % values
+        )
+    return _("%(sent)d sent, %(failed)d failed.") % values
 
 
 def _added(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:

@@ -103,14 +103,15 @@ class Command(BaseCommand):
             "--verify",
             action="store_true",
             help="Prove arrival: send (to the mailer's verify mailbox when no EMAIL is given), "
-            "then read the mailbox back over IMAP; exit 0 only if it arrived in the inbox.",
+            "then read the mailbox back over IMAP; exit 0 only if it arrived in the inbox "
+            "(with the receiving server's own verdicts, when there are any).",
         )
         parser.add_argument(
             "--verify-timeout",
             type=float,
             metavar="SECONDS",
-            help="With --verify: how long to wait for arrival (default "
-            "MAILOPS['VERIFY_TIMEOUT'], 120).",
+            help="With --verify: the deadline for reading the mailbox back, IMAP sessions "
+            "included, however slow the server (default MAILOPS['VERIFY_TIMEOUT'], 120).",
         )
         parser.add_argument(
             "--all-mailers",
@@ -255,9 +256,12 @@ class Command(BaseCommand):
             label, style = _("ok"), self.style.SUCCESS
         elif result.outcome == CheckOutcome.UNSUPPORTED:
             label, style = _("unverified"), self.style.WARNING
+        elif result.outcome == CheckOutcome.LOCAL:
+            # Nothing was checked, and nothing is wrong: not green, not red.
+            label, style = _("local"), self.style.NOTICE
         else:
             label, style = _("FAILED"), self.style.ERROR
-        if verbosity >= 1 or not result.ok:
+        if verbosity >= 1 or result.outcome in (CheckOutcome.FAILED, CheckOutcome.UNSUPPORTED):
             self.stdout.write(style(f"{label:<10}  {result.alias}: {result.summary()}"))
             for warning in result.warnings:
                 line = _("warning: %(warning)s") % {"warning": warning}

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from mailops.deliverability.resolver import DomainResolver
 
@@ -110,11 +111,20 @@ def walk_spf(domain: str, record: str, *, resolver: DomainResolver) -> SpfWalk:
         shown = ", ".join(voids[:5]) + (", …" if len(voids) > 5 else "")
         walk.problem(
             "mailops.D031",
-            f"The SPF record of {domain} makes {len(voids)} DNS lookups that find nothing "
-            f"({shown}); receivers stop at the third such void lookup with a permanent "
-            f"error (RFC 7208 section 4.6.4), so SPF fails.",
-            "Remove the a:, mx: and exists: terms that name hosts or domains that no longer "
-            "exist or have no address (old servers, providers no longer used).",
+            ngettext(
+                "The SPF record of %(domain)s makes %(count)d DNS lookup that finds nothing "
+                "(%(shown)s); receivers stop at the third such void lookup with a permanent "
+                "error (RFC 7208 section 4.6.4), so SPF fails.",
+                "The SPF record of %(domain)s makes %(count)d DNS lookups that find nothing "
+                "(%(shown)s); receivers stop at the third such void lookup with a permanent "
+                "error (RFC 7208 section 4.6.4), so SPF fails.",
+                len(voids),
+            )
+            % {"domain": domain, "count": len(voids), "shown": shown},
+            _(
+                "Remove the a:, mx: and exists: terms that name hosts or domains that no longer "
+                "exist or have no address (old servers, providers no longer used)."
+            ),
         )
     return walk
 

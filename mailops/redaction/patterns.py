@@ -21,7 +21,7 @@ inside the base64 of any longer text that contains it.
 
 Short secrets
 -------------
-A secret of fewer than four characters (the README's example password is
+A secret of fewer than four characters (the docs' example password is
 ``pw``) would, if masked wherever it occurs, turn ordinary text to mush
 ("on port 25" with the password ``on``). It is masked where it stands as a
 whole value in a credential context:

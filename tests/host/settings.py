@@ -82,4 +82,7 @@ MAILERS = {
 DEFAULT_FROM_EMAIL = "site@host.example"
 MAILOPS = {"DNS_NAMESERVERS": ["127.0.0.1:9"]}
 ANYMAIL = {"WEBHOOK_SECRET": "hook:hook-pass-host"}
+# As the docs' host-project page says: error pages mask secrets in any form.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "mailops.redaction.MailopsExceptionReporterFilter"
+DEFAULT_EXCEPTION_REPORTER = "mailops.redaction.MailopsExceptionReporter"
 TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}

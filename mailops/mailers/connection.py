@@ -241,11 +241,7 @@ def _check_smtp(info: MailerInfo) -> CheckResult:
     try:
         backend: Any = mailers[info.alias]
     except ImproperlyConfigured as error:
-        return _result(
-            info,
-            CheckOutcome.FAILED,
-            error=_("configuration: %(error)s") % {"error": redact(str(error))},
-        )
+        return _result(info, CheckOutcome.FAILED, error=_configuration_error(error))
     password = str(backend.password or "")
     warnings: list[str] = []
     timeout = backend.timeout
@@ -350,11 +346,7 @@ def _check_local(info: MailerInfo) -> CheckResult:
     try:
         backend = mailers[info.alias]
     except ImproperlyConfigured as error:
-        return _result(
-            info,
-            CheckOutcome.FAILED,
-            error=_("configuration: %(error)s") % {"error": redact(str(error))},
-        )
+        return _result(info, CheckOutcome.FAILED, error=_configuration_error(error))
     note = nothing_to_connect_to(info)
     directory = getattr(backend, "directory", None) or getattr(backend, "file_path", None)
     if directory:
@@ -369,21 +361,15 @@ def _check_local(info: MailerInfo) -> CheckResult:
 
 def nothing_to_connect_to(info: MailerInfo) -> str:
     """``nothing to connect to: the console mailer prints mail``."""
-    return _("nothing to connect to: the %(kind)s mailer %(does)s") % {
-        "kind": info.kind_label,
-        "does": info.local_description,
-    }
+    values = {"kind": info.kind_label, "does": info.local_description}
+    return _("nothing to connect to: the %(kind)s mailer %(does)s") % values
 
 
 def _check_provider(info: MailerInfo) -> CheckResult:
     try:
         backend = mailers[info.alias]
     except ImproperlyConfigured as error:
-        return _result(
-            info,
-            CheckOutcome.FAILED,
-            error=_("configuration: %(error)s") % {"error": redact(str(error))},
-        )
+        return _result(info, CheckOutcome.FAILED, error=_configuration_error(error))
     probe = probe_provider(info.alias, backend, default_timeout=CHECK_TIMEOUT)
     common: dict[str, Any] = {
         "api_call": probe.call,

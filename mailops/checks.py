@@ -51,6 +51,8 @@ from django.contrib.auth import get_user_model
 from django.core import checks
 from django.shortcuts import resolve_url
 from django.urls import NoReverseMatch, Resolver404, resolve, reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from mailops.arrival.checks import check_mailboxes
 from mailops.audit.checks import check_audit_sees_the_site_mail
@@ -109,12 +111,17 @@ def check_mailops_settings(app_configs: Any = None, **kwargs: Any) -> list[check
     """E001 (alias named by MAILOPS not in MAILERS), W008 (unknown key), E014 (bad value)."""
     messages: list[checks.CheckMessage] = check_mailops_values()
     defined = mailer_aliases()
-    known = ", ".join(sorted(defined)) or "(none)"
+    known = ", ".join(sorted(defined)) or _("(none)")
     # Without MAILERS, Django builds only 'default' (from the EMAIL_* settings).
     undefined = (
-        "which Django does not have (no MAILERS: only 'default', from the EMAIL_* settings)"
+        _(
+            "%(where)s names mailer %(alias)r, which Django does not have (no MAILERS: only "
+            "'default', from the EMAIL_* settings) (defined: %(known)s)."
+        )
         if uses_classic_settings()
-        else "which MAILERS does not define"
+        else _(
+            "%(where)s names mailer %(alias)r, which MAILERS does not define (defined: %(known)s)."
+        )
     )
 
     def missing(alias: Any, where: str) -> None:
@@ -122,10 +129,13 @@ def check_mailops_settings(app_configs: Any = None, **kwargs: Any) -> list[check
             return
         messages.append(
             checks.Error(
-                f"{where} names mailer {alias!r}, {undefined} (defined: {known}).",
-                hint=f"Add {alias!r} to settings.MAILERS, or change {where} to a defined "
-                f"alias. (The reference project builds MAILERS from the environment: "
-                f"MAILER_{str(alias).upper()}_URL=...)",
+                undefined % {"where": where, "alias": alias, "known": known},
+                hint=_(
+                    "Add %(alias)r to settings.MAILERS, or change %(where)s to a defined alias. "
+                    "(The reference project builds MAILERS from the environment: "
+                    "MAILER_%(upper_alias)s_URL=...)"
+                )
+                % {"alias": alias, "where": where, "upper_alias": str(alias).upper()},
                 id="mailops.E001",
             )
         )
@@ -142,11 +152,12 @@ def check_mailops_settings(app_configs: Any = None, **kwargs: Any) -> list[check
     for name in configured:
         if name not in DEFAULTS:
             close = difflib.get_close_matches(str(name), DEFAULTS, n=1)
-            suggestion = f"Did you mean {close[0]!r}? " if close else ""
+            suggestion = _("Did you mean %(key)r? ") % {"key": close[0]} if close else ""
             messages.append(
                 checks.Warning(
-                    f"MAILOPS has an unknown key {name!r}; mailops ignores it.",
-                    hint=f"{suggestion}Known keys: {', '.join(sorted(DEFAULTS))}.",
+                    _("MAILOPS has an unknown key %(name)r; mailops ignores it.") % {"name": name},
+                    hint=suggestion
+                    + _("Known keys: %(keys)s.") % {"keys": ", ".join(sorted(DEFAULTS))},
                     id="mailops.W008",
                 )
             )
@@ -159,9 +170,11 @@ def check_mailops_values() -> list[checks.CheckMessage]:
     if raw is not None and not isinstance(raw, dict):
         return [
             checks.Error(
-                f"settings.MAILOPS must be a dict, not {type(raw).__name__}.",
-                hint="Write MAILOPS = {'DEFAULT_MAILER': 'default', ...} in settings.py, "
-                "or leave it out to use every default.",
+                _("settings.MAILOPS must be a dict, not %(name)s.") % {"name": type(raw).__name__},
+                hint=_(
+                    "Write MAILOPS = {'DEFAULT_MAILER': 'default', ...} in settings.py, "
+                    "or leave it out to use every default."
+                ),
                 id="mailops.E014",
             )
         ]
@@ -171,9 +184,12 @@ def check_mailops_values() -> list[checks.CheckMessage]:
         if problem:
             errors.append(
                 checks.Error(
-                    f"MAILOPS[{name!r}] {problem}",
-                    hint=f"Correct MAILOPS[{name!r}] in settings.py, or remove the key to use "
-                    f"the default, {DEFAULTS[name]!r}.",
+                    _("MAILOPS[%(name)r] %(problem)s") % {"name": name, "problem": problem},
+                    hint=_(
+                        "Correct MAILOPS[%(name)r] in settings.py, or remove the key to use the "
+                        "default, %(value)r."
+                    )
+                    % {"name": name, "value": DEFAULTS[name]},
                     id="mailops.E014",
                 )
             )
@@ -194,11 +210,21 @@ def check_debug_with_real_mailers(
         return []
     return [
         checks.Warning(
-            f"DEBUG is on and {_listing(real)} deliver{'s' if len(real) == 1 else ''} "
-            "real mail. On a server, DEBUG error pages show settings and tracebacks to "
-            "anyone; on a development machine, test mail reaches real inboxes.",
-            hint="In production turn DEBUG off. For development point these mailers at "
-            "console://, file:///path or a mail catcher on 127.0.0.1. "
+            ngettext(
+                "DEBUG is on and mailer %(mailers)s delivers real mail. On a server, DEBUG "
+                "error pages show settings and tracebacks to anyone; on a development "
+                "machine, test mail reaches real inboxes.",
+                "DEBUG is on and mailers %(mailers)s deliver real mail. On a server, DEBUG "
+                "error pages show settings and tracebacks to anyone; on a development "
+                "machine, test mail reaches real inboxes.",
+                len(real),
+            )
+            % {"mailers": _listing(real)},
+            hint=_(
+                "In production turn DEBUG off. For development point these mailers at "
+                "console://, file:///path or a mail catcher on 127.0.0.1."
+            )
+            + " "
             + SILENCE.format(id="mailops.W007"),
             id="mailops.W007",
         )
@@ -206,8 +232,7 @@ def check_debug_with_real_mailers(
 
 
 def _listing(infos: Sequence[MailerInfo]) -> str:
-    names = ", ".join(f"{info.alias!r} ({info.describe()})" for info in infos)
-    return f"mailer{'s' if len(infos) > 1 else ''} {names}"
+    return ", ".join(f"{info.alias!r} ({info.describe()})" for info in infos)
 
 
 # --- the host project ----------------------------------------------------------
@@ -219,9 +244,11 @@ def check_installed_apps(app_configs: Any = None, **kwargs: Any) -> list[checks.
         return []
     return [
         checks.Error(
-            "'import_export' is not in INSTALLED_APPS: the mail log's admin page and the "
-            "user import/export use its templates and would answer with a server error.",
-            hint="Add 'import_export' to INSTALLED_APPS (next to 'mailops').",
+            _(
+                "'import_export' is not in INSTALLED_APPS: the mail log's admin page and the "
+                "user import/export use its templates and would answer with a server error."
+            ),
+            hint=_("Add 'import_export' to INSTALLED_APPS (next to 'mailops')."),
             id="mailops.E013",
         )
     ]
@@ -238,11 +265,17 @@ def check_user_model(
     if not has_field(model, email_field):
         messages.append(
             checks.Warning(
-                f"The user model {label} has no field {email_field!r} (its EMAIL_FIELD): "
-                "mailops cannot find users' addresses, so the admin's \"Send test mail\" "
-                "action, the self-service page and sendtestmail --user/--staff send nothing.",
-                hint=f"Set EMAIL_FIELD on {label} to the name of its email field. Mail to "
-                "addresses (sendtestmail EMAIL) and the mail log work without it.",
+                _(
+                    "The user model %(label)s has no field %(email_field)r (its EMAIL_FIELD): "
+                    "mailops cannot find users' addresses, so the admin's \"Send test mail\" "
+                    "action, the self-service page and sendtestmail --user/--staff send nothing."
+                )
+                % {"label": label, "email_field": email_field},
+                hint=_(
+                    "Set EMAIL_FIELD on %(label)s to the name of its email field. Mail to "
+                    "addresses (sendtestmail EMAIL) and the mail log work without it."
+                )
+                % {"label": label},
                 id="mailops.W009",
             )
         )
@@ -250,10 +283,14 @@ def check_user_model(
     if missing:
         messages.append(
             checks.Warning(
-                f"The user model {label} has no {' or '.join(missing)} field: "
-                "sendtestmail --staff cannot tell who is active staff and refuses to run.",
-                hint="Name recipients with --user or by address instead; everything else "
-                "works. " + SILENCE.format(id="mailops.W010"),
+                _(
+                    "The user model %(label)s has no %(values)s field: sendtestmail --staff "
+                    "cannot tell who is active staff and refuses to run."
+                )
+                % {"label": label, "values": " or ".join(missing)},
+                hint=_("Name recipients with --user or by address instead; everything else works.")
+                + " "
+                + SILENCE.format(id="mailops.W010"),
                 id="mailops.W010",
             )
         )
@@ -279,12 +316,18 @@ def check_login_url(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
         return []
     return [
         checks.Warning(
-            f"LOGIN_URL ({settings.LOGIN_URL!r}) is an admin site's login, which only staff "
-            f"users can pass: other signed-out users who open the self-service page "
-            f"({page}) cannot sign in to use it.",
-            hint="Point LOGIN_URL at a login page for every user, e.g. "
-            "path('accounts/login/', django.contrib.auth.views.LoginView.as_view(), "
-            "name='login') in urls.py and LOGIN_URL = 'login'. "
+            _(
+                "LOGIN_URL (%(login_url)r) is an admin site's login, which only staff users can "
+                "pass: other signed-out users who open the self-service page (%(page)s) cannot "
+                "sign in to use it."
+            )
+            % {"login_url": settings.LOGIN_URL, "page": page},
+            hint=_(
+                "Point LOGIN_URL at a login page for every user, e.g. "
+                "path('accounts/login/', django.contrib.auth.views.LoginView.as_view(), "
+                "name='login') in urls.py and LOGIN_URL = 'login'."
+            )
+            + " "
             + SILENCE.format(id="mailops.W011"),
             id="mailops.W011",
         )
@@ -312,10 +355,15 @@ def check_self_service_middleware(
         return []
     return [
         checks.Error(
-            f"The self-service page ({page}) needs {', '.join(missing)} in MIDDLEWARE: "
-            "without it the page cannot tell who is signed in or report a send.",
-            hint="Add them to MIDDLEWARE in this order (as Django's project template has "
-            "them), or do not include mailops.urls.",
+            _(
+                "The self-service page (%(page)s) needs %(values)s in MIDDLEWARE: without it the "
+                "page cannot tell who is signed in or report a send."
+            )
+            % {"page": page, "values": ", ".join(missing)},
+            hint=_(
+                "Add them to MIDDLEWARE in this order (as Django's project template has "
+                "them), or do not include mailops.urls."
+            ),
             id="mailops.E015",
         )
     ]

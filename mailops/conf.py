@@ -11,6 +11,11 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.utils import translation
+from django.utils.functional import Promise
+from django.utils.text import format_lazy
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from mailops.exceptions import InvalidSetting
 
@@ -111,14 +116,17 @@ DEFAULTS: dict[str, Any] = {
 # --- what each value may be -------------------------------------------------------
 # A rule is (test, what the value must be). The doctor's keys (DKIM_SELECTORS,
 # DNS_NAMESERVERS, DNS_TIMEOUT) have their own checks, E010-E012.
-Rule = tuple[Callable[[Any], bool], str]
+# Lazy texts: RULES is built at import, the text is read when a check or a send runs.
+Rule = tuple[Callable[[Any], bool], str | Promise]
 
 
 def _whole(minimum: int) -> Rule:
     def test(value: Any) -> bool:
         return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
 
-    return test, f"must be a whole number, {minimum} or more"
+    return test, format_lazy(
+        gettext_lazy("must be a whole number, {minimum} or more"), minimum=minimum
+    )
 
 
 def _seconds(*, positive: bool) -> Rule:
@@ -128,7 +136,9 @@ def _seconds(*, positive: bool) -> Rule:
             return False
         return value > 0 if positive else value >= 0
 
-    return test, f"must be a number of seconds{', more than 0' if positive else ', 0 or more'}"
+    if positive:
+        return test, gettext_lazy("must be a number of seconds, more than 0")
+    return test, gettext_lazy("must be a number of seconds, 0 or more")
 
 
 def _text(value: Any) -> bool:
@@ -170,11 +180,14 @@ def _throttle(value: Any) -> bool:
 
 
 RULES: dict[str, Rule] = {
-    "DEFAULT_MAILER": (_text, "must be a MAILERS alias (a non-empty string)"),
-    "FROM_EMAILS": (_from_emails, "must map MAILERS aliases to From addresses (strings)"),
+    "DEFAULT_MAILER": (_text, gettext_lazy("must be a MAILERS alias (a non-empty string)")),
+    "FROM_EMAILS": (
+        _from_emails,
+        gettext_lazy("must map MAILERS aliases to From addresses (strings)"),
+    ),
     "CHUNK_SIZE": _whole(1),
     "DELIVERY_CHUNK_SIZE": _whole(1),
-    "TASK_BACKEND": (_text, "must be a TASKS alias (a non-empty string)"),
+    "TASK_BACKEND": (_text, gettext_lazy("must be a TASKS alias (a non-empty string)")),
     "ASYNC_THRESHOLD": _whole(0),
     "DELIVERY_CONCURRENCY": _whole(1),
     "WRITE_IN_REQUEST_LIMIT": _whole(0),
@@ -184,27 +197,29 @@ RULES: dict[str, Rule] = {
     "SENDING_LEASE": _seconds(positive=True),
     "THROTTLE": (
         _throttle,
-        "must map MAILERS aliases to {'rate': messages per second, 'daily_quota': "
-        "messages per 24 h} (numbers, 0 or more; either may be left out)",
+        gettext_lazy(
+            "must map MAILERS aliases to {'rate': messages per second, 'daily_quota': "
+            "messages per 24 h} (numbers, 0 or more; either may be left out)"
+        ),
     ),
     "SELF_SERVICE_LIMIT": _whole(0),
     "SELF_SERVICE_WINDOW": _whole(1),
     "DNS_CACHE_SECONDS": _seconds(positive=False),
     # Proof of arrival; each mailbox's own fields are E030's to check.
-    "MAILBOXES": (_mapping, "must map MAILERS aliases to mailbox dicts"),
+    "MAILBOXES": (_mapping, gettext_lazy("must map MAILERS aliases to mailbox dicts")),
     "VERIFY_TIMEOUT": _seconds(positive=True),
     "VERIFY_ADMIN_TIMEOUT": _seconds(positive=True),
-    "HEALTH_TOKEN": (_token, "must be a string (empty refuses every request)"),
+    "HEALTH_TOKEN": (_token, gettext_lazy("must be a string (empty refuses every request)")),
     "HEALTH_FAILING_AFTER": _whole(1),
     "HEALTH_MAX_LATENCY": _seconds(positive=True),
     "HEALTH_CANARY_MAX_AGE": _seconds(positive=True),
     "METRICS_WINDOW": _whole(1),
     # Site-mail audit.
-    "AUDIT_ALL_MAIL": (_flag, "must be True or False"),
-    "STORE_SITE_MAIL_BODY": (_flag, "must be True or False"),
+    "AUDIT_ALL_MAIL": (_flag, gettext_lazy("must be True or False")),
+    "STORE_SITE_MAIL_BODY": (_flag, gettext_lazy("must be True or False")),
     "AUDIT_WRITE": (
         lambda value: value in ("background", "inline"),
-        'must be "background" or "inline"',
+        gettext_lazy('must be "background" or "inline"'),
     ),
     # User import limits.
     "IMPORT_MAX_BYTES": _whole(1),
@@ -221,7 +236,11 @@ def setting_problem(name: str, value: Any) -> str:
     rule = RULES.get(name)
     if rule is None or rule[0](value):
         return ""
-    return f"{rule[1]}; it is {value!r} ({type(value).__name__})."
+    return _("%(rule)s; it is %(value)r (%(type)s).") % {
+        "rule": rule[1],
+        "value": value,
+        "type": type(value).__name__,
+    }
 
 
 def configured_settings() -> dict[str, Any]:
@@ -260,3 +279,17 @@ def from_email_for(alias: str) -> str:
     """The From address for messages sent through ``alias``."""
     from_emails: dict[str, str] = get_setting("FROM_EMAILS")
     return from_emails.get(alias) or settings.DEFAULT_FROM_EMAIL
+
+
+def stored_language() -> translation.override:
+    """Activate the site's ``LANGUAGE_CODE`` for text written into a row.
+
+    A row's reason (``MailLog.error``, a connection check's subject) is written
+    once and read later by every admin, by exports and by commands. It is
+    written in the site's language, not in the language of whoever happened to
+    trigger the send (a German admin's request, an English worker): the same
+    failure then reads the same whichever path recorded it, and the worker, the
+    commands and the task queue, which have no request, already speak
+    ``LANGUAGE_CODE``. The labels around it are translated when shown.
+    """
+    return translation.override(settings.LANGUAGE_CODE)

@@ -7,14 +7,18 @@ a reason. These are for mistakes a caller or an operator must fix.
 from __future__ import annotations
 
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext as _
 
 
 class UnknownMailer(ImproperlyConfigured):
     """The requested alias is not in ``MAILERS``; the message lists those that are."""
 
     def __init__(self, alias: str, configured: list[str]) -> None:
-        listing = ", ".join(sorted(configured)) or "(none)"
-        super().__init__(f"Unknown mailer {alias!r}. Configured mailers: {listing}.")
+        listing = ", ".join(sorted(configured)) or _("(none)")
+        super().__init__(
+            _("Unknown mailer %(alias)r. Configured mailers: %(listing)s.")
+            % {"alias": alias, "listing": listing}
+        )
         self.alias = alias
 
 
@@ -30,7 +34,7 @@ class InvalidSetting(ImproperlyConfigured):
     """A ``MAILOPS`` value of the wrong type or out of range (``manage.py check``: E014)."""
 
     def __init__(self, name: str, problem: str) -> None:
-        super().__init__(f"MAILOPS[{name!r}] {problem}")
+        super().__init__(_("MAILOPS[%(name)r] %(problem)s") % {"name": name, "problem": problem})
         self.name = name
 
 

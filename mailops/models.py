@@ -9,6 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 # Bounce reading's own records: defined in mailops.bounces, part of this app.
@@ -207,9 +208,9 @@ class MailLog(BatchFields):
         # Connection checks have no recipient, and a user without an address
         # is logged with an empty one: name what the row is about instead.
         if self.trigger == MailTrigger.CHECK:
-            subject = f"mailer {self.mailer}"
+            subject = gettext("mailer %(alias)s") % {"alias": self.mailer}
         else:
-            subject = self.recipient or "(no address)"
+            subject = self.recipient or gettext("(no address)")
         return f"{subject} ({self.get_status_display()})"
 
     @property

@@ -12,6 +12,9 @@ from django.core.validators import validate_email
 from django.db import models
 from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Trim
+from django.utils.translation import gettext as _
+
+from mailops.conf import stored_language
 
 
 @dataclass(frozen=True)
@@ -35,26 +38,33 @@ MAX_LOCAL_PART_LENGTH = 64
 
 
 def check_address(address: str) -> str:
-    """The reason ``address`` cannot be used, or ``""`` if it can."""
+    """The reason ``address`` cannot be used, or ``""`` if it can.
+
+    The reason is stored in the rejected row: written in the site's language.
+    """
+    with stored_language():
+        return _address_problem(address)
+
+
+def _address_problem(address: str) -> str:
     if not address.strip():
-        return "empty address"
+        return _("empty address")
     if any(char in address for char in "\r\n"):
-        return "address contains a line break"
+        return _("address contains a line break")
     if len(address) > MAX_ADDRESS_LENGTH:
-        return (
-            f"address is {len(address)} characters long; at most {MAX_ADDRESS_LENGTH} "
-            "are allowed (RFC 5321)"
-        )
+        return _(
+            "address is %(length)d characters long; at most %(limit)d are allowed (RFC 5321)"
+        ) % {"length": len(address), "limit": MAX_ADDRESS_LENGTH}
     local_part = address.rpartition("@")[0]
     if len(local_part) > MAX_LOCAL_PART_LENGTH:
-        return (
-            f"the part before @ is {len(local_part)} characters long; at most "
-            f"{MAX_LOCAL_PART_LENGTH} are allowed (RFC 5321)"
-        )
+        return _(
+            "the part before @ is %(length)d characters long; at most %(limit)d are allowed "
+            "(RFC 5321)"
+        ) % {"length": len(local_part), "limit": MAX_LOCAL_PART_LENGTH}
     try:
         validate_email(address)
     except ValidationError:
-        return f"not a valid email address: {address!r}"
+        return _("not a valid email address: %(address)r") % {"address": address}
     return ""
 
 
@@ -91,8 +101,17 @@ def address_of(value: Any) -> str:
 
 
 def no_address_error(username: Any) -> str:
-    """The reason logged for a user without an address."""
-    return f"user '{username}' has no email address"
+    """The reason logged for a user without an address (stored: the site's language)."""
+    with stored_language():
+        return no_address_template() % {"username": username}
+
+
+def no_address_template() -> str:
+    """The no-address reason with a ``%(username)s`` slot, in the active language.
+
+    The bulk writer (``sending.rows``) builds the same text in SQL around the username.
+    """
+    return _("user '%(username)s' has no email address")
 
 
 def annotate_address(users: QuerySet[Any]) -> QuerySet[Any]:
@@ -138,11 +157,13 @@ def from_user_lookups(lookups: Iterable[str]) -> list[Recipient]:
             ).values_list("pk", field)[:2]
         )
         if not matches:
-            recipients.append(Recipient(address=lookup, error=f"no user {lookup!r}"))
+            with stored_language():
+                error = _("no user %(lookup)r") % {"lookup": lookup}
+            recipients.append(Recipient(address=lookup, error=error))
         elif len(matches) > 1:
-            recipients.append(
-                Recipient(address=lookup, error=f"{lookup!r} matches more than one user")
-            )
+            with stored_language():
+                error = _("%(lookup)r matches more than one user") % {"lookup": lookup}
+            recipients.append(Recipient(address=lookup, error=error))
         else:
             pk, value = matches[0]
             address = address_of(value)
@@ -161,8 +182,11 @@ def staff_recipients() -> Iterator[Recipient]:
     missing = [name for name in STAFF_FIELDS if not has_field(model, name)]
     if missing:
         raise ImproperlyConfigured(
-            f"The user model {model._meta.label} has no {' or '.join(missing)} field, so "
-            "there is no telling who is active staff; name recipients with --user instead."
+            _(
+                "The user model %(model)s has no %(fields)s field, so there is no telling who "
+                "is active staff; name recipients with --user instead."
+            )
+            % {"model": model._meta.label, "fields": " or ".join(missing)}
         )
     staff = model._default_manager.filter(is_staff=True, is_active=True)
     return from_users(with_address(annotate_address(staff)))

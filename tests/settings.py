@@ -18,6 +18,8 @@ for _name in list(os.environ):
 from site_config.settings import *  # noqa: E402, F403
 
 DEBUG = False
+# Whatever the environment says: tests that want German ask for it.
+LANGUAGE_CODE = "en-us"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 MAILERS = {
     "default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"},

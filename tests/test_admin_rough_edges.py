@@ -317,7 +317,7 @@ def test_deliver_at_verbosity_0_still_reports_a_failure() -> None:
         call_command("mailops_deliver", verbosity=0, stdout=out)
 
     assert failure.value.returncode == 1
-    assert str(failure.value) == "1 message failed; the reasons are in the mail log."
+    assert str(failure.value) == "1 message failed; the reason is in the mail log."
     assert out.getvalue() == "0 sent, 1 failed.\n"
 
 

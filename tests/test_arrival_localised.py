@@ -98,4 +98,4 @@ def test_a_missing_configured_folder_is_named_as_people_read_it(
     with settings_for(delivering, localised_dovecot, folders=["Boîte de réception"]):
         code, _out, err = run_sendtestmail("--verify", "--verify-timeout", "10")
     assert code == 1
-    assert "folder(s) Boîte de réception not on the IMAP server; it has: Archives reçues" in err
+    assert "folder Boîte de réception not on the IMAP server; it has: Archives reçues" in err

@@ -47,7 +47,7 @@ def test_imap_url_defaults_to_port_143_and_takes_folders() -> None:
         ("imaps://ops@h", "a mailbox URL needs a user name and a password"),
         (
             f"imaps://ops:{SECRET}@h?folder=x",
-            "unknown query parameter(s) folder; use folders=, timeout= or authserv_id=",
+            "unknown query parameter folder; use folders=, timeout= or authserv_id=",
         ),
         # A password with an unencoded "?" puts its tail in the query: never echoed.
         (

@@ -120,7 +120,7 @@ def test_a_configured_folder_the_server_lacks_is_named(
     with settings_for(delivering_smtp_server, dovecot_server, folders=["INBOX", "Spam"]):
         code, _out, err = run_sendtestmail("--verify", "--verify-timeout", "5")
     assert code == 1
-    assert "folder(s) Spam not on the IMAP server; it has: Bulk, INBOX, Junk" in err
+    assert "folder Spam not on the IMAP server; it has: Bulk, INBOX, Junk" in err
     assert MailLog.objects.get().arrival == ArrivalStatus.ERROR
 
 

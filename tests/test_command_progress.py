@@ -138,7 +138,7 @@ def test_async_wait_follows_the_worker_and_exits_as_an_inline_send(
         "[####################] 10/10 sent 9, failed 1",
     ]
     assert code == 1
-    assert "1 message(s) failed" in err
+    assert "1 message failed" in err
     # Outcomes are known now: one line per message, as for an inline send.
     assert "failed    user7@example.com: " in out
     assert "sent      user0@example.com" in out

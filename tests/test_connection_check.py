@@ -300,7 +300,7 @@ def test_all_mailers_prints_one_line_each_and_fails_if_any_fails(
         "FAILED",
         "FAILED",
     ]
-    assert "2 of 5 mailer check(s) did not pass: bad, gone." in err
+    assert "2 of 5 mailer checks did not pass: bad, gone." in err
     # The local mailers (default, outbox) had nothing to connect to: no row.
     assert set(MailLog.objects.values_list("mailer", "status")) == {
         ("good", MailStatus.CHECKED),

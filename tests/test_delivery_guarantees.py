@@ -12,7 +12,7 @@ import pytest
 from mailops.models import MailLog, MailStatus, MailTrigger
 from mailops.recipients import from_addresses
 from mailops.sending.delivery import deliver_batch
-from mailops.sending.session import IN_DOUBT_PREFIX
+from mailops.sending.outcomes import IN_DOUBT_PREFIX
 from mailops.services import send_test_mail
 from tests.faulty_smtp import FaultySMTPServer
 

@@ -87,7 +87,7 @@ def test_two_spf_records_are_an_error_and_exit_1(mail_dns: Any) -> None:
     assert status == 1
     assert "ERROR mailops.D021: double.test has 2 SPF records" in out
     assert "hint: Merge them into one v=spf1 record" in out
-    assert "error(s) in the mail DNS" in error
+    assert "1 error in the mail DNS" in error
 
 
 def test_json_lists_each_finding_with_id_level_message_and_hint(mail_dns: Any) -> None:

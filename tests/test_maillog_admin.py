@@ -496,7 +496,7 @@ def test_resend_to_a_mailer_that_is_gone_reports_it_without_an_error_page(
 
     assert done.status_code == 200
     assert any(
-        "were not resent: Unknown mailer 'retired'" in str(m) for m in done.context["messages"]
+        "was not resent: Unknown mailer 'retired'" in str(m) for m in done.context["messages"]
     )
     assert not MailLog.objects.filter(trigger=MailTrigger.RESEND).exists()
 

@@ -106,7 +106,7 @@ def test_server_not_listening_fails_every_row_with_the_reason(settings, smtp_ser
     assert {log.status for log in logs} == {MailStatus.FAILED}
     assert all("connection refused" in log.error for log in logs)
     assert "0 sent, 2 failed" in out
-    assert "2 message(s) failed" in err
+    assert "2 messages failed" in err
 
 
 def test_one_refused_recipient_fails_alone(settings, smtp_server) -> None:
@@ -318,7 +318,7 @@ def test_async_with_an_unreachable_worker_exits_1_and_mailops_deliver_sends_late
     assert code == 1
     assert "0 sent, 0 failed, 0 rejected" in out
     assert "The task worker could not be reached (ConnectionError:" in err
-    assert "the 2 message(s) of batch" in err
+    assert "the 2 messages of batch" in err
     assert MailLog.objects.filter(status=MailStatus.QUEUED).count() == 2
 
     call_command("mailops_deliver", stdout=StringIO())

@@ -76,7 +76,7 @@ def test_plan_and_command_say_up_front_when_the_quota_holds_mail_back(settings) 
     call_command("sendtestmail", "a@example.com", "b@example.com", "c@example.com", stdout=out)
 
     expected = (
-        "Mailer 'default' may send 1 more message(s) today (daily quota 500, rolling 24 h): "
+        "Mailer 'default' may send 1 more message today (daily quota 500, rolling 24 h): "
         "the other 2 stay queued"
     )
     assert expected in notice
@@ -122,7 +122,7 @@ def test_async_flag_queues_and_says_so(settings, worker_backend) -> None:
     out = StringIO()
     call_command("sendtestmail", "a@example.com", "--async", stdout=out)
 
-    assert "1 messages will be queued and sent by the task worker" in out.getvalue()
+    assert "1 message will be queued and sent by the task worker" in out.getvalue()
     assert "0 sent, 0 failed, 0 rejected, 1 queued" in out.getvalue()
     assert "queued    a@example.com" not in out.getvalue()
     assert MailLog.objects.get().status == MailStatus.QUEUED

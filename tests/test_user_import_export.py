@@ -160,7 +160,7 @@ def test_a_row_that_turns_bad_before_confirming_stops_the_whole_import(
     assert response.redirect_chain == [(reverse(IMPORT_URL), 302)]
     [(level, text)] = shown_messages(response)
     assert level == "error"
-    assert text.startswith("Import stopped: nothing was imported because of errors in row(s) 2.")
+    assert text.startswith("Import stopped: nothing was imported because of errors in row 2.")
     # dora (row 1) was valid, but the import is all or nothing.
     assert not User.objects.filter(username__in=["dora", "erin"]).exists()
 

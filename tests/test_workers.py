@@ -90,7 +90,7 @@ def test_killed_worker_costs_at_most_the_row_on_the_wire(settings, worker_backen
     out = StringIO()
     call_command("mailops_deliver", "--recover", "--lease", "1", stdout=out)
 
-    assert f"{len(in_flight)} row(s) stuck in 'sending':" in out.getvalue()
+    assert f"{len(in_flight)} rows stuck in 'sending':" in out.getvalue()
     assert not stale_sending(lease=0).exists()
     rows = {row.pk: row for row in summary.logs()}
     doubt = {pk for pk, row in rows.items() if row.status == MailStatus.FAILED}
@@ -118,7 +118,7 @@ def test_recovery_can_requeue_on_request(settings) -> None:
     out = StringIO()
     call_command("mailops_deliver", "--recover", "--requeue-stale", stdout=out)
 
-    assert "2 row(s) stuck in 'sending': 2 requeued, 0 sent, 0 in doubt" in out.getvalue()
+    assert "2 rows stuck in 'sending': 2 requeued, 0 sent, 0 in doubt" in out.getvalue()
     assert "2 sent, 0 failed" in out.getvalue()
     assert set(summary.logs().values_list("status", flat=True)) == {MailStatus.SENT}
     assert not SendingProgress.objects.exists()

@@ -99,7 +99,10 @@ def batch_progress_json(request: HttpRequest, batch_id: uuid.UUID) -> JsonRespon
         raise PermissionDenied
     progress = batch_progress(batch_id)
     if progress is None:
-        return JsonResponse({"error": f"There is no batch {batch_id} in the mail log."}, status=404)
+        return JsonResponse(
+            {"error": _("There is no batch %(batch)s in the mail log.") % {"batch": batch_id}},
+            status=404,
+        )
     return JsonResponse(progress.as_dict())
 
 

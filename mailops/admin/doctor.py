@@ -17,6 +17,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from mailops import permissions
@@ -62,19 +63,17 @@ def check_dns_view(request: HttpRequest, alias: str, admin_site: AdminSite) -> H
     values = {
         "alias": alias,
         "domain": cached.report.domain or "?",
-        "errors": cached.errors,
-        "warnings": cached.warnings,
+        "errors": ngettext("%(count)d error", "%(count)d errors", cached.errors)
+        % {"count": cached.errors},
+        "warnings": ngettext("%(count)d warning", "%(count)d warnings", cached.warnings)
+        % {"count": cached.warnings},
     }
     if cached.errors:
         messages.error(
-            request,
-            _("DNS check of %(alias)s (%(domain)s): %(errors)d error(s), %(warnings)d warning(s).")
-            % values,
+            request, _("DNS check of %(alias)s (%(domain)s): %(errors)s, %(warnings)s.") % values
         )
     elif cached.warnings:
-        messages.warning(
-            request, _("DNS check of %(alias)s (%(domain)s): %(warnings)d warning(s).") % values
-        )
+        messages.warning(request, _("DNS check of %(alias)s (%(domain)s): %(warnings)s.") % values)
     else:
         messages.success(request, _("DNS check of %(alias)s (%(domain)s): no problems.") % values)
     return HttpResponseRedirect(f"{page}#mailer-{slugify(alias)}")

@@ -117,7 +117,9 @@ class BatchListFilter(admin.SimpleListFilter):
         try:
             batch_id = uuid.UUID(value)
         except ValueError:
-            raise IncorrectLookupParameters(f"{value!r} is not a batch id") from None
+            raise IncorrectLookupParameters(
+                _("%(value)r is not a batch id") % {"value": value}
+            ) from None
         return queryset.filter(batch_id=batch_id)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from django import forms
 from django.template.defaultfilters import filesizeformat
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from import_export.formats import base_formats
 from import_export.forms import ImportForm
@@ -40,7 +41,11 @@ def check_row_count(rows: int) -> None:
                 "The file has %(rows)s rows; an import takes at most %(limit)s "
                 '(MAILOPS["IMPORT_MAX_ROWS"]). Split it into smaller files.'
             )
-            % {"rows": f"{rows:,}", "limit": f"{limit:,}"}
+            # Grouped the way the active language writes thousands (20,000; 20.000).
+            % {
+                "rows": number_format(rows, force_grouping=True),
+                "limit": number_format(limit, force_grouping=True),
+            }
         )
 
 

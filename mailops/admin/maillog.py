@@ -284,7 +284,7 @@ class MailLogAdmin(
         try:
             queryset: QuerySet[MailLog] = super().get_export_queryset(request)
         except IncorrectLookupParameters as error:
-            raise BadRequest(f"Invalid filter: {error}") from None
+            raise BadRequest(_("Invalid filter: %(error)s") % {"error": error}) from None
         return queryset
 
     def export_csv_view(self, request: HttpRequest) -> StreamingHttpResponse:

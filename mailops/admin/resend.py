@@ -23,6 +23,7 @@ from mailops.admin.confirmation import (
     template_names,
 )
 from mailops.admin.links import changelist_url
+from mailops.conf import stored_language
 from mailops.models import MailLog
 from mailops.services import ResendOutcome, plan_resend, resend_logs
 
@@ -83,7 +84,11 @@ class ResendActionMixin(SendTestMailPermissionMixin, _ModelAdminBase):
         for outcome in outcomes:
             if outcome.summary is None or outcome.summary.batch_id is None:
                 continue
-            message = f"Resent: new entries in batch {outcome.summary.batch_id} (trigger resend)."
+            # Stored in the admin history, read later by anyone: the site's language.
+            with stored_language():
+                message = _("Resent: new entries in batch %(batch)s (trigger resend).") % {
+                    "batch": outcome.summary.batch_id
+                }
             originals = (
                 outcome.group.originals(queryset)
                 .select_related(None)
@@ -112,7 +117,11 @@ class ResendActionMixin(SendTestMailPermissionMixin, _ModelAdminBase):
             if summary is None:
                 self.message_user(
                     request,
-                    _("%(count)d message(s) through %(mailer)s were not resent: %(error)s")
+                    ngettext(
+                        "%(count)d message through %(mailer)s was not resent: %(error)s",
+                        "%(count)d messages through %(mailer)s were not resent: %(error)s",
+                        outcome.group.count,
+                    )
                     % {
                         "count": outcome.group.count,
                         "mailer": outcome.group.mailer,

@@ -16,6 +16,8 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from import_export import fields, resources, widgets
 
 from mailops.recipients import has_field
@@ -74,7 +76,7 @@ class StrictBooleanWidget(widgets.BooleanWidget):
             return True
         if text in self.FALSE_TEXT:
             return False
-        raise ValueError(f"Enter yes or no (true/false, 1/0), not {value!r}.")
+        raise ValueError(_("Enter yes or no (true/false, 1/0), not %(value)r.") % {"value": value})
 
 
 def _flag(name: str) -> fields.Field:
@@ -131,8 +133,10 @@ class RecipientResourceBase(resources.ModelResource):
         if first != number:
             raise ValidationError(
                 {
-                    USERNAME_COLUMN: f"Duplicate {USERNAME_COLUMN} {username!r}: "
-                    f"row {first} already has it."
+                    USERNAME_COLUMN: _(
+                        "Duplicate %(column)s %(username)r: row %(row)s already has it."
+                    )
+                    % {"column": USERNAME_COLUMN, "username": username, "row": first}
                 }
             )
         self._check_existing(username, kwargs.get("user"))
@@ -148,13 +152,20 @@ class RecipientResourceBase(resources.ModelResource):
             # Django's user creation form refuses usernames that differ only in case.
             raise ValidationError(
                 {
-                    USERNAME_COLUMN: f"A user named {matches[0][0]!r} already exists "
-                    "(differs in case)."
+                    USERNAME_COLUMN: _(
+                        "A user named %(username)r already exists (differs in case)."
+                    )
+                    % {"username": matches[0][0]}
                 }
             )
         if exact and exact[0] and not getattr(importing_user, "is_superuser", False):
             raise ValidationError(
-                {USERNAME_COLUMN: f"{username!r} is a superuser; only a superuser may change it."}
+                {
+                    USERNAME_COLUMN: _(
+                        "%(username)r is a superuser; only a superuser may change it."
+                    )
+                    % {"username": username}
+                }
             )
 
     def after_init_instance(self, instance: Any, new: bool, row: Any, **kwargs: Any) -> None:
@@ -177,7 +188,7 @@ class _Meta:
     use_transactions = True
     skip_unchanged = True
     report_skipped = True
-    name = "Users (test recipients)"
+    name = gettext_lazy("Users (test recipients)")
 
 
 # Built for the project's user model: its declared fields follow the model's

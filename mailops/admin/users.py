@@ -28,7 +28,7 @@ from django.template.response import TemplateResponse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from import_export.admin import ImportExportMixin
 from import_export.results import Result
 
@@ -170,9 +170,12 @@ class UserImportExportMixin(ImportExportMixin):
             where = ", ".join(str(n) for n in rows) or _("the file as a whole")
             messages.error(
                 request,
-                _(
-                    "Import stopped: nothing was imported because of errors in row(s) "
-                    "%(rows)s. Fix the file and import it again."
+                ngettext(
+                    "Import stopped: nothing was imported because of errors in row "
+                    "%(rows)s. Fix the file and import it again.",
+                    "Import stopped: nothing was imported because of errors in rows "
+                    "%(rows)s. Fix the file and import it again.",
+                    len(rows) or 1,
                 )
                 % {"rows": where},
             )

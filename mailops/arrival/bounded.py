@@ -15,6 +15,9 @@ import ssl
 import time
 from collections.abc import Buffer
 
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
+
 # What a test mail's headers need, with room to spare; more is a broken or
 # hostile server, refused before anything is allocated.
 MAX_LINE = 64 * 1024
@@ -53,11 +56,11 @@ class BoundedIMAP4(imaplib.IMAP4):
         max_session: int = MAX_SESSION,
     ) -> None:
         self.ends = ends
-        self.max_literal = max_literal
-        self.max_session = max_session
         self.seconds = max(0.0, ends - time.monotonic())
         self.ssl_context = ssl_context
         self.received = 0
+        self.max_literal = max_literal
+        self.max_session = max_session
         # Set once a cap or the deadline stopped the conversation: nothing more to say.
         self.broken = False
         self._buffer = bytearray()
@@ -90,12 +93,12 @@ class BoundedIMAP4(imaplib.IMAP4):
             end = self._buffer.find(b"\n")
             if end >= 0:
                 if end >= MAX_LINE:
-                    raise self._too_much(f"a line longer than {MAX_LINE:,} bytes")
+                    raise self._line_too_long()
                 line = bytes(self._buffer[: end + 1])
                 del self._buffer[: end + 1]
                 return line
             if len(self._buffer) >= MAX_LINE:
-                raise self._too_much(f"a line longer than {MAX_LINE:,} bytes")
+                raise self._line_too_long()
             if not self._receive():
                 # imaplib turns an unterminated (or empty) line into "EOF".
                 line = bytes(self._buffer)
@@ -106,7 +109,8 @@ class BoundedIMAP4(imaplib.IMAP4):
         # The size comes from the server's {n} announcement: check it first.
         if size > self.max_literal:
             raise self._too_much(
-                f"a literal of {size:,} bytes (at most {self.max_literal:,} are read)"
+                _("a literal of %(size)s bytes (at most %(max)s are read)")
+                % {"size": _count(size), "max": _count(self.max_literal)}
             )
         while len(self._buffer) < size and self._receive():
             pass
@@ -131,7 +135,9 @@ class BoundedIMAP4(imaplib.IMAP4):
             raise self._expired() from None
         self.received += len(chunk)
         if self.received > self.max_session:
-            raise self._too_much(f"more than {self.max_session:,} bytes in one session")
+            raise self._too_much(
+                _("more than %(max)s bytes in one session") % {"max": _count(self.max_session)}
+            )
         self._buffer += chunk
         return bool(chunk)
 
@@ -144,12 +150,26 @@ class BoundedIMAP4(imaplib.IMAP4):
     def _expired(self) -> MailboxError:
         self.broken = True
         return MailboxError(
-            f"IMAP server {self.where} did not answer in time "
-            f"(the whole IMAP session may take {self.seconds:.3g} s)",
+            _(
+                "IMAP server %(server)s did not answer in time "
+                "(the whole IMAP session may take %(seconds)s s)"
+            )
+            % {"server": self.where, "seconds": number_format(f"{self.seconds:.3g}")},
             permanent=False,
             expired=True,
         )
 
     def _too_much(self, what: str) -> MailboxError:
         self.broken = True
-        return MailboxError(f"IMAP server {self.where} sent {what}; stopped reading")
+        return MailboxError(
+            _("IMAP server %(server)s sent %(what)s; stopped reading")
+            % {"server": self.where, "what": what}
+        )
+
+    def _line_too_long(self) -> MailboxError:
+        return self._too_much(_("a line longer than %(max)s bytes") % {"max": _count(MAX_LINE)})
+
+
+def _count(number: int) -> str:
+    """A byte count grouped the way the active language writes thousands."""
+    return number_format(number, force_grouping=True)

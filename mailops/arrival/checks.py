@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core import checks
+from django.utils.translation import gettext as _
 
 from mailops.arrival.mailboxes import MailboxURLError, mailbox_for
 from mailops.conf import get_setting
@@ -23,9 +24,11 @@ def check_mailboxes(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
     if not isinstance(configured, dict):
         return [
             checks.Error(
-                'MAILOPS["MAILBOXES"] must be a dict of {alias: mailbox}.',
-                hint='e.g. {"default": {"host": "imap.example.com", "username": ..., '
-                '"password": ...}}',
+                _('MAILOPS["MAILBOXES"] must be a dict of {alias: mailbox}.'),
+                hint=_(
+                    'e.g. {"default": {"host": "imap.example.com", "username": ..., '
+                    '"password": ...}}'
+                ),
                 id="mailops.E030",
             )
         ]
@@ -33,9 +36,12 @@ def check_mailboxes(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
         if alias not in mailer_aliases():
             found.append(
                 checks.Error(
-                    f'MAILOPS["MAILBOXES"] has a mailbox for {alias!r}, which MAILERS '
-                    "does not define.",
-                    hint="Name the mailer whose test mails land in that mailbox.",
+                    _(
+                        'MAILOPS["MAILBOXES"] has a mailbox for %(alias)r, which MAILERS does not '
+                        "define."
+                    )
+                    % {"alias": alias},
+                    hint=_("Name the mailer whose test mails land in that mailbox."),
                     id="mailops.E031",
                 )
             )
@@ -45,7 +51,7 @@ def check_mailboxes(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
             found.append(
                 checks.Error(
                     str(error),
-                    hint=(
+                    hint=_(
                         "Give host, username and password (port, ssl and folders are "
                         "optional); see mailops.E030 in the checks reference."
                     ),
@@ -56,9 +62,9 @@ def check_mailboxes(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
         if mailbox is not None and not mailbox.ssl and mailbox.host not in LOOPBACK:
             found.append(
                 checks.Warning(
-                    f"The mailbox of {alias!r} sends its IMAP password without TLS "
-                    f"to {mailbox.host}.",
-                    hint="Use imaps:// (port 993), or ssl=True.",
+                    _("The mailbox of %(alias)r sends its IMAP password without TLS to %(host)s.")
+                    % {"alias": alias, "host": mailbox.host},
+                    hint=_("Use imaps:// (port 993), or ssl=True."),
                     id="mailops.W030",
                 )
             )

@@ -7,6 +7,8 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from mailops.arrival.verify import VerifyResult, send_and_verify
 from mailops.conf import get_setting
@@ -28,17 +30,19 @@ NOT_WITH_VERIFY = {
 def run_verify(command: BaseCommand, options: dict[str, Any]) -> None:
     """Send, wait for arrival, report; raise ``CommandError`` unless it reached the inbox."""
     if not options["verify"]:
-        raise CommandError("--verify-timeout needs --verify.", returncode=EXIT_USAGE)
+        raise CommandError(_("--verify-timeout needs --verify."), returncode=EXIT_USAGE)
     refused = [flag for name, flag in NOT_WITH_VERIFY.items() if options[name]]
     if refused:
         raise CommandError(
-            f"--verify sends to addresses only; drop {', '.join(refused)}.", returncode=EXIT_USAGE
+            _("--verify sends to addresses only; drop %(options)s.")
+            % {"options": ", ".join(refused)},
+            returncode=EXIT_USAGE,
         )
     timeout = options["verify_timeout"]
     if timeout is None:
         timeout = float(get_setting("VERIFY_TIMEOUT"))
     if timeout <= 0:
-        raise CommandError("--verify-timeout must be a positive number.", returncode=EXIT_USAGE)
+        raise CommandError(_("--verify-timeout must be a positive number."), returncode=EXIT_USAGE)
     show = options["verbosity"] >= 1 and not options["json"] and command.stderr.isatty()
     waiting = _waiting_line(command, timeout) if show else None
     try:
@@ -67,7 +71,10 @@ def run_verify(command: BaseCommand, options: dict[str, Any]) -> None:
 
 def _waiting_line(command: BaseCommand, timeout: float) -> Any:
     def waiting(elapsed: float) -> None:
-        line = f"Waiting for the test mail to arrive: {elapsed:.0f} s of {timeout:g} s"
+        line = _("Waiting for the test mail to arrive: %(elapsed)d s of %(timeout)g s") % {
+            "elapsed": round(elapsed),
+            "timeout": timeout,
+        }
         command.stderr.write("\r" + line, style_func=lambda text: text, ending="")
         command.stderr.flush()
 
@@ -78,20 +85,33 @@ def _exit_status(result: VerifyResult) -> None:
     summary = result.summary
     if summary.rejected:
         raise CommandError(
-            f"{summary.rejected} recipient(s) rejected; nothing was sent.", returncode=EXIT_USAGE
+            ngettext(
+                "%(count)d recipient rejected; nothing was sent.",
+                "%(count)d recipients rejected; nothing was sent.",
+                summary.rejected,
+            )
+            % {"count": summary.rejected},
+            returncode=EXIT_USAGE,
         )
     if summary.failed or not result.arrivals:
         log = summary.logs().first()
-        reason = log.error if log is not None and log.error else "the mailer did not accept it"
-        raise CommandError(f"Not sent: {reason}", returncode=EXIT_FAILED)
+        reason = log.error if log is not None and log.error else _("the mailer did not accept it")
+        raise CommandError(_("Not sent: %(reason)s") % {"reason": reason}, returncode=EXIT_FAILED)
     failed = [a for a in result.arrivals if not a.passed]
     if failed:
         first = failed[0]
-        hint = f" Hint: {first.hint()}." if first.hint() else ""
-        raise CommandError(
-            f"{first.recipient}: {first.line()}.{hint} (mail log entry {first.log_id})",
-            returncode=EXIT_FAILED,
+        values = {
+            "recipient": first.recipient,
+            "line": first.line(),
+            "hint": first.hint(),
+            "log_id": first.log_id,
+        }
+        message = (
+            _("%(recipient)s: %(line)s. Hint: %(hint)s. (mail log entry %(log_id)s)")
+            if first.hint()
+            else _("%(recipient)s: %(line)s. (mail log entry %(log_id)s)")
         )
+        raise CommandError(message % values, returncode=EXIT_FAILED)
 
 
 def as_json(result: VerifyResult) -> dict[str, Any]:

@@ -40,6 +40,9 @@ from datetime import UTC, datetime
 from time import mktime
 from typing import Any
 
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
 from mailops.arrival.bounded import (
     MAX_LITERAL,
     MAX_SESSION,
@@ -172,10 +175,15 @@ def _connect(
             max_session=max_session,
         )
     except ssl.SSLError as error:
-        raise MailboxError(f"TLS with IMAP server {where} failed: {error.reason}") from None
+        raise MailboxError(
+            _("TLS with IMAP server %(server)s failed: %(reason)s")
+            % {"server": where, "reason": error.reason}
+        ) from None
     except (OSError, imaplib.IMAP4.error) as error:
         raise MailboxError(
-            f"cannot connect to IMAP server {where}: {_reason(mailbox, error)}", permanent=False
+            _("cannot connect to IMAP server %(server)s: %(reason)s")
+            % {"server": where, "reason": _reason(mailbox, error)},
+            permanent=False,
         ) from None
 
 
@@ -188,12 +196,16 @@ def _login(client: BoundedIMAP4, mailbox: Mailbox) -> None:
             client.authenticate("PLAIN", lambda _challenge: _plain(mailbox))
         else:
             raise MailboxError(
-                f"IMAP server {client.where} does not offer AUTHENTICATE PLAIN, which a "
-                "user name or password with non-ASCII characters needs"
+                _(
+                    "IMAP server %(server)s does not offer AUTHENTICATE PLAIN, which a "
+                    "user name or password with non-ASCII characters needs"
+                )
+                % {"server": client.where}
             )
     except imaplib.IMAP4.error as error:
         raise MailboxError(
-            f"IMAP login as {mailbox.username} refused: {_reason(mailbox, error)}"
+            _("IMAP login as %(username)s refused: %(reason)s")
+            % {"username": mailbox.username, "reason": _reason(mailbox, error)}
         ) from None
 
 
@@ -208,8 +220,15 @@ def _folders(client: BoundedIMAP4, mailbox: Mailbox) -> list[Folder]:
         missing = [name for name in mailbox.folders if name not in listed and name != INBOX]
         if missing:
             raise MailboxError(
-                f"folder(s) {', '.join(missing)} not on the IMAP server; it has: "
-                f"{', '.join(sorted(listed)) or '(none)'}"
+                ngettext(
+                    "folder %(missing)s not on the IMAP server; it has: %(listed)s",
+                    "folders %(missing)s not on the IMAP server; it has: %(listed)s",
+                    len(missing),
+                )
+                % {
+                    "missing": ", ".join(missing),
+                    "listed": ", ".join(sorted(listed)) or _("(none)"),
+                }
             )
         return [listed.get(name) or inbox() for name in mailbox.folders]
     junk = sorted(
@@ -230,7 +249,7 @@ def _list(client: BoundedIMAP4) -> list[Folder]:
     if status != "OK":
         status, lines = client.list()
     if status != "OK":
-        raise MailboxError("the IMAP server refused to list its folders", permanent=False)
+        raise MailboxError(_("the IMAP server refused to list its folders"), permanent=False)
     return list(parse_list(lines))
 
 
@@ -250,7 +269,9 @@ def _offers_after_login(client: BoundedIMAP4, capability: str) -> bool:
 def _select(client: BoundedIMAP4, folder: Folder, *, readonly: bool = True) -> None:
     status, _data = client.select(folder_wire_name(folder), readonly=readonly)
     if status != "OK":
-        raise MailboxError(f"cannot open folder {folder.name} on the IMAP server")
+        raise MailboxError(
+            _("cannot open folder %(folder)s on the IMAP server") % {"folder": folder.name}
+        )
 
 
 def _search(client: BoundedIMAP4, message_id: str) -> tuple[datetime | None, list[str]] | None:
@@ -302,7 +323,7 @@ def imap_secrets(mailbox: Mailbox) -> list[str]:
 def in_words(error: BaseException) -> str:
     """An imaplib or socket error as one line of text: no ``b'…\\r'``, no control characters."""
     if isinstance(error, (TimeoutError, socket.timeout)):
-        return "timed out"
+        return _("timed out")
     if isinstance(error, OSError) and error.strerror:
         return error.strerror
     text = " ".join(

@@ -29,6 +29,7 @@ from mailops.mailers.environ import (
     normalize_app_password,
     parse_timeout,
     split_url,
+    unknown_query_keys,
 )
 
 GMAIL_IMAP_HOST = "imap.gmail.com"
@@ -42,7 +43,6 @@ _ALIAS_VARIABLE = re.compile(r"^MAILBOX_(?P<alias>[A-Z0-9_]+)_URL$")
 # A query key is named in an error only if it looks like one: a key that is
 # really a piece of an unencoded password ("?" or "&" in it) is never echoed.
 # The same rule as MAILER_URL's.
-_PARAMETER_NAME = re.compile(r"[a-z][a-z0-9_]{0,40}")
 # RFC 8601's authserv-id as mailops accepts it: a host name or similar token.
 _AUTHSERV_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
 
@@ -132,17 +132,6 @@ def default_authserv_id(host: str) -> str:
     is taken to be on the host that received the mail, so its IMAP host name.
     """
     return GMAIL_AUTHSERV_ID if host.lower() == GMAIL_IMAP_HOST else host.lower()
-
-
-def unknown_query_keys(query: Mapping[str, str]) -> str:
-    """Name unknown query keys only when they look like names (never password pieces)."""
-    names = sorted(query)
-    if all(_PARAMETER_NAME.fullmatch(name) for name in names):
-        return f"unknown query parameter(s) {', '.join(names)}"
-    return (
-        "unknown or malformed query parameters (not shown: if a user name or password "
-        "contains '?', '&', '#', '/' or '@', percent-encode it, e.g. '?' as %3F)"
-    )
 
 
 def _authserv_id(value: Any, name: str) -> str:

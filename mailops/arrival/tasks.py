@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 
 from django.tasks import TaskResult, task
+from django.utils.translation import gettext as _
 
 from mailops.arrival.mailboxes import mailbox_for
 from mailops.arrival.verify import verify_arrival
-from mailops.conf import get_setting
+from mailops.conf import get_setting, stored_language
 from mailops.models import ArrivalStatus, MailLog
 
 
@@ -32,8 +33,10 @@ def verify_batch_task(batch_id: str, timeout: float) -> dict[str, str]:
         return {str(arrival.log_id): arrival.arrival for arrival in arrivals}
     finally:
         # Whatever stopped this run, no row may say "being verified" for ever.
+        with stored_language():
+            reason = _("the verification stopped before it ended")
         MailLog.objects.for_batch(batch_id).filter(arrival=ArrivalStatus.PENDING).update(
-            arrival=ArrivalStatus.ERROR, arrival_error="the verification stopped before it ended"
+            arrival=ArrivalStatus.ERROR, arrival_error=reason
         )
 
 

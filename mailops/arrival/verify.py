@@ -19,9 +19,12 @@ from typing import Any
 from authres import AuthenticationResultsHeader
 from authres.core import AuthResError
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from mailops.arrival.imap import FoundMessage, MailboxError, find_messages
 from mailops.arrival.mailboxes import Mailbox, MailboxURLError, mailbox_for
+from mailops.conf import stored_language
 from mailops.models import ArrivalStatus, MailLog, MailTrigger
 from mailops.recipients import Recipient, from_addresses
 from mailops.services import SendSummary, resolve_mailer, send_test_mail
@@ -31,18 +34,25 @@ FIRST_POLL_INTERVAL = 1.0
 MAX_POLL_INTERVAL = 15.0
 
 # What authentication_results says when no header of the receiving server is there.
+# That column is a verdict summary read back by has_trusted_verdict, so this note
+# (and the summary around it) stays English, like the header it comes from.
 NO_TRUSTED_VERDICT = "no trusted verdict"
-UNTRUSTED_HINT = (
+UNTRUSTED_HINT = gettext_lazy(
     "if the header is your receiving server's, set its name as the mailbox's authserv_id "
     "(MAILOPS['MAILBOXES'][alias]['authserv_id'] or ?authserv_id= on MAILBOX_URL)"
 )
 
 HINTS = {
-    ArrivalStatus.JUNK: "check SPF, DKIM and DMARC for the sender's domain (see the verdicts)",
-    ArrivalStatus.MISSING: "run manage.py mailbounces to read bounces from the sender's "
-    "mailbox, or wait longer "
-    "with --verify-timeout",
-    ArrivalStatus.ERROR: "check the mailbox settings (MAILBOX_URL / MAILOPS['MAILBOXES'])",
+    ArrivalStatus.JUNK: gettext_lazy(
+        "check SPF, DKIM and DMARC for the sender's domain (see the verdicts)"
+    ),
+    ArrivalStatus.MISSING: gettext_lazy(
+        "run manage.py mailbounces to read bounces from the sender's mailbox, "
+        "or wait longer with --verify-timeout"
+    ),
+    ArrivalStatus.ERROR: gettext_lazy(
+        "check the mailbox settings (MAILBOX_URL / MAILOPS['MAILBOXES'])"
+    ),
 }
 
 
@@ -51,7 +61,10 @@ class NoMailbox(MailboxURLError):
 
     def __init__(self, alias: str) -> None:
         variable = "MAILBOX_URL" if alias == "default" else f"MAILBOX_{alias.upper()}_URL"
-        super().__init__(variable, f"not set: mailer {alias!r} has no mailbox to verify arrival in")
+        super().__init__(
+            variable,
+            _("not set: mailer %(alias)r has no mailbox to verify arrival in") % {"alias": alias},
+        )
 
 
 @dataclass
@@ -85,22 +98,31 @@ class Arrival:
     def line(self) -> str:
         """One line for the operator."""
         if self.arrival == ArrivalStatus.INBOX and not self.passed:
-            return (
-                f"arrived in {self.folder} after {self.latency} s, but with "
-                f"{self.authentication_results}"
-            )
+            return _("arrived in %(folder)s after %(latency)s s, but with %(verdicts)s") % {
+                "folder": self.folder,
+                "latency": self.latency,
+                "verdicts": self.authentication_results,
+            }
         if self.arrival == ArrivalStatus.INBOX:
+            line = _("arrived in %(folder)s after %(latency)s s") % {
+                "folder": self.folder,
+                "latency": self.latency,
+            }
             verdicts = f" ({self.authentication_results})" if self.authentication_results else ""
-            return f"arrived in {self.folder} after {self.latency} s{verdicts}"
+            return line + verdicts
         if self.arrival == ArrivalStatus.JUNK:
+            line = _("landed in junk folder %(folder)s after %(latency)s s") % {
+                "folder": self.folder,
+                "latency": self.latency,
+            }
             verdicts = f"; {self.authentication_results}" if self.authentication_results else ""
-            return f"landed in junk folder {self.folder} after {self.latency} s{verdicts}"
+            return line + verdicts
         return self.error
 
     def hint(self) -> str:
         if self.arrival == ArrivalStatus.INBOX and not self.passed:
-            return UNTRUSTED_HINT
-        return HINTS.get(ArrivalStatus(self.arrival), "") if self.arrival else ""
+            return str(UNTRUSTED_HINT)
+        return str(HINTS.get(ArrivalStatus(self.arrival), "")) if self.arrival else ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -183,8 +205,21 @@ def verify_arrival(
 
     ``timeout`` is a deadline for everything, the IMAP sessions included:
     however slowly the server answers, this returns soon after it (the
-    mailbox's own ``timeout`` bounds each session further).
+    mailbox's own ``timeout`` bounds each session further). Why a message
+    was not proven to arrive is stored in its row: in the site's language
+    (see stored_language), whoever started the verification.
     """
+    with stored_language():
+        return _verify_arrival(logs, mailbox=mailbox, timeout=timeout, waiting=waiting)
+
+
+def _verify_arrival(
+    logs: list[MailLog],
+    *,
+    mailbox: Mailbox,
+    timeout: float,
+    waiting: Callable[[float], None] | None,
+) -> list[Arrival]:
     started = time.monotonic()
     deadline = started + timeout
     pending = {log.pk: log for log in logs}
@@ -200,7 +235,10 @@ def verify_arrival(
                     if pk in last_error:
                         arrivals[pk] = _record(log, ArrivalStatus.ERROR, error=last_error[pk])
                     else:
-                        reason = f"not in {mailbox.username}'s mailbox after {timeout:g} s"
+                        reason = _("not in %(username)s's mailbox after %(timeout)g s") % {
+                            "username": mailbox.username,
+                            "timeout": timeout,
+                        }
                         arrivals[pk] = _record(log, ArrivalStatus.MISSING, error=reason)
                 break
             looked = True
@@ -235,7 +273,9 @@ def verify_arrival(
         # Whatever stopped the reading (an interrupt, a bug), no row is left unmarked.
         for log in pending.values():
             if log.pk not in arrivals:
-                _record(log, ArrivalStatus.ERROR, error="the verification stopped before it ended")
+                _record(
+                    log, ArrivalStatus.ERROR, error=_("the verification stopped before it ended")
+                )
         raise
     return [arrivals[log.pk] for log in logs]
 

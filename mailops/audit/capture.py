@@ -18,7 +18,9 @@ from typing import Any
 
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.core.mail.utils import DNS_NAME
+from django.utils.translation import gettext as _
 
+from mailops.conf import stored_language
 from mailops.mailers.errors import Failure, SMTPState, describe_failure
 
 logger = logging.getLogger("mailops.audit")
@@ -187,12 +189,17 @@ class SendCapture:
     def outcomes(
         self, sent_count: int | None
     ) -> list[tuple[MessageRecord, list[RecipientOutcome]]]:
-        """Per site message, per recipient: sent, or failed with the reason."""
-        unresolved_failure = self._unresolved_failure(sent_count)
-        return [
-            (record, self._message_outcomes(record, unresolved_failure))
-            for record in self.records.values()
-        ]
+        """Per site message, per recipient: sent, or failed with the reason.
+
+        The reasons are stored in the log rows: written in the site's language
+        (see stored_language), not in that of the request that sent the mail.
+        """
+        with stored_language():
+            unresolved_failure = self._unresolved_failure(sent_count)
+            return [
+                (record, self._message_outcomes(record, unresolved_failure))
+                for record in self.records.values()
+            ]
 
     def _fail(self, error: BaseException, *, smtp: SMTPState | None = None) -> Failure:
         return describe_failure(error, mailer=self.alias or None, smtp=smtp)
@@ -207,7 +214,7 @@ class SendCapture:
         if record.attempted:
             if record.sent:
                 return self._smtp_outcomes(record)
-            failure = Failure(self._prefix("the mailer did not send this message"))
+            failure = Failure(self._prefix(_("the mailer did not send this message")))
             return [RecipientOutcome(r, failure) for r in record.recipients]
         # Never handed to the server: see _unresolved_failure().
         return [RecipientOutcome(r, unresolved) for r in record.recipients]
@@ -255,7 +262,12 @@ class SendCapture:
             status, esp_id = statuses.get(address_key(recipient), ("unknown", ""))
             failure = None
             if status in ANYMAIL_REFUSED:
-                failure = Failure(self._prefix(f"{record.esp_name} {status} this recipient"))
+                failure = Failure(
+                    self._prefix(
+                        _("%(provider)s %(status)s this recipient")
+                        % {"provider": record.esp_name, "status": status}
+                    )
+                )
                 esp_id = ""
             outcomes.append(RecipientOutcome(recipient, failure, esp_message_id=esp_id))
         return outcomes
@@ -269,15 +281,23 @@ class SendCapture:
             # messages it did not reach were never offered to the server.
             if self.raised is not None:
                 reason = self._fail(self.raised).reason
-                return Failure(f"not attempted: the mailer stopped at an earlier error: {reason}")
-            return Failure(self._prefix("the mailer did not send this message"))
+                return Failure(
+                    _("not attempted: the mailer stopped at an earlier error: %(reason)s")
+                    % {"reason": reason}
+                )
+            return Failure(self._prefix(_("the mailer did not send this message")))
         if self.raised is not None:
             return self._fail(self.raised)
         expected = len(self.records)
         if sent_count is not None and sent_count >= expected:
             return None
         # A backend without per-message details: its count is all there is.
-        return Failure(self._prefix(f"the mailer reported {sent_count or 0} of {expected} sent"))
+        return Failure(
+            self._prefix(
+                _("the mailer reported %(sent)d of %(expected)d sent")
+                % {"sent": sent_count or 0, "expected": expected}
+            )
+        )
 
     def _prefix(self, reason: str) -> str:
         return f"[{self.alias}] {reason}" if self.alias else reason

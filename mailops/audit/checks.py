@@ -14,9 +14,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.core import checks
+from django.utils.translation import gettext as _
 
 from mailops.conf import get_setting
 from mailops.mailers.registry import uses_classic_settings
+from mailops.mailers.tls_checks import SILENCE
 
 
 def check_audit_sees_the_site_mail(
@@ -27,13 +29,19 @@ def check_audit_sees_the_site_mail(
         return []
     return [
         checks.Warning(
-            "MAILOPS['AUDIT_ALL_MAIL'] is on, but without MAILERS Django builds the "
-            "connection of send_mail(), mail_admins() and EmailMessage.send() (without "
-            "using=) in the deprecated get_connection(), outside the mailers the audit "
-            "watches: only sends through mail.mailers['default'] or using='default' are logged.",
-            hint="Move the EMAIL_* settings to MAILERS (see 'Using mailops with classic "
-            "EMAIL_* settings' in the docs); then every send is logged. If this is intended, "
-            "add 'mailops.W014' to SILENCED_SYSTEM_CHECKS.",
+            _(
+                "MAILOPS['AUDIT_ALL_MAIL'] is on, but without MAILERS Django builds the "
+                "connection of send_mail(), mail_admins() and EmailMessage.send() (without "
+                "using=) in the deprecated get_connection(), outside the mailers the audit "
+                "watches: only sends through mail.mailers['default'] or using='default' are "
+                "logged."
+            ),
+            hint=_(
+                "Move the EMAIL_* settings to MAILERS (see 'Using mailops with classic "
+                "EMAIL_* settings' in the docs); then every send is logged."
+            )
+            + " "
+            + SILENCE.format(id="mailops.W014"),
             id="mailops.W014",
         )
     ]

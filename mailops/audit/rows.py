@@ -18,9 +18,10 @@ from typing import Any
 
 from django.db import OperationalError, connections, router, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from mailops.audit.capture import MessageRecord, RecipientOutcome
-from mailops.conf import get_setting
+from mailops.conf import get_setting, stored_language
 from mailops.mailers.info import backend_path as configured_backend_path
 from mailops.mailers.registry import mailer_aliases
 from mailops.models import MailLog, MailStatus, MailTrigger
@@ -102,10 +103,12 @@ def storable_row(row: dict[str, Any]) -> dict[str, Any]:
         name: _UNSTORABLE.sub(_REPLACEMENT, value) if name in replaced else value
         for name, value in row.items()
     }
-    note = (
-        f"log note: characters the database cannot store (NUL, lone surrogates) "
-        f"were replaced by U+FFFD in {', '.join(sorted(replaced))}"
-    )
+    # Stored in the row: in the site's language (see stored_language).
+    with stored_language():
+        note = _(
+            "log note: characters the database cannot store (NUL, lone surrogates) "
+            "were replaced by U+FFFD in %(fields)s"
+        ) % {"fields": ", ".join(sorted(replaced))}
     cleaned["error"] = f"{cleaned['error']}; {note}" if cleaned.get("error") else note
     return cleaned
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core import checks
+from django.utils.translation import gettext as _
 
 from mailops.conf import get_setting
 from mailops.deliverability.nameservers import parse_nameservers
@@ -23,10 +24,12 @@ def check_doctor_settings(app_configs: Any = None, **kwargs: Any) -> list[checks
     except (TypeError, ValueError) as error:
         errors.append(
             checks.Error(
-                f"MAILOPS['DNS_NAMESERVERS'] is not valid: {error}",
-                hint="Give a list of 'ip' or 'ip:port' strings, e.g. ['192.0.2.53', "
-                "'127.0.0.1:5353'] (IPv6 with a port: '[::1]:5353'); leave it empty to use "
-                "the system's resolver.",
+                _("MAILOPS['DNS_NAMESERVERS'] is not valid: %(error)s") % {"error": error},
+                hint=_(
+                    "Give a list of 'ip' or 'ip:port' strings, e.g. ['192.0.2.53', "
+                    "'127.0.0.1:5353'] (IPv6 with a port: '[::1]:5353'); leave it empty to use "
+                    "the system's resolver."
+                ),
                 id="mailops.E010",
             )
         )
@@ -37,9 +40,11 @@ def check_doctor_settings(app_configs: Any = None, **kwargs: Any) -> list[checks
     ):
         errors.append(
             checks.Error(
-                "MAILOPS['DKIM_SELECTORS'] must map mailer aliases to lists of selector names.",
-                hint="For example {'default': ['s1', 'google']}, or ?dkim_selector=s1 on the "
-                "mailer URL.",
+                _("MAILOPS['DKIM_SELECTORS'] must map mailer aliases to lists of selector names."),
+                hint=_(
+                    "For example {'default': ['s1', 'google']}, or ?dkim_selector=s1 on the "
+                    "mailer URL."
+                ),
                 id="mailops.E011",
             )
         )
@@ -47,9 +52,12 @@ def check_doctor_settings(app_configs: Any = None, **kwargs: Any) -> list[checks
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
         errors.append(
             checks.Error(
-                f"MAILOPS['DNS_TIMEOUT'] must be a positive number of seconds, not {timeout!r}.",
-                hint="The default, 2, suits most resolvers; a lookup that takes longer is "
-                "reported as 'could not check'.",
+                _("MAILOPS['DNS_TIMEOUT'] must be a positive number of seconds, not %(timeout)r.")
+                % {"timeout": timeout},
+                hint=_(
+                    "The default, 2, suits most resolvers; a lookup that takes longer is "
+                    "reported as 'could not check'."
+                ),
                 id="mailops.E012",
             )
         )

@@ -13,6 +13,7 @@ import binascii
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_der_public_key
+from django.utils.translation import gettext as _
 
 from mailops.deliverability.findings import MailerReport
 from mailops.deliverability.resolver import DomainResolver
@@ -38,10 +39,15 @@ def check_dkim(report: MailerReport, *, selectors: list[str], resolver: DomainRe
     if not selectors:
         report.add(
             "mailops.D050",
-            f"No DKIM selector is configured for mailer {report.alias!r}, so DKIM on "
-            f"{domain} was not checked.",
-            "Add ?dkim_selector=<selector> to the mailer URL (or MAILOPS['DKIM_SELECTORS']); "
-            "your provider or mail host names the selector when you set up DKIM.",
+            _(
+                "No DKIM selector is configured for mailer %(alias)r, so DKIM on "
+                "%(domain)s was not checked."
+            )
+            % {"alias": report.alias, "domain": domain},
+            _(
+                "Add ?dkim_selector=<selector> to the mailer URL (or MAILOPS['DKIM_SELECTORS']); "
+                "your provider or mail host names the selector when you set up DKIM."
+            ),
         )
         return False
     usable = False
@@ -51,9 +57,12 @@ def check_dkim(report: MailerReport, *, selectors: list[str], resolver: DomainRe
         if not records:
             report.add(
                 "mailops.D051",
-                f"DKIM selector {selector!r}: no key record at {name}.",
-                "Publish the TXT (or CNAME) record your mail provider gives for this selector, "
-                "or correct the selector name in the mailer settings.",
+                _("DKIM selector %(selector)r: no key record at %(name)s.")
+                % {"selector": selector, "name": name},
+                _(
+                    "Publish the TXT (or CNAME) record your mail provider gives for this "
+                    "selector, or correct the selector name in the mailer settings."
+                ),
             )
             continue
         problem = _key_problem(parse_tags(records[0]))
@@ -63,11 +72,16 @@ def check_dkim(report: MailerReport, *, selectors: list[str], resolver: DomainRe
         finding_id, message = problem
         report.add(
             finding_id,
-            f"DKIM selector {selector!r} at {name}: {message}.",
-            "Copy the public key again from your mail provider into the TXT record "
-            "(one p= value, base64, no line breaks or quotes inside it)."
+            _("DKIM selector %(selector)r at %(name)s: %(problem)s.")
+            % {"selector": selector, "name": name, "problem": message},
+            _(
+                "Copy the public key again from your mail provider into the TXT record "
+                "(one p= value, base64, no line breaks or quotes inside it)."
+            )
             if finding_id == "mailops.D052"
-            else "Generate a 2048-bit key at your mail provider; publish it under a new selector.",
+            else _(
+                "Generate a 2048-bit key at your mail provider; publish it under a new selector."
+            ),
         )
         usable = usable or finding_id == "mailops.D053"
     return usable
@@ -75,35 +89,39 @@ def check_dkim(report: MailerReport, *, selectors: list[str], resolver: DomainRe
 
 def _key_problem(tags: dict[str, str]) -> tuple[str, str] | None:
     if tags.get("v", "DKIM1") != "DKIM1":
-        return "mailops.D052", f"v={tags['v']} is not DKIM1"
+        return "mailops.D052", _("v=%(version)s is not DKIM1") % {"version": tags["v"]}
     key_text = tags.get("p", "")
     if not key_text:
-        return "mailops.D052", "the key is empty (p=), which means it was revoked"
+        return "mailops.D052", _("the key is empty (p=), which means it was revoked")
     try:
         key_bytes = base64.b64decode(key_text, validate=True)
     except (binascii.Error, ValueError):
-        return "mailops.D052", "p= is not valid base64"
+        return "mailops.D052", _("p= is not valid base64")
     key_type = tags.get("k", "rsa").lower()
     if key_type == "ed25519":
         # RFC 8463: the raw 32-byte public key, not DER.
         try:
             Ed25519PublicKey.from_public_bytes(key_bytes)
         except ValueError:
-            return "mailops.D052", "p= is not a 32-byte Ed25519 key"
+            return "mailops.D052", _("p= is not a 32-byte Ed25519 key")
         return None
     if key_type != "rsa":
-        return "mailops.D052", f"unknown key type k={key_type}"
+        return "mailops.D052", _("unknown key type k=%(type)s") % {"type": key_type}
     try:
         key = load_der_public_key(key_bytes)
     except (ValueError, TypeError):
-        return "mailops.D052", "p= does not hold an RSA public key"
+        return "mailops.D052", _("p= does not hold an RSA public key")
     if not isinstance(key, RSAPublicKey):
-        return "mailops.D052", "p= holds a key that is not RSA although k=rsa"
+        return "mailops.D052", _("p= holds a key that is not RSA although k=rsa")
     if key.key_size < MIN_RSA_BITS:
         return (
             "mailops.D052",
-            f"the RSA key has {key.key_size} bits; receivers ignore keys under {MIN_RSA_BITS}",
+            _("the RSA key has %(bits)d bits; receivers ignore keys under %(minimum)d")
+            % {"bits": key.key_size, "minimum": MIN_RSA_BITS},
         )
     if key.key_size < GOOD_RSA_BITS:
-        return "mailops.D053", f"the RSA key has {key.key_size} bits; use {GOOD_RSA_BITS}"
+        return "mailops.D053", _("the RSA key has %(bits)d bits; use %(good)d") % {
+            "bits": key.key_size,
+            "good": GOOD_RSA_BITS,
+        }
     return None

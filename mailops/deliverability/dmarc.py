@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+from django.utils.translation import gettext as _
 from publicsuffixlist import PublicSuffixList
 
 from mailops.deliverability.dkim import parse_tags
@@ -63,20 +64,35 @@ def check_dmarc(
     if not records and org != domain:
         found_at, records, inherited = org, _dmarc_records(resolver, org), True
     if not records:
-        asked = f"_dmarc.{domain}" + (f" nor _dmarc.{org}" if org != domain else "")
+        asked = (
+            _("_dmarc.%(domain)s nor _dmarc.%(org)s") % {"domain": domain, "org": org}
+            if org != domain
+            else f"_dmarc.{domain}"
+        )
         report.add(
             "mailops.D040",
-            f"{domain} has no DMARC record ({asked}).",
-            "Gmail and Yahoo expect one from bulk senders. Start with a TXT record at "
-            f"_dmarc.{org}: v=DMARC1; p=none; rua=mailto:dmarc@{org}"
-            + (f" (it covers {domain} and the other subdomains of {org})" if org != domain else ""),
+            _("%(domain)s has no DMARC record (%(asked)s).") % {"domain": domain, "asked": asked},
+            (
+                _(
+                    "Gmail and Yahoo expect one from bulk senders. Start with a TXT record at "
+                    "_dmarc.%(org)s: v=DMARC1; p=none; rua=mailto:dmarc@%(org)s (it covers "
+                    "%(domain)s and the other subdomains of %(org)s)"
+                )
+                if org != domain
+                else _(
+                    "Gmail and Yahoo expect one from bulk senders. Start with a TXT record at "
+                    "_dmarc.%(org)s: v=DMARC1; p=none; rua=mailto:dmarc@%(org)s"
+                )
+            )
+            % {"domain": domain, "org": org},
         )
         return None
     if len(records) > 1:
         report.add(
             "mailops.D041",
-            f"_dmarc.{found_at} has {len(records)} DMARC records; receivers ignore them all.",
-            "Keep exactly one TXT record starting with v=DMARC1.",
+            _("_dmarc.%(domain)s has %(count)d DMARC records; receivers ignore them all.")
+            % {"domain": found_at, "count": len(records)},
+            _("Keep exactly one TXT record starting with v=DMARC1."),
         )
         return None
     tags = parse_tags(records[0])
@@ -84,25 +100,34 @@ def check_dmarc(
     if not records[0].replace(" ", "").startswith("v=DMARC1;") or policy.lower() not in POLICIES:
         report.add(
             "mailops.D041",
-            f"The DMARC record at _dmarc.{found_at} is not valid: {records[0][:120]!r}.",
-            "It must start with v=DMARC1; followed by p=none, p=quarantine or p=reject.",
+            _("The DMARC record at _dmarc.%(domain)s is not valid: %(record)r.")
+            % {"domain": found_at, "record": records[0][:120]},
+            _("It must start with v=DMARC1; followed by p=none, p=quarantine or p=reject."),
         )
         return None
     policy = policy.lower()
     if policy == "none":
         report.add(
             "mailops.D042",
-            f"DMARC for {domain} is p=none: failures are reported, not acted on.",
-            "Once the reports (rua=) show your mail passing, move to p=quarantine, then "
-            "p=reject, so that forged mail from your domain is refused.",
+            _("DMARC for %(domain)s is p=none: failures are reported, not acted on.")
+            % {"domain": domain},
+            _(
+                "Once the reports (rua=) show your mail passing, move to p=quarantine, then "
+                "p=reject, so that forged mail from your domain is refused."
+            ),
         )
     if not spf_aligned and not dkim_usable:
         report.add(
             "mailops.D043",
-            f"DMARC for {domain} passes only if SPF or DKIM aligns with {domain}, and "
-            "neither was shown to for this mailer.",
-            "Configure DKIM signing for this domain at your mail provider and give the "
-            "selector to mailops (?dkim_selector=), or make SPF authorise this mailer.",
+            _(
+                "DMARC for %(domain)s passes only if SPF or DKIM aligns with %(domain)s, and "
+                "neither was shown to for this mailer."
+            )
+            % {"domain": domain},
+            _(
+                "Configure DKIM signing for this domain at your mail provider and give the "
+                "selector to mailops (?dkim_selector=), or make SPF authorise this mailer."
+            ),
         )
     return DmarcPolicy(found_at=found_at, policy=policy)
 

@@ -6,6 +6,7 @@ import re
 from email.utils import parseaddr
 
 import idna
+from django.utils.translation import gettext as _
 
 from mailops.conf import from_email_for, get_setting
 from mailops.deliverability.dkim import check_dkim
@@ -77,24 +78,30 @@ def diagnose_mailer(
     info = mailer_info(alias)
     from_email = from_email_for(alias)
     address = parseaddr(from_email)[1]
-    local, _, from_domain = address.rpartition("@")
+    local, _at, from_domain = address.rpartition("@")
     checked = normalize_domain(domain if domain is not None else from_domain)
     report = MailerReport(alias=alias, from_email=address or from_email, domain=checked or "")
     _check_gmail_sender(report, info=info, address=address)
     if checked is None or (domain is None and not local):
         report.add(
             "mailops.D001",
-            f"Mailer {alias!r} sends from {from_email!r}, which has no usable domain.",
-            "Set the From address with ?from= on the mailer URL, MAILOPS['FROM_EMAILS'] "
-            "or DEFAULT_FROM_EMAIL, e.g. noreply@example.com.",
+            _("Mailer %(alias)r sends from %(from_email)r, which has no usable domain.")
+            % {"alias": alias, "from_email": from_email},
+            _(
+                "Set the From address with ?from= on the mailer URL, MAILOPS['FROM_EMAILS'] "
+                "or DEFAULT_FROM_EMAIL, e.g. noreply@example.com."
+            ),
         )
         return report
     if info.kind not in (MailerKind.SMTP, MailerKind.PROVIDER):
         report.add(
             "mailops.D004",
-            f"Mailer {alias!r} ({info.describe()}) does not deliver to real inboxes; only the "
-            f"DNS of {checked} was checked.",
-            "Nothing to fix for this mailer; check the mailer that sends real mail.",
+            _(
+                "Mailer %(alias)r (%(mailer)s) does not deliver to real inboxes; only the "
+                "DNS of %(domain)s was checked."
+            )
+            % {"alias": alias, "mailer": info.describe(), "domain": checked},
+            _("Nothing to fix for this mailer; check the mailer that sends real mail."),
         )
     try:
         resolver = resolver or build_resolver()
@@ -104,16 +111,21 @@ def diagnose_mailer(
     except NoSuchDomain:
         report.add(
             "mailops.D003",
-            f"The domain {checked} does not exist in DNS (NXDOMAIN).",
-            "Check the spelling of the From address; a new domain must be registered and "
-            "its DNS published before mail from it can be delivered.",
+            _("The domain %(domain)s does not exist in DNS (NXDOMAIN).") % {"domain": checked},
+            _(
+                "Check the spelling of the From address; a new domain must be registered and "
+                "its DNS published before mail from it can be delivered."
+            ),
         )
     except DNSUnavailable as error:
         report.add(
             "mailops.D002",
-            f"Could not check the DNS of {checked}: {error}. Nothing after this was checked.",
-            "Try again; if it persists, check MAILOPS_DNS_NAMESERVERS / the machine's resolver "
-            "(MAILOPS['DNS_TIMEOUT'] sets the per-query time limit).",
+            _("Could not check the DNS of %(domain)s: %(error)s. Nothing after this was checked.")
+            % {"domain": checked, "error": error},
+            _(
+                "Try again; if it persists, check MAILOPS_DNS_NAMESERVERS / the machine's "
+                "resolver (MAILOPS['DNS_TIMEOUT'] sets the per-query time limit)."
+            ),
         )
     if resolver is not None:
         report.queries = resolver.queries
@@ -127,9 +139,13 @@ def _check_dns(
     if not resolver.mx(domain):
         report.add(
             "mailops.D010",
-            f"{domain} has no MX record: replies and bounces to it go nowhere.",
-            f"Publish an MX record for {domain} pointing at a mailbox host, or send from a "
-            "domain that receives mail.",
+            _("%(domain)s has no MX record: replies and bounces to it go nowhere.")
+            % {"domain": domain},
+            _(
+                "Publish an MX record for %(domain)s pointing at a mailbox host, or send from a "
+                "domain that receives mail."
+            )
+            % {"domain": domain},
         )
     delivers = info.kind in (MailerKind.SMTP, MailerKind.PROVIDER)
     spf_aligned = check_spf(report, info=info, sender=sender, resolver=resolver) and delivers
@@ -144,8 +160,14 @@ def _check_gmail_sender(report: MailerReport, *, info: MailerInfo, address: str)
     if address.lower() != info.username.lower():
         report.add(
             "mailops.D060",
-            f"Mailer {report.alias!r} signs in to Gmail as {info.username} but sends From "
-            f"{address or '(none)'}: Gmail rewrites the From header to {info.username}.",
-            f"Send from {info.username}, or add {address or 'the address'} as a "
-            '"Send mail as" alias in Gmail settings (Accounts > Send mail as) and verify it.',
+            _(
+                "Mailer %(alias)r signs in to Gmail as %(username)s but sends From "
+                "%(address)s: Gmail rewrites the From header to %(username)s."
+            )
+            % {"alias": report.alias, "username": info.username, "address": address or _("(none)")},
+            _(
+                "Send from %(username)s, or add %(address)s as a "
+                '"Send mail as" alias in Gmail settings (Accounts > Send mail as) and verify it.'
+            )
+            % {"username": info.username, "address": address or _("the address")},
         )

@@ -10,11 +10,25 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from django.utils.translation import gettext_lazy
+
 
 class Level(StrEnum):
     ERROR = "error"
     WARNING = "warning"
     INFO = "info"
+
+    @property
+    def label(self) -> str:
+        """The level as a reader sees it, translated (the value stays the id in JSON)."""
+        return str(LEVEL_LABELS[self])
+
+
+LEVEL_LABELS = {
+    Level.ERROR: gettext_lazy("error"),
+    Level.WARNING: gettext_lazy("warning"),
+    Level.INFO: gettext_lazy("info"),
+}
 
 
 # id: (level, what it means) -- docs/reference/doctor-findings.md states these levels

@@ -13,6 +13,7 @@ import dns.exception
 import dns.name
 import dns.nameserver
 import dns.resolver
+from django.utils.translation import gettext as _
 
 from mailops.conf import get_setting
 from mailops.deliverability.nameservers import parse_nameservers
@@ -81,14 +82,20 @@ class DomainResolver:
         except dns.resolver.NXDOMAIN:
             raise NoSuchDomain(name) from None
         except dns.exception.Timeout:
-            raise DNSUnavailable(f"no answer within {self.resolver.lifetime:g} s") from None
+            raise DNSUnavailable(
+                _("no answer within %(seconds)g s") % {"seconds": self.resolver.lifetime}
+            ) from None
         except dns.resolver.NoNameservers:
             # Every server failed: SERVFAIL, REFUSED or unreachable.
-            raise DNSUnavailable("the DNS server failed to answer (SERVFAIL or refused)") from None
+            raise DNSUnavailable(
+                _("the DNS server failed to answer (SERVFAIL or refused)")
+            ) from None
         except (dns.name.EmptyLabel, dns.name.LabelTooLong, dns.name.NameTooLong) as error:
             raise NoSuchDomain(f"{name}: {error}") from None
         except dns.exception.DNSException as error:
-            raise DNSUnavailable(f"DNS error: {error.__class__.__name__}") from None
+            raise DNSUnavailable(
+                _("DNS error: %(error)s") % {"error": error.__class__.__name__}
+            ) from None
         return list(answer)
 
 
@@ -104,7 +111,7 @@ def build_resolver() -> DomainResolver:
             resolver = dns.resolver.Resolver()
         except dns.resolver.NoResolverConfiguration:
             raise DNSUnavailable(
-                "no DNS server configured on this machine; set MAILOPS_DNS_NAMESERVERS"
+                _("no DNS server configured on this machine; set MAILOPS_DNS_NAMESERVERS")
             ) from None
     timeout = float(get_setting("DNS_TIMEOUT"))
     # lifetime bounds one question over all servers and retries; timeout one try.

@@ -14,6 +14,9 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
 from mailops.deliverability.resolver import DomainResolver
 
 LOOKUP_LIMIT = 10
@@ -84,24 +87,44 @@ def walk_spf(domain: str, record: str, *, resolver: DomainResolver) -> SpfWalk:
     walk = SpfWalk(domain=domain, record=record)
     _walk_record(walk, domain, record, chain=(domain.lower(),), resolver=resolver, top=True)
     if walk.lookups > LOOKUP_LIMIT:
-        counted = f"at least {walk.lookups}" if walk.truncated else str(walk.lookups)
+        values = {"domain": domain, "count": walk.lookups, "limit": LOOKUP_LIMIT}
+        if walk.truncated:
+            message = _(
+                "The SPF record of %(domain)s needs at least %(count)d DNS lookups; the limit "
+                "is %(limit)d, so receivers treat it as a permanent error (SPF fails)."
+            )
+        else:
+            message = _(
+                "The SPF record of %(domain)s needs %(count)d DNS lookups; the limit is "
+                "%(limit)d, so receivers treat it as a permanent error (SPF fails)."
+            )
         walk.problem(
             "mailops.D023",
-            f"The SPF record of {domain} needs {counted} DNS lookups; the limit is "
-            f"{LOOKUP_LIMIT}, so receivers treat it as a permanent error (SPF fails).",
-            "Remove include: entries for services you no longer use, replace a/mx "
-            "mechanisms by ip4:/ip6: ranges, or ask the provider for a flatter include.",
+            message % values,
+            _(
+                "Remove include: entries for services you no longer use, replace a/mx "
+                "mechanisms by ip4:/ip6: ranges, or ask the provider for a flatter include."
+            ),
         )
     voids = walk.void_lookups
     if len(voids) > VOID_LOOKUP_LIMIT:
         shown = ", ".join(voids[:5]) + (", …" if len(voids) > 5 else "")
         walk.problem(
             "mailops.D031",
-            f"The SPF record of {domain} makes {len(voids)} DNS lookups that find nothing "
-            f"({shown}); receivers stop at the third such void lookup with a permanent "
-            f"error (RFC 7208 section 4.6.4), so SPF fails.",
-            "Remove the a:, mx: and exists: terms that name hosts or domains that no longer "
-            "exist or have no address (old servers, providers no longer used).",
+            ngettext(
+                "The SPF record of %(domain)s makes %(count)d DNS lookup that finds nothing "
+                "(%(shown)s); receivers stop at the third such void lookup with a permanent "
+                "error (RFC 7208 section 4.6.4), so SPF fails.",
+                "The SPF record of %(domain)s makes %(count)d DNS lookups that find nothing "
+                "(%(shown)s); receivers stop at the third such void lookup with a permanent "
+                "error (RFC 7208 section 4.6.4), so SPF fails.",
+                len(voids),
+            )
+            % {"domain": domain, "count": len(voids), "shown": shown},
+            _(
+                "Remove the a:, mx: and exists: terms that name hosts or domains that no longer "
+                "exist or have no address (old servers, providers no longer used)."
+            ),
         )
     return walk
 
@@ -118,8 +141,9 @@ def _walk_record(
     if "\ufffd" in record or not record.isascii():
         walk.problem(
             "mailops.D022",
-            f"The SPF record of {domain} contains bytes that are not plain text.",
-            "Re-enter the TXT record at your DNS host; SPF records are plain ASCII.",
+            _("The SPF record of %(domain)s contains bytes that are not plain text.")
+            % {"domain": domain},
+            _("Re-enter the TXT record at your DNS host; SPF records are plain ASCII."),
         )
         return
     targets: list[str] = []
@@ -153,17 +177,17 @@ def _walk_record(
             key = modifier["name"].lower()
             if key in ("redirect", "exp"):
                 if key in seen_modifiers:
-                    _syntax(walk, domain, term, f"{key}= appears more than once")
+                    _syntax(walk, domain, term, _("%(key)s= appears more than once") % {"key": key})
                     return
                 seen_modifiers.add(key)
                 if not modifier["value"] or not _DOMAIN_SPEC.match(modifier["value"]):
-                    _syntax(walk, domain, term, f"{key}= needs a domain")
+                    _syntax(walk, domain, term, _("%(key)s= needs a domain") % {"key": key})
                     return
                 if key == "redirect":
                     redirect = modifier["value"]
             # Unknown modifiers are allowed and ignored (RFC 7208 §6).
             continue
-        _syntax(walk, domain, term, "unknown mechanism")
+        _syntax(walk, domain, term, _("unknown mechanism"))
         return
     # RFC 7208 §6.1: redirect= is ignored when the record has an "all" mechanism.
     if redirect and not has_all:
@@ -186,8 +210,9 @@ def _follow(
         path = " -> ".join((*chain, target))
         walk.problem(
             "mailops.D024",
-            f"The SPF record of {walk.domain} includes itself in a loop: {path}.",
-            "Remove the include: or redirect= that points back at a domain already on the path.",
+            _("The SPF record of %(domain)s includes itself in a loop: %(path)s.")
+            % {"domain": walk.domain, "path": path},
+            _("Remove the include: or redirect= that points back at a domain already on the path."),
         )
         return
     if walk.lookups > LOOKUP_LIMIT:
@@ -198,17 +223,28 @@ def _follow(
     if not records:
         walk.problem(
             "mailops.D026",
-            f"The SPF record of {domain} refers to {target}, which has no SPF record "
-            "(a permanent error for receivers).",
-            f"Check the spelling of {target} against your provider's instructions, or remove it.",
+            _(
+                "The SPF record of %(domain)s refers to %(target)s, which has no SPF record "
+                "(a permanent error for receivers)."
+            )
+            % {"domain": domain, "target": target},
+            _(
+                "Check the spelling of %(target)s against your provider's instructions, or "
+                "remove it."
+            )
+            % {"target": target},
         )
         return
     if len(records) > 1:
         walk.problem(
             "mailops.D021",
-            f"{target} (reached from the SPF record of {domain}) has {len(records)} SPF "
-            "records; receivers treat that as a permanent error.",
-            f"Ask whoever runs {target} to merge its SPF records into one.",
+            _(
+                "%(target)s (reached from the SPF record of %(domain)s) has %(count)d SPF "
+                "records; receivers treat that as a permanent error."
+            )
+            % {"target": target, "domain": domain, "count": len(records)},
+            _("Ask whoever runs %(target)s to merge its SPF records into one.")
+            % {"target": target},
         )
         return
     _walk_record(walk, target, records[0], chain=(*chain, target), resolver=resolver, top=False)
@@ -250,38 +286,44 @@ def _has_address(name: str, resolver: DomainResolver) -> bool:
 def _syntax(walk: SpfWalk, domain: str, term: str, error: str) -> None:
     walk.problem(
         "mailops.D022",
-        f"The SPF record of {domain} has a syntax error at {term!r}: {error}.",
-        "Fix the TXT record: see RFC 7208 section 5 for the mechanisms "
-        "(all, include, a, mx, ptr, ip4, ip6, exists).",
+        _("The SPF record of %(domain)s has a syntax error at %(term)r: %(error)s.")
+        % {"domain": domain, "term": term, "error": error},
+        _(
+            "Fix the TXT record: see RFC 7208 section 5 for the mechanisms "
+            "(all, include, a, mx, ptr, ip4, ip6, exists)."
+        ),
     )
 
 
 def _mechanism_error(name: str, rest: str) -> str | None:
     """Why ``name`` + ``rest`` (``:domain``, ``/cidr``...) is not valid, or ``None``."""
     if name == "all":
-        return "all takes no argument" if rest else None
+        return _("all takes no argument") if rest else None
     if name in ("include", "exists"):
         if not rest.startswith(":") or not _DOMAIN_SPEC.match(rest[1:]):
-            return f"{name} needs :domain"
+            return _("%(name)s needs :domain") % {"name": name}
         return None
     if name in ("ip4", "ip6"):
         if not rest.startswith(":"):
-            return f"{name} needs an address"
+            return _("%(name)s needs an address") % {"name": name}
         try:
             network = ipaddress.ip_network(rest[1:], strict=False)
         except ValueError:
-            return f"{rest[1:]!r} is not a valid {name} address or range"
+            return _("%(value)r is not a valid %(name)s address or range") % {
+                "value": rest[1:],
+                "name": name,
+            }
         if (network.version == 4) != (name == "ip4"):
-            return f"{rest[1:]!r} is not an {name} address"
+            return _("%(value)r is not an %(name)s address") % {"value": rest[1:], "name": name}
         return None
     # a, mx, ptr: optional :domain, then (not for ptr) an optional dual CIDR.
     spec, slash, cidr = rest.partition("/")
     if spec and (not spec.startswith(":") or not _DOMAIN_SPEC.match(spec[1:])):
-        return f"{name} takes :domain"
+        return _("%(name)s takes :domain") % {"name": name}
     if slash:
         if name == "ptr":
-            return "ptr takes no prefix length"
+            return _("ptr takes no prefix length")
         match = _DUAL_CIDR.match("/" + cidr)
         if not match or int(match["v4"] or 0) > 32 or int(match["v6"] or 0) > 128:
-            return f"bad prefix length /{cidr}"
+            return _("bad prefix length /%(cidr)s") % {"cidr": cidr}
     return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext as _
+
 from mailops.deliverability.findings import MailerReport
 from mailops.deliverability.resolver import DNSUnavailable, DomainResolver
 from mailops.deliverability.spf import spf_records, walk_spf
@@ -52,18 +54,27 @@ def check_spf(
     if not records:
         report.add(
             "mailops.D020",
-            f"{domain} has no SPF record, so receivers cannot tell your mail from forgeries.",
-            f"Publish one TXT record at {domain} starting with v=spf1 that lists every "
-            "service sending for it, e.g. v=spf1 include:<provider> ~all.",
+            _("%(domain)s has no SPF record, so receivers cannot tell your mail from forgeries.")
+            % {"domain": domain},
+            _(
+                "Publish one TXT record at %(domain)s starting with v=spf1 that lists every "
+                "service sending for it, e.g. v=spf1 include:<provider> ~all."
+            )
+            % {"domain": domain},
         )
         return False
     if len(records) > 1:
         report.add(
             "mailops.D021",
-            f"{domain} has {len(records)} SPF records; receivers treat that as a permanent "
-            "error and SPF fails for every message.",
-            "Merge them into one v=spf1 record (all include:/ip4: terms in one line) and "
-            "delete the others.",
+            _(
+                "%(domain)s has %(count)d SPF records; receivers treat that as a permanent "
+                "error and SPF fails for every message."
+            )
+            % {"domain": domain, "count": len(records)},
+            _(
+                "Merge them into one v=spf1 record (all include:/ip4: terms in one line) and "
+                "delete the others."
+            ),
         )
         return False
     walk = walk_spf(domain, records[0], resolver=resolver)
@@ -72,8 +83,12 @@ def check_spf(
     if walk.allows_all:
         report.add(
             "mailops.D027",
-            f"The SPF record of {domain} ends in +all: it authorises every server on the internet.",
-            "End the record with ~all (or -all once everything passes).",
+            _(
+                "The SPF record of %(domain)s ends in +all: it authorises every server on the "
+                "internet."
+            )
+            % {"domain": domain},
+            _("End the record with ~all (or -all once everything passes)."),
         )
     broken = bool(walk.problems)
     if is_gmail(info):
@@ -92,9 +107,16 @@ def check_spf(
         if includes is None:
             report.add(
                 "mailops.D029",
-                f"mailops knows no documented SPF include for {info.esp}; SPF authorisation "
-                f"of mailer {info.alias!r} was not checked.",
-                f"Compare the SPF record of {domain} with {info.esp}'s domain setup page.",
+                _(
+                    "mailops knows no documented SPF include for %(provider)s; SPF authorisation "
+                    "of mailer %(alias)r was not checked."
+                )
+                % {"provider": info.esp, "alias": info.alias},
+                _(
+                    "Compare the SPF record of %(domain)s with the domain setup page of "
+                    "%(provider)s."
+                )
+                % {"domain": domain, "provider": info.esp},
             )
             return False
         _require_include(
@@ -111,10 +133,16 @@ def check_spf(
         if info.loopback:
             report.add(
                 "mailops.D029",
-                f"Mailer {info.alias!r} relays through {info.host} on this machine; the address "
-                "it finally sends from is not known here, so SPF was not evaluated for it.",
-                f"Make sure the SPF record of {domain} covers the public address of this "
-                "machine or of its smart host.",
+                _(
+                    "Mailer %(alias)r relays through %(host)s on this machine; the address "
+                    "it finally sends from is not known here, so SPF was not evaluated for it."
+                )
+                % {"alias": info.alias, "host": info.host},
+                _(
+                    "Make sure the SPF record of %(domain)s covers the public address of this "
+                    "machine or of its smart host."
+                )
+                % {"domain": domain},
             )
             return False
         return _check_relay(report, info=info, sender=sender, resolver=resolver) and not broken
@@ -126,16 +154,20 @@ def _require_include(
 ) -> bool:
     if reached:
         return True
-    wanted = " or ".join(f"include:{include}" for include in includes)
-    hint = f"Add {wanted} to the SPF record of {report.domain} (keep one v=spf1 record)."
+    wanted = _(" or ").join(f"include:{include}" for include in includes)
+    hint = _("Add %(wanted)s to the SPF record of %(domain)s (keep one v=spf1 record).") % {
+        "wanted": wanted,
+        "domain": report.domain,
+    }
     if finding_id == "mailops.D030":
-        hint += (
-            " This matters when the provider sends with a return path on your domain; "
+        hint += " " + _(
+            "This matters when the provider sends with a return path on your domain; "
             "otherwise DMARC relies on DKIM signing by the provider."
         )
     report.add(
         finding_id,
-        f"The SPF record of {report.domain} does not authorise {name} ({wanted} is missing).",
+        _("The SPF record of %(domain)s does not authorise %(name)s (%(wanted)s is missing).")
+        % {"domain": report.domain, "name": name, "wanted": wanted},
         hint,
     )
     return False
@@ -148,9 +180,12 @@ def _check_relay(
     if not addresses:
         report.add(
             "mailops.D029",
-            f"The relay host {info.host} of mailer {info.alias!r} has no address in DNS; "
-            "SPF was not evaluated for it.",
-            "Check the host name in the mailer URL (manage.py sendtestmail --check tests it).",
+            _(
+                "The relay host %(host)s of mailer %(alias)r has no address in DNS; "
+                "SPF was not evaluated for it."
+            )
+            % {"host": info.host, "alias": info.alias},
+            _("Check the host name in the mailer URL (manage.py sendtestmail --check tests it)."),
         )
         return False
     passed = True
@@ -160,19 +195,33 @@ def _check_relay(
             continue
         passed = False
         if verdict.result == "temperror":
-            raise DNSUnavailable(f"SPF evaluation for {address}: {verdict.explanation}")
-        where = f"the relay {info.host} ({address})"
+            raise DNSUnavailable(
+                _("SPF evaluation for %(address)s: %(explanation)s")
+                % {"address": address, "explanation": verdict.explanation}
+            )
+        values = {"domain": report.domain, "host": info.host, "address": address}
         fix = (
-            f"Add ip4:/ip6: for {address} (or the relay's documented include:) to the SPF "
-            f"record of {report.domain}. If the relay sends from other addresses than this "
-            "name resolves to, check with its operator."
+            _(
+                "Add ip4:/ip6: for %(address)s (or the relay's documented include:) to the SPF "
+                "record of %(domain)s. If the relay sends from other addresses than this "
+                "name resolves to, check with its operator."
+            )
+            % values
         )
         if verdict.result == "fail":
-            report.add("mailops.D025", f"SPF of {report.domain} rejects {where}.", fix)
+            report.add(
+                "mailops.D025",
+                _("SPF of %(domain)s rejects the relay %(host)s (%(address)s).") % values,
+                fix,
+            )
         elif verdict.result in ("softfail", "neutral"):
             report.add(
                 "mailops.D028",
-                f"SPF of {report.domain} gives {verdict.result} for {where}: not authorised.",
+                _(
+                    "SPF of %(domain)s gives %(result)s for the relay %(host)s (%(address)s): "
+                    "not authorised."
+                )
+                % {**values, "result": verdict.result},
                 fix,
             )
         elif verdict.result == "permerror" and not any(
@@ -180,7 +229,8 @@ def _check_relay(
         ):
             report.add(
                 "mailops.D022",
-                f"SPF of {report.domain} cannot be evaluated: {verdict.explanation}.",
-                "Fix the SPF record (RFC 7208 section 5).",
+                _("SPF of %(domain)s cannot be evaluated: %(explanation)s.")
+                % {"domain": report.domain, "explanation": verdict.explanation},
+                _("Fix the SPF record (RFC 7208 section 5)."),
             )
     return passed

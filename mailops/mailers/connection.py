@@ -34,8 +34,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import mailers
 from django.core.mail.utils import DNS_NAME
 from django.utils.module_loading import import_string
-from django.utils.translation import gettext
+from django.utils.translation import gettext as _
 
+from mailops.conf import stored_language
 from mailops.exceptions import UnknownMailer
 from mailops.mailers.errors import describe_failure, smtp_state
 from mailops.mailers.info import MailerInfo, MailerKind, mailer_info
@@ -112,9 +113,9 @@ class CheckResult:
             parts.append(self.error)
         else:
             if self.authenticated and self.username:
-                parts.append(f"authenticated as {self.username}")
+                parts.append(_("authenticated as %(username)s") % {"username": self.username})
             elif self.kind == MailerKind.SMTP and self.reachable:
-                parts.append("no AUTH configured")
+                parts.append(_("no AUTH configured"))
             if self.note:
                 parts.append(self.note)
         return ", ".join(parts)
@@ -136,6 +137,12 @@ def verify_connection(
     """
     if alias not in mailer_aliases():
         raise UnknownMailer(alias, mailer_aliases())
+    # The outcome is stored in a row: written in the site's language (see stored_language).
+    with stored_language():
+        return _verify_connection(alias, triggered_by=triggered_by, trigger=trigger)
+
+
+def _verify_connection(alias: str, *, triggered_by: Any, trigger: str) -> CheckResult:
     info = mailer_info(alias)
     if info.kind == MailerKind.SMTP:
         result = _check_smtp(info)
@@ -147,14 +154,18 @@ def verify_connection(
         result = _result(
             info,
             CheckOutcome.FAILED,
-            error=f"configuration: BACKEND cannot be imported ({redact(info.import_error)})",
+            error=_("configuration: BACKEND cannot be imported (%(error)s)")
+            % {"error": redact(info.import_error)},
         )
     else:
         result = _result(
             info,
             CheckOutcome.UNSUPPORTED,
-            note=f"connection check not supported for backend {info.backend}: "
-            f"send a test mail instead (sendtestmail ADDRESS --using {alias})",
+            note=_(
+                "connection check not supported for backend %(backend)s: "
+                "send a test mail instead (sendtestmail ADDRESS --using %(alias)s)"
+            )
+            % {"backend": info.backend, "alias": alias},
         )
     if result.outcome in (CheckOutcome.UNSUPPORTED, CheckOutcome.LOCAL):
         return result
@@ -164,7 +175,7 @@ def verify_connection(
         recipient="",
         mailer=alias,
         backend=info.backend,
-        subject=redact(f"Connection check: {result.summary()}")[:998],
+        subject=redact(_("Connection check: %(summary)s") % {"summary": result.summary()})[:998],
         body=redact("\n".join(result.details)),
         error=result.error,
         smtp_code=result.smtp_code,
@@ -210,26 +221,35 @@ def _result(info: MailerInfo, outcome: CheckOutcome, **fields: Any) -> CheckResu
         username=info.username,
         **fields,
     )
-    details = [f"Mailer: {info.alias} ({info.backend})", f"Outcome: {outcome}", result.summary()]
+    details = [
+        _("Mailer: %(alias)s (%(backend)s)") % {"alias": info.alias, "backend": info.backend},
+        _("Outcome: %(outcome)s") % {"outcome": outcome},
+        result.summary(),
+    ]
     if result.api_call:
         status = f" -> HTTP {result.http_status}" if result.http_status else ""
-        details.append(f"API call: {result.api_call}{status}")
-    details += [f"Warning: {warning}" for warning in result.warnings]
+        details.append(_("API call: %(call)s") % {"call": f"{result.api_call}{status}"})
+    details += [_("Warning: %(warning)s") % {"warning": warning} for warning in result.warnings]
     return replace(result, details=tuple(details))
+
+
+def _configuration_error(error: Exception) -> str:
+    return _("configuration: %(error)s") % {"error": redact(str(error))}
 
 
 def _check_smtp(info: MailerInfo) -> CheckResult:
     try:
         backend: Any = mailers[info.alias]
     except ImproperlyConfigured as error:
-        return _result(info, CheckOutcome.FAILED, error=f"configuration: {redact(str(error))}")
+        return _result(info, CheckOutcome.FAILED, error=_configuration_error(error))
     password = str(backend.password or "")
     warnings: list[str] = []
     timeout = backend.timeout
     if timeout is None:
         timeout = CHECK_TIMEOUT
         warnings.append(
-            f"the mailer has no timeout (mailops.W005); the check waited at most {timeout:g}s"
+            _("the mailer has no timeout (mailops.W005); the check waited at most %(seconds)gs")
+            % {"seconds": timeout}
         )
     stage = "connect"
     reachable = False
@@ -263,8 +283,10 @@ def _check_smtp(info: MailerInfo) -> CheckResult:
             connection.ehlo()
         elif not backend.use_ssl and offers_starttls:
             warnings.append(
-                "the server offers STARTTLS but the mailer does not use TLS: mail "
-                "and password cross the network unencrypted. Use smtp+tls:// (use_tls=True)"
+                _(
+                    "the server offers STARTTLS but the mailer does not use TLS: mail "
+                    "and password cross the network unencrypted. Use smtp+tls:// (use_tls=True)"
+                )
             )
         if backend.username and password:
             stage = "AUTH"
@@ -272,7 +294,7 @@ def _check_smtp(info: MailerInfo) -> CheckResult:
             authenticated = True
         elif backend.username:
             warnings.append(
-                "the mailer has a username but no password, so Django does not authenticate"
+                _("the mailer has a username but no password, so Django does not authenticate")
             )
         _quit(connection)
     except (smtplib.SMTPException, OSError) as error:
@@ -324,34 +346,30 @@ def _check_local(info: MailerInfo) -> CheckResult:
     try:
         backend = mailers[info.alias]
     except ImproperlyConfigured as error:
-        return _result(info, CheckOutcome.FAILED, error=f"configuration: {redact(str(error))}")
+        return _result(info, CheckOutcome.FAILED, error=_configuration_error(error))
     note = nothing_to_connect_to(info)
     directory = getattr(backend, "directory", None) or getattr(backend, "file_path", None)
     if directory:
         path = Path(directory)
         if not os.access(path, os.W_OK):
             return _result(
-                info,
-                CheckOutcome.FAILED,
-                error=gettext("cannot write to %(path)s") % {"path": path},
+                info, CheckOutcome.FAILED, error=_("cannot write to %(path)s") % {"path": path}
             )
-        note += gettext(" in %(path)s") % {"path": path}
+        note = _("%(note)s in %(path)s") % {"note": note, "path": path}
     return _result(info, CheckOutcome.LOCAL, note=note)
 
 
 def nothing_to_connect_to(info: MailerInfo) -> str:
     """``nothing to connect to: the console mailer prints mail``."""
-    return gettext("nothing to connect to: the %(kind)s mailer %(does)s") % {
-        "kind": info.kind_label,
-        "does": info.local_description,
-    }
+    values = {"kind": info.kind_label, "does": info.local_description}
+    return _("nothing to connect to: the %(kind)s mailer %(does)s") % values
 
 
 def _check_provider(info: MailerInfo) -> CheckResult:
     try:
         backend = mailers[info.alias]
     except ImproperlyConfigured as error:
-        return _result(info, CheckOutcome.FAILED, error=f"configuration: {redact(str(error))}")
+        return _result(info, CheckOutcome.FAILED, error=_configuration_error(error))
     probe = probe_provider(info.alias, backend, default_timeout=CHECK_TIMEOUT)
     common: dict[str, Any] = {
         "api_call": probe.call,

@@ -58,6 +58,7 @@ SMTP_SCHEMES = {
 }
 
 _ALIAS_VARIABLE = re.compile(r"^MAILER_(?P<alias>[A-Z0-9_]+)_URL$")
+_PARAMETER_NAME = re.compile(r"[a-z][a-z0-9_]{0,40}")
 
 
 @dataclass
@@ -188,7 +189,7 @@ def _smtp_entry(
     if query:
         raise MailerURLError(
             variable,
-            f"{_unknown(query)}; SMTP takes timeout=, from=, rate=, "
+            f"{unknown_query_keys(query)}; SMTP takes timeout=, from=, rate=, "
             "daily_quota= and dkim_selector=",
         )
     return {"BACKEND": SMTP_BACKEND, "OPTIONS": options}
@@ -306,14 +307,12 @@ def parse_timeout(value: str, variable: str) -> float:
     return timeout
 
 
-_PARAMETER_NAME = re.compile(r"[a-z][a-z0-9_]{0,40}")
-
-
-def _unknown(query: Mapping[str, str]) -> str:
+def unknown_query_keys(query: Mapping[str, str]) -> str:
     """Name unknown parameters only when they look like names (never password pieces)."""
     names = sorted(query)
     if all(_PARAMETER_NAME.fullmatch(name) for name in names):
-        return f"unknown query parameter(s) {', '.join(names)}"
+        noun = "parameter" if len(names) == 1 else "parameters"  # English: read before i18n
+        return f"unknown query {noun} {', '.join(names)}"
     return (
         "unknown or malformed query parameters (not shown: if a user name or password "
         "contains '?', '&', '#', '/' or '@', percent-encode it, e.g. '?' as %3F)"
@@ -322,7 +321,7 @@ def _unknown(query: Mapping[str, str]) -> str:
 
 def _refuse_query(variable: str, query: Mapping[str, str]) -> None:
     if query:
-        raise MailerURLError(variable, _unknown(query))
+        raise MailerURLError(variable, unknown_query_keys(query))
 
 
 def normalize_app_password(password: str) -> str:

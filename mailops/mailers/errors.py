@@ -13,30 +13,43 @@ import ssl
 from dataclasses import dataclass
 from typing import Any
 
+from django.utils.functional import Promise
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from mailops.conf import stored_language
 from mailops.mailers.provider_errors import HTTP_HINTS, clean, provider_reason, unreachable_reason
 from mailops.redaction import redact
 
 # What operators most often need to hear for the common SMTP refusals.
-SMTP_HINTS: dict[int, str] = {
-    421: "the server is closing the connection (rate limit or temporary trouble); try again later",
-    450: "the mailbox is temporarily unavailable; try again later",
-    451: "the server had a local error; try again later",
-    452: "the server is out of storage or over a sending quota; try again later",
-    530: "the server requires authentication or STARTTLS first; use smtp+tls:// "
-    "with a user and password",
-    534: "the server wants an application-specific password; for Gmail create an "
-    "App Password (needs 2-Step Verification)",
-    535: "username and password not accepted; for Gmail use the 16-letter App "
-    "Password, not the account password",
-    550: "the mailbox is unavailable or the server refuses to relay for this sender",
-    552: "the message exceeds the server's size or storage limit",
-    553: "the address is not allowed (check the From address and relay permissions)",
-    554: "the server refused the transaction (often a spam or policy block)",
+SMTP_HINTS: dict[int, str | Promise] = {
+    421: gettext_lazy(
+        "the server is closing the connection (rate limit or temporary trouble); try again later"
+    ),
+    450: gettext_lazy("the mailbox is temporarily unavailable; try again later"),
+    451: gettext_lazy("the server had a local error; try again later"),
+    452: gettext_lazy("the server is out of storage or over a sending quota; try again later"),
+    530: gettext_lazy(
+        "the server requires authentication or STARTTLS first; use smtp+tls:// "
+        "with a user and password"
+    ),
+    534: gettext_lazy(
+        "the server wants an application-specific password; for Gmail create an "
+        "App Password (needs 2-Step Verification)"
+    ),
+    535: gettext_lazy(
+        "username and password not accepted; for Gmail use the 16-letter App "
+        "Password, not the account password"
+    ),
+    550: gettext_lazy("the mailbox is unavailable or the server refuses to relay for this sender"),
+    552: gettext_lazy("the message exceeds the server's size or storage limit"),
+    553: gettext_lazy("the address is not allowed (check the From address and relay permissions)"),
+    554: gettext_lazy("the server refused the transaction (often a spam or policy block)"),
 }
 
 # A sender whose domain has no dot (mailops@localhost, Django's webmaster@localhost):
 # Postfix's reject_non_fqdn_sender and most providers refuse it (mailops.W012).
-UNQUALIFIED_SENDER_HINT = (
+UNQUALIFIED_SENDER_HINT = gettext_lazy(
     "the sender's domain is not fully qualified (mailops.W012); set DEFAULT_FROM_EMAIL, "
     "or the mailer's ?from= / MAILOPS['FROM_EMAILS'] address, to an address at your "
     "own domain, e.g. ops@example.com"
@@ -119,7 +132,9 @@ def describe_failure(
     :func:`opening_state`): with it, the advice for a command the server did
     not offer is as firm as the connection check's, which passes it too.
     """
-    failure = _classify(error, smtp)
+    # The reason is stored in a row: written in the site's language (see stored_language).
+    with stored_language():
+        failure = _classify(error, smtp)
     reason = failure.reason
     if mailer:
         reason = f"[{mailer}] {reason}"
@@ -149,57 +164,73 @@ def _classify(error: BaseException, smtp: SMTPState | None) -> Failure:
             # Postfix names the sender in its reply: <mailops@localhost>: Sender address rejected.
             quoted = _QUOTED_ADDRESS.search(said)
             hint = _sender_hint(code, said, quoted.group(1) if quoted else "")
-            return _reply(f"sender refused (at RCPT TO <{address}>)", code, said, hint=hint)
-        return _reply("recipient refused", code, said, detail=address)
+            return _reply(
+                _("sender refused (at RCPT TO <%(address)s>)") % {"address": address},
+                code,
+                said,
+                hint=hint,
+            )
+        return _reply(_("recipient refused"), code, said, detail=address)
     if isinstance(error, smtplib.SMTPSenderRefused):
         said = _smtp_text(error.smtp_error)
         hint = _sender_hint(error.smtp_code, said, error.sender)
-        return _reply("sender refused", error.smtp_code, said, detail=error.sender, hint=hint)
+        return _reply(_("sender refused"), error.smtp_code, said, detail=error.sender, hint=hint)
     if isinstance(error, smtplib.SMTPAuthenticationError):
-        return _reply("authentication failed", error.smtp_code, error.smtp_error)
+        return _reply(_("authentication failed"), error.smtp_code, error.smtp_error)
     if isinstance(error, smtplib.SMTPDataError):
-        return _reply("message refused", error.smtp_code, error.smtp_error)
+        return _reply(_("message refused"), error.smtp_code, error.smtp_error)
     if isinstance(error, smtplib.SMTPResponseException):
-        return _reply("server refused", error.smtp_code, error.smtp_error)
+        return _reply(_("server refused"), error.smtp_code, error.smtp_error)
     if isinstance(error, smtplib.SMTPNotSupportedError):
         return Failure(not_offered_advice(str(error), smtp), connection_lost=True)
     if isinstance(error, smtplib.SMTPServerDisconnected):
         return Failure(
-            f"the server closed the connection unexpectedly ({error or 'no reason given'})",
+            _("the server closed the connection unexpectedly (%(reason)s)")
+            % {"reason": error or _("no reason given")},
             transient=True,
             connection_lost=True,
         )
     if isinstance(error, ssl.SSLCertVerificationError):
         return Failure(
-            f"TLS certificate verification failed: {error.verify_message or error}. "
-            "Check the host name matches the server's certificate",
+            _(
+                "TLS certificate verification failed: %(error)s. "
+                "Check the host name matches the server's certificate"
+            )
+            % {"error": error.verify_message or error},
             connection_lost=True,
         )
     if isinstance(error, ssl.SSLError):
         return Failure(
-            f"TLS handshake failed ({error.reason or error}). A port that expects "
-            "STARTTLS (587) needs smtp+tls://, one that expects implicit TLS (465) smtps://",
+            _(
+                "TLS handshake failed (%(error)s). A port that expects STARTTLS (587) needs "
+                "smtp+tls://, one that expects implicit TLS (465) smtps://"
+            )
+            % {"error": error.reason or error},
             connection_lost=True,
         )
     if isinstance(error, socket.gaierror):
         return Failure(
-            f"cannot resolve the mail server's host name ({error.strerror})",
+            _("cannot resolve the mail server's host name (%(error)s)") % {"error": error.strerror},
             connection_lost=True,
         )
     if isinstance(error, ConnectionRefusedError):
         return Failure(
-            "connection refused: nothing is listening at the mailer's host and port",
+            _("connection refused: nothing is listening at the mailer's host and port"),
             transient=True,
             connection_lost=True,
         )
     if isinstance(error, TimeoutError | socket.timeout):
-        return Failure("timed out talking to the mail server", transient=True, connection_lost=True)
+        return Failure(
+            _("timed out talking to the mail server"), transient=True, connection_lost=True
+        )
     if isinstance(error, OSError):
         return Failure(
-            f"network error: {error.strerror or error}", transient=True, connection_lost=True
+            _("network error: %(error)s") % {"error": error.strerror or error},
+            transient=True,
+            connection_lost=True,
         )
     if isinstance(error, ValueError):
-        return Failure(f"invalid message: {error}")
+        return Failure(_("invalid message: %(error)s") % {"error": error})
     return Failure(f"{type(error).__name__}: {error}")
 
 
@@ -213,31 +244,31 @@ def not_offered_advice(said: str, smtp: SMTPState | None) -> str:
     said = said.rstrip(". ")
     words = said.upper().split()
     if words[:1] == ["STARTTLS"]:
-        return (
+        return _(
             "the server does not offer STARTTLS, which the mailer requires (use_tls). "
             "It may expect implicit TLS (smtps://, port 465) or speak no TLS at all"
         )
     if "AUTH" in words:
         if smtp is None:
-            return (
+            return _(
                 "the server does not offer AUTH on this connection. If it offers it after "
                 "STARTTLS, use smtp+tls:// (use_tls=True); if it relays without a "
                 "password, remove the mailer's username and password"
             )
         if not smtp.tls and "starttls" in smtp.extensions:
             # Postfix's smtpd_tls_auth_only, the usual submission port (587).
-            return (
+            return _(
                 "the server does not offer AUTH before STARTTLS, and the mailer does "
                 "not use TLS: use smtp+tls:// (use_tls=True)"
             )
-        return (
+        return _(
             "the server does not offer AUTH; if it relays without a password, "
             "remove the mailer's username and password"
         )
-    return f"the server does not support what the mailer asked for ({said})"
+    return _("the server does not support what the mailer asked for (%(said)s)") % {"said": said}
 
 
-def _sender_hint(code: int, said: str, sender: str) -> str | None:
+def _sender_hint(code: int, said: str, sender: str) -> str | Promise | None:
     """The unqualified-sender hint when the refusal is about that; else the code's own."""
     if _ASKS_FOR_FQDN.search(said) or (
         code in _UNQUALIFIED_SENDER_CODES and unqualified_domain(sender)
@@ -247,13 +278,13 @@ def _sender_hint(code: int, said: str, sender: str) -> str | None:
 
 
 def _reply(
-    what: str, code: int, text: bytes | str, *, detail: str = "", hint: str | None = None
+    what: str, code: int, text: bytes | str, *, detail: str = "", hint: str | Promise | None = None
 ) -> Failure:
     about = f" <{detail}>" if detail else ""
     reason = f"{what}{about}: {code} {_smtp_text(text)}".rstrip()
     hint = hint or SMTP_HINTS.get(code)
     if hint:
-        reason = f"{reason} (hint: {hint})"
+        reason = _("%(reason)s (hint: %(hint)s)") % {"reason": reason, "hint": hint}
     return Failure(
         reason,
         smtp_code=code if 100 <= code <= 599 else None,
@@ -273,13 +304,17 @@ def _classify_anymail(error: BaseException) -> Failure | None:
         return None
     # Errors raised before the provider answered may only know their payload.
     backend = getattr(getattr(error, "payload", None), "backend", None)
-    esp = error.esp_name or getattr(backend, "esp_name", None) or "the provider"
+    esp = error.esp_name or getattr(backend, "esp_name", None) or _("the provider")
     status, detail = _provider_response(error)
     http = f" (HTTP {status})" if status else ""
     if isinstance(error, AnymailRecipientsRefused):
         return Failure(
-            f"{esp} rejected the recipient{http}: "
-            f"{detail or 'all recipients were rejected or invalid'}"
+            _("%(provider)s rejected the recipient%(http)s: %(detail)s")
+            % {
+                "provider": esp,
+                "http": http,
+                "detail": detail or _("all recipients were rejected or invalid"),
+            }
         )
     if status is not None:
         # Anymail's own explanation (e.g. "Unknown sender domain ...") comes first.
@@ -287,16 +322,28 @@ def _classify_anymail(error: BaseException) -> Failure | None:
         if own and not isinstance(error.response, dict) and own not in detail:
             detail = f"{own} {detail}".strip()
         hint = HTTP_HINTS.get(status) or (HTTP_HINTS[500] if status >= 500 else "")
-        return Failure(
-            f"{esp} API error{http}: {detail or 'no reason given'}"
-            + (f" (hint: {hint})" if hint else ""),
-            transient=status >= 500 or status == 429,
-        )
+        reason = _("%(provider)s API error%(http)s: %(detail)s") % {
+            "provider": esp,
+            "http": http,
+            "detail": detail or _("no reason given"),
+        }
+        if hint:
+            reason = _("%(reason)s (hint: %(hint)s)") % {"reason": reason, "hint": hint}
+        return Failure(reason, transient=status >= 500 or status == 429)
     unreachable = unreachable_reason(error.__cause__) if error.__cause__ else None
     if unreachable is not None:
-        api = f"the {esp} API" if esp != "the provider" else "the provider's API"
-        return Failure(f"cannot reach {api}: {unreachable}", transient=True)
-    return Failure(f"cannot send through {esp}: {detail or clean(str(error))}")
+        if esp != _("the provider"):
+            api = _("the %(provider)s API") % {"provider": esp}
+        else:
+            api = _("the provider's API")
+        return Failure(
+            _("cannot reach %(api)s: %(reason)s") % {"api": api, "reason": unreachable},
+            transient=True,
+        )
+    return Failure(
+        _("cannot send through %(provider)s: %(detail)s")
+        % {"provider": esp, "detail": detail or clean(str(error))}
+    )
 
 
 def _provider_response(error: Any) -> tuple[int | None, str]:

@@ -19,9 +19,10 @@ from enum import StrEnum
 from typing import Any
 
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
+from django.utils.functional import Promise
 from django.utils.module_loading import import_string
-from django.utils.translation import gettext
-from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from mailops.conf import get_setting
 from mailops.exceptions import UnknownMailer
@@ -50,13 +51,13 @@ LOCAL_BACKENDS = frozenset(
 
 # What each local backend does with mail, for people (the Mailers page, choices).
 LOCAL_DESCRIPTIONS = {
-    "django.core.mail.backends.console.EmailBackend": _("prints mail"),
-    "django.core.mail.backends.locmem.EmailBackend": _("keeps mail in memory"),
-    "django.core.mail.backends.filebased.EmailBackend": _("writes mail to files"),
-    "django.core.mail.backends.dummy.EmailBackend": _("discards mail"),
-    "mailops.backends.outbox.EmailBackend": _("writes .eml files"),
-    "anymail.backends.console.EmailBackend": _("prints mail"),
-    "anymail.backends.test.EmailBackend": _("keeps mail in memory"),
+    "django.core.mail.backends.console.EmailBackend": gettext_lazy("prints mail"),
+    "django.core.mail.backends.locmem.EmailBackend": gettext_lazy("keeps mail in memory"),
+    "django.core.mail.backends.filebased.EmailBackend": gettext_lazy("writes mail to files"),
+    "django.core.mail.backends.dummy.EmailBackend": gettext_lazy("discards mail"),
+    "mailops.backends.outbox.EmailBackend": gettext_lazy("writes .eml files"),
+    "anymail.backends.console.EmailBackend": gettext_lazy("prints mail"),
+    "anymail.backends.test.EmailBackend": gettext_lazy("keeps mail in memory"),
 }
 
 
@@ -75,11 +76,11 @@ class TLSMode(StrEnum):
     CONFLICT = "conflict"  # both use_tls and use_ssl: Django refuses the mailer
 
 
-TLS_LABELS = {
+TLS_LABELS: dict[TLSMode, str | Promise] = {
     TLSMode.STARTTLS: "STARTTLS",
-    TLSMode.IMPLICIT: "implicit TLS",
-    TLSMode.NONE: "no TLS",
-    TLSMode.CONFLICT: "STARTTLS and implicit TLS (conflict)",
+    TLSMode.IMPLICIT: gettext_lazy("implicit TLS"),
+    TLSMode.NONE: gettext_lazy("no TLS"),
+    TLSMode.CONFLICT: gettext_lazy("STARTTLS and implicit TLS (conflict)"),
 }
 
 
@@ -106,7 +107,7 @@ class MailerInfo:
 
     @property
     def tls_label(self) -> str:
-        return TLS_LABELS[self.tls_mode] if self.tls_mode else ""
+        return str(TLS_LABELS[self.tls_mode]) if self.tls_mode else ""
 
     @property
     def address(self) -> str:
@@ -150,20 +151,20 @@ class MailerInfo:
         ``Postmark API``; other backends by their module and class.
         """
         if self.kind == MailerKind.SMTP:
-            address = self.address or gettext("no host")
+            address = self.address or _("no host")
             return f"SMTP {address}, {self.tls_label}" if self.tls_label else f"SMTP {address}"
         if self.kind == MailerKind.PROVIDER:
-            return gettext("%(provider)s API") % {"provider": self.esp}
+            return _("%(provider)s API") % {"provider": self.esp}
         if self.kind == MailerKind.LOCAL:
             return f"{self.kind_label} ({self.local_description})"
         if self.kind == MailerKind.BROKEN:
-            return gettext("%(backend)s (cannot be imported)") % {"backend": self.backend}
+            return _("%(backend)s (cannot be imported)") % {"backend": self.backend}
         return ".".join(self.backend.split(".")[-2:])
 
     def describe(self) -> str:
         """A short, secret-free label: ``smtp 127.0.0.1:587``, ``anymail Postmark``."""
         if self.kind == MailerKind.SMTP:
-            return f"smtp {self.address or '(no host)'}"
+            return f"smtp {self.address or _('(no host)')}"
         return self.kind_label
 
 

@@ -14,19 +14,25 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
+from django.utils.functional import Promise
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
 # Where providers put their reason in a JSON error body, most specific first.
 MESSAGE_KEYS = ("Message", "message", "error_description", "error", "detail", "title")
 # A provider's reason is cut to this many characters.
 REASON_LIMIT = 1000
 
 # What operators most often need to hear for a provider API's HTTP status.
-HTTP_HINTS: dict[int, str] = {
-    401: "the provider did not accept the API key or token; check the mailer's key option",
-    403: "the API key lacks permission for sending, or the sender is not verified",
-    404: "check the API URL (region) and the sender domain",
-    413: "the message is larger than the provider accepts",
-    429: "the provider is rate-limiting this account; try again later",
-    500: "the provider had a temporary problem; try again later",
+HTTP_HINTS: dict[int, str | Promise] = {
+    401: gettext_lazy(
+        "the provider did not accept the API key or token; check the mailer's key option"
+    ),
+    403: gettext_lazy("the API key lacks permission for sending, or the sender is not verified"),
+    404: gettext_lazy("check the API URL (region) and the sender domain"),
+    413: gettext_lazy("the message is larger than the provider accepts"),
+    429: gettext_lazy("the provider is rate-limiting this account; try again later"),
+    500: gettext_lazy("the provider had a temporary problem; try again later"),
 }
 
 
@@ -83,14 +89,14 @@ def unreachable_reason(error: BaseException) -> str | None:
     names = " ".join(type(item).__name__ for item in chain)
     text = " ".join(str(item) for item in chain).lower()
     if any(isinstance(item, TimeoutError | socket.timeout) for item in chain) or "Timeout" in names:
-        return "timed out"
+        return _("timed out")
     if "refused" in text:
-        return "connection refused"
+        return _("connection refused")
     if "name or service not known" in text or "nodename nor servname" in text:
-        return "host name not resolved"
+        return _("host name not resolved")
     if "certificate" in text or "sslerror" in names.lower():
-        return "TLS failed: check the API URL and the certificate"
+        return _("TLS failed: check the API URL and the certificate")
     if any(isinstance(item, ConnectionError) for item in chain) or "ConnectionError" in names:
         errno = re.search(r"\[Errno -?\d+\] [^'\")\]]+", text)
-        return errno[0].strip() if errno else "could not connect"
+        return errno[0].strip() if errno else _("could not connect")
     return None

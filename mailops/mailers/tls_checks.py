@@ -8,11 +8,14 @@ user wrote (a ``MAILERS`` option or a classic ``EMAIL_*`` setting).
 from __future__ import annotations
 
 from django.core import checks
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from mailops.mailers.info import MailerInfo, TLSMode
 from mailops.mailers.registry import setting_name
 
-SILENCE = "If this is intended, add '{id}' to SILENCED_SYSTEM_CHECKS."
+# Lazy: formatted when a check runs, in the language active then.
+SILENCE = gettext_lazy("If this is intended, add '{id}' to SILENCED_SYSTEM_CHECKS.")
 
 
 def port_and_tls(info: MailerInfo) -> list[checks.CheckMessage]:
@@ -27,33 +30,45 @@ def port_and_tls(info: MailerInfo) -> list[checks.CheckMessage]:
         return _auth_in_clear(info) if mode == TLSMode.NONE else []
     if port == 587 and mode != TLSMode.STARTTLS:
         problem = (
-            "uses implicit TLS (use_ssl) on port 587, where servers expect STARTTLS: "
-            "the TLS handshake fails"
+            _(
+                "Mailer %(alias)r uses implicit TLS (use_ssl) on port 587, where servers "
+                "expect STARTTLS: the TLS handshake fails."
+            )
             if mode == TLSMode.IMPLICIT
-            else "connects to port 587 without STARTTLS: servers refuse AUTH there "
-            "(530) or the password crosses the network unencrypted"
+            else _(
+                "Mailer %(alias)r connects to port 587 without STARTTLS: servers refuse AUTH "
+                "there (530) or the password crosses the network unencrypted."
+            )
         )
         return [
             checks.Warning(
-                f"Mailer {alias!r} {problem}.",
-                hint="Use STARTTLS on port 587 (smtp+tls://, use_tls=True), or implicit TLS "
-                "on port 465 (smtps://, use_ssl=True).",
+                problem % {"alias": alias},
+                hint=_(
+                    "Use STARTTLS on port 587 (smtp+tls://, use_tls=True), or implicit TLS "
+                    "on port 465 (smtps://, use_ssl=True)."
+                ),
                 id="mailops.W002",
             )
         ]
     if port == 465 and mode != TLSMode.IMPLICIT:
         problem = (
-            "uses STARTTLS (use_tls) on port 465, where servers expect implicit TLS: "
-            "the connection hangs until the timeout"
+            _(
+                "Mailer %(alias)r uses STARTTLS (use_tls) on port 465, where servers expect "
+                "implicit TLS: the connection hangs until the timeout."
+            )
             if mode == TLSMode.STARTTLS
-            else "connects to port 465 without TLS, where servers expect implicit TLS: "
-            "the connection hangs until the timeout"
+            else _(
+                "Mailer %(alias)r connects to port 465 without TLS, where servers expect "
+                "implicit TLS: the connection hangs until the timeout."
+            )
         )
         return [
             checks.Warning(
-                f"Mailer {alias!r} {problem}.",
-                hint="Use implicit TLS on port 465 (smtps://, use_ssl=True), or STARTTLS on "
-                "port 587 (smtp+tls://, use_tls=True).",
+                problem % {"alias": alias},
+                hint=_(
+                    "Use implicit TLS on port 465 (smtps://, use_ssl=True), or STARTTLS on "
+                    "port 587 (smtp+tls://, use_tls=True)."
+                ),
                 id="mailops.W003",
             )
         ]
@@ -69,21 +84,29 @@ def _tls_on_port_25(info: MailerInfo) -> list[checks.CheckMessage]:
     """
     implicit = info.tls_mode == TLSMode.IMPLICIT
     problem = (
-        "uses implicit TLS on port 25, where servers speak plain SMTP: the connection "
-        "hangs until the timeout"
+        _(
+            "Mailer %(alias)r uses implicit TLS on port 25, where servers speak plain SMTP: "
+            "the connection hangs until the timeout."
+        )
         if implicit
-        else "uses STARTTLS on port 25, the server-to-server port that most hosting and "
-        "home networks block and submission services do not offer"
+        else _(
+            "Mailer %(alias)r uses STARTTLS on port 25, the server-to-server port that most "
+            "hosting and home networks block and submission services do not offer."
+        )
     )
-    port = setting_name(info.alias, "port")
-    unset = " (not set: Django's classic settings use 25 whatever the TLS mode)"
+    fix = (
+        _(
+            "Set %(setting)s to %(port)s (not set: Django's classic settings use 25 whatever "
+            "the TLS mode)."
+        )
+        if info.classic and not info.port_configured
+        else _("Set %(setting)s to %(port)s.")
+    )
+    values = {"setting": setting_name(info.alias, "port"), "port": 465 if implicit else 587}
     return [
         checks.Warning(
-            f"Mailer {info.alias!r} {problem}.",
-            hint=f"Set {port} to {465 if implicit else 587}"
-            + (unset if info.classic and not info.port_configured else "")
-            + ". "
-            + SILENCE.format(id="mailops.W013"),
+            problem % {"alias": info.alias},
+            hint=fix % values + " " + SILENCE.format(id="mailops.W013"),
             id="mailops.W013",
         )
     ]
@@ -94,11 +117,18 @@ def _auth_in_clear(info: MailerInfo) -> list[checks.CheckMessage]:
         return []
     return [
         checks.Warning(
-            f"Mailer {info.alias!r} sends its username and password to {info.address} without TLS.",
-            hint=f"Set {setting_name(info.alias, 'use_tls')}=True with port 587 (STARTTLS; "
-            f"smtp+tls:// on a mailer URL) or {setting_name(info.alias, 'use_ssl')}=True with "
-            "port 465 (implicit TLS; "
-            "smtps://); plain SMTP with a password is only safe on loopback. "
+            _("Mailer %(alias)r sends its username and password to %(address)s without TLS.")
+            % {"alias": info.alias, "address": info.address},
+            hint=_(
+                "Set %(use_tls)s=True with port 587 (STARTTLS; smtp+tls:// on a mailer URL) or "
+                "%(use_ssl)s=True with port 465 (implicit TLS; smtps://); plain SMTP with a "
+                "password is only safe on loopback."
+            )
+            % {
+                "use_tls": setting_name(info.alias, "use_tls"),
+                "use_ssl": setting_name(info.alias, "use_ssl"),
+            }
+            + " "
             + SILENCE.format(id="mailops.W004"),
             id="mailops.W004",
         )

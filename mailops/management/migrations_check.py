@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.management.base import CommandError
 from django.db import DEFAULT_DB_ALIAS, connections, router
 from django.db.migrations.executor import MigrationExecutor
+from django.utils.translation import gettext as _
 
 from mailops.models import MailLog
 
@@ -24,7 +25,10 @@ def require_mailops_migrated() -> None:
     if missing:
         name = connections[db].settings_dict["NAME"]
         raise CommandError(
-            f"The database {name} has unapplied migrations (the mail log needs them): "
-            "run `python manage.py migrate` first.",
+            _(
+                "The database %(name)s has unapplied migrations (the mail log needs them): "
+                "run `python manage.py migrate` first."
+            )
+            % {"name": name},
             returncode=EXIT_USAGE,
         )

@@ -14,6 +14,7 @@ from typing import Any
 from django.core.mail import mailers
 from django.db import router
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
 
 from mailops import tasks
 from mailops.conf import from_email_for, get_setting
@@ -195,11 +196,14 @@ def _validate(
     subject = default_subject(alias) if subject is None else subject
     body = default_body(alias) if body is None else body
     if any(char in subject for char in "\r\n"):
-        raise ValueError("The subject must be a single line.")
+        raise ValueError(_("The subject must be a single line."))
     if len(subject) > MAX_SUBJECT_LENGTH:
         raise ValueError(
-            f"The subject is {len(subject)} characters long; at most {MAX_SUBJECT_LENGTH} "
-            "are allowed (RFC 5322 line limit)."
+            _(
+                "The subject is %(length)d characters long; at most %(limit)d are allowed "
+                "(RFC 5322 line limit)."
+            )
+            % {"length": len(subject), "limit": MAX_SUBJECT_LENGTH}
         )
     return alias, subject, body
 

@@ -12,9 +12,12 @@ from email.utils import format_datetime, make_msgid, parseaddr
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
-DEFAULT_SUBJECT = "Test mail from {site} via {mailer}"
-DEFAULT_BODY = (
+# Lazy: a test mail speaks the language active when it is composed (the admin
+# user's, the command's LANGUAGE_CODE), not the one active at import.
+DEFAULT_SUBJECT = gettext_lazy("Test mail from {site} via {mailer}")
+DEFAULT_BODY = gettext_lazy(
     "This is a test mail sent by mailops to prove that {site} can send mail.\n"
     "\n"
     "Site: {site}\n"

@@ -22,8 +22,9 @@ from django.core.mail import InvalidMailer
 from django.db import DatabaseError, connections, router, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
-from mailops.conf import get_setting
+from mailops.conf import get_setting, stored_language
 from mailops.mailers.errors import Failure
 from mailops.models import MailLog, MailLogQuerySet, MailStatus
 from mailops.redaction import redact
@@ -110,6 +111,28 @@ def deliver_batch(
     progress display), and once more at the end: where outcomes are
     written a chunk ahead, the database shows each chunk's at the next call.
     """
+    # The reasons written into rows are in the site's language (see stored_language): an
+    # admin's request that delivers inline must not write them in its own.
+    with stored_language():
+        return _deliver_batch(
+            batch_id,
+            chunk_size=chunk_size,
+            retry=retry,
+            rate_share=rate_share,
+            concurrency=concurrency,
+            progress=progress,
+        )
+
+
+def _deliver_batch(
+    batch_id: uuid.UUID | str | None,
+    *,
+    chunk_size: int,
+    retry: bool,
+    rate_share: int,
+    concurrency: int,
+    progress: Callable[[DeliveryReport], None] | None,
+) -> DeliveryReport:
     report = DeliveryReport()
     # A dead worker's rows whose lease ran out: unattempted ones go out again below.
     try:
@@ -171,7 +194,7 @@ def _deliver_for_mailer(
     try:
         sender = ChunkSender(alias, concurrency=concurrency, retry=retry, limiter=RateLimiter(rate))
     except InvalidMailer as error:
-        reason = redact(f"[{alias}] mailer is misconfigured: {error}")
+        reason = redact(f"[{alias}] " + _("mailer is misconfigured: %(error)s") % {"error": error})
         _fail_remaining(batch_id, alias, Failure(reason), report, retry=False)
         return
     bookkeeping: Bookkeeping | None = None
@@ -304,5 +327,6 @@ def _fail_remaining(
 def fail_unfinished(batch_id: uuid.UUID, error: BaseException) -> None:
     """A crashed delivery must not leave rows looking queued forever."""
     path = f"{type(error).__module__}.{type(error).__qualname__}"
-    reason = f"delivery task crashed ({path}); see the server log"
+    with stored_language():
+        reason = _("delivery task crashed (%(error)s); see the server log") % {"error": path}
     MailLog.objects.for_batch(batch_id).unfinished().fail(reason)

@@ -6,6 +6,7 @@ import logging
 from datetime import datetime, timedelta
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from mailops.conf import get_setting
 from mailops.mailers.errors import Failure
@@ -13,7 +14,8 @@ from mailops.models import MailLog, MailStatus
 
 logger = logging.getLogger("mailops.delivery")
 
-# What an in-doubt row's error starts with (the admin and the guarantees page name it).
+# What an in-doubt row's error starts with in English (the admin and the guarantees
+# page name it); the translated reasons start with the language's own words.
 IN_DOUBT_PREFIX = "in doubt: "
 
 
@@ -24,7 +26,7 @@ def backoff(attempts: int) -> timedelta:
 
 def retry_reason(failure: Failure, retry_at: datetime) -> str:
     when = timezone.localtime(retry_at).strftime("%Y-%m-%d %H:%M:%S %Z")
-    return f"{failure.reason} (will retry at {when})"
+    return _("%(reason)s (will retry at %(when)s)") % {"reason": failure.reason, "when": when}
 
 
 def record_failure(row: MailLog, failure: Failure, *, retry: bool = False) -> None:

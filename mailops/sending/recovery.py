@@ -27,11 +27,13 @@ from datetime import timedelta
 from django.db import connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from mailops.conf import get_setting
 from mailops.models import MailLog, MailLogQuerySet, MailStatus, SendingProgress
 
-IN_DOUBT_AFTER_CRASH = (
+IN_DOUBT_AFTER_CRASH = gettext_lazy(
     "in doubt: the delivery worker stopped while this message was on the wire or "
     "waiting for the server's verdict (no outcome within {lease} s). The server may "
     "have accepted it; it was not resent automatically to avoid a duplicate. Check "
@@ -106,15 +108,18 @@ def _settle(
     in_doubt = 0
     if requeue:
         requeued += doubt.requeue(
-            f"requeued after the delivery worker stopped (no outcome within {lease} s); "
-            "the server may already have accepted an earlier attempt"
+            _(
+                "requeued after the delivery worker stopped (no outcome within %(lease)s s); "
+                "the server may already have accepted an earlier attempt"
+            )
+            % {"lease": lease}
         )
     else:
         in_doubt = doubt.move_to(
             MailStatus.FAILED, in_doubt=True, error=IN_DOUBT_AFTER_CRASH.format(lease=lease)
         )
     requeued += stale.filter(pk__in=not_delivered).requeue(
-        "requeued after the delivery worker stopped (the last attempt was not delivered)"
+        _("requeued after the delivery worker stopped (the last attempt was not delivered)")
     )
     # What is left was never attempted: the claim counted an attempt that never happened.
     requeued += stale.unclaim()

@@ -28,6 +28,9 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Count, Max, Q, QuerySet
+from django.utils.functional import Promise
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from mailops.models import ACCEPTED_STATUSES, MailLog, MailStatus, MailTrigger
 from mailops.recipients import Recipient, check_address
@@ -38,21 +41,23 @@ from mailops.sending.summary import DeliveryPlan, SendSummary
 RESENDABLE = frozenset(ACCEPTED_STATUSES | {MailStatus.FAILED})
 
 # Why a row is not resent, by status.
-NOT_RESENT: dict[str, str] = {
-    MailStatus.REJECTED: "rejected (no valid address)",
-    MailStatus.QUEUED: "still being delivered",
-    MailStatus.SENDING: "still being delivered",
-    MailStatus.CHECKED: "connection checks (no message to resend)",
-    MailStatus.CHECK_FAILED: "connection checks (no message to resend)",
+NOT_RESENT: dict[str, str | Promise] = {
+    MailStatus.REJECTED: gettext_lazy("rejected (no valid address)"),
+    MailStatus.QUEUED: gettext_lazy("still being delivered"),
+    MailStatus.SENDING: gettext_lazy("still being delivered"),
+    MailStatus.CHECKED: gettext_lazy("connection checks (no message to resend)"),
+    MailStatus.CHECK_FAILED: gettext_lazy("connection checks (no message to resend)"),
 }
 
 # Site mail logged without its body (mailops.audit): nothing to resend.
 SITE_WITHOUT_BODY = Q(trigger=MailTrigger.SITE, body="")
-NOT_RESENT_SITE = "site mail without a stored body (MAILOPS STORE_SITE_MAIL_BODY is off)"
+NOT_RESENT_SITE = gettext_lazy(
+    "site mail without a stored body (MAILOPS STORE_SITE_MAIL_BODY is off)"
+)
 
 
 # Why an in-doubt row is left out unless asked for.
-IN_DOUBT_REASON = "in doubt (the server may already have accepted it)"
+IN_DOUBT_REASON = gettext_lazy("in doubt (the server may already have accepted it)")
 
 
 @dataclass(frozen=True)
@@ -120,14 +125,16 @@ def plan_resend(queryset: QuerySet[MailLog], *, include_in_doubt: bool = False) 
         max_pk=queryset.aggregate(top=Max("pk"))["top"], include_in_doubt=include_in_doubt
     )
     if site_without_body := queryset.filter(SITE_WITHOUT_BODY).count():
-        plan.not_resent[NOT_RESENT_SITE] = site_without_body
+        plan.not_resent[str(NOT_RESENT_SITE)] = site_without_body
     queryset = queryset.exclude(SITE_WITHOUT_BODY)
     for row in queryset.exclude(status__in=RESENDABLE).values("status").annotate(n=Count("pk")):
-        reason = NOT_RESENT.get(row["status"], f"status {row['status']!r}")
+        reason = str(
+            NOT_RESENT.get(row["status"], _("status %(status)r") % {"status": row["status"]})
+        )
         plan.not_resent[reason] = plan.not_resent.get(reason, 0) + row["n"]
     plan.in_doubt = queryset.filter(status__in=RESENDABLE, in_doubt=True).count()
     if plan.in_doubt and not include_in_doubt:
-        plan.not_resent[IN_DOUBT_REASON] = plan.in_doubt
+        plan.not_resent[str(IN_DOUBT_REASON)] = plan.in_doubt
     groups = (
         resendable(queryset, include_in_doubt=include_in_doubt)
         .values("mailer", "subject", "body")

@@ -29,7 +29,7 @@ from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from mailops import recipients
-from mailops.conf import get_setting
+from mailops.conf import get_setting, stored_language
 from mailops.models import MailLog, MailStatus, batch_values
 from mailops.recipients import Recipient
 from mailops.sending.composition import (
@@ -70,13 +70,18 @@ def insert_user_rows(
         )
     else:
         selection = recipients.without_address(selection)
+        # The same reason as recipients.no_address_error(), built around the username in SQL.
+        with stored_language():
+            reason_before, _slot, reason_after = recipients.no_address_template().partition(
+                "%(username)s"
+            )
         columns.update(
             status=MailStatus.REJECTED,
             recipient=Value(""),
             error=Concat(
-                Value("user '"),
+                Value(reason_before),
                 F(model.USERNAME_FIELD),
-                Value("' has no email address"),
+                Value(reason_after),
                 output_field=CharField(),
             ),
         )

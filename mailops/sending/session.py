@@ -31,6 +31,7 @@ from typing import Any
 from django.core.mail import EmailMessage, mailers
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.db import DatabaseError, connections
+from django.utils.translation import gettext as _
 
 from mailops.mailers.errors import Failure, describe_failure, opening_state
 from mailops.models import MailLog
@@ -38,7 +39,7 @@ from mailops.recipients import check_address
 from mailops.redaction import redact
 from mailops.sending.composition import MessageTemplate, build_message
 from mailops.sending.marks import ChunkTaken
-from mailops.sending.outcomes import IN_DOUBT_PREFIX, mark_sent, record_failure
+from mailops.sending.outcomes import mark_sent, record_failure
 from mailops.sending.throttle import RateLimiter
 from mailops.sending.transaction import TransactionError, send_transaction
 from mailops.sending.wire import WireLedger, WireTrack
@@ -147,7 +148,10 @@ class MailerSession:
                     if self.dead is not None:
                         return False
                     continue
-                reason = redact(f"[{self.alias}] could not record progress before sending: {error}")
+                reason = redact(
+                    f"[{self.alias}] "
+                    + _("could not record progress before sending: %(error)s") % {"error": error}
+                )
                 record_failure(row, Failure(reason, transient=True), retry=self.retry)
                 return True
             self.reconnects_in_a_row = 0
@@ -187,12 +191,12 @@ class MailerSession:
         # Recorded as in doubt with the next mark: a worker that dies now leaves it in doubt too.
         self._finish(row, delivered=None)
         cause = describe_failure(error.error).reason
-        reason = (
-            f"[{self.alias}] {IN_DOUBT_PREFIX}the connection failed after the whole message "
-            f"was sent and before the server answered ({cause}). The server may have "
+        reason = f"[{self.alias}] " + _(
+            "in doubt: the connection failed after the whole message "
+            "was sent and before the server answered (%(cause)s). The server may have "
             "accepted it, so it was not retried automatically; check with the recipient "
             "before resending"
-        )
+        ) % {"cause": cause}
         record_failure(row, Failure(reason, connection_lost=True, in_doubt=True))
 
     def _send_message(self, row: MailLog) -> bool:
@@ -219,7 +223,7 @@ class MailerSession:
             return True
         self._finish(row, delivered=bool(accepted))
         if not accepted:
-            record_failure(row, Failure(f"[{self.alias}] the mailer accepted no message"))
+            record_failure(row, Failure(f"[{self.alias}] " + _("the mailer accepted no message")))
             return True
         mark_sent(row, esp_message_id=esp_message_id)
         return True

@@ -7,15 +7,18 @@ import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.utils.translation import gettext_lazy
+from django.utils.translation import ngettext, ngettext_lazy
 
 from mailops.models import ACCEPTED_STATUSES, MailLog, MailLogQuerySet, MailStatus
 from mailops.recipients import Recipient
 from mailops.sending.throttle import QuotaStatus
 
-WORKER_UNREACHABLE = gettext_lazy(
-    "The task worker could not be reached (%(error)s): the %(n)d message(s) of batch "
-    "%(batch)s stay queued until `manage.py mailops_deliver` runs or the worker is back."
+WORKER_UNREACHABLE = ngettext_lazy(
+    "The task worker could not be reached (%(error)s): the %(n)d message of batch "
+    "%(batch)s stays queued until `manage.py mailops_deliver` runs or the worker is back.",
+    "The task worker could not be reached (%(error)s): the %(n)d messages of batch "
+    "%(batch)s stay queued until `manage.py mailops_deliver` runs or the worker is back.",
+    "n",
 )
 
 
@@ -126,19 +129,43 @@ class DeliveryPlan:
         notes = []
         if self.queued:
             notes.append(
-                f"{self.count} messages will be queued and sent by the task worker; "
-                "follow the progress in the mail log."
+                ngettext(
+                    "%(count)d message will be queued and sent by the task worker; "
+                    "follow the progress in the mail log.",
+                    "%(count)d messages will be queued and sent by the task worker; "
+                    "follow the progress in the mail log.",
+                    self.count,
+                )
+                % {"count": self.count}
             )
         elif self.blocks:
             notes.append(
-                f"{self.count} messages will be sent before this returns: no task worker "
-                "is configured (TASKS uses Django's ImmediateBackend)."
+                ngettext(
+                    "%(count)d message will be sent before this returns: no task worker "
+                    "is configured (TASKS uses Django's ImmediateBackend).",
+                    "%(count)d messages will be sent before this returns: no task worker "
+                    "is configured (TASKS uses Django's ImmediateBackend).",
+                    self.count,
+                )
+                % {"count": self.count}
             )
         remaining = self.quota.remaining
         if remaining is not None and remaining < self.count:
             notes.append(
-                f"Mailer {self.mailer!r} may send {remaining} more message(s) today "
-                f"(daily quota {self.quota.limit}, rolling 24 h): the other "
-                f"{self.count - remaining} stay queued and go out as the quota frees up."
+                ngettext(
+                    "Mailer %(mailer)r may send %(remaining)d more message today "
+                    "(daily quota %(limit)s, rolling 24 h): the other "
+                    "%(rest)d stay queued and go out as the quota frees up.",
+                    "Mailer %(mailer)r may send %(remaining)d more messages today "
+                    "(daily quota %(limit)s, rolling 24 h): the other "
+                    "%(rest)d stay queued and go out as the quota frees up.",
+                    remaining,
+                )
+                % {
+                    "mailer": self.mailer,
+                    "remaining": remaining,
+                    "limit": self.quota.limit,
+                    "rest": self.count - remaining,
+                }
             )
         return " ".join(notes)

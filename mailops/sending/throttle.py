@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from django.db.models import Min
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from mailops.conf import get_setting
 from mailops.models import MailLog
@@ -56,13 +57,12 @@ class QuotaStatus:
         when = (
             timezone.localtime(self.frees_at).strftime("%Y-%m-%d %H:%M %Z")
             if self.frees_at
-            else "later"
+            else _("later")
         )
-        return (
-            f"[{self.alias}] daily quota of {self.limit} messages reached "
-            f"({self.used} sent in the last 24 h); waiting in the queue, "
-            f"sending resumes from {when}"
-        )
+        return f"[{self.alias}] " + _(
+            "daily quota of %(limit)s messages reached (%(used)s sent in the last 24 h); "
+            "waiting in the queue, sending resumes from %(when)s"
+        ) % {"limit": self.limit, "used": self.used, "when": when}
 
 
 def quota_status(alias: str, *, now: datetime | None = None) -> QuotaStatus:

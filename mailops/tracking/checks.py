@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core import checks
 from django.urls import NoReverseMatch, reverse
+from django.utils.translation import gettext as _
 
 from mailops.tracking.guards import webhook_secrets
 
@@ -23,10 +24,15 @@ def check_tracking_webhooks(app_configs: Any = None, **kwargs: Any) -> list[chec
         return []
     return [
         checks.Error(
-            "Tracking webhooks are mounted (anymail/ URLs) but ANYMAIL['WEBHOOK_SECRET'] "
-            "is empty: every webhook request is refused (403), so no delivery event is recorded.",
-            hint="Set ANYMAIL_WEBHOOK_SECRET to a random 'user:password' and give the "
-            "same credentials to each provider's webhook URL, or remove the anymail/ URLs.",
+            _(
+                "Tracking webhooks are mounted (anymail/ URLs) but ANYMAIL['WEBHOOK_SECRET'] "
+                "is empty: every webhook request is refused (403), so no delivery event is "
+                "recorded."
+            ),
+            hint=_(
+                "Set ANYMAIL_WEBHOOK_SECRET to a random 'user:password' and give the "
+                "same credentials to each provider's webhook URL, or remove the anymail/ URLs."
+            ),
             id="mailops.E020",
         )
     ]

@@ -253,3 +253,20 @@ def test_with_the_default_site_mounted_too_console_pages_link_only_into_the_cons
         assert_console_page(page)
     [(_, text)] = shown_messages(done)
     assert f'href="{MAILLOG}?batch_id={batch}"' in text
+
+
+def test_a_german_host_shows_the_mail_log_in_german(operator_client: Client) -> None:
+    """The compiled catalogue ships with the package (wheel included): no English left."""
+    MailLog.objects.create(
+        recipient="ada@host.example",
+        status=MailStatus.FAILED,
+        mailer="default",
+        trigger=MailTrigger.ADMIN_ACTION,
+        error="550 5.1.1 unknown",
+    )
+    with override_settings(LANGUAGE_CODE="de"):
+        html = assert_console_page(operator_client.get(MAILLOG))
+    assert "Mail-Protokolleinträge" in html
+    assert "Fehlgeschlagen" in html
+    assert "In dieser Liste" in html
+    assert "In this list" not in html

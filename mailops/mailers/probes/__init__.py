@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext as _
 
 from mailops.mailers.probes import brevo, mailgun, postmark, sendgrid
 from mailops.mailers.probes.base import (
@@ -65,8 +66,11 @@ def probe_provider(alias: str, backend: Any, *, default_timeout: float) -> Probe
     esp = str(getattr(backend, "esp_name", "") or type(backend).__name__)
     return ProbeResult(
         ProbeStatus.UNSUPPORTED,
-        f"connection check not supported for {esp}: send a test mail instead "
-        f"(sendtestmail ADDRESS --using {alias})",
+        _(
+            "connection check not supported for %(provider)s: send a test mail instead "
+            "(sendtestmail ADDRESS --using %(alias)s)"
+        )
+        % {"provider": esp, "alias": alias},
     )
 
 

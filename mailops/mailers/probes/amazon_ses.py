@@ -21,6 +21,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
+from django.utils.translation import gettext as _
 
 from mailops.mailers.probes.base import (
     ProbeResult,
@@ -67,10 +68,15 @@ def probe_ses(backend: Any, *, default_timeout: float) -> ProbeResult:
     try:
         client = boto3.session.Session(**session_params).client("sesv2", **client_params)
     except BotoCoreError as error:
-        return ProbeResult(ProbeStatus.API_ERROR, redact(f"configuration: {error}", secrets))
+        return ProbeResult(
+            ProbeStatus.API_ERROR, redact(_("configuration: %(error)s") % {"error": error}, secrets)
+        )
     region = client.meta.region_name
     call = f"SES v2 GetAccount ({region})"
-    api = f"the Amazon SES API at {host_port(client.meta.endpoint_url)}"
+    api = _("the %(provider)s API at %(host)s") % {
+        "provider": "Amazon SES",
+        "host": host_port(client.meta.endpoint_url),
+    }
     try:
         account = client.get_account()
     except ClientError as error:
@@ -78,17 +84,28 @@ def probe_ses(backend: Any, *, default_timeout: float) -> ProbeResult:
     except (ConnectTimeoutError, ReadTimeoutError):
         wait = seconds_text(getattr(client.meta.config, "read_timeout", default_timeout))
         return ProbeResult(
-            ProbeStatus.UNREACHABLE, f"unreachable: {api} did not answer within {wait}", call
+            ProbeStatus.UNREACHABLE,
+            _("unreachable: %(api)s did not answer within %(seconds)s")
+            % {"api": api, "seconds": wait},
+            call,
         )
     except (BotoConnectionError, HTTPClientError) as error:
         return ProbeResult(
             ProbeStatus.UNREACHABLE,
-            redact(f"unreachable: cannot reach {api} ({connection_reason(error)})", secrets),
+            redact(
+                _("unreachable: cannot reach %(api)s (%(reason)s)")
+                % {"api": api, "reason": connection_reason(error)},
+                secrets,
+            ),
             call,
         )
     except BotoCoreError as error:
         # No credentials anywhere, no region, ...: nothing was verified.
-        return ProbeResult(ProbeStatus.API_ERROR, redact(f"configuration: {error}", secrets), call)
+        return ProbeResult(
+            ProbeStatus.API_ERROR,
+            redact(_("configuration: %(error)s") % {"error": error}, secrets),
+            call,
+        )
     finally:
         client.close()
     return _ses_account(account, region, call)
@@ -98,33 +115,43 @@ def _ses_refusal(error: Any, call: str, secrets: list[str]) -> ProbeResult:
     details = error.response.get("Error", {})
     code, message = str(details.get("Code", "")), str(details.get("Message", ""))
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    reason = f"{message} [code {code}]" if message else code or "no reason given"
-    http = f"HTTP {status}" if status else "no HTTP status"
+    reason = f"{message} [code {code}]" if message else code or _("no reason given")
+    http = f"HTTP {status}" if status else _("no HTTP status")
     if code == "AccessDeniedException":
         # AWS knew the key (it checked the policy), so the credentials are real;
         # an identity limited to ses:SendEmail is a sensible setup.
         return ProbeResult(
             ProbeStatus.AUTHENTICATED,
-            "authenticated with the Amazon SES API (credentials accepted)",
+            _("authenticated with the %(provider)s API (%(note)s)")
+            % {"provider": "Amazon SES", "note": _("credentials accepted")},
             call,
             status,
             authenticated=True,
             warnings=(
-                "the IAM identity may not call ses:GetAccount, so the sending quota and "
-                "sandbox status were not read",
+                _(
+                    "the IAM identity may not call ses:GetAccount, so the sending quota and "
+                    "sandbox status were not read"
+                ),
             ),
         )
     if code in _AWS_BAD_CREDENTIALS or status == 401:
         return ProbeResult(
             ProbeStatus.REFUSED,
-            redact(f"API: Amazon SES refused the credentials ({http}): {reason}", secrets),
+            redact(
+                _("API: Amazon SES refused the credentials (%(http)s): %(reason)s")
+                % {"http": http, "reason": reason},
+                secrets,
+            ),
             call,
             status,
             authenticated=False,
         )
     return ProbeResult(
         ProbeStatus.API_ERROR,
-        redact(f"API: Amazon SES answered {http}: {reason}", secrets),
+        redact(
+            _("API: Amazon SES answered %(http)s: %(reason)s") % {"http": http, "reason": reason},
+            secrets,
+        ),
         call,
         status,
     )
@@ -135,26 +162,34 @@ def _ses_account(account: Mapping[str, Any], region: str, call: str) -> ProbeRes
     if account.get("SendingEnabled") is False:
         return ProbeResult(
             ProbeStatus.API_ERROR,
-            f"API: Amazon SES has sending paused for this account in {region}",
+            _("API: Amazon SES has sending paused for this account in %(region)s")
+            % {"region": region},
             call,
             status,
             authenticated=True,
         )
     warnings: tuple[str, ...] = ()
-    access = "production access"
+    access = _("production access")
     if account.get("ProductionAccessEnabled") is False:
-        access = "sandbox"
+        access = _("sandbox")
         warnings = (
-            f"the account is in the SES sandbox in {region}: it sends only to verified "
-            "addresses and domains",
+            _(
+                "the account is in the SES sandbox in %(region)s: it sends only to verified "
+                "addresses and domains"
+            )
+            % {"region": region},
         )
     quota = account.get("SendQuota") or {}
-    used = ""
+    note = f"{region}, {access}"
     if "Max24HourSend" in quota:
-        used = f", {quota.get('SentLast24Hours', 0):g} of {quota['Max24HourSend']:g} sent in 24 h"
+        note += ", " + _("%(sent)g of %(quota)g sent in 24 h") % {
+            "sent": quota.get("SentLast24Hours", 0),
+            "quota": quota["Max24HourSend"],
+        }
     return ProbeResult(
         ProbeStatus.AUTHENTICATED,
-        f"authenticated with the Amazon SES API ({region}, {access}{used})",
+        _("authenticated with the %(provider)s API (%(note)s)")
+        % {"provider": "Amazon SES", "note": note},
         call,
         status,
         authenticated=True,

@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
+from django.utils.functional import Promise
+from django.utils.translation import gettext as _
 
 from mailops.mailers.info import mailer_options
 from mailops.mailers.provider_errors import clean, provider_reason, unreachable_reason
@@ -89,9 +91,9 @@ class HTTPProbe:
     build: Callable[[Any, str, str], ProbeRequest]
     # Reads a 2xx JSON body.
     accept: Callable[[Any], Verdict]
-    # Extra words for a 401/403 from this provider.
-    refusal_hint: str = ""
-    not_found_hint: str = ""
+    # Extra words for a 401/403 from this provider (lazy: translated when shown).
+    refusal_hint: str | Promise = ""
+    not_found_hint: str | Promise = ""
 
 
 def requests_timeout(alias: str, backend: Any, default: float) -> Any:
@@ -111,9 +113,14 @@ def run_http_probe(probe: HTTPProbe, alias: str, backend: Any, timeout: Any) -> 
     try:
         request = probe.build(backend, key, alias)
     except (AttributeError, TypeError, ValueError) as error:
-        return ProbeResult(ProbeStatus.API_ERROR, redact(f"configuration: {error}", secrets))
+        return ProbeResult(
+            ProbeStatus.API_ERROR, redact(_("configuration: %(error)s") % {"error": error}, secrets)
+        )
     call = redact(_describe_get(request.url), secrets)
-    api = f"the {probe.esp} API at {host_port(request.url)}"
+    api = _("the %(provider)s API at %(host)s") % {
+        "provider": probe.esp,
+        "host": host_port(request.url),
+    }
     try:
         # No redirects: a custom auth header would follow one to any host.
         response = requests.get(
@@ -126,13 +133,18 @@ def run_http_probe(probe: HTTPProbe, alias: str, backend: Any, timeout: Any) -> 
     except requests.Timeout:
         return ProbeResult(
             ProbeStatus.UNREACHABLE,
-            f"unreachable: {api} did not answer within {seconds_text(timeout)}",
+            _("unreachable: %(api)s did not answer within %(seconds)s")
+            % {"api": api, "seconds": seconds_text(timeout)},
             call,
         )
     except requests.RequestException as error:
         return ProbeResult(
             ProbeStatus.UNREACHABLE,
-            redact(f"unreachable: cannot reach {api} ({connection_reason(error)})", secrets),
+            redact(
+                _("unreachable: cannot reach %(api)s (%(reason)s)")
+                % {"api": api, "reason": connection_reason(error)},
+                secrets,
+            ),
             call,
         )
     status = response.status_code
@@ -143,45 +155,72 @@ def run_http_probe(probe: HTTPProbe, alias: str, backend: Any, timeout: Any) -> 
     if 200 <= status < 300:
         verdict = probe.accept(body)
         if verdict.unrecognised:
-            detail = f"API: the answer is not {verdict.unrecognised} (HTTP {status}): check api_url"
+            detail = _("API: the answer is not %(expected)s (HTTP %(status)s): check api_url") % {
+                "expected": verdict.unrecognised,
+                "status": status,
+            }
             return ProbeResult(ProbeStatus.API_ERROR, redact(detail, secrets), call, status)
         if verdict.failure:
             return ProbeResult(
                 ProbeStatus.API_ERROR,
-                redact(f"API: {verdict.failure} (HTTP {status})", secrets),
+                redact(
+                    _("API: %(failure)s (HTTP %(status)s)")
+                    % {"failure": verdict.failure, "status": status},
+                    secrets,
+                ),
                 call,
                 status,
                 authenticated=True,
                 warnings=verdict.warnings,
             )
-        note = f" ({verdict.note})" if verdict.note else ""
+        authenticated = (
+            _("authenticated with the %(provider)s API (%(note)s)")
+            if verdict.note
+            else _("authenticated with the %(provider)s API")
+        )
         return ProbeResult(
             ProbeStatus.AUTHENTICATED,
-            f"authenticated with the {probe.esp} API{note}",
+            authenticated % {"provider": probe.esp, "note": verdict.note},
             call,
             status,
             authenticated=True,
             warnings=verdict.warnings,
         )
-    reason = provider_reason(body, response.text, limit=REASON_LIMIT) or "no reason given"
+    reason = provider_reason(body, response.text, limit=REASON_LIMIT) or _("no reason given")
+    values = {"provider": probe.esp, "status": status, "reason": reason}
     if status in (401, 403):
-        detail = f"API: {probe.esp} refused the credentials (HTTP {status}): {reason}"
+        detail = (
+            _("API: %(provider)s refused the credentials (HTTP %(status)s): %(reason)s") % values
+        )
         if probe.refusal_hint:
-            detail += f" (hint: {probe.refusal_hint})"
+            detail = _("%(reason)s (hint: %(hint)s)") % {
+                "reason": detail,
+                "hint": probe.refusal_hint,
+            }
         return ProbeResult(
             ProbeStatus.REFUSED, redact(detail, secrets), call, status, authenticated=False
         )
     if 300 <= status < 400:
-        where = host_port(response.headers.get("Location", "")) or "elsewhere"
-        detail = f"API: unexpected redirect (HTTP {status}) to {where}: check the api_url option"
+        where = host_port(response.headers.get("Location", "")) or _("elsewhere")
+        detail = _(
+            "API: unexpected redirect (HTTP %(status)s) to %(where)s: check the api_url option"
+        ) % {"status": status, "where": where}
     elif status == 404 and probe.not_found_hint:
-        detail = f"API: {probe.esp} answered HTTP 404: {reason} (hint: {probe.not_found_hint})"
+        detail = _("API: %(provider)s answered HTTP 404: %(reason)s (hint: %(hint)s)") % {
+            **values,
+            "hint": probe.not_found_hint,
+        }
     elif status == 429:
-        detail = f"API: {probe.esp} is rate-limiting this account (HTTP 429): {reason}"
+        detail = (
+            _("API: %(provider)s is rate-limiting this account (HTTP 429): %(reason)s") % values
+        )
     elif status >= 500:
-        detail = f"API: {probe.esp} had a problem (HTTP {status}): {reason}; try again later"
+        detail = (
+            _("API: %(provider)s had a problem (HTTP %(status)s): %(reason)s; try again later")
+            % values
+        )
     else:
-        detail = f"API: {probe.esp} answered HTTP {status}: {reason}"
+        detail = _("API: %(provider)s answered HTTP %(status)s: %(reason)s") % values
     return ProbeResult(ProbeStatus.API_ERROR, redact(detail, secrets), call, status)
 
 

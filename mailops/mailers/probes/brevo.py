@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
 from mailops.mailers.probes.base import HTTPProbe, ProbeRequest, Verdict
 
 
@@ -14,9 +17,9 @@ def _brevo_request(backend: Any, key: str, alias: str) -> ProbeRequest:
 
 def _brevo_accept(body: Any) -> Verdict:
     if not isinstance(body, Mapping) or not ({"email", "plan"} & body.keys()):
-        return Verdict(unrecognised="Brevo's account details")
+        return Verdict(unrecognised=_("Brevo's account details"))
     company = str(body.get("companyName") or "")
-    return Verdict(f"account {company!r}" if company else "")
+    return Verdict(_("account %(company)r") % {"company": company} if company else "")
 
 
 PROBE = HTTPProbe(
@@ -24,5 +27,7 @@ PROBE = HTTPProbe(
     "api_key",
     _brevo_request,
     _brevo_accept,
-    refusal_hint="Brevo also refuses keys used from an IP address missing from its authorised IPs",
+    refusal_hint=gettext_lazy(
+        "Brevo also refuses keys used from an IP address missing from its authorised IPs"
+    ),
 )

@@ -7,6 +7,9 @@ from email.utils import parseaddr
 from typing import Any
 from urllib.parse import quote
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
 from mailops.conf import from_email_for
 from mailops.mailers.probes.base import HTTPProbe, ProbeRequest, Verdict
 
@@ -34,15 +37,19 @@ def mailgun_sender_domain(backend: Any, alias: str) -> str:
 def _mailgun_accept(body: Any) -> Verdict:
     domain = body.get("domain") if isinstance(body, Mapping) else None
     if not isinstance(domain, Mapping):
-        return Verdict(unrecognised="Mailgun's domain details")
+        return Verdict(unrecognised=_("Mailgun's domain details"))
     name, state = domain.get("name", ""), domain.get("state", "")
     warnings: tuple[str, ...] = ()
     if state and state != "active":
         warnings = (
-            f"Mailgun reports the domain {name!r} as {state!r}: it sends only once "
-            "its DNS records are verified and it is not disabled",
+            _(
+                "Mailgun reports the domain %(name)r as %(state)r: it sends only once "
+                "its DNS records are verified and it is not disabled"
+            )
+            % {"name": name, "state": state},
         )
-    return Verdict(f"domain {name!r}" + (f", {state}" if state else ""), warnings)
+    note = _("domain %(name)r") % {"name": name}
+    return Verdict(f"{note}, {state}" if state else note, warnings)
 
 
 PROBE = HTTPProbe(
@@ -50,8 +57,12 @@ PROBE = HTTPProbe(
     "api_key",
     _mailgun_request,
     _mailgun_accept,
-    refusal_hint="the check needs an account API key; a Domain Sending Key may only "
-    "send, so check such a mailer by sending a test mail",
-    not_found_hint="Mailgun does not know this sender domain: check sender_domain or the "
-    "From address, and the API region (EU domains use https://api.eu.mailgun.net/v3/)",
+    refusal_hint=gettext_lazy(
+        "the check needs an account API key; a Domain Sending Key may only "
+        "send, so check such a mailer by sending a test mail"
+    ),
+    not_found_hint=gettext_lazy(
+        "Mailgun does not know this sender domain: check sender_domain or the "
+        "From address, and the API region (EU domains use https://api.eu.mailgun.net/v3/)"
+    ),
 )

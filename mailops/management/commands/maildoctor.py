@@ -6,6 +6,8 @@ import json
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from mailops.conf import get_setting
 from mailops.deliverability.doctor import diagnose_mailers, normalize_domain
@@ -55,13 +57,15 @@ class Command(BaseCommand):
         domain = options["domain"]
         if domain is not None and normalize_domain(domain) is None:
             raise CommandError(
-                f"--domain {_quoted(domain)} is not a domain name.", returncode=EXIT_USAGE
+                _("--domain %(domain)s is not a domain name.") % {"domain": _quoted(domain)},
+                returncode=EXIT_USAGE,
             )
         try:
             parse_nameservers(get_setting("DNS_NAMESERVERS"))
         except (TypeError, ValueError) as error:
             raise CommandError(
-                f"MAILOPS['DNS_NAMESERVERS'] is not valid: {error}", returncode=EXIT_USAGE
+                _("MAILOPS['DNS_NAMESERVERS'] is not valid: %(error)s") % {"error": error},
+                returncode=EXIT_USAGE,
             ) from None
         try:
             reports = diagnose_mailers(aliases, domain=domain)
@@ -74,7 +78,12 @@ class Command(BaseCommand):
         errors = sum(report.count(Level.ERROR) for report in reports)
         if errors:
             raise CommandError(
-                f"{errors} error(s) in the mail DNS; see the findings above.",
+                ngettext(
+                    "%(count)d error in the mail DNS; see the findings above.",
+                    "%(count)d errors in the mail DNS; see the findings above.",
+                    errors,
+                )
+                % {"count": errors},
                 returncode=EXIT_ERRORS,
             )
 
@@ -83,41 +92,55 @@ class Command(BaseCommand):
             aliases = [info.alias for info in configured_mailers() if info.delivers_real_mail]
             if not aliases:
                 raise CommandError(
-                    "No mailer delivers real mail (all are console, file or local); "
-                    "name one with --using to check its From domain anyway.",
+                    _(
+                        "No mailer delivers real mail (all are console, file or local); "
+                        "name one with --using to check its From domain anyway."
+                    ),
                     returncode=EXIT_USAGE,
                 )
             return aliases
         alias = options["using"] or get_setting("DEFAULT_MAILER")
         if alias not in mailer_aliases():
-            raise CommandError(f"There is no mailer {alias!r} in MAILERS.", returncode=EXIT_USAGE)
+            raise CommandError(
+                _("There is no mailer %(alias)r in MAILERS.") % {"alias": alias},
+                returncode=EXIT_USAGE,
+            )
         return [alias]
 
     def _print(self, reports: list[MailerReport], *, verbosity: int) -> None:
         for report in reports:
-            self.stdout.write(
-                self.style.MIGRATE_HEADING(
-                    _printable(
-                        f"{report.alias}: From {report.from_email or '(none)'}"
-                        + (f", domain {report.domain}" if report.domain else "")
-                    )
-                )
+            values = {
+                "alias": report.alias,
+                "from_email": report.from_email or _("(none)"),
+                "domain": report.domain,
+            }
+            heading = (
+                _("%(alias)s: From %(from_email)s, domain %(domain)s") % values
+                if report.domain
+                else _("%(alias)s: From %(from_email)s") % values
             )
+            self.stdout.write(self.style.MIGRATE_HEADING(_printable(heading)))
             shown = [
                 finding
                 for finding in report.findings
                 if verbosity > 0 or finding.level != Level.INFO
             ]
             if not report.findings:
-                self.stdout.write(self.style.SUCCESS("  No problems found."))
+                self.stdout.write(self.style.SUCCESS("  " + _("No problems found.")))
             for finding in shown:
                 style = getattr(self.style, STYLES[finding.level])
+                # The level is printed as an identifier, like Django's own check output.
                 self.stdout.write(
                     style(f"  {finding.level.upper()} {finding.id}: {_printable(finding.message)}")
                 )
-                self.stdout.write(f"      hint: {_printable(finding.hint)}")
+                self.stdout.write(
+                    "      " + _("hint: %(hint)s") % {"hint": _printable(finding.hint)}
+                )
             if verbosity > 1:
-                self.stdout.write(f"  ({report.queries} DNS queries)")
+                queries = ngettext(
+                    "(%(count)d DNS query)", "(%(count)d DNS queries)", report.queries
+                ) % {"count": report.queries}
+                self.stdout.write(f"  {queries}")
 
 
 def _printable(text: str) -> str:

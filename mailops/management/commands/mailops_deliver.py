@@ -9,7 +9,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Min
 from django.utils import timezone
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from mailops.conf import get_setting
 from mailops.management.migrations_check import require_mailops_migrated
@@ -64,19 +65,30 @@ class Command(BaseCommand):
                 batch_id = uuid.UUID(options["batch"])
             except ValueError:
                 raise CommandError(
-                    f"--batch: {options['batch']!r} is not a batch id.", returncode=EXIT_USAGE
+                    _("--batch: %(value)r is not a batch id.") % {"value": options["batch"]},
+                    returncode=EXIT_USAGE,
                 ) from None
         if options["requeue_stale"] and not options["recover"]:
-            raise CommandError("--requeue-stale needs --recover.", returncode=EXIT_USAGE)
+            raise CommandError(_("--requeue-stale needs --recover."), returncode=EXIT_USAGE)
         if options["recover"]:
             recovered = recover_stale_sending(
                 lease=options["lease"], requeue=options["requeue_stale"]
             )
             if recovered.total or options["verbosity"] >= 1:
                 self.stdout.write(
-                    f"{recovered.total} row(s) stuck in 'sending': {recovered.requeued} "
-                    f"requeued, {recovered.sent} sent, {recovered.in_doubt} in doubt "
-                    "(failed, needs review)."
+                    ngettext(
+                        "%(total)d row stuck in 'sending': %(requeued)d requeued, %(sent)d "
+                        "sent, %(in_doubt)d in doubt (failed, needs review).",
+                        "%(total)d rows stuck in 'sending': %(requeued)d requeued, %(sent)d "
+                        "sent, %(in_doubt)d in doubt (failed, needs review).",
+                        recovered.total,
+                    )
+                    % {
+                        "total": recovered.total,
+                        "requeued": recovered.requeued,
+                        "sent": recovered.sent,
+                        "in_doubt": recovered.in_doubt,
+                    }
                 )
 
         totals: dict[str, int] = {}
@@ -113,7 +125,7 @@ class Command(BaseCommand):
         if failed:
             raise CommandError(
                 ngettext(
-                    "%(count)d message failed; the reasons are in the mail log.",
+                    "%(count)d message failed; the reason is in the mail log.",
                     "%(count)d messages failed; the reasons are in the mail log.",
                     failed,
                 )
@@ -154,14 +166,13 @@ class Command(BaseCommand):
 
 def _summary(sent: int, failed: int, queued: int) -> str:
     """``3 sent, 1 failed, 2 waiting for a retry or a daily quota.``"""
-    line = gettext("%(sent)d sent, %(failed)d failed") % {"sent": sent, "failed": failed}
+    values = {"sent": sent, "failed": failed, "queued": queued}
     if queued:
-        line += ngettext(
-            ", %(count)d waiting for a retry or a daily quota",
-            ", %(count)d waiting for a retry or a daily quota",
-            queued,
-        ) % {"count": queued}
-    return line + "."
+        return (
+            _("%(sent)d sent, %(failed)d failed, %(queued)d waiting for a retry or a daily quota.")
+            % values
+        )
+    return _("%(sent)d sent, %(failed)d failed.") % values
 
 
 def _added(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:

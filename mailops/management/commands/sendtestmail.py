@@ -11,12 +11,15 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from mailops.arrival.command import run_verify
 from mailops.conf import get_setting, validate_settings
 from mailops.mailers.connection import CheckOutcome, CheckResult, verify_connections
 from mailops.management.migrations_check import require_mailops_migrated
 from mailops.management.progress_meter import ProgressMeter, meter_for
+from mailops.management.summary_json import summary_as_json
 from mailops.models import MailStatus, MailTrigger
 from mailops.recipients import Recipient, from_addresses, from_user_lookups, staff_recipients
 from mailops.sending.progress import BatchProgress, batch_progress
@@ -46,8 +49,9 @@ class Command(BaseCommand):
         "Send a test mail to addresses and/or users through one configured mailer, "
         "logging each outcome in the mail log. Exit status: 0 when every message was "
         "accepted, 1 when any failed, 2 for usage errors (nothing is sent). With --check, "
-        "verify the mailer(s) without sending: 1 when any check failed, else 0 (a mailer "
-        "that cannot be checked is reported as unverified, not as failed)."
+        "verify the mailer (every mailer with --all-mailers) without sending: 1 when any "
+        "check failed, else 0 (a mailer that cannot be checked is reported as unverified, "
+        "not as failed)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -164,7 +168,7 @@ class Command(BaseCommand):
             meter.finish(batch_progress(summary.batch_id))
 
         if options["json"]:
-            self.stdout.write(json.dumps(_as_json(summary), indent=2))
+            self.stdout.write(json.dumps(summary_as_json(summary), indent=2))
         else:
             self._report(summary, options["verbosity"], outcomes_known=waited)
         self._exit_status(summary)
@@ -191,8 +195,11 @@ class Command(BaseCommand):
             if meter is not None:
                 meter.finish(None)
             raise CommandError(
-                f"Stopped waiting. The worker goes on with batch {summary.batch_id}; "
-                "follow it in the mail log.",
+                _(
+                    "Stopped waiting. The worker goes on with batch %(batch)s; "
+                    "follow it in the mail log."
+                )
+                % {"batch": summary.batch_id},
                 returncode=EXIT_INTERRUPTED,
             ) from None
         if meter is not None:
@@ -202,23 +209,26 @@ class Command(BaseCommand):
 
     def _check(self, options: dict[str, Any]) -> None:
         if not options["check"]:
-            raise CommandError("--all-mailers needs --check.", returncode=EXIT_USAGE)
+            raise CommandError(_("--all-mailers needs --check."), returncode=EXIT_USAGE)
         sending = [flag for name, flag in SEND_ONLY.items() if options[name]]
         if options["emails"]:
             sending.insert(0, "EMAIL")
         if sending:
             raise CommandError(
-                f"--check sends nothing; drop {', '.join(sending)}.", returncode=EXIT_USAGE
+                _("--check sends nothing; drop %(options)s.") % {"options": ", ".join(sending)},
+                returncode=EXIT_USAGE,
             )
         if options["all_mailers"] and options["using"]:
-            raise CommandError("Use either --using ALIAS or --all-mailers.", returncode=EXIT_USAGE)
+            raise CommandError(
+                _("Use either --using ALIAS or --all-mailers."), returncode=EXIT_USAGE
+            )
         try:
             aliases = None if options["all_mailers"] else [resolve_mailer(options["using"])]
         except ImproperlyConfigured as error:
             raise CommandError(str(error), returncode=EXIT_USAGE) from None
         results = verify_connections(aliases)
         if not results:
-            raise CommandError("MAILERS defines no mailer to check.", returncode=EXIT_USAGE)
+            raise CommandError(_("MAILERS defines no mailer to check."), returncode=EXIT_USAGE)
         if options["json"]:
             payload = {
                 # Same as the exit status: no check failed.
@@ -232,25 +242,30 @@ class Command(BaseCommand):
         failed = [r.alias for r in results if r.failed]
         if failed:
             raise CommandError(
-                f"{len(failed)} of {len(results)} mailer check(s) did not pass: "
-                f"{', '.join(failed)}.",
+                ngettext(
+                    "%(failed)d of %(count)d mailer check did not pass: %(aliases)s.",
+                    "%(failed)d of %(count)d mailer checks did not pass: %(aliases)s.",
+                    len(results),
+                )
+                % {"failed": len(failed), "count": len(results), "aliases": ", ".join(failed)},
                 returncode=EXIT_FAILED,
             )
 
     def _check_line(self, result: CheckResult, verbosity: int) -> None:
         if result.ok:
-            label, style = "ok", self.style.SUCCESS
+            label, style = _("ok"), self.style.SUCCESS
         elif result.outcome == CheckOutcome.UNSUPPORTED:
-            label, style = "unverified", self.style.WARNING
+            label, style = _("unverified"), self.style.WARNING
         elif result.outcome == CheckOutcome.LOCAL:
             # Nothing was checked, and nothing is wrong: not green, not red.
-            label, style = "local", self.style.NOTICE
+            label, style = _("local"), self.style.NOTICE
         else:
-            label, style = "FAILED", self.style.ERROR
+            label, style = _("FAILED"), self.style.ERROR
         if verbosity >= 1 or result.outcome in (CheckOutcome.FAILED, CheckOutcome.UNSUPPORTED):
             self.stdout.write(style(f"{label:<10}  {result.alias}: {result.summary()}"))
             for warning in result.warnings:
-                self.stdout.write(self.style.WARNING(f"{'':<10}  warning: {warning}"))
+                line = _("warning: %(warning)s") % {"warning": warning}
+                self.stdout.write(self.style.WARNING(f"{'':<10}  {line}"))
 
     def _recipients(self, options: dict[str, Any]) -> list[Recipient]:
         recipients = from_addresses(options["emails"]) + from_user_lookups(options["users"])
@@ -261,12 +276,13 @@ class Command(BaseCommand):
                 raise CommandError(f"--staff: {error}", returncode=EXIT_USAGE) from None
             if not staff:
                 raise CommandError(
-                    "--staff: no active staff user has an email address.", returncode=EXIT_USAGE
+                    _("--staff: no active staff user has an email address."),
+                    returncode=EXIT_USAGE,
                 )
             recipients += staff
         if not recipients:
             raise CommandError(
-                "Name at least one recipient: an EMAIL, --user or --staff.",
+                _("Name at least one recipient: an EMAIL, --user or --staff."),
                 returncode=EXIT_USAGE,
             )
         return recipients
@@ -281,11 +297,16 @@ class Command(BaseCommand):
     def _report(self, summary: SendSummary, verbosity: int, *, outcomes_known: bool) -> None:
         if verbosity >= 1:
             for recipient in summary.invalid:
-                label = recipient.address or "(no address)"
-                self.stdout.write(self.style.ERROR(f"rejected  {label}: {recipient.error}"))
+                label = recipient.address or _("(no address)")
+                self.stdout.write(
+                    self.style.ERROR(
+                        _("rejected  %(address)s: %(error)s")
+                        % {"address": label, "error": recipient.error}
+                    )
+                )
             if summary.dry_run:
                 for recipient in summary.planned:
-                    self.stdout.write(f"would send  {recipient.address}")
+                    self.stdout.write(_("would send  %(address)s") % {"address": recipient.address})
             rows = summary.logs().exclude(status=MailStatus.REJECTED)
             # Rows handed to a worker have no outcome yet, unless we waited for it.
             for log in rows if outcomes_known or not summary.handed_to_worker else rows.none():
@@ -294,6 +315,8 @@ class Command(BaseCommand):
             self.stdout.write(self._summary_line(summary))
 
     def _line(self, status: str, recipient: str, error: str) -> str:
+        # The status is the row's status value, as in --json and in exports: scripts
+        # read this column, so it is not translated (the sentences around it are).
         text = f"{status:<8}  {recipient}" + (f": {error}" if error else "")
         if status == MailStatus.FAILED:
             return self.style.ERROR(text)
@@ -303,70 +326,52 @@ class Command(BaseCommand):
 
     def _summary_line(self, summary: SendSummary) -> str:
         if summary.dry_run:
-            return (
-                f"Dry run via mailer {summary.mailer!r}: {len(summary.planned)} would be sent, "
-                f"{summary.rejected} rejected. Nothing was sent or logged."
-            )
-        parts = [f"{summary.sent} sent", f"{summary.failed} failed", f"{summary.rejected} rejected"]
+            return _(
+                "Dry run via mailer %(mailer)r: %(planned)d would be sent, "
+                "%(rejected)d rejected. Nothing was sent or logged."
+            ) % {
+                "mailer": summary.mailer,
+                "planned": len(summary.planned),
+                "rejected": summary.rejected,
+            }
+        parts = [
+            _("%(count)d sent") % {"count": summary.sent},
+            _("%(count)d failed") % {"count": summary.failed},
+            _("%(count)d rejected") % {"count": summary.rejected},
+        ]
         if summary.queued:
-            parts.append(f"{summary.queued} queued")
-        return f"{', '.join(parts)} via mailer {summary.mailer!r} (batch {summary.batch_id})."
+            parts.append(_("%(count)d queued") % {"count": summary.queued})
+        return _("%(counts)s via mailer %(mailer)r (batch %(batch)s).") % {
+            "counts": ", ".join(parts),
+            "mailer": summary.mailer,
+            "batch": summary.batch_id,
+        }
 
     def _exit_status(self, summary: SendSummary) -> None:
         if summary.invalid:
             raise CommandError(
-                f"{summary.rejected} recipient(s) rejected; nothing was sent. "
-                "Fix the entries above and run again.",
+                ngettext(
+                    "%(count)d recipient rejected; nothing was sent. "
+                    "Fix the entries above and run again.",
+                    "%(count)d recipients rejected; nothing was sent. "
+                    "Fix the entries above and run again.",
+                    summary.rejected,
+                )
+                % {"count": summary.rejected},
                 returncode=EXIT_USAGE,
             )
         if summary.failed:
             raise CommandError(
-                f"{summary.failed} message(s) failed; the reasons are in the mail log "
-                f"(batch {summary.batch_id}).",
+                ngettext(
+                    "%(count)d message failed; the reason is in the mail log (batch %(batch)s).",
+                    "%(count)d messages failed; the reasons are in the mail log (batch %(batch)s).",
+                    summary.failed,
+                )
+                % {"count": summary.failed, "batch": summary.batch_id},
                 returncode=EXIT_FAILED,
             )
         if summary.worker_error:
             raise CommandError(summary.worker_notice, returncode=EXIT_FAILED)
-
-
-def _as_json(summary: SendSummary) -> dict[str, Any]:
-    messages: list[dict[str, Any]]
-    if summary.dry_run:
-        messages = [
-            {"recipient": r.address, "user_id": r.user_id, "status": "would_send"}
-            for r in summary.planned
-        ] + [
-            {"recipient": r.address, "user_id": r.user_id, "status": "rejected", "error": r.error}
-            for r in summary.invalid
-        ]
-    else:
-        messages = [
-            {
-                "recipient": log.recipient,
-                "user_id": log.user_id,
-                "status": log.status,
-                "error": log.error,
-                "smtp_code": log.smtp_code,
-                "message_id": log.message_id,
-                "esp_message_id": log.esp_message_id,
-                "log_id": log.pk,
-            }
-            for log in summary.logs()
-        ]
-    return {
-        "mailer": summary.mailer,
-        "batch_id": str(summary.batch_id) if summary.batch_id else None,
-        "worker_error": summary.worker_error,
-        "dry_run": summary.dry_run,
-        "ok": summary.ok,
-        "counts": {
-            "sent": summary.sent,
-            "failed": summary.failed,
-            "rejected": summary.rejected,
-            "queued": summary.queued,
-        },
-        "messages": messages,
-    }
 
 
 def _os_user() -> str:

@@ -237,7 +237,7 @@ def faulty_smtp_factory() -> Iterator[Callable[[], FaultySMTPServer]]:
         server.stop()
 
 
-def wait_for(condition: Callable[[], bool], *, timeout: float = 20.0) -> None:
+def wait_for(condition: Callable[[], bool], *, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:

@@ -264,7 +264,7 @@ class PostfixServer:
         for message in (self.root / "mail" / "box" / "new").glob("*"):
             message.unlink()
 
-    def wait_for_log(self, text: str, *, count: int = 1, timeout: float = 10.0) -> str:
+    def wait_for_log(self, text: str, *, count: int = 1, timeout: float = 60.0) -> str:
         """The log once it contains ``text`` ``count`` times (postlogd writes moments later)."""
         deadline = time.monotonic() + timeout
         while (log := self.log()).count(text) < count:

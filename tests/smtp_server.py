@@ -190,7 +190,7 @@ class LoopbackSMTPServer:
             self._running = False
             self._controller.stop()
 
-    def wait_for_messages(self, count: int, timeout: float = 5.0) -> list[ReceivedMessage]:
+    def wait_for_messages(self, count: int, timeout: float = 60.0) -> list[ReceivedMessage]:
         """Wait until at least ``count`` messages were accepted and return them all."""
         deadline = time.monotonic() + timeout
         while True:

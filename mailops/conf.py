@@ -97,6 +97,25 @@ DEFAULTS: dict[str, Any] = {
     # checked (a 20,000-row preview used to hold one request for 86 s).
     "IMPORT_MAX_BYTES": 5 * 1024 * 1024,
     "IMPORT_MAX_ROWS": 10_000,
+    # The suppression list (mailops.suppression): an address whose mail
+    # bounced softly (mailbox full, greylisted) this many times within
+    # SOFT_BOUNCE_WINDOW seconds is suppressed like a hard bounce.
+    "SOFT_BOUNCE_LIMIT": 3,
+    "SOFT_BOUNCE_WINDOW": 7 * 86400,
+    # Site mail (AUDIT_ALL_MAIL) is not sent to suppressed addresses.
+    "SUPPRESS_SITE_MAIL": False,
+    # Functions whose mail goes out even to suppressed addresses (dotted
+    # paths; a message sent while one of them runs): a password reset is
+    # what someone who fixed their mailbox asks for first.
+    "SUPPRESSION_BYPASS": ["django.contrib.auth.forms.PasswordResetForm.send_mail"],
+    # /mail/health/ warns when a mailer's bounces (or complaints) in the last
+    # 24 hours exceed this share of the messages it accepted.
+    "BOUNCE_RATE_WARNING": 0.02,
+    "COMPLAINT_RATE_WARNING": 0.001,
+    # A URL that gets a JSON POST when a canary fails or a rate crosses its
+    # threshold ("" sends none), and the seconds that POST may take.
+    "ALERT_WEBHOOK": "",
+    "ALERT_TIMEOUT": 5.0,
 }
 
 
@@ -161,6 +180,26 @@ def _throttle(value: Any) -> bool:
     return True
 
 
+def _dotted_paths(value: Any) -> bool:
+    return isinstance(value, list | tuple) and all(
+        isinstance(path, str) and "." in path.strip(".") for path in value
+    )
+
+
+def _share() -> Rule:
+    def test(value: Any) -> bool:
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        return number and math.isfinite(value) and 0 <= value <= 1
+
+    return test, "must be a share between 0 and 1 (0.02 is 2%)"
+
+
+def _http_url(value: Any) -> bool:
+    return isinstance(value, str) and (
+        not value or value.startswith("http://") or value.startswith("https://")
+    )
+
+
 RULES: dict[str, Rule] = {
     "DEFAULT_MAILER": (_text, "must be a MAILERS alias (a non-empty string)"),
     "FROM_EMAILS": (_from_emails, "must map MAILERS aliases to From addresses (strings)"),
@@ -201,6 +240,19 @@ RULES: dict[str, Rule] = {
     # User import limits.
     "IMPORT_MAX_BYTES": _whole(1),
     "IMPORT_MAX_ROWS": _whole(1),
+    # Suppression list and alerts.
+    "SOFT_BOUNCE_LIMIT": _whole(1),
+    "SOFT_BOUNCE_WINDOW": _seconds(positive=True),
+    "SUPPRESS_SITE_MAIL": (_flag, "must be True or False"),
+    "SUPPRESSION_BYPASS": (
+        _dotted_paths,
+        "must be a list of dotted paths of functions (e.g. "
+        "'django.contrib.auth.forms.PasswordResetForm.send_mail')",
+    ),
+    "BOUNCE_RATE_WARNING": _share(),
+    "COMPLAINT_RATE_WARNING": _share(),
+    "ALERT_WEBHOOK": (_http_url, "must be an http:// or https:// URL, or empty"),
+    "ALERT_TIMEOUT": _seconds(positive=True),
 }
 
 

@@ -44,6 +44,7 @@ NOT_RESENT: dict[str, str] = {
     MailStatus.SENDING: "still being delivered",
     MailStatus.CHECKED: "connection checks (no message to resend)",
     MailStatus.CHECK_FAILED: "connection checks (no message to resend)",
+    MailStatus.SUPPRESSED: "suppressed (the address is on the suppression list)",
 }
 
 # Site mail logged without its body (mailops.audit): nothing to resend.

@@ -1,0 +1,108 @@
+"""Which recipients are suppressed: in Python for address lists, in SQL for user selections.
+
+Both sides key an address the same way (:func:`~mailops.suppression.models.normalise_address`
+in Python, ``LOWER(TRIM(...))`` in SQL) and word the rejection the same way
+(:func:`~mailops.suppression.models.rejection_reason` and :func:`rejection_text`),
+so a suppressed user is logged alike whether the batch came from typed
+addresses or from "select all" users.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from typing import Any
+
+from django.db.models import (
+    Case,
+    CharField,
+    Exists,
+    F,
+    OuterRef,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Cast, Concat, Lower, NullIf, TruncDate
+from django.db.models.functions import Coalesce
+
+from mailops.recipients import ADDRESS_ANNOTATION, Recipient
+from mailops.suppression.models import (
+    REASON_TEXT,
+    Suppression,
+    SuppressionQuerySet,
+    normalise_address,
+)
+
+# Addresses looked up per query when marking an address list.
+LOOKUP_CHUNK = 500
+
+
+def active_for(addresses: Iterable[str]) -> dict[str, Suppression]:
+    """The active entries for ``addresses``, by normalised address (one query)."""
+    keys = {normalise_address(address) for address in addresses if address}
+    if not keys:
+        return {}
+    return {entry.address: entry for entry in Suppression.objects.active().filter(address__in=keys)}
+
+
+def mark_suppressed(recipients: Iterable[Recipient]) -> Iterator[Recipient]:
+    """``recipients`` with each suppressed one turned into a rejected one.
+
+    A streaming generator: one query per :data:`LOOKUP_CHUNK` recipients, so
+    a huge list stays out of memory. Invalid recipients pass unchanged.
+    """
+    iterator = iter(recipients)
+    while chunk := list(islice(iterator, LOOKUP_CHUNK)):
+        found = active_for(r.address for r in chunk if r.valid)
+        for recipient in chunk:
+            entry = found.get(normalise_address(recipient.address)) if recipient.valid else None
+            if entry is None:
+                yield recipient
+            else:
+                yield dataclasses.replace(
+                    recipient, error=entry.rejection_reason, suppressed=True
+                )
+
+
+# --- user selections, in SQL ---------------------------------------------------------
+
+
+def _matching(outer: Any) -> SuppressionQuerySet:
+    """Active entries whose address is the outer query's ``outer`` expression, normalised."""
+    return Suppression.objects.active().filter(address=Lower(outer))
+
+
+def exclude_suppressed(users: QuerySet[Any]) -> QuerySet[Any]:
+    """The users of an ``annotate_address`` queryset whose address is not suppressed."""
+    return users.exclude(Exists(_matching(OuterRef(ADDRESS_ANNOTATION))))
+
+
+def only_suppressed(users: QuerySet[Any]) -> QuerySet[Any]:
+    """The users of an ``annotate_address`` queryset whose address is suppressed."""
+    return users.filter(Exists(_matching(OuterRef(ADDRESS_ANNOTATION))))
+
+
+def rejection_text() -> Any:
+    """``rejection_reason()`` of an entry, as an SQL expression over ``Suppression``."""
+    reason_text = Case(
+        *[When(reason=reason, then=Value(text)) for reason, text in REASON_TEXT.items()],
+        default=F("reason"),
+        output_field=CharField(),
+    )
+    return Concat(
+        Value("suppressed since "),
+        # TruncDate uses the current time zone, as timezone.localtime() does.
+        Cast(TruncDate("created_at"), CharField()),
+        Value(": "),
+        Coalesce(NullIf(F("detail"), Value("")), reason_text),
+        output_field=CharField(),
+    )
+
+
+def rejection_subquery() -> Subquery:
+    """The rejection text of the user's entry (for ``annotate_address`` users)."""
+    entries = _matching(OuterRef(ADDRESS_ANNOTATION)).order_by()
+    return Subquery(entries.annotate(_text=rejection_text()).values("_text")[:1])

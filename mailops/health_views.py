@@ -18,7 +18,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from mailops.arrival.health import HealthState, all_mailer_health
+from mailops.alerts import BOUNCE_RATE, CANARY, COMPLAINT_RATE, canary_condition, update_alerts
+from mailops.arrival.health import WORKING_STATES, HealthState, all_mailer_health
 from mailops.arrival.metrics import render_metrics
 from mailops.conf import get_setting
 
@@ -60,9 +61,19 @@ def health(request: HttpRequest) -> HttpResponse:
     """Per-mailer state as JSON: 200 when every mailer is ok, 503 otherwise."""
     now = timezone.now()
     mailers = all_mailer_health(now=now)
-    ok = all(m.state == HealthState.OK for m in mailers)
+    ok = all(m.state in WORKING_STATES for m in mailers)
+    # Each check is also when alerts notice a rate or canary change (once per crossing).
+    for mailer in mailers:
+        conditions: dict[str, str | None] = {BOUNCE_RATE: None, COMPLAINT_RATE: None}
+        conditions.update(mailer.warnings)
+        conditions[CANARY] = canary_condition(
+            mailer.consecutive_canary_failures, mailer.last_outcome
+        )
+        update_alerts(mailer.mailer, conditions)
     payload = {
         "ok": ok,
+        # True when a mailer's bounce or complaint rate is over its threshold.
+        "warning": any(m.state == HealthState.WARNING for m in mailers),
         "checked_at": now.isoformat(),
         "mailers": {m.mailer: m.as_dict(now) for m in mailers},
     }

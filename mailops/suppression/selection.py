@@ -25,8 +25,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Cast, Concat, Lower, NullIf, TruncDate
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Cast, Coalesce, Concat, Lower, NullIf, TruncDate
 
 from mailops.recipients import ADDRESS_ANNOTATION, Recipient
 from mailops.suppression.models import (
@@ -62,9 +61,7 @@ def mark_suppressed(recipients: Iterable[Recipient]) -> Iterator[Recipient]:
             if entry is None:
                 yield recipient
             else:
-                yield dataclasses.replace(
-                    recipient, error=entry.rejection_reason, suppressed=True
-                )
+                yield dataclasses.replace(recipient, error=entry.rejection_reason, suppressed=True)
 
 
 # --- user selections, in SQL ---------------------------------------------------------

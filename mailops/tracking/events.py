@@ -22,6 +22,7 @@ from django.db import transaction
 
 from mailops.models import MailEvent, MailEventType, MailLog, MailStatus
 from mailops.redaction import redact
+from mailops.suppression.feed import suppress_from_event
 
 logger = logging.getLogger("mailops.tracking")
 
@@ -105,6 +106,12 @@ def _find_log(message_id: str, recipient: str | None) -> MailLog | None:
 
 
 def _apply_status(log: MailLog, event: MailEvent) -> None:
+    """Apply one new delivery event to its row: the status, and the suppression list.
+
+    Every source of delivery events goes through here (webhooks, SMTP bounces),
+    so the suppression list sees each bounce, complaint and unsubscribe once.
+    """
+    suppress_from_event(event, log)
     new = STATUS_FOR_EVENT.get(event.event_type)
     if new is None:
         return

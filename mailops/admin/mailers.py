@@ -24,9 +24,9 @@ from django.urls import URLPattern, path
 from django.utils.translation import gettext as _
 
 from mailops import permissions
-from mailops.alerts import MailerRates, mailer_rates
 from mailops.admin.doctor import get_doctor_admin_urls
 from mailops.admin.links import admin_url, maillog_entry_url
+from mailops.alerts import MailerRates, mailer_rates
 from mailops.arrival.mailboxes import verifiable_aliases
 from mailops.conf import get_setting
 from mailops.mailers.connection import CheckOutcome, can_verify, verify_connection

@@ -25,9 +25,9 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Cast, Coalesce, Concat, Lower, NullIf, TruncDate
+from django.db.models.functions import Cast, Coalesce, Concat, Lower, NullIf, Trim, TruncDate
 
-from mailops.recipients import ADDRESS_ANNOTATION, Recipient
+from mailops.recipients import ADDRESS_ANNOTATION, Recipient, email_field_name
 from mailops.suppression.models import (
     REASON_TEXT,
     Suppression,
@@ -70,6 +70,17 @@ def mark_suppressed(recipients: Iterable[Recipient]) -> Iterator[Recipient]:
 def _matching(outer: Any) -> SuppressionQuerySet:
     """Active entries whose address is the outer query's ``outer`` expression, normalised."""
     return Suppression.objects.active().filter(address=Lower(outer))
+
+
+def without_suppressed(users: QuerySet[Any]) -> QuerySet[Any]:
+    """``users`` (any user queryset) less those whose address is suppressed.
+
+    A filter the database applies: the queryset stays lazy, and whatever
+    later annotates or counts it (``INSERT ... SELECT``, a pending batch's
+    ids) sees only users who may be sent to.
+    """
+    address = Lower(Trim(OuterRef(email_field_name())))
+    return users.exclude(Exists(Suppression.objects.active().filter(address=address)))
 
 
 def exclude_suppressed(users: QuerySet[Any]) -> QuerySet[Any]:

@@ -75,6 +75,11 @@ class Command(BaseCommand):
             "--json", action="store_true", help="Print a machine-readable result instead."
         )
         parser.add_argument(
+            "--ignore-suppression",
+            action="store_true",
+            help="Send to addresses on the suppression list too (they are rejected otherwise).",
+        )
+        parser.add_argument(
             "--async",
             action="store_true",
             dest="queue",
@@ -150,6 +155,7 @@ class Command(BaseCommand):
                     dry_run=options["dry_run"],
                     queue=options["queue"],
                     progress=meter.show if meter is not None and long_run else None,
+                    ignore_suppression=options["ignore_suppression"],
                 )
         except ImproperlyConfigured as error:
             raise CommandError(str(error), returncode=EXIT_USAGE) from None
@@ -313,7 +319,7 @@ class Command(BaseCommand):
         return f"{', '.join(parts)} via mailer {summary.mailer!r} (batch {summary.batch_id})."
 
     def _exit_status(self, summary: SendSummary) -> None:
-        if summary.invalid:
+        if any(not recipient.suppressed for recipient in summary.invalid):
             raise CommandError(
                 f"{summary.rejected} recipient(s) rejected; nothing was sent. "
                 "Fix the entries above and run again.",
@@ -327,6 +333,13 @@ class Command(BaseCommand):
             )
         if summary.worker_error:
             raise CommandError(summary.worker_notice, returncode=EXIT_FAILED)
+        if summary.suppressed:
+            # The others went out; these did not, on purpose: say how to override.
+            raise CommandError(
+                f"{summary.suppressed} recipient(s) are on the suppression list and were "
+                "not sent to (reasons above); --ignore-suppression sends anyway.",
+                returncode=EXIT_FAILED,
+            )
 
 
 def _as_json(summary: SendSummary) -> dict[str, Any]:
@@ -363,6 +376,7 @@ def _as_json(summary: SendSummary) -> dict[str, Any]:
             "sent": summary.sent,
             "failed": summary.failed,
             "rejected": summary.rejected,
+            "suppressed": summary.suppressed,
             "queued": summary.queued,
         },
         "messages": messages,

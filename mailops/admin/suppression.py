@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import ActionLocation
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -32,6 +34,7 @@ from mailops.admin.confirmation import (
 from mailops.admin.import_limits import LimitedCSV, LimitedImportForm, LimitedXLSX
 from mailops.admin.resources import SpreadsheetSafeCSV, SpreadsheetSafeXLSX
 from mailops.models import Suppression
+from mailops.recipients import check_address
 from mailops.suppression.models import SuppressionReason, normalise_address
 
 # The columns of an export, and what an import reads (address is the key).
@@ -66,8 +69,9 @@ class SuppressionResource(resources.ModelResource):
         self._importing_user = kwargs.get("user")
         # Keyed as the list keys it, so "Dead@Example.com" updates "dead@example.com".
         row["address"] = normalise_address(str(row.get("address") or ""))
-        if not row["address"]:
-            raise ValidationError({"address": _("An address is required.")})
+        problem = check_address(row["address"])
+        if problem:
+            raise ValidationError({"address": problem})
         reason = str(row.get("reason") or "").strip() or SuppressionReason.MANUAL
         if reason not in SuppressionReason.values:
             raise ValidationError(
@@ -86,6 +90,21 @@ class SuppressionResource(resources.ModelResource):
         super().before_save_instance(instance, row, **kwargs)
         if instance.pk is None and getattr(self._importing_user, "pk", None):
             instance.added_by = self._importing_user
+
+
+class SuppressionForm(forms.ModelForm):
+    """The add/change form: the address is checked and keyed as the list keys it."""
+
+    class Meta:
+        model = Suppression
+        fields = ("address", "reason", "detail", "expires_at")
+
+    def clean_address(self) -> str:
+        address = normalise_address(self.cleaned_data["address"])
+        error = check_address(address)
+        if error:
+            raise ValidationError(error)
+        return address
 
 
 @admin.action(
@@ -142,7 +161,8 @@ class SuppressionAdmin(ImportExportMixin, admin.ModelAdmin):
     date_hierarchy = None
     list_select_related = ("added_by",)
     raw_id_fields = ("source_log", "source_event", "added_by")
-    readonly_fields = ("source_log", "source_event", "added_by")
+    readonly_fields = ("created_at", "source_log", "source_event", "added_by")
+    form = SuppressionForm
     fields = (
         "address",
         "reason",
@@ -189,8 +209,10 @@ class SuppressionAdmin(ImportExportMixin, admin.ModelAdmin):
     def has_export_permission(self, request: HttpRequest) -> bool:
         return self.has_view_permission(request)
 
-    def get_actions(self, request: HttpRequest, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        actions: dict[str, Any] = super().get_actions(request, *args, **kwargs)
+    def get_actions(
+        self, request: HttpRequest, action_location: ActionLocation = ActionLocation.CHANGE_LIST
+    ) -> dict[str, Any]:
+        actions: dict[str, Any] = super().get_actions(request, action_location=action_location)
         # Removing goes through the confirmation that says what it means.
         actions.pop("delete_selected", None)
         return actions

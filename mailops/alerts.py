@@ -127,7 +127,7 @@ def check_mailer(alias: str, *, canary: bool = True) -> None:
             conditions[CANARY] = canary_condition(
                 health.consecutive_canary_failures, health.last_outcome
             )
-        update_alerts(alias, conditions)
+        update_alerts({alias: conditions})
     except Exception:  # a monitoring check must not break what called it
         logger.exception("alerts: could not check mailer %s", alias)
 
@@ -137,14 +137,26 @@ def canary_condition(failures: int, outcome: str) -> str | None:
     return f"the last canary did not reach the inbox ({outcome})" if failures else None
 
 
-def update_alerts(alias: str, conditions: dict[str, str | None]) -> list[dict[str, Any]]:
-    """Record each condition (``None``: clear) and post the changes; return what was posted."""
+def update_alerts(conditions: dict[str, dict[str, str | None]]) -> list[dict[str, Any]]:
+    """Record each mailer's conditions (``{mailer: {condition: why or None}}``); post changes.
+
+    One query reads the states; only a change writes (a conditional UPDATE,
+    so of several processes noticing the same crossing one announces it).
+    Returns the payloads posted.
+    """
+    wanted = {
+        f"{alias}:{condition}"[:160]: (alias, condition, why)
+        for alias, by_condition in conditions.items()
+        for condition, why in by_condition.items()
+    }
+    current = dict(AlertState.objects.filter(key__in=wanted).values_list("key", "raised"))
     posted = []
-    for condition, why in conditions.items():
-        key = f"{alias}:{condition}"[:160]
+    for key, (alias, condition, why) in wanted.items():
         raised = why is not None
-        AlertState.objects.get_or_create(key=key)
-        # Only the process whose UPDATE changes the row announces the change.
+        if current.get(key, False) == raised:
+            continue
+        if key not in current:
+            AlertState.objects.get_or_create(key=key)
         changed = AlertState.objects.filter(key=key, raised=not raised).update(
             raised=raised, detail=redact(why or "")[:500], changed_at=timezone.now()
         )

@@ -63,13 +63,16 @@ def health(request: HttpRequest) -> HttpResponse:
     mailers = all_mailer_health(now=now)
     ok = all(m.state in WORKING_STATES for m in mailers)
     # Each check is also when alerts notice a rate or canary change (once per crossing).
-    for mailer in mailers:
-        conditions: dict[str, str | None] = {BOUNCE_RATE: None, COMPLAINT_RATE: None}
-        conditions.update(mailer.warnings)
-        conditions[CANARY] = canary_condition(
-            mailer.consecutive_canary_failures, mailer.last_outcome
-        )
-        update_alerts(mailer.mailer, conditions)
+    update_alerts(
+        {
+            m.mailer: {
+                BOUNCE_RATE: m.warnings.get(BOUNCE_RATE),
+                COMPLAINT_RATE: m.warnings.get(COMPLAINT_RATE),
+                CANARY: canary_condition(m.consecutive_canary_failures, m.last_outcome),
+            }
+            for m in mailers
+        }
+    )
     payload = {
         "ok": ok,
         # True when a mailer's bounce or complaint rate is over its threshold.

@@ -159,3 +159,34 @@ def test_a_bypass_path_must_name_a_function() -> None:
         code_of("django.contrib.auth.forms.NoSuchForm.send_mail")
     with pytest.raises(BypassPathError):
         code_of("django.contrib.auth.forms")
+
+
+def test_checks_warn_when_site_mail_is_not_audited_or_a_bypass_names_nothing(
+    settings: Any,
+) -> None:
+    from django.core.management import call_command
+
+    from mailops.suppression.checks import check_suppression_settings
+
+    settings.MAILOPS = {
+        **settings.MAILOPS,
+        "AUDIT_ALL_MAIL": False,
+        "SUPPRESS_SITE_MAIL": True,
+        "SUPPRESSION_BYPASS": ["myproject.forms.NoSuchForm.send_mail"],
+    }
+
+    found = {message.id: message.msg for message in check_suppression_settings()}
+
+    assert set(found) == {"mailops.W040", "mailops.W041"}
+    assert "'myproject.forms.NoSuchForm.send_mail' is not an importable" in found["mailops.W041"]
+    with pytest.raises(Exception) as raised:
+        call_command("check", "--fail-level", "WARNING")
+    assert "mailops.W040" in str(raised.value) and "mailops.W041" in str(raised.value)
+
+
+def test_a_bad_bypass_setting_is_e014() -> None:
+    from mailops.conf import setting_problem
+
+    assert "dotted paths" in setting_problem("SUPPRESSION_BYPASS", "not a list")
+    assert "share between 0 and 1" in setting_problem("BOUNCE_RATE_WARNING", 2)
+    assert "http:// or https://" in setting_problem("ALERT_WEBHOOK", "ftp://x")

@@ -221,3 +221,39 @@ def test_a_manager_may_tick_send_to_suppressed_addresses_too(
     client.post(reverse("admin:auth_user_changelist"), fields, follow=True)
 
     assert sorted(m.to[0] for m in mail.outbox) == ["alice@example.com", "bob@example.com"]
+
+
+# --- resend ------------------------------------------------------------------------
+
+
+def test_resend_says_before_and_after_which_rows_go_to_suppressed_addresses(
+    client: Any, make_user: Any
+) -> None:
+    from tests.maillog_fixtures import make_log
+
+    client = staff_client(
+        client,
+        make_user,
+        ("mailops.view_maillog", "mailops.change_maillog", "mailops.send_test_mail"),
+    )
+    suppress_address("dead@example.com", reason=SuppressionReason.HARD_BOUNCE, detail="5.1.1 gone")
+    logs = [
+        make_log(status=MailStatus.FAILED, recipient="dead@example.com"),
+        make_log(status=MailStatus.FAILED, recipient="ok@example.com"),
+    ]
+    url = reverse("admin:mailops_maillog_changelist")
+    data = {"action": "resend", "_selected_action": [log.pk for log in logs]}
+
+    page = client.post(url, data).content.decode()
+
+    assert "1 of them goes to an address on the suppression list" in page
+
+    done = client.post(url, {**data, "post": "yes"}, follow=True)
+
+    assert [m.to for m in mail.outbox] == [["ok@example.com"]]
+    texts = [text for _, text in shown_messages(done)]
+    assert any(
+        "1 message was not resent: its address is on the suppression list" in t for t in texts
+    )
+    new = MailLog.objects.get(recipient="dead@example.com", status=MailStatus.REJECTED)
+    assert new.error.endswith(": 5.1.1 gone")

@@ -135,9 +135,7 @@ def test_user_selection_wording_matches_the_address_path_for_every_reason(make_u
     }
     from_python = {
         row.recipient: row.error
-        for row in send_test_mail(
-            from_addresses(from_sql), trigger=MailTrigger.COMMAND
-        ).logs()
+        for row in send_test_mail(from_addresses(from_sql), trigger=MailTrigger.COMMAND).logs()
     }
     assert from_sql == from_python
     assert len(set(from_sql.values())) == len(SuppressionReason.values)

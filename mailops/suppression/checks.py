@@ -10,9 +10,7 @@ from mailops.conf import get_setting
 from mailops.suppression.bypass import BypassPathError, code_of
 
 
-def check_suppression_settings(
-    app_configs: Any = None, **kwargs: Any
-) -> list[checks.CheckMessage]:
+def check_suppression_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """W040: site mail is to be suppressed but not audited; W041: a bypass names nothing."""
     found: list[checks.CheckMessage] = []
     if get_setting("SUPPRESS_SITE_MAIL") and not get_setting("AUDIT_ALL_MAIL"):

@@ -93,6 +93,11 @@ def only_suppressed(users: QuerySet[Any]) -> QuerySet[Any]:
     return users.filter(Exists(_matching(OuterRef(ADDRESS_ANNOTATION))))
 
 
+def suppressed_rows(logs: QuerySet[Any]) -> QuerySet[Any]:
+    """The ``MailLog`` rows of ``logs`` whose recipient is suppressed."""
+    return logs.filter(Exists(_matching(OuterRef("recipient"))))
+
+
 def rejection_text() -> Any:
     """``rejection_reason()`` of an entry, as an SQL expression over ``Suppression``."""
     reason_text = Case(

@@ -93,14 +93,14 @@ def mailer_rates(
     if mailers is not None:
         rows = rows.filter(mailer__in=list(mailers))
     counted = rows.values("mailer").annotate(
-        accepted=Count("pk"),
+        messages=Count("pk"),
         bounces=Count("pk", filter=Q(status=MailStatus.BOUNCED)),
         complaints=Count("pk", filter=Q(status=MailStatus.COMPLAINED)),
     )
     return {
         row["mailer"]: MailerRates(
             mailer=row["mailer"],
-            accepted=row["accepted"],
+            accepted=row["messages"],
             bounces=row["bounces"],
             complaints=row["complaints"],
         )

@@ -1,4 +1,4 @@
-"""``sendtestmail`` and the suppression list: rejected with the reason, or sent with --ignore-suppression."""
+"""`sendtestmail` and the suppression list: rejected with why, or sent anyway on request."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def test_a_suppressed_recipient_is_rejected_with_why_and_the_others_are_sent() -
 
 
 def test_ignore_suppression_sends_and_exits_0() -> None:
-    code, out, _ = run_sendtestmail("dead@example.com", "--ignore-suppression")
+    code, _out, _ = run_sendtestmail("dead@example.com", "--ignore-suppression")
     assert code == 0
     assert [m.to for m in mail.outbox] == [["dead@example.com"]]
 

@@ -1,4 +1,4 @@
-"""How addresses get on the suppression list: delivery events, through the one function that applies them."""
+"""How addresses get on the suppression list: delivery events, through the one seam."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Test mails and the suppression list: a suppressed recipient is rejected, with why and since when."""
+"""Test mails and the suppression list: a suppressed recipient is rejected, with why."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Site mail and the suppression list (MAILOPS["SUPPRESS_SITE_MAIL"]), at a real loopback SMTP server.
+"""Site mail and the suppression list (SUPPRESS_SITE_MAIL), at a real loopback SMTP server.
 
 Suppressed recipients are taken off the message before Django sends it and
 logged as ``suppressed``; the sender's return value counts only what was
@@ -98,8 +98,10 @@ def test_the_senders_message_is_left_as_it_was(server: LoopbackSMTPServer) -> No
 
     assert message.send() == 1
 
-    assert message.to is to and message.to == ["dead@example.com", "good@example.com"]
-    assert message.cc is cc and message.cc == ["DEAD@example.com"]
+    assert message.to is to
+    assert message.to == ["dead@example.com", "good@example.com"]
+    assert message.cc is cc
+    assert message.cc == ["DEAD@example.com"]
 
 
 def test_an_iterator_of_messages_is_filtered_as_the_backend_reads_it(
@@ -165,6 +167,7 @@ def test_checks_warn_when_site_mail_is_not_audited_or_a_bypass_names_nothing(
     settings: Any,
 ) -> None:
     from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
 
     from mailops.suppression.checks import check_suppression_settings
 
@@ -179,9 +182,10 @@ def test_checks_warn_when_site_mail_is_not_audited_or_a_bypass_names_nothing(
 
     assert set(found) == {"mailops.W040", "mailops.W041"}
     assert "'myproject.forms.NoSuchForm.send_mail' is not an importable" in found["mailops.W041"]
-    with pytest.raises(Exception) as raised:
+    with pytest.raises(SystemCheckError) as raised:
         call_command("check", "--fail-level", "WARNING")
-    assert "mailops.W040" in str(raised.value) and "mailops.W041" in str(raised.value)
+    assert "mailops.W040" in str(raised.value)
+    assert "mailops.W041" in str(raised.value)
 
 
 def test_a_bad_bypass_setting_is_e014() -> None:

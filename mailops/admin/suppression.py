@@ -219,6 +219,7 @@ class SuppressionAdmin(ImportExportMixin, admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Suppression, form: Any, change: bool) -> None:
         if not change:
-            obj.added_by = request.user if getattr(request.user, "pk", None) else None
+            user: Any = request.user
+            obj.added_by = user if getattr(user, "pk", None) else None
             obj.reason = obj.reason or SuppressionReason.MANUAL
         super().save_model(request, obj, form, change)

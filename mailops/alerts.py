@@ -108,28 +108,25 @@ def mailer_rates(
     }
 
 
-def check_mailer(alias: str, *, canary: bool = True) -> None:
-    """Re-check one mailer's alert conditions and announce the ones that changed.
+def check_rates(alias: str) -> None:
+    """Re-check one mailer's bounce and complaint rates; announce a crossing.
 
-    With ``canary`` the last canary is looked at too (after a verification,
-    or from ``/mail/health/``); a bounce arriving checks only the rates.
+    Called after a bounce or complaint is recorded (its transaction committed).
+    The canary's condition is checked where canaries end
+    (:func:`mailops.arrival.health.check_alerts`) and on ``/mail/health/``.
     Never raises: a failing check is logged.
     """
     try:
         rates = mailer_rates([alias]).get(alias, MailerRates(mailer=alias))
-        conditions: dict[str, str | None] = {BOUNCE_RATE: None, COMPLAINT_RATE: None}
-        conditions.update(rates.warnings())
-        if canary:
-            # Imported here: the health module reads the rates from this one.
-            from mailops.arrival.health import mailer_health
-
-            health = mailer_health(alias, rates=rates)
-            conditions[CANARY] = canary_condition(
-                health.consecutive_canary_failures, health.last_outcome
-            )
-        update_alerts({alias: conditions})
+        update_alerts({alias: rate_conditions(rates)})
     except Exception:  # a monitoring check must not break what called it
         logger.exception("alerts: could not check mailer %s", alias)
+
+
+def rate_conditions(rates: MailerRates) -> dict[str, str | None]:
+    """Both rate conditions of a mailer: why each is raised, or ``None``."""
+    warnings = rates.warnings()
+    return {BOUNCE_RATE: warnings.get(BOUNCE_RATE), COMPLAINT_RATE: warnings.get(COMPLAINT_RATE)}
 
 
 def canary_condition(failures: int, outcome: str) -> str | None:

@@ -18,8 +18,13 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from mailops.alerts import BOUNCE_RATE, CANARY, COMPLAINT_RATE, canary_condition, update_alerts
-from mailops.arrival.health import WORKING_STATES, HealthState, all_mailer_health
+from mailops.alerts import update_alerts
+from mailops.arrival.health import (
+    WORKING_STATES,
+    HealthState,
+    alert_conditions,
+    all_mailer_health,
+)
 from mailops.arrival.metrics import render_metrics
 from mailops.conf import get_setting
 
@@ -63,16 +68,7 @@ def health(request: HttpRequest) -> HttpResponse:
     mailers = all_mailer_health(now=now)
     ok = all(m.state in WORKING_STATES for m in mailers)
     # Each check is also when alerts notice a rate or canary change (once per crossing).
-    update_alerts(
-        {
-            m.mailer: {
-                BOUNCE_RATE: m.warnings.get(BOUNCE_RATE),
-                COMPLAINT_RATE: m.warnings.get(COMPLAINT_RATE),
-                CANARY: canary_condition(m.consecutive_canary_failures, m.last_outcome),
-            }
-            for m in mailers
-        }
-    )
+    update_alerts({m.mailer: alert_conditions(m) for m in mailers})
     payload = {
         "ok": ok,
         # True when a mailer's bounce or complaint rate is over its threshold.

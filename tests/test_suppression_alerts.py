@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from mailops import alerts
+from mailops.arrival.health import check_alerts
 from mailops.models import AlertState, ArrivalStatus, MailStatus
 from tests.alert_receiver import AlertReceiver, alert_receiver  # noqa: F401 - fixture
 from tests.maillog_fixtures import make_log
@@ -149,7 +150,7 @@ def test_a_failed_canary_raises_an_alert(
     log.verified_at = timezone.now()
     log.save()
 
-    alerts.check_mailer("default")
+    check_alerts("default")
 
     (alert,) = alert_receiver.wait_for(1)
     assert (alert["alert"], alert["state"]) == ("canary", "raised")

@@ -10,6 +10,7 @@ and the messages of the recent window (``maillog_recent_idx``).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,12 +19,21 @@ from typing import Any
 from django.db.models import Count
 from django.utils import timezone
 
-from mailops.alerts import MailerRates, mailer_rates
+from mailops.alerts import (
+    CANARY,
+    MailerRates,
+    canary_condition,
+    mailer_rates,
+    rate_conditions,
+    update_alerts,
+)
 from mailops.arrival.mailboxes import verifiable_aliases
 from mailops.arrival.verify import NO_TRUSTED_VERDICT, has_trusted_verdict
 from mailops.conf import get_setting
 from mailops.mailers.registry import mailer_aliases
 from mailops.models import ACCEPTED_STATUSES, ArrivalStatus, MailLog, MailStatus
+
+logger = logging.getLogger("mailops.alerts")
 
 
 class HealthState:
@@ -210,6 +220,21 @@ def all_mailer_health(*, now: datetime | None = None) -> list[MailerHealth]:
     aliases = sorted(mailer_aliases())
     rates = mailer_rates(aliases, now=now)
     return [mailer_health(alias, now=now, rates=rates.get(alias)) for alias in aliases]
+
+
+def alert_conditions(health: MailerHealth) -> dict[str, str | None]:
+    """Every alert condition of a mailer (rates and canary): why it is raised, or ``None``."""
+    conditions = rate_conditions(health.rates or MailerRates(mailer=health.mailer))
+    conditions[CANARY] = canary_condition(health.consecutive_canary_failures, health.last_outcome)
+    return conditions
+
+
+def check_alerts(alias: str) -> None:
+    """Re-check a mailer's alert conditions (after a canary); never raises."""
+    try:
+        update_alerts({alias: alert_conditions(mailer_health(alias))})
+    except Exception:  # a monitoring check must not break the verification
+        logger.exception("alerts: could not check mailer %s", alias)
 
 
 def recent_message_counts(*, now: datetime | None = None) -> dict[tuple[str, str], int]:

@@ -20,7 +20,6 @@ from authres import AuthenticationResultsHeader
 from authres.core import AuthResError
 from django.utils import timezone
 
-from mailops import alerts
 from mailops.arrival.imap import FoundMessage, MailboxError, find_messages
 from mailops.arrival.mailboxes import Mailbox, MailboxURLError, mailbox_for
 from mailops.models import ArrivalStatus, MailLog, MailTrigger
@@ -237,9 +236,6 @@ def verify_arrival(
             if log.pk not in arrivals:
                 _record(log, ArrivalStatus.ERROR, error="the verification stopped before it ended")
         raise
-    # A canary's outcome may raise or clear its mailer's alert (ALERT_WEBHOOK).
-    for alias in sorted({log.mailer for log in logs}):
-        alerts.check_mailer(alias)
     return [arrivals[log.pk] for log in logs]
 
 

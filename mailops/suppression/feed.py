@@ -204,4 +204,4 @@ def is_suppressed(address: str) -> bool:
 def _check_rates_after_commit(mailer: str) -> None:
     from mailops import alerts
 
-    transaction.on_commit(lambda: alerts.check_mailer(mailer, canary=False))
+    transaction.on_commit(lambda: alerts.check_rates(mailer))

@@ -34,6 +34,7 @@ from mailops.sending.rows import (
 )
 from mailops.sending.summary import DeliveryPlan, SendSummary
 from mailops.sending.throttle import quota_status
+from mailops.suppression.models import Suppression
 from mailops.suppression.selection import mark_suppressed, without_suppressed
 
 logger = logging.getLogger("mailops.services")
@@ -179,12 +180,15 @@ def send_test_mail_to_users(
     if rejected and abort_on_rejected:
         summary.aborted = True
         return summary
-    if not ignore_suppression:
+    # Whether the rows are written here or by a worker depends on the
+    # selection's size; the few suppressed users do not change that.
+    in_worker = _write_in_worker(users, queue=queue)
+    if not ignore_suppression and Suppression.objects.active().exists():
         summary.suppressed = insert_suppressed_user_rows(users, template)
         if summary.suppressed:
             summary.counts[MailStatus.REJECTED] = rejected + summary.suppressed
-        users = without_suppressed(users)
-    if _write_in_worker(users, queue=queue):
+            users = without_suppressed(users)
+    if in_worker:
         queued = defer_user_rows(users, template)
     else:
         queued = insert_user_rows(users, template, with_address=True, domain=domain)

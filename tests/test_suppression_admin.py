@@ -259,3 +259,14 @@ def test_resend_says_before_and_after_which_rows_go_to_suppressed_addresses(
     )
     new = MailLog.objects.get(recipient="dead@example.com", status=MailStatus.REJECTED)
     assert new.error.endswith(": 5.1.1 gone")
+
+
+def test_import_of_a_semicolon_file_says_how_the_first_line_should_read(
+    client: Any, make_user: Any
+) -> None:
+    client = staff_client(client, make_user, MANAGER_PERMS)
+    page = _import(client, "address;reason\ndead@example.com;manual\n")
+    text = page.content.decode()
+    assert "separated by semicolons" in text
+    assert "address,reason,detail,..." in text
+    assert not Suppression.objects.exists()

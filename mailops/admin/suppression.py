@@ -31,7 +31,12 @@ from mailops.admin.confirmation import (
     require_permission,
     template_names,
 )
-from mailops.admin.import_limits import LimitedCSV, LimitedImportForm, LimitedXLSX
+from mailops.admin.import_limits import (
+    LimitedCSV,
+    LimitedImportForm,
+    LimitedXLSX,
+    read_failure_message,
+)
 from mailops.admin.resources import SpreadsheetSafeCSV, SpreadsheetSafeXLSX
 from mailops.models import Suppression
 from mailops.recipients import check_address
@@ -107,6 +112,12 @@ class SuppressionForm(forms.ModelForm):
         return address
 
 
+class SuppressionCSV(LimitedCSV):
+    """The import's CSV: the same limits, a header example of this list."""
+
+    example_header = "address,reason,detail,..."
+
+
 @admin.action(
     permissions=["manage_suppression"],
     description=gettext_lazy("Remove selected addresses from the suppression list"),
@@ -180,8 +191,14 @@ class SuppressionAdmin(ImportExportMixin, admin.ModelAdmin):
     import_template_name = "admin/mailops/import_export/import.html"
     export_template_name = "admin/mailops/import_export/export.html"
     import_form_class = LimitedImportForm
-    import_formats = [LimitedCSV, LimitedXLSX]
+    import_formats = [SuppressionCSV, LimitedXLSX]
     export_formats = [SpreadsheetSafeCSV, SpreadsheetSafeXLSX]
+
+    def add_data_read_fail_error_to_form(self, form: Any, e: Exception) -> None:
+        # import-export says "'Error' encountered while trying to read file";
+        # say what is wrong and what to do instead (as the user import does).
+        file_format = self.get_import_formats()[int(form.cleaned_data["format"])]
+        form.add_error("import_file", read_failure_message(e, file_format))
 
     # --- permissions: one permission manages the list ----------------------------
 

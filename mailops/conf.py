@@ -110,6 +110,25 @@ DEFAULTS: dict[str, Any] = {
     "BOUNCE_MAX_MESSAGE_SIZE": 10 * 1024 * 1024,
     # Seconds one mailbox may take to read (the whole IMAP session).
     "BOUNCE_READ_TIMEOUT": 300,
+    # The suppression list (mailops.suppression): an address whose mail
+    # bounced softly (mailbox full, greylisted) this many times within
+    # SOFT_BOUNCE_WINDOW seconds is suppressed like a hard bounce.
+    "SOFT_BOUNCE_LIMIT": 3,
+    "SOFT_BOUNCE_WINDOW": 7 * 86400,
+    # Site mail (AUDIT_ALL_MAIL) is not sent to suppressed addresses.
+    "SUPPRESS_SITE_MAIL": False,
+    # Functions whose mail goes out even to suppressed addresses (dotted
+    # paths; a message sent while one of them runs): a password reset is
+    # what someone who fixed their mailbox asks for first.
+    "SUPPRESSION_BYPASS": ["django.contrib.auth.forms.PasswordResetForm.send_mail"],
+    # /mail/health/ warns when a mailer's bounces (or complaints) in the last
+    # 24 hours exceed this share of the messages it accepted.
+    "BOUNCE_RATE_WARNING": 0.02,
+    "COMPLAINT_RATE_WARNING": 0.001,
+    # A URL that gets a JSON POST when a canary fails or a rate crosses its
+    # threshold ("" sends none), and the seconds that POST may take.
+    "ALERT_WEBHOOK": "",
+    "ALERT_TIMEOUT": 5.0,
 }
 
 
@@ -179,6 +198,26 @@ def _throttle(value: Any) -> bool:
     return True
 
 
+def _dotted_paths(value: Any) -> bool:
+    return isinstance(value, list | tuple) and all(
+        isinstance(path, str) and "." in path.strip(".") for path in value
+    )
+
+
+def _share() -> Rule:
+    def test(value: Any) -> bool:
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        return number and math.isfinite(value) and 0 <= value <= 1
+
+    return test, gettext_lazy("must be a share between 0 and 1 (0.02 is 2%)")
+
+
+def _http_url(value: Any) -> bool:
+    return isinstance(value, str) and (
+        not value or value.startswith("http://") or value.startswith("https://")
+    )
+
+
 RULES: dict[str, Rule] = {
     "DEFAULT_MAILER": (_text, gettext_lazy("must be a MAILERS alias (a non-empty string)")),
     "FROM_EMAILS": (
@@ -228,6 +267,21 @@ RULES: dict[str, Rule] = {
     "BOUNCE_MATCH_WINDOW": _whole(1),
     "BOUNCE_MAX_MESSAGE_SIZE": _whole(1024),
     "BOUNCE_READ_TIMEOUT": _seconds(positive=True),
+    # Suppression list and alerts.
+    "SOFT_BOUNCE_LIMIT": _whole(1),
+    "SOFT_BOUNCE_WINDOW": _seconds(positive=True),
+    "SUPPRESS_SITE_MAIL": (_flag, gettext_lazy("must be True or False")),
+    "SUPPRESSION_BYPASS": (
+        _dotted_paths,
+        gettext_lazy(
+            "must be a list of dotted paths of functions (e.g. "
+            "'django.contrib.auth.forms.PasswordResetForm.send_mail')"
+        ),
+    ),
+    "BOUNCE_RATE_WARNING": _share(),
+    "COMPLAINT_RATE_WARNING": _share(),
+    "ALERT_WEBHOOK": (_http_url, gettext_lazy("must be an http:// or https:// URL, or empty")),
+    "ALERT_TIMEOUT": _seconds(positive=True),
 }
 
 

@@ -18,7 +18,13 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from mailops.arrival.health import HealthState, all_mailer_health
+from mailops.alerts import update_alerts
+from mailops.arrival.health import (
+    WORKING_STATES,
+    HealthState,
+    alert_conditions,
+    all_mailer_health,
+)
 from mailops.arrival.metrics import render_metrics
 from mailops.conf import get_setting
 
@@ -60,9 +66,13 @@ def health(request: HttpRequest) -> HttpResponse:
     """Per-mailer state as JSON: 200 when every mailer is ok, 503 otherwise."""
     now = timezone.now()
     mailers = all_mailer_health(now=now)
-    ok = all(m.state == HealthState.OK for m in mailers)
+    ok = all(m.state in WORKING_STATES for m in mailers)
+    # Each check is also when alerts notice a rate or canary change (once per crossing).
+    update_alerts({m.mailer: alert_conditions(m) for m in mailers})
     payload = {
         "ok": ok,
+        # True when a mailer's bounce or complaint rate is over its threshold.
+        "warning": any(m.state == HealthState.WARNING for m in mailers),
         "checked_at": now.isoformat(),
         "mailers": {m.mailer: m.as_dict(now) for m in mailers},
     }

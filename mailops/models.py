@@ -28,6 +28,7 @@ from mailops.statuses import (
     can_transition,
     sources_of,
 )
+from mailops.suppression.models import Suppression, SuppressionReason
 
 # Importers of the statuses from here (the documented path) keep working.
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "BATCH_FIELDS",
     "OUTCOME_FIELDS",
     "UNFINISHED_STATUSES",
+    "AlertState",
     "ArrivalStatus",
     "BatchFields",
     "BounceMatch",
@@ -50,6 +52,8 @@ __all__ = [
     "MailersEntry",
     "PendingBatch",
     "SendingProgress",
+    "Suppression",
+    "SuppressionReason",
     "UnmatchedBounce",
     "batch_values",
     "can_transition",
@@ -364,3 +368,25 @@ BATCH_FIELDS = tuple(field.attname for field in BatchFields._meta.fields)
 def batch_values(source: MailLog | PendingBatch) -> dict[str, Any]:
     """The batch-wide values of a row or a pending batch."""
     return {name: getattr(source, name) for name in BATCH_FIELDS}
+
+
+class AlertState(models.Model):
+    """Whether one alert condition is raised now (``mailops.alerts``).
+
+    Kept so the alert webhook hears of each crossing once: when a condition
+    becomes true, and when it clears, not on every check in between.
+    """
+
+    # "<mailer>:<condition>", e.g. "default:bounce_rate".
+    key = models.CharField(_("alert"), max_length=160, unique=True)
+    raised = models.BooleanField(_("raised"), default=False)
+    changed_at = models.DateTimeField(_("changed"), auto_now=True)
+    detail = models.CharField(_("detail"), max_length=500, blank=True)
+
+    class Meta:
+        verbose_name = _("alert state")
+        verbose_name_plural = _("alert states")
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"{self.key}: {'raised' if self.raised else 'clear'}"

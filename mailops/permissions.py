@@ -15,6 +15,9 @@ SEND_TEST_MAIL_ACTION = "send_test_mail"
 EXPORT_MAILLOG = "mailops.export_maillog"
 VIEW_MAILLOG = "mailops.view_maillog"
 CHANGE_MAILLOG = "mailops.change_maillog"
+# The suppression list: add, remove and import entries, and send past it.
+MANAGE_SUPPRESSION = "mailops.manage_suppression"
+VIEW_SUPPRESSION = "mailops.view_suppression"
 
 # Reading the mail log (list, entries, batch pages): Django's view or change permission.
 READ_MAILLOG = (VIEW_MAILLOG, CHANGE_MAILLOG)

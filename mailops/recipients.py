@@ -25,6 +25,8 @@ class Recipient:
     # The user's primary key, whatever its type (a custom user model may use UUIDs).
     user_id: Any = None
     error: str = ""
+    # The address is on the suppression list (``error`` says since when, and why).
+    suppressed: bool = False
 
     @property
     def valid(self) -> bool:

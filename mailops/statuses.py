@@ -24,6 +24,9 @@ class MailStatus(models.TextChoices):
     COMPLAINED = "complained", _("Complained")
     CHECKED = "checked", _("Connection checked")
     CHECK_FAILED = "check_failed", _("Connection check failed")
+    # Site mail not sent to this recipient: the address is on the suppression
+    # list (MAILOPS["SUPPRESS_SITE_MAIL"]). Test mails to one are "rejected".
+    SUPPRESSED = "suppressed", _("Suppressed")
 
 
 class ArrivalStatus(models.TextChoices):
@@ -109,6 +112,7 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     MailStatus.REJECTED: frozenset(),
     MailStatus.CHECKED: frozenset(),
     MailStatus.CHECK_FAILED: frozenset(),
+    MailStatus.SUPPRESSED: frozenset(),
 }
 
 # Statuses meaning "the mailer accepted the message" (or a later, better state).

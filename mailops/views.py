@@ -163,6 +163,18 @@ def _report(request: HttpRequest, summary: services.SendSummary, address: str) -
             _("Your test mail to %(address)s is queued and will be sent shortly.")
             % {"address": address},
         )
+    elif summary.suppressed:
+        # The reason is what the receiving side said about the address: the user's own.
+        reason = summary.invalid[0].error if summary.invalid else ""
+        messages.error(
+            request,
+            _(
+                "No mail was sent to %(address)s: mail to it could not be delivered before "
+                "(%(reason)s), so it is on the suppression list. If the mailbox works again, "
+                "ask an administrator to remove it from the list."
+            )
+            % {"address": address, "reason": reason},
+        )
     elif summary.rejected:
         messages.error(
             request,

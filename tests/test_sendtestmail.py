@@ -219,7 +219,7 @@ def test_json_output_is_machine_readable(settings, smtp_server) -> None:
     result = json.loads(out)
     assert result["mailer"] == "default"
     assert result["ok"] is False
-    assert result["counts"] == {"sent": 1, "failed": 1, "rejected": 0, "queued": 0}
+    assert result["counts"] == {"sent": 1, "failed": 1, "rejected": 0, "suppressed": 0, "queued": 0}
     by_recipient = {m["recipient"]: m for m in result["messages"]}
     assert by_recipient["bob@example.com"]["smtp_code"] == 550
     assert (

@@ -80,9 +80,20 @@ class SendTestMailForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 10, "cols": 80, "class": "vLargeTextField"}),
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    ignore_suppression = forms.BooleanField(
+        label=_("Send to suppressed addresses too"),
+        required=False,
+        help_text=_(
+            "Addresses on the suppression list are otherwise logged as rejected and get no mail."
+        ),
+    )
+
+    def __init__(self, *args: Any, may_ignore_suppression: bool = False, **kwargs: Any) -> None:
         kwargs.setdefault("initial", initial_message())
         super().__init__(*args, **kwargs)
+        if not may_ignore_suppression:
+            # Only users who manage the list may override it (a forged field is ignored).
+            del self.fields["ignore_suppression"]
         mailer_field = self.fields["mailer"]
         assert isinstance(mailer_field, forms.ChoiceField)
         mailer_field.choices = mailer_choices()
@@ -110,6 +121,11 @@ class SendTestMailForm(forms.Form):
             "subject": self.cleaned_data["subject"] if "subject" in changed else None,
             "body": self.cleaned_data["body"] if "body" in changed else None,
         }
+
+    @property
+    def ignores_suppression(self) -> bool:
+        """The operator (holding the permission) asked to send to suppressed addresses."""
+        return bool(self.cleaned_data.get("ignore_suppression"))
 
 
 def initial_message() -> dict[str, str]:

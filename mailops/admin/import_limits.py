@@ -52,6 +52,9 @@ def check_row_count(rows: int) -> None:
 class LimitedCSV(SpreadsheetSafeCSV):
     """CSV that refuses too many rows and a file separated by something other than commas."""
 
+    # How the first line of a good file starts (the message names it).
+    example_header = "username,email,..."
+
     def create_dataset(self, in_stream: Any, **kwargs: Any) -> Any:
         dataset = super().create_dataset(in_stream, **kwargs)
         headers = dataset.headers or []
@@ -62,9 +65,9 @@ class LimitedCSV(SpreadsheetSafeCSV):
                         _(
                             "The columns are separated by %(name)s; save the file as "
                             "comma-separated CSV (its first line reads like "
-                            "username,email,...)."
+                            "%(header)s)."
                         )
-                        % {"name": name}
+                        % {"name": name, "header": self.example_header}
                     )
         check_row_count(len(dataset))
         return dataset

@@ -26,6 +26,7 @@ from django.utils.translation import gettext as _
 from mailops import permissions
 from mailops.admin.doctor import get_doctor_admin_urls
 from mailops.admin.links import admin_url, maillog_entry_url
+from mailops.alerts import MailerRates, mailer_rates
 from mailops.arrival.mailboxes import verifiable_aliases
 from mailops.conf import get_setting
 from mailops.mailers.connection import CheckOutcome, can_verify, verify_connection
@@ -51,6 +52,13 @@ class MailerRow:
     last_check_url: str | None
     last_send: MailLog | None
     last_send_url: str | None
+    # Bounces and complaints of the last 24 hours (mailops.alerts).
+    rates: MailerRates | None = None
+
+    @property
+    def rate_warnings(self) -> list[str]:
+        """The rates over their thresholds, as /mail/health/ words them."""
+        return list(self.rates.warnings().values()) if self.rates else []
 
     @property
     def delivers_nowhere(self) -> bool:
@@ -160,7 +168,9 @@ def mailer_rows(admin_site: AdminSite) -> list[MailerRow]:
     """Every configured mailer with its latest check and its latest send outcome."""
     default = get_setting("DEFAULT_MAILER")
     rows = []
-    for info in configured_mailers():
+    mailers = configured_mailers()
+    rates = mailer_rates([info.alias for info in mailers])
+    for info in mailers:
         logs = MailLog.objects.filter(mailer=info.alias).order_by("-created_at", "-id")
         # Filtering on status (not trigger) lets the status index find the few checks.
         last_check = logs.filter(status__in=CHECK_STATUSES).first()
@@ -174,6 +184,7 @@ def mailer_rows(admin_site: AdminSite) -> list[MailerRow]:
                 last_check_url=_log_url(admin_site, last_check),
                 last_send=last_send,
                 last_send_url=_log_url(admin_site, last_send),
+                rates=rates.get(info.alias),
             )
         )
     return rows

@@ -110,7 +110,7 @@ class ResendActionMixin(SendTestMailPermissionMixin, _ModelAdminBase):
         not_resent: dict[str, int],
         outcomes: Sequence[ResendOutcome],
     ) -> None:
-        sent = failed = queued = 0
+        sent = failed = queued = suppressed = 0
         links = []
         for outcome in outcomes:
             summary = outcome.summary
@@ -135,6 +135,7 @@ class ResendActionMixin(SendTestMailPermissionMixin, _ModelAdminBase):
                 failed + summary.failed,
                 queued + summary.queued,
             )
+            suppressed += summary.suppressed
             list_url = changelist_url(self.admin_site, batch_id=summary.batch_id) or ""
             progress_url = batch_url(self.admin_site.name, summary.batch_id or "")
             links.append((list_url, summary.batch_id, progress_url or list_url))
@@ -147,6 +148,19 @@ class ResendActionMixin(SendTestMailPermissionMixin, _ModelAdminBase):
                     count,
                 )
                 % {"count": count, "reason": reason},
+                messages.WARNING,
+            )
+        if suppressed:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d message was not resent: its address is on the suppression "
+                    "list (logged as rejected, with the reason).",
+                    "%(count)d messages were not resent: their addresses are on the "
+                    "suppression list (logged as rejected, with the reason).",
+                    suppressed,
+                )
+                % {"count": suppressed},
                 messages.WARNING,
             )
         if not links:

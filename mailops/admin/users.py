@@ -52,8 +52,15 @@ from mailops.admin.links import admin_url, changelist_url
 from mailops.admin.resources import SpreadsheetSafeCSV, SpreadsheetSafeXLSX
 from mailops.admin.user_resources import UserRecipientResource
 from mailops.models import MailTrigger
-from mailops.recipients import HAS_NO_ADDRESS, annotate_address, without_address
+from mailops.recipients import (
+    ADDRESS_ANNOTATION,
+    HAS_NO_ADDRESS,
+    annotate_address,
+    with_address,
+    without_address,
+)
 from mailops.redaction import redact
+from mailops.suppression.selection import only_suppressed, rejection_subquery
 
 if TYPE_CHECKING:
     _ModelAdminBase = admin.ModelAdmin[Any]
@@ -74,14 +81,15 @@ def send_test_mail_action(
 ) -> TemplateResponse | None:
     """Confirm, then send the test mail to every selected user and log each outcome."""
     require_permission(modeladmin, request, permissions.SEND_TEST_MAIL_ACTION)
+    may_ignore = request.user.has_perm(permissions.MANAGE_SUPPRESSION)
     if is_confirmed(request):
-        form = SendTestMailForm(request.POST)
+        form = SendTestMailForm(request.POST, may_ignore_suppression=may_ignore)
         if form.is_valid():
             _send_and_report(modeladmin, request, queryset, form)
             # None: the admin redirects to the changelist and shows the message.
             return None
     else:
-        form = SendTestMailForm()
+        form = SendTestMailForm(may_ignore_suppression=may_ignore)
     return _confirmation_page(modeladmin, request, queryset, form)
 
 
@@ -209,6 +217,10 @@ def _confirmation_page(
             "without_address": split["listed"],
             "without_address_count": split["without_address"],
             "without_address_more": split["without_address"] - len(split["listed"]),
+            "suppressed": split["suppressed_listed"],
+            "suppressed_count": split["suppressed"],
+            "suppressed_more": split["suppressed"] - len(split["suppressed_listed"]),
+            "will_get_mail": split["with_address"] - split["suppressed"],
             "objects_name": model_ngettext(opts, split["total"]),
             "delivery_notice": _delivery_notice(form, split["with_address"]),
             "confirm_label": _("Yes, send the test mail"),
@@ -239,6 +251,29 @@ def _split_by_address(queryset: QuerySet[Any]) -> dict[str, Any]:
         "without_address": counts["without"],
         "with_address": counts["total"] - counts["without"],
         "listed": [{"pk": pk, "username": username} for pk, username in listed],
+        **_suppressed_in(addressed, username_field),
+    }
+
+
+def _suppressed_in(addressed: QuerySet[Any], username_field: str) -> dict[str, Any]:
+    """How many selected users are suppressed, and a few of them with the reason (two queries)."""
+    suppressed = only_suppressed(with_address(addressed))
+    count = suppressed.count()
+    listed = (
+        suppressed.annotate(_mailops_why=rejection_subquery())
+        .order_by(username_field, "pk")
+        .values_list("pk", username_field, ADDRESS_ANNOTATION, "_mailops_why")[
+            :MAX_LISTED_WITHOUT_ADDRESS
+        ]
+        if count
+        else []
+    )
+    return {
+        "suppressed": count,
+        "suppressed_listed": [
+            {"pk": pk, "username": username, "address": address, "why": why}
+            for pk, username, address, why in listed
+        ],
     }
 
 
@@ -269,6 +304,7 @@ def _send_and_report(
             triggered_by=request.user,
             subject=overrides["subject"],
             body=overrides["body"],
+            ignore_suppression=form.ignores_suppression,
         )
     except (ImproperlyConfigured, ValueError) as error:
         # A mailer misconfigured since the page was shown: raised before any
@@ -290,8 +326,10 @@ def _summary_message(
     parts = [
         _("%(n)d sent") % {"n": summary.sent},
         _("%(n)d failed") % {"n": summary.failed},
-        _("%(n)d rejected (no email address)") % {"n": summary.rejected},
+        _("%(n)d rejected (no email address)") % {"n": summary.rejected - summary.suppressed},
     ]
+    if summary.suppressed:
+        parts.append(_("%(n)d suppressed (not sent)") % {"n": summary.suppressed})
     if summary.queued:
         parts.append(_("%(n)d queued for the task worker") % {"n": summary.queued})
     text = _("Test mail via %(mailer)s: %(counts)s.") % {

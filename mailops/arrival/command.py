@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from mailops.arrival.health import check_alerts
 from mailops.arrival.verify import VerifyResult, send_and_verify
 from mailops.conf import get_setting
 from mailops.models import MailTrigger
@@ -58,6 +59,8 @@ def run_verify(command: BaseCommand, options: dict[str, Any]) -> None:
     finally:
         if show:
             command.stderr.write("", ending="\n")
+    # The canary's outcome may raise or clear the mailer's alert (ALERT_WEBHOOK).
+    check_alerts(result.summary.mailer)
     if options["json"]:
         command.stdout.write(json.dumps(as_json(result), indent=2))
     elif options["verbosity"] >= 1:

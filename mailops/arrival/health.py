@@ -10,6 +10,7 @@ and the messages of the recent window (``maillog_recent_idx``).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,17 +19,34 @@ from typing import Any
 from django.db.models import Count
 from django.utils import timezone
 
+from mailops.alerts import (
+    CANARY,
+    MailerRates,
+    canary_condition,
+    mailer_rates,
+    rate_conditions,
+    update_alerts,
+)
 from mailops.arrival.mailboxes import verifiable_aliases
 from mailops.arrival.verify import NO_TRUSTED_VERDICT, has_trusted_verdict
 from mailops.conf import get_setting
 from mailops.mailers.registry import mailer_aliases
 from mailops.models import ACCEPTED_STATUSES, ArrivalStatus, MailLog, MailStatus
 
+logger = logging.getLogger("mailops.alerts")
+
 
 class HealthState:
     OK = "ok"
+    # Mail goes out, but its bounce or complaint rate is over the threshold
+    # (mailops.alerts): HTTP 200 still, so probes do not take the site down.
+    WARNING = "warning"
     DEGRADED = "degraded"
     FAILING = "failing"
+
+
+# States in which mail works (/mail/health/ answers 200).
+WORKING_STATES = (HealthState.OK, HealthState.WARNING)
 
 
 @dataclass
@@ -48,6 +66,10 @@ class MailerHealth:
     last_latency: float | None = None
     # Canaries that did not reach the inbox in a row, up to the threshold.
     consecutive_canary_failures: int = 0
+    # The last 24 hours (mailops.alerts.mailer_rates).
+    rates: MailerRates | None = None
+    # Rates over their thresholds, {condition: why}.
+    warnings: dict[str, str] = field(default_factory=dict)
     state: str = HealthState.OK
     reasons: list[str] = field(default_factory=list)
 
@@ -72,14 +94,30 @@ class MailerHealth:
             "last_arrival_latency_seconds": self.last_latency,
             "last_canary_age_seconds": self.canary_age(now),
             "consecutive_canary_failures": self.consecutive_canary_failures,
+            "accepted_24h": self.rates.accepted if self.rates else 0,
+            "bounces_24h": self.rates.bounces if self.rates else 0,
+            "complaints_24h": self.rates.complaints if self.rates else 0,
+            "bounce_rate_24h": round(self.rates.bounce_rate, 6) if self.rates else 0.0,
+            "complaint_rate_24h": round(self.rates.complaint_rate, 6) if self.rates else 0.0,
+            "warnings": list(self.warnings.values()),
         }
 
 
-def mailer_health(alias: str, *, now: datetime | None = None) -> MailerHealth:
-    """The health of mailer ``alias`` from a few LIMIT queries on the log."""
+def mailer_health(
+    alias: str, *, now: datetime | None = None, rates: MailerRates | None = None
+) -> MailerHealth:
+    """The health of mailer ``alias`` from a few LIMIT queries on the log.
+
+    ``rates`` (from :func:`~mailops.alerts.mailer_rates`) saves a query when
+    the caller counted every mailer at once.
+    """
     now = now or timezone.now()
     limit = int(get_setting("HEALTH_FAILING_AFTER"))
     health = MailerHealth(mailer=alias, has_mailbox=alias in verifiable_aliases())
+    if rates is None:
+        rates = mailer_rates([alias], now=now).get(alias)
+    health.rates = rates or MailerRates(mailer=alias)
+    health.warnings = health.rates.warnings()
     rows = MailLog.objects.filter(mailer=alias)
     health.last_sent_at = (
         rows.filter(sent_at__isnull=False, status__in=ACCEPTED_STATUSES)
@@ -166,16 +204,37 @@ def _judge(health: MailerHealth, *, now: datetime, limit: int) -> None:
             reasons.append("no canary has run (sendtestmail --verify)")
         elif now - health.last_verified_at > max_age:
             reasons.append(f"no canary for over {max_age.total_seconds():g} s")
+    degraded = bool(reasons)
+    reasons.extend(health.warnings.values())
     if failing:
         health.state = HealthState.FAILING
-    elif reasons:
+    elif degraded:
         health.state = HealthState.DEGRADED
+    elif health.warnings:
+        health.state = HealthState.WARNING
 
 
 def all_mailer_health(*, now: datetime | None = None) -> list[MailerHealth]:
     """:func:`mailer_health` for every alias in ``MAILERS``."""
     now = now or timezone.now()
-    return [mailer_health(alias, now=now) for alias in sorted(mailer_aliases())]
+    aliases = sorted(mailer_aliases())
+    rates = mailer_rates(aliases, now=now)
+    return [mailer_health(alias, now=now, rates=rates.get(alias)) for alias in aliases]
+
+
+def alert_conditions(health: MailerHealth) -> dict[str, str | None]:
+    """Every alert condition of a mailer (rates and canary): why it is raised, or ``None``."""
+    conditions = rate_conditions(health.rates or MailerRates(mailer=health.mailer))
+    conditions[CANARY] = canary_condition(health.consecutive_canary_failures, health.last_outcome)
+    return conditions
+
+
+def check_alerts(alias: str) -> None:
+    """Re-check a mailer's alert conditions (after a canary); never raises."""
+    try:
+        update_alerts({alias: alert_conditions(mailer_health(alias))})
+    except Exception:  # a monitoring check must not break the verification
+        logger.exception("alerts: could not check mailer %s", alias)
 
 
 def recent_message_counts(*, now: datetime | None = None) -> dict[tuple[str, str], int]:

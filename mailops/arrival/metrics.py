@@ -6,6 +6,7 @@ from django.utils import timezone
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client import Enum as StateEnum
 
+from mailops.alerts import MailerRates
 from mailops.arrival.health import (
     HealthState,
     all_mailer_health,
@@ -57,10 +58,39 @@ def render_metrics() -> bytes:
         "mailops_mailer_state",
         "The mailer's health state, as /mail/health/ reports it.",
         ["mailer"],
-        states=[HealthState.OK, HealthState.DEGRADED, HealthState.FAILING],
+        states=[HealthState.OK, HealthState.WARNING, HealthState.DEGRADED, HealthState.FAILING],
+        registry=registry,
+    )
+    bounces = Gauge(
+        "mailops_bounces_24h",
+        "Messages logged in the last 24 h that bounced, by mailer.",
+        ["mailer"],
+        registry=registry,
+    )
+    complaints = Gauge(
+        "mailops_complaints_24h",
+        "Messages logged in the last 24 h that drew a complaint, by mailer.",
+        ["mailer"],
+        registry=registry,
+    )
+    bounce_rate = Gauge(
+        "mailops_bounce_rate_24h",
+        "Bounced share of the messages the mailer accepted in the last 24 h.",
+        ["mailer"],
+        registry=registry,
+    )
+    complaint_rate = Gauge(
+        "mailops_complaint_rate_24h",
+        "Complained share of the messages the mailer accepted in the last 24 h.",
+        ["mailer"],
         registry=registry,
     )
     for health in all_mailer_health(now=now):
+        rates = health.rates or MailerRates(mailer=health.mailer)
+        bounces.labels(mailer=health.mailer).set(rates.bounces)
+        complaints.labels(mailer=health.mailer).set(rates.complaints)
+        bounce_rate.labels(mailer=health.mailer).set(rates.bounce_rate)
+        complaint_rate.labels(mailer=health.mailer).set(rates.complaint_rate)
         if health.last_latency is not None:
             latency.labels(mailer=health.mailer).set(health.last_latency)
         canary_age = health.canary_age(now)

@@ -7,6 +7,7 @@ import uuid
 from django.tasks import TaskResult, task
 from django.utils.translation import gettext as _
 
+from mailops.arrival.health import check_alerts
 from mailops.arrival.mailboxes import mailbox_for
 from mailops.arrival.verify import verify_arrival
 from mailops.conf import get_setting, stored_language
@@ -30,6 +31,8 @@ def verify_batch_task(batch_id: str, timeout: float) -> dict[str, str]:
         if mailbox is None:
             return {}
         arrivals = verify_arrival(logs, mailbox=mailbox, timeout=timeout)
+        # The canary's outcome may raise or clear the mailer's alert (ALERT_WEBHOOK).
+        check_alerts(logs[0].mailer)
         return {str(arrival.log_id): arrival.arrival for arrival in arrivals}
     finally:
         # Whatever stopped this run, no row may say "being verified" for ever.

@@ -18,6 +18,7 @@ from typing import Any
 
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.core.mail.utils import DNS_NAME
+from django.db import DatabaseError
 from django.utils.translation import gettext as _
 
 from mailops.conf import stored_language
@@ -44,6 +45,8 @@ class RecipientOutcome:
     recipient: str
     failure: Failure | None = None
     esp_message_id: str = ""
+    # Not sent: the address is on the suppression list (the entry's reason).
+    suppressed: str = ""
 
 
 @dataclass
@@ -63,6 +66,10 @@ class MessageRecord:
     # anymail: {address (lower case): (status, provider message id)}.
     provider_statuses: dict[str, tuple[str, str]] | None = None
     esp_name: str = ""
+    # Recipients taken off the message (suppression list): {recipient: reason}.
+    suppressed: dict[str, str] = field(default_factory=dict)
+    # The sender's to/cc/bcc lists, put back after the send.
+    original_lists: dict[str, Any] | None = None
 
 
 def is_site_message(message: Any) -> bool:
@@ -181,15 +188,74 @@ class SendCapture:
         return self.records.get(id(message))
 
     def restore_messages(self) -> None:
-        """Leave the sender's messages as they were: drop the Message-IDs set here."""
+        """Leave the sender's messages as they were: drop the Message-IDs set here,
+        give back the recipient lists suppression shortened."""
         for record in self.records.values():
             if record.added_message_id:
                 record.message.extra_headers.pop("Message-ID", None)
+            if record.original_lists is not None:
+                for name, value in record.original_lists.items():
+                    setattr(record.message, name, value)
+                record.original_lists = None
+
+    # --- suppression (MAILOPS["SUPPRESS_SITE_MAIL"]) ---------------------------------
+
+    def suppress(self, email_messages: Any) -> Any:
+        """What to hand the backend: the messages without their suppressed recipients.
+
+        A message left with no recipient is not handed over at all (so not
+        sent and not counted, as Django counts only what it sends). The
+        result is ``email_messages`` itself when nothing is suppressed; a new
+        list when a message is left out of a list; for an iterator, a
+        generator that looks each message up as the backend takes it.
+        """
+        if email_messages is None or isinstance(email_messages, Collection):
+            messages = list(email_messages or ())
+            found = _suppressed_among(r for m in messages for r in self._recipients_of(m))
+            if not found:
+                return email_messages
+            kept = [m for m in messages if self._strip(m, found)]
+            return email_messages if len(kept) == len(messages) else kept
+        return self._suppressing(email_messages)
+
+    def _suppressing(self, email_messages: Iterable[Any]) -> Iterator[Any]:
+        for message in email_messages:
+            try:
+                found = _suppressed_among(self._recipients_of(message))
+            except DatabaseError:
+                # As in hook._suppressed: the site's mail goes out unfiltered.
+                logger.exception("site mail: the suppression list could not be read")
+                found = {}
+            if not found or self._strip(message, found):
+                yield message
+
+    def _recipients_of(self, message: Any) -> list[str]:
+        record = self.records.get(id(message))
+        return record.recipients if record is not None else []
+
+    def _strip(self, message: Any, found: dict[str, str]) -> bool:
+        """Take ``found`` addresses off ``message``; whether anyone is left to send to."""
+        record = self.records.get(id(message))
+        if record is None:
+            return True
+        mine = {r: found[address_key(r)] for r in record.recipients if address_key(r) in found}
+        if not mine:
+            return True
+        record.suppressed.update(mine)
+        record.recipients = [r for r in record.recipients if r not in mine]
+        record.original_lists = {}
+        for name in ("to", "cc", "bcc"):
+            value = getattr(message, name, None)
+            if isinstance(value, list | tuple):
+                record.original_lists[name] = value
+                # A new list: the sender's own stays as it was (restored afterwards).
+                setattr(message, name, [a for a in value if address_key(str(a)) not in found])
+        return bool(record.recipients)
 
     def outcomes(
         self, sent_count: int | None
     ) -> list[tuple[MessageRecord, list[RecipientOutcome]]]:
-        """Per site message, per recipient: sent, or failed with the reason.
+        """Per site message, per recipient: sent, failed with the reason, or suppressed.
 
         The reasons are stored in the log rows: written in the site's language
         (see stored_language), not in that of the request that sent the mail.
@@ -197,7 +263,11 @@ class SendCapture:
         with stored_language():
             unresolved_failure = self._unresolved_failure(sent_count)
             return [
-                (record, self._message_outcomes(record, unresolved_failure))
+                (
+                    record,
+                    [RecipientOutcome(r, suppressed=why) for r, why in record.suppressed.items()]
+                    + self._message_outcomes(record, unresolved_failure),
+                )
                 for record in self.records.values()
             ]
 
@@ -288,7 +358,8 @@ class SendCapture:
             return Failure(self._prefix(_("the mailer did not send this message")))
         if self.raised is not None:
             return self._fail(self.raised)
-        expected = len(self.records)
+        # Messages left with no recipient were never handed to the backend.
+        expected = sum(1 for record in self.records.values() if record.recipients)
         if sent_count is not None and sent_count >= expected:
             return None
         # A backend without per-message details: its count is all there is.
@@ -301,6 +372,17 @@ class SendCapture:
 
     def _prefix(self, reason: str) -> str:
         return f"[{self.alias}] {reason}" if self.alias else reason
+
+
+def _suppressed_among(recipients: Iterable[str]) -> dict[str, str]:
+    """``{address_key: rejection reason}`` of the suppressed ones among ``recipients``."""
+    from mailops.suppression.selection import active_for
+
+    keys = {address_key(r) for r in recipients}
+    if not keys:
+        return {}
+    found = active_for(keys)
+    return {key: entry.rejection_reason for key, entry in found.items()}
 
 
 def _is_anymail(backend: Any) -> bool:

@@ -46,6 +46,7 @@ from typing import Any
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.core.mail.handler import MailersHandler
 from django.core.signals import setting_changed
+from django.db import DatabaseError
 
 from mailops.audit.capture import ALIAS_ATTRIBUTE, SendCapture, address_key, wire_message_id
 from mailops.audit.rows import (
@@ -59,6 +60,7 @@ from mailops.audit.writer import background_writer
 from mailops.conf import get_setting
 from mailops.exceptions import InvalidSetting
 from mailops.mailers.errors import opening_state
+from mailops.suppression.bypass import bypass_active
 
 logger = logging.getLogger("mailops.audit")
 
@@ -170,8 +172,9 @@ def _send_audited(backend: Any, send_messages: Callable[..., int], email_message
     token = _CAPTURE.set(capture)
     sent: int | None = None
     try:
-        # The backend gets what the sender passed (an iterator is not read ahead).
-        sent = send_messages(capture.watch(email_messages))
+        # The backend gets what the sender passed (an iterator is not read ahead),
+        # less the recipients on the suppression list when SUPPRESS_SITE_MAIL is on.
+        sent = send_messages(_suppressed(capture, capture.watch(email_messages)))
         return sent
     except BaseException as error:
         capture.raised = error
@@ -180,6 +183,23 @@ def _send_audited(backend: Any, send_messages: Callable[..., int], email_message
         _CAPTURE.reset(token)
         if capture.records:
             _record(capture, sent)
+
+
+def _suppressed(capture: SendCapture, email_messages: Any) -> Any:
+    """``email_messages`` without suppressed recipients, if the site asks for that.
+
+    Mail sent inside a ``SUPPRESSION_BYPASS`` function (password resets by
+    default) is not filtered. If the list cannot be read (the database is
+    down), the mail goes out unfiltered and the error is logged: suppression
+    must never stop the site's mail.
+    """
+    if not get_setting("SUPPRESS_SITE_MAIL") or bypass_active():
+        return email_messages
+    try:
+        return capture.suppress(email_messages)
+    except DatabaseError:
+        logger.exception("site mail: the suppression list could not be read; sent unfiltered")
+        return email_messages
 
 
 def _record(capture: SendCapture, sent: int | None) -> None:

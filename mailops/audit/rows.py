@@ -67,14 +67,20 @@ def build_site_rows(
         }
         for outcome in recipients:
             failure = outcome.failure
+            if outcome.suppressed:
+                status, error = MailStatus.SUPPRESSED, outcome.suppressed
+            elif failure:
+                status, error = MailStatus.FAILED, failure.reason
+            else:
+                status, error = MailStatus.SENT, ""
             rows.append(
                 {
-                    "status": MailStatus.FAILED if failure else MailStatus.SENT,
+                    "status": status,
                     "recipient": (parseaddr(outcome.recipient)[1] or outcome.recipient)[:320],
-                    "error": failure.reason if failure else "",
+                    "error": error,
                     "smtp_code": failure.smtp_code if failure else None,
                     "esp_message_id": outcome.esp_message_id[:255],
-                    "sent_at": None if failure else now,
+                    "sent_at": now if status == MailStatus.SENT else None,
                     **common,
                 }
             )

@@ -28,12 +28,15 @@ from mailops.sending.pending import defer_user_rows
 from mailops.sending.progress import BatchProgress, batch_progress
 from mailops.sending.rows import (
     count_with_address,
+    insert_suppressed_user_rows,
     insert_user_rows,
     unique_recipients,
     write_rows,
 )
 from mailops.sending.summary import DeliveryPlan, SendSummary
 from mailops.sending.throttle import quota_status
+from mailops.suppression.models import Suppression
+from mailops.suppression.selection import mark_suppressed, without_suppressed
 
 logger = logging.getLogger("mailops.services")
 
@@ -68,6 +71,7 @@ def send_test_mail(
     dry_run: bool = False,
     queue: bool = False,
     progress: Callable[[BatchProgress], None] | None = None,
+    ignore_suppression: bool = False,
 ) -> SendSummary:
     """Send the test mail to ``recipients`` through one mailer and log every outcome.
 
@@ -80,18 +84,22 @@ def send_test_mail(
     user (the operating-system user running a command).
     A batch delivered here calls ``progress`` (if given) with the batch's
     :class:`~mailops.sending.progress.BatchProgress` after each chunk.
+    A recipient on the suppression list is logged as ``rejected`` with the
+    entry's date and reason (it does not abort the batch), unless
+    ``ignore_suppression``.
     """
     alias, subject, body = _validate(trigger, using, subject, body)
 
     unique = unique_recipients(recipients)
     if dry_run:
-        planned = list(unique)
+        planned = list(unique if ignore_suppression else mark_suppressed(unique))
         return SendSummary(
             mailer=alias,
             batch_id=None,
             planned=[r for r in planned if r.valid],
             invalid=[r for r in planned if not r.valid],
             dry_run=True,
+            suppressed=sum(r.suppressed for r in planned),
         )
 
     batch_id = uuid.uuid4()
@@ -108,8 +116,12 @@ def send_test_mail(
             summary.counts = summary.logs().status_counts()
             return summary
         unique = iter(entries)
+    if not ignore_suppression:
+        # After the abort check: a suppressed address is no mistake in the input.
+        unique = mark_suppressed(unique)
 
     queued = write_rows(template, unique, rejected_out=summary.invalid)
+    summary.suppressed = sum(r.suppressed for r in summary.invalid)
     if queued:
         _deliver(summary, queued, queue=queue, progress=progress)
     if summary.handed_to_worker:
@@ -130,6 +142,7 @@ def send_test_mail_to_users(
     body: str | None = None,
     abort_on_rejected: bool = False,
     queue: bool = False,
+    ignore_suppression: bool = False,
 ) -> SendSummary:
     """:func:`send_test_mail` for a user queryset, however large.
 
@@ -141,6 +154,9 @@ def send_test_mail_to_users(
     to a worker with more than ``WRITE_IN_REQUEST_LIMIT`` addressed users
     only records their ids here: the worker writes the queued rows
     (``mailops.sending.pending``), so the caller returns at once.
+    Users whose address is suppressed get ``rejected`` rows written by the
+    database too (``summary.suppressed`` counts them), unless
+    ``ignore_suppression``; they are left out of the queued rows.
     """
     if router.db_for_write(MailLog) != users.db:
         # Rows and users in different databases: no INSERT ... SELECT.
@@ -153,6 +169,7 @@ def send_test_mail_to_users(
             body=body,
             abort_on_rejected=abort_on_rejected,
             queue=queue,
+            ignore_suppression=ignore_suppression,
         )
     alias, subject, body = _validate(trigger, using, subject, body)
     batch_id = uuid.uuid4()
@@ -164,7 +181,15 @@ def send_test_mail_to_users(
     if rejected and abort_on_rejected:
         summary.aborted = True
         return summary
-    if _write_in_worker(users, queue=queue):
+    # Whether the rows are written here or by a worker depends on the
+    # selection's size; the few suppressed users do not change that.
+    in_worker = _write_in_worker(users, queue=queue)
+    if not ignore_suppression and Suppression.objects.active().exists():
+        summary.suppressed = insert_suppressed_user_rows(users, template)
+        if summary.suppressed:
+            summary.counts[MailStatus.REJECTED] = rejected + summary.suppressed
+            users = without_suppressed(users)
+    if in_worker:
         queued = defer_user_rows(users, template)
     else:
         queued = insert_user_rows(users, template, with_address=True, domain=domain)

@@ -36,7 +36,8 @@ _GROUPS: dict[str, tuple[str, ...]] = {
     "sending": (MailStatus.SENDING,),
     "sent": tuple(ACCEPTED_STATUSES),
     "failed": (MailStatus.FAILED,),
-    "rejected": (MailStatus.REJECTED,),
+    # Never attempted: refused before sending, or (site mail) a suppressed address.
+    "rejected": (MailStatus.REJECTED, MailStatus.SUPPRESSED),
     "delivered": (MailStatus.DELIVERED,),
     "bounced": (MailStatus.BOUNCED,),
 }

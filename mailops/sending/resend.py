@@ -37,6 +37,7 @@ from mailops.recipients import Recipient, check_address
 from mailops.redaction import redact
 from mailops.sending.batches import plan_delivery, send_test_mail
 from mailops.sending.summary import DeliveryPlan, SendSummary
+from mailops.suppression.selection import suppressed_rows
 
 RESENDABLE = frozenset(ACCEPTED_STATUSES | {MailStatus.FAILED})
 
@@ -47,6 +48,7 @@ NOT_RESENT: dict[str, str | Promise] = {
     MailStatus.SENDING: gettext_lazy("still being delivered"),
     MailStatus.CHECKED: gettext_lazy("connection checks (no message to resend)"),
     MailStatus.CHECK_FAILED: gettext_lazy("connection checks (no message to resend)"),
+    MailStatus.SUPPRESSED: gettext_lazy("suppressed (the address is on the suppression list)"),
 }
 
 # Site mail logged without its body (mailops.audit): nothing to resend.
@@ -93,6 +95,9 @@ class ResendPlan:
     # Selected rows that may already have been delivered (resent only if included).
     in_doubt: int = 0
     include_in_doubt: bool = False
+    # Rows to resend whose address is on the suppression list: they are
+    # logged as rejected, with the entry's reason, instead of being sent.
+    suppressed: int = 0
 
     @property
     def count(self) -> int:
@@ -114,7 +119,7 @@ class ResendPlan:
 
 
 def plan_resend(queryset: QuerySet[MailLog], *, include_in_doubt: bool = False) -> ResendPlan:
-    """Group the selection and count what is not resent; five aggregate queries.
+    """Group the selection and count what is not resent; six aggregate queries.
 
     In-doubt rows are counted in ``plan.in_doubt`` and resent only with
     ``include_in_doubt``; otherwise they are listed as not resent. Site mail
@@ -151,6 +156,9 @@ def plan_resend(queryset: QuerySet[MailLog], *, include_in_doubt: bool = False) 
         )
         for g in groups
     ]
+    if plan.groups:
+        to_resend = resendable(queryset, include_in_doubt=include_in_doubt)
+        plan.suppressed = suppressed_rows(to_resend).count()
     return plan
 
 

@@ -37,6 +37,7 @@ from mailops.sending.composition import (
     new_message_id,
     user_message_id_parts,
 )
+from mailops.suppression.selection import only_suppressed, rejection_subquery
 
 
 def insert_user_rows(
@@ -86,6 +87,35 @@ def insert_user_rows(
             ),
         )
 
+    return _insert_selection(selection, columns, template)
+
+
+def insert_suppressed_user_rows(users: QuerySet[Any], template: MailLog) -> int:
+    """Insert a ``rejected`` row for each selected user whose address is suppressed.
+
+    The error names the entry's date and reason, as for a typed address
+    ("suppressed since 2026-12-01: 5.1.1 mailbox does not exist"), built by
+    the database: no user is loaded into Python. Returns the rows written.
+    """
+    selection = only_suppressed(recipients.with_address(recipients.annotate_address(users)))
+    now = timezone.now()
+    columns: dict[str, Any] = {
+        "created_at": now,
+        "updated_at": now,
+        "user": F("pk"),
+        "status": MailStatus.REJECTED,
+        "recipient": F(recipients.ADDRESS_ANNOTATION),
+        "error": rejection_subquery(),
+    }
+    return _insert_selection(selection, columns, template)
+
+
+def _insert_selection(selection: QuerySet[Any], columns: dict[str, Any], template: MailLog) -> int:
+    """``INSERT INTO <log> SELECT ...``: one row per row of ``selection``.
+
+    ``columns`` gives the per-user values (expressions over the selection);
+    every other column takes the template's value or the field's default.
+    """
     fields = insert_fields()
     expressions: dict[str, Any] = {}
     for field in fields:

@@ -26,6 +26,7 @@ from mailops.recipients import from_users
 from mailops.sending.batches import _deliver, _template, _validate
 from mailops.sending.rows import write_rows
 from mailops.sending.summary import SendSummary
+from mailops.suppression.selection import mark_suppressed
 
 LIMIT_REASON = "self-service limit reached: {used} of {limit} test mails in the last {window} s"
 
@@ -54,7 +55,8 @@ def send_self_service_mail(user: Any, *, using: str | None = None) -> SendSummar
     template = _template(alias, uuid.uuid4(), subject, body, trigger, user)
     summary = SendSummary(mailer=alias, batch_id=template.batch_id)
     users = get_user_model()._default_manager.filter(pk=user.pk)
-    recipients = list(from_users(users))
+    # A suppressed address is rejected with its reason, as for any test mail.
+    recipients = list(mark_suppressed(from_users(users)))
     db = router.db_for_write(MailLog)
     with transaction.atomic(using=db):
         # Requests of one user wait here for each other; other users do not.
@@ -73,6 +75,7 @@ def send_self_service_mail(user: Any, *, using: str | None = None) -> SendSummar
             summary.counts = {MailStatus.REJECTED: 1}
             return summary
         queued = write_rows(template, recipients, rejected_out=summary.invalid)
+    summary.suppressed = sum(r.suppressed for r in summary.invalid)
     if queued:
         _deliver(summary, queued, queue=False)
     summary.counts = summary.logs().status_counts()

@@ -49,6 +49,9 @@ class SendSummary:
     worker_error: str = ""
     #: A self-service send refused by the per-user limit (logged as rejected).
     limited: bool = False
+    #: Recipients on the suppression list, logged as ``rejected`` (counted in
+    #: ``rejected`` too); always 0 with ``ignore_suppression``.
+    suppressed: int = 0
 
     @property
     def worker_notice(self) -> str:

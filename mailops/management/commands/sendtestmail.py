@@ -19,14 +19,17 @@ from mailops.conf import get_setting, validate_settings
 from mailops.mailers.connection import CheckOutcome, CheckResult, verify_connections
 from mailops.management.migrations_check import require_mailops_migrated
 from mailops.management.progress_meter import ProgressMeter, meter_for
-from mailops.management.summary_json import summary_as_json
+from mailops.management.summary_json import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    summary_as_json,
+    summary_error,
+)
 from mailops.models import MailStatus, MailTrigger
 from mailops.recipients import Recipient, from_addresses, from_user_lookups, staff_recipients
 from mailops.sending.progress import BatchProgress, batch_progress
 from mailops.services import SendSummary, plan_delivery, resolve_mailer, send_test_mail
 
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 # Ctrl-C while waiting for the worker (the shell's code for SIGINT).
 EXIT_INTERRUPTED = 130
 # --wait: how often to look at the batch while the worker sends it.
@@ -77,6 +80,11 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--json", action="store_true", help="Print a machine-readable result instead."
+        )
+        parser.add_argument(
+            "--ignore-suppression",
+            action="store_true",
+            help="Send to addresses on the suppression list too (they are rejected otherwise).",
         )
         parser.add_argument(
             "--async",
@@ -154,6 +162,7 @@ class Command(BaseCommand):
                     dry_run=options["dry_run"],
                     queue=options["queue"],
                     progress=meter.show if meter is not None and long_run else None,
+                    ignore_suppression=options["ignore_suppression"],
                 )
         except ImproperlyConfigured as error:
             raise CommandError(str(error), returncode=EXIT_USAGE) from None
@@ -171,7 +180,9 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(summary_as_json(summary), indent=2))
         else:
             self._report(summary, options["verbosity"], outcomes_known=waited)
-        self._exit_status(summary)
+        failure = summary_error(summary)
+        if failure is not None:
+            raise failure
 
     def _meter(self, options: dict[str, Any]) -> ProgressMeter | None:
         """The progress line on stderr, unless the output must stay quiet or parseable."""
@@ -346,32 +357,6 @@ class Command(BaseCommand):
             "mailer": summary.mailer,
             "batch": summary.batch_id,
         }
-
-    def _exit_status(self, summary: SendSummary) -> None:
-        if summary.invalid:
-            raise CommandError(
-                ngettext(
-                    "%(count)d recipient rejected; nothing was sent. "
-                    "Fix the entries above and run again.",
-                    "%(count)d recipients rejected; nothing was sent. "
-                    "Fix the entries above and run again.",
-                    summary.rejected,
-                )
-                % {"count": summary.rejected},
-                returncode=EXIT_USAGE,
-            )
-        if summary.failed:
-            raise CommandError(
-                ngettext(
-                    "%(count)d message failed; the reason is in the mail log (batch %(batch)s).",
-                    "%(count)d messages failed; the reasons are in the mail log (batch %(batch)s).",
-                    summary.failed,
-                )
-                % {"count": summary.failed, "batch": summary.batch_id},
-                returncode=EXIT_FAILED,
-            )
-        if summary.worker_error:
-            raise CommandError(summary.worker_notice, returncode=EXIT_FAILED)
 
 
 def _os_user() -> str:

@@ -213,7 +213,7 @@ def test_a_malformed_report_is_listed_kept_and_nothing_is_marked(mailbox: Doveco
 
     assert code == 1
     assert "a delivery report without a readable delivery-status part" in out
-    assert err.endswith("1 message(s) could not be read.")
+    assert err.endswith("1 message could not be read.")
     row.refresh_from_db()
     assert row.status == MailStatus.SENT
     assert UnmatchedBounce.objects.get().kind == "unreadable"

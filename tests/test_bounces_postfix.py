@@ -134,9 +134,7 @@ def test_a_bounced_address_is_suppressed_and_its_next_test_mail_rejected(
     row.refresh_from_db()
     assert row.updated_at == updated
     assert MailEvent.objects.filter(log=row).count() == 1
-    assert list(Suppression.objects.values_list("address", "created_at")) == [
-        (gone, suppressed_at)
-    ]
+    assert list(Suppression.objects.values_list("address", "created_at")) == [(gone, suppressed_at)]
     assert maildir_state(bounce_mailbox) == before
 
     # The next test mail to it is refused before it leaves: rejected, with why and since when.
@@ -178,6 +176,7 @@ def test_a_delay_notice_makes_the_entry_deferred_not_bounced(
 
     assert code == 0, err
     assert f"deferred    full@{SLOW_DOMAIN} 4.2.2 -> entry {row.pk} (deferred" in out
+    assert out.endswith(": 1 new message, 1 report, 1 entry changed.\n")
     row.refresh_from_db()
     assert (row.status, row.dsn_status) == (MailStatus.DEFERRED, "4.2.2")
     assert row.error == "delay notice (4.2.2): mailbox full, try again later"

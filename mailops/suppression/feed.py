@@ -133,14 +133,11 @@ def is_temporary(event: MailEvent) -> bool:
 def soft_bounces(address: str, *, now: datetime) -> int:
     """Different messages to ``address`` that bounced softly in the window before ``now``."""
     since = now - timedelta(seconds=float(get_setting("SOFT_BOUNCE_WINDOW")))
-    events = (
-        MailEvent.objects.filter(
-            event_type=MailEventType.BOUNCED,
-            received_at__gte=since,
-            log__recipient__iexact=address,
-        )
-        .order_by()
-    )
+    events = MailEvent.objects.filter(
+        event_type=MailEventType.BOUNCED,
+        received_at__gte=since,
+        log__recipient__iexact=address,
+    ).order_by()
     return len({event.log_id for event in events if is_temporary(event)})
 
 

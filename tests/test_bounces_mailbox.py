@@ -12,6 +12,7 @@ from django.utils import timezone
 from mailops.bounces.models import MailboxCursor, UnmatchedBounce
 from mailops.bounces.tasks import read_bounces_task
 from mailops.models import MailEvent, MailLog, MailStatus, MailTrigger
+from mailops.suppression.models import Suppression, SuppressionReason
 from tests.imap_server import DovecotServer
 from tests.test_bounces_postfix import maildir_state, run_mailbounces
 from tests.test_bounces_reports import ARF_REPORT, ORIGINAL_ID, VACATION_REPLY, fixture
@@ -107,7 +108,81 @@ def test_an_arf_complaint_makes_the_entry_complained(mailbox: DovecotServer) -> 
     row.refresh_from_db()
     assert (row.status, row.bounce_match) == (MailStatus.COMPLAINED, "message_id")
     assert row.error == "complaint: Feedback-Type: abuse (SomeGenerator/1.0)"
-    assert MailEvent.objects.get(log=row).event_type == "complained"
+    event = MailEvent.objects.get(log=row)
+    assert event.event_type == "complained"
+    # A complaint puts the address on the list at once.
+    entry = Suppression.objects.get()
+    assert (entry.address, entry.reason) == ("someone@example.net", SuppressionReason.COMPLAINT)
+    assert (entry.source_log, entry.source_event) == (row, event)
+
+
+def expired_in_the_queue(recipient: str, message_id: str) -> bytes:
+    """What Postfix mails when a message waited out ``maximal_queue_lifetime``.
+
+    The server never refused it for good: ``Action: failed`` with the last
+    temporary status (4.2.2, mailbox full), a soft bounce.
+    """
+    return f"""\
+From: MAILER-DAEMON@mx.example.net (Mail Delivery System)
+Subject: Undelivered Mail Returned to Sender
+To: ops@example.test
+Auto-Submitted: auto-replied
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="B"
+
+--B
+Content-Type: text/plain
+
+I'm sorry to have to inform you that your message could not
+be delivered to one or more recipients.
+
+--B
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.net
+
+Final-Recipient: rfc822; {recipient}
+Original-Recipient: rfc822;{recipient}
+Action: failed
+Status: 4.2.2
+Diagnostic-Code: smtp; 452 4.2.2 mailbox full
+
+--B
+Content-Type: text/rfc822-headers
+
+From: ops@example.test
+To: {recipient}
+Subject: mailops test mail
+Message-ID: {message_id}
+
+--B--
+""".replace("\n", "\r\n").encode()
+
+
+def test_soft_bounces_read_from_the_mailbox_suppress_at_the_limit(
+    settings: Any, mailbox: DovecotServer
+) -> None:
+    settings.MAILOPS = {**settings.MAILOPS, "SOFT_BOUNCE_LIMIT": 2}
+    first = sent_row("full@example.net", message_id="<soft.1@example.test>")
+    second = sent_row("full@example.net", message_id="<soft.2@example.test>")
+    mailbox.deliver(expired_in_the_queue("full@example.net", "<soft.1@example.test>"))
+
+    code, _out, err = run_mailbounces()
+
+    assert code == 0, err
+    first.refresh_from_db()
+    # Given up on: bounced, but softly, so one is not enough.
+    assert (first.status, first.dsn_status) == (MailStatus.BOUNCED, "4.2.2")
+    assert not Suppression.objects.exists()
+
+    mailbox.deliver(expired_in_the_queue("full@example.net", "<soft.2@example.test>"))
+    code, _out, err = run_mailbounces()
+
+    assert code == 0, err
+    entry = Suppression.objects.get()
+    assert (entry.address, entry.reason) == ("full@example.net", SuppressionReason.SOFT_BOUNCES)
+    assert entry.source_log == second
+    assert entry.detail == "452 4.2.2 mailbox full"
 
 
 def test_a_vacation_reply_changes_nothing(mailbox: DovecotServer) -> None:
@@ -138,7 +213,7 @@ def test_a_malformed_report_is_listed_kept_and_nothing_is_marked(mailbox: Doveco
 
     assert code == 1
     assert "a delivery report without a readable delivery-status part" in out
-    assert err.endswith("1 message(s) could not be read.")
+    assert err.endswith("1 message could not be read.")
     row.refresh_from_db()
     assert row.status == MailStatus.SENT
     assert UnmatchedBounce.objects.get().kind == "unreadable"

@@ -105,6 +105,22 @@ def test_soft_bounces_suppress_after_the_limit_of_different_messages(settings: A
     assert entry.detail.startswith("452 4.2.2 mailbox full")
 
 
+def test_a_second_bounce_of_the_same_message_is_judged_by_its_own_code(settings: Any) -> None:
+    # The row keeps the first bounce's 4.2.2 (bounced to bounced is no move):
+    # the hard 5.1.1 that follows must not be read as soft through it.
+    settings.MAILOPS = {**settings.MAILOPS, "SOFT_BOUNCE_LIMIT": 3}
+    log = row("full@example.com")
+    event(log, "bounced", mta_response="452 4.2.2 mailbox full")
+    assert not Suppression.objects.exists()
+
+    event(log, "bounced", mta_response="550 5.1.1 no such user")
+
+    entry = Suppression.objects.get()
+    assert (entry.reason, entry.detail) == (SuppressionReason.HARD_BOUNCE, "550 5.1.1 no such user")
+    log.refresh_from_db()
+    assert log.dsn_status == "4.2.2"
+
+
 def test_soft_bounces_older_than_the_window_do_not_count(settings: Any) -> None:
     settings.MAILOPS = {**settings.MAILOPS, "SOFT_BOUNCE_LIMIT": 2, "SOFT_BOUNCE_WINDOW": 3600}
     soft = {"mta_response": "452 4.2.2 mailbox full"}

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.utils.translation import ngettext
+
 # Line kinds besides the MailEventTypes (bounced, deferred, complained).
 AUTO_REPLY_LINE = "auto_reply"
 UNREADABLE_LINE = "unreadable"
@@ -67,6 +69,20 @@ class MailboxRun:
     def ok(self) -> bool:
         """Read to the end, every report understood."""
         return not self.error and not self.unreadable
+
+    @property
+    def failure(self) -> str:
+        """Why the run is not :attr:`ok`, in words (translated); empty when it is."""
+        if self.error:
+            return self.error
+        count = len(self.unreadable)
+        if not count:
+            return ""
+        return ngettext(
+            "%(count)d message could not be read",
+            "%(count)d messages could not be read",
+            count,
+        ) % {"count": count}
 
     def as_dict(self) -> dict[str, Any]:
         return {

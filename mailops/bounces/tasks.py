@@ -23,9 +23,5 @@ def read_bounces_task(using: str | None = None) -> list[dict[str, Any]]:
     runs = read_mailboxes(using=using, all_mailers=using is None)
     for run in runs:
         if not run.ok:
-            logger.warning(
-                "mailbounces %s: %s",
-                run.mailbox,
-                run.error or f"{len(run.unreadable)} message(s) could not be read",
-            )
+            logger.warning("mailbounces %s: %s", run.mailbox, run.failure)
     return [run.as_dict() for run in runs]

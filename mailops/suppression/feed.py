@@ -1,12 +1,14 @@
 """What puts an address on the suppression list, and what takes it off.
 
-The seam for delivery events is :func:`suppress_from_event`. It is called by
-``mailops.tracking.events._apply_status``, the one function that applies a
-delivery event (a ``MailEvent``) to its log row. **Every source of delivery
-events must go through that function**: anymail's tracking webhooks do
-(``record_tracking_event``), and so must SMTP bounces and complaints read
-from a mailbox. A source that wrote ``MailEvent`` rows or moved statuses on
-its own would leave the list blind to what it saw.
+The seam for delivery events is :func:`suppress_from_event`, run by
+:func:`on_delivery_event` for each ``delivery_event_recorded`` signal, which
+``mailops.tracking.events.record_delivery_event`` sends: the one function
+that records a delivery event (a ``MailEvent``) and applies it to its log
+row. **Every source of delivery events must go through that function**:
+anymail's tracking webhooks do (``record_tracking_event``), and so do SMTP
+bounces and complaints read from a mailbox (``mailops.bounces``). A source
+that wrote ``MailEvent`` rows or moved statuses on its own would leave the
+list blind to what it saw.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from mailops.suppression.models import (
     SuppressionReason,
     normalise_address,
 )
+from mailops.tracking.events import MAILBOX_SOURCE
 
 logger = logging.getLogger("mailops.suppression")
 
@@ -58,7 +61,7 @@ def suppress_from_event(event: MailEvent, log: MailLog) -> Suppression | None:
     address = normalise_address(log.recipient)
     if not address:
         return None
-    reason = _reason_for(event, log, address)
+    reason = _reason_for(event, address)
     if reason is None:
         return None
     if event.event_type in (MailEventType.BOUNCED, MailEventType.COMPLAINED):
@@ -66,7 +69,7 @@ def suppress_from_event(event: MailEvent, log: MailLog) -> Suppression | None:
     return suppress_address(
         address,
         reason=reason,
-        detail=event_detail(event, log),
+        detail=event_detail(event),
         source_log=log,
         source_event=event,
     )
@@ -83,7 +86,7 @@ def on_delivery_event(sender: Any, *, event: MailEvent, log: MailLog, **kwargs: 
     suppress_from_event(event, log)
 
 
-def _reason_for(event: MailEvent, log: MailLog, address: str) -> str | None:
+def _reason_for(event: MailEvent, address: str) -> str | None:
     kind = event.event_type
     if kind == MailEventType.COMPLAINED:
         return SuppressionReason.COMPLAINT
@@ -93,23 +96,26 @@ def _reason_for(event: MailEvent, log: MailLog, address: str) -> str | None:
         return SuppressionReason.HARD_BOUNCE
     if kind != MailEventType.BOUNCED:
         return None
-    if not is_temporary(event, log):
+    if not is_temporary(event):
         return SuppressionReason.HARD_BOUNCE
     if soft_bounces(address, now=timezone.now()) >= get_setting("SOFT_BOUNCE_LIMIT"):
         return SuppressionReason.SOFT_BOUNCES
     return None
 
 
-def status_class(event: MailEvent, log: MailLog | None = None) -> str:
+def status_class(event: MailEvent) -> str:
     """The first digit of the bounce's status: ``"4"``, ``"5"``, or ``""`` when none is given.
 
-    The event's ``dsn_status`` (set by SMTP bounce reading), else its row's, wins; else the
+    The event's ``dsn_status`` (set by SMTP bounce reading) wins; else the
     enhanced status code in the receiving server's reply or the description,
-    else an SMTP reply code there.
+    else an SMTP reply code there. Only the event's own words count, never its
+    row's ``dsn_status``: that is whatever the row's latest accepted event
+    said, which for a second report about the same message (a move the status
+    machine refuses) or for an older event counted in the soft-bounce window
+    is another event's code.
     """
-    for dsn_status in (event.dsn_status, getattr(log, "dsn_status", "")):
-        if str(dsn_status or "")[:1] in ("2", "4", "5"):
-            return str(dsn_status)[0]
+    if str(event.dsn_status or "")[:1] in ("2", "4", "5"):
+        return str(event.dsn_status)[0]
     texts = [event.mta_response, event.description]
     for pattern in (_ENHANCED_STATUS, _SMTP_CODE):
         for text in texts:
@@ -119,30 +125,31 @@ def status_class(event: MailEvent, log: MailLog | None = None) -> str:
     return ""
 
 
-def is_temporary(event: MailEvent, log: MailLog | None = None) -> bool:
+def is_temporary(event: MailEvent) -> bool:
     """Whether a bounce was for a temporary reason (4.x.x / 4xx)."""
-    return status_class(event, log) == "4"
+    return status_class(event) == "4"
 
 
 def soft_bounces(address: str, *, now: datetime) -> int:
     """Different messages to ``address`` that bounced softly in the window before ``now``."""
     since = now - timedelta(seconds=float(get_setting("SOFT_BOUNCE_WINDOW")))
-    events = (
-        MailEvent.objects.filter(
-            event_type=MailEventType.BOUNCED,
-            received_at__gte=since,
-            log__recipient__iexact=address,
-        )
-        .select_related("log")
-        .order_by()
-    )
-    return len({event.log_id for event in events if is_temporary(event, event.log)})
+    events = MailEvent.objects.filter(
+        event_type=MailEventType.BOUNCED,
+        received_at__gte=since,
+        log__recipient__iexact=address,
+    ).order_by()
+    return len({event.log_id for event in events if is_temporary(event)})
 
 
-def event_detail(event: MailEvent, log: MailLog | None = None) -> str:
+def event_detail(event: MailEvent) -> str:
     """What the receiving side said, for the entry: "5.1.1 mailbox does not exist"."""
-    dsn_status = str(getattr(log, "dsn_status", "") or "")
-    text = " ".join(filter(None, [event.mta_response, event.description]))
+    dsn_status = str(event.dsn_status or "")
+    if event.esp == MAILBOX_SOURCE:
+        # A report read from the mailbox: its description says where it was
+        # found ("RFC 3464 report in INBOX: …"), not why the mail failed.
+        text = event.mta_response or event.description
+    else:
+        text = " ".join(filter(None, [event.mta_response, event.description]))
     if dsn_status and dsn_status not in text:
         text = f"{dsn_status} {text}".strip()
     # The event's texts are stored redacted already (tracking.events._text).

@@ -8,6 +8,8 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from mailops.bounces.results import AUTO_REPLY_LINE, UNREADABLE_LINE, MailboxRun, ReportLine
 from mailops.bounces.run import EXIT_FAILED, EXIT_USAGE, UsageError, read_mailboxes
@@ -77,22 +79,34 @@ class Command(BaseCommand):
         failed = [run for run in runs if not run.ok]
         if failed:
             first = failed[0]
-            reason = first.error or f"{len(first.unreadable)} message(s) could not be read"
-            raise CommandError(f"{first.mailbox}: {reason}.", returncode=EXIT_FAILED)
+            raise CommandError(
+                _("%(mailbox)s: %(reason)s.") % {"mailbox": first.mailbox, "reason": first.failure},
+                returncode=EXIT_FAILED,
+            )
 
     def _report(self, run: MailboxRun, *, verbosity: int) -> None:
-        prefix = "[dry run] " if run.dry_run else ""
+        prefix = _("[dry run]") + " " if run.dry_run else ""
         for line in run.lines:
             if line.kind == AUTO_REPLY_LINE and verbosity < 2:
                 continue
             style = self.style.WARNING if line.kind == UNREADABLE_LINE else self.style.SUCCESS
             self.stdout.write(style(prefix + _line_text(line)))
+        reports = sum(
+            1 for line in run.lines if line.kind not in (AUTO_REPLY_LINE, UNREADABLE_LINE)
+        )
         changed = sum(1 for line in run.lines if line.changed)
-        moved = f", {run.moved} moved" if run.moved else ""
+        counts = [
+            ngettext("%(count)d new message", "%(count)d new messages", run.messages),
+            ngettext("%(count)d report", "%(count)d reports", reports),
+            ngettext("%(count)d entry changed", "%(count)d entries changed", changed),
+        ]
+        numbers = [run.messages, reports, changed]
+        if run.moved:
+            counts.append(ngettext("%(count)d moved", "%(count)d moved", run.moved))
+            numbers.append(run.moved)
+        summary = ", ".join(text % {"count": n} for text, n in zip(counts, numbers, strict=True))
         self.stdout.write(
-            f"{prefix}{run.mailbox}: {run.messages} new message(s), "
-            f"{sum(1 for line in run.lines if line.kind not in (AUTO_REPLY_LINE, UNREADABLE_LINE))}"
-            f" report(s), {changed} entr{'y' if changed == 1 else 'ies'} changed{moved}."
+            prefix + _("%(mailbox)s: %(counts)s.") % {"mailbox": run.mailbox, "counts": summary}
         )
 
 
@@ -101,7 +115,13 @@ def _line_text(line: ReportLine) -> str:
     if line.kind in (AUTO_REPLY_LINE, UNREADABLE_LINE):
         return f"{line.kind:<10}  {where}: {line.note}"
     code = f" {line.dsn_status}" if line.dsn_status else ""
-    entry = f" -> entry {line.log_id} ({line.status}, by {line.matched_by})" if line.log_id else ""
+    entry = (
+        " -> "
+        + _("entry %(id)s (%(status)s, by %(match)s)")
+        % {"id": line.log_id, "status": line.status, "match": line.matched_by}
+        if line.log_id
+        else ""
+    )
     note = f"; {line.note}" if line.note else ""
     return f"{line.kind:<10}  {line.recipient}{code}{entry}{note}  [{where}]"
 
@@ -113,5 +133,6 @@ def _since(value: str | None) -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         raise CommandError(
-            f"--since {value!r} is not a date; write it as YYYY-MM-DD.", returncode=EXIT_USAGE
+            _("--since %(value)r is not a date; write it as YYYY-MM-DD.") % {"value": value},
+            returncode=EXIT_USAGE,
         ) from None

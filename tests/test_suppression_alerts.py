@@ -108,7 +108,7 @@ def test_the_mailers_page_shows_the_rates_and_the_warning(admin_client: Client) 
 
     page = admin_client.get(reverse("admin:mailops_mailers")).content.decode()
 
-    assert "Last 24 h: 10 bounces, 0 complaint(s)" in page
+    assert "Last 24 h: bounces 10, complaints 0" in page
     assert "10 of 100 messages bounced in the last 24 h (10.00%, over 2.00%)" in page
 
 

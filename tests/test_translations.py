@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 from django.test import override_settings
-from django.utils import translation
+from django.utils import timezone, translation
 
 import mailops
 from mailops.mailers.errors import describe_failure
@@ -144,3 +144,37 @@ def test_the_reference_project_follows_the_browser_language(admin_client: Any) -
     assert "Keine Einträge." in html or "In dieser Liste" in html
     english = admin_client.get("/admin/mailops/maillog/", headers={"accept-language": "fr"})
     assert "Select mail log entry to view" in english.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_suppressed_recipients_reason_is_in_the_site_language_in_python_and_sql() -> None:
+    from mailops.suppression.feed import suppress_address
+    from mailops.suppression.models import Suppression, SuppressionReason
+    from mailops.suppression.selection import rejection_text
+
+    entry = suppress_address("gone@example.com", reason=SuppressionReason.MANUAL)
+    since = timezone.localtime(entry.created_at).date().isoformat()
+    # A German site: German, even when an English request or worker causes the row.
+    with override_settings(LANGUAGE_CODE="de"), translation.override("en"):
+        assert entry.rejection_reason == f"gesperrt seit {since}: von Hand hinzugefügt"
+        from_sql = Suppression.objects.annotate(text=rejection_text()).get().text
+        assert from_sql == entry.rejection_reason
+    # An English site: English, even from a German admin's request.
+    with override_settings(LANGUAGE_CODE="en-us"), translation.override("de"):
+        assert entry.rejection_reason == f"suppressed since {since}: added by hand"
+        assert Suppression.objects.annotate(text=rejection_text()).get().text == (
+            entry.rejection_reason
+        )
+
+
+def test_suppression_checks_speak_the_active_language() -> None:
+    from mailops.suppression.checks import check_suppression_settings
+
+    bypass = ["myproject.forms.NoSuchForm.send_mail"]
+    with override_settings(MAILOPS={"SUPPRESSION_BYPASS": bypass}), translation.override("de"):
+        (warning,) = [m for m in check_suppression_settings() if m.id == "mailops.W041"]
+    assert warning.msg.startswith(
+        "MAILOPS['SUPPRESSION_BYPASS']: 'myproject.forms.NoSuchForm.send_mail' ist keine "
+        "importierbare Funktion"
+    )
+    assert warning.hint.startswith("Geben Sie eine Funktion oder Methode")

@@ -1,4 +1,4 @@
-"""The admin in German: the mail log, an entry, the Mailers page and the send confirmation.
+"""The admin in German: the mail log, entries, Mailers, the suppression list, the confirmation.
 
 Every page is read as the user sees it (visible text) and must hold none of
 mailops' English texts: no piece of two words or more of any msgid in the
@@ -13,8 +13,11 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
+from django.utils import timezone
 
 from mailops.models import MailLog, MailStatus, MailTrigger
+from mailops.suppression.feed import suppress_address
+from mailops.suppression.models import SuppressionReason
 from tests.browser_fixtures import screenshot, sign_in
 from tests.catalogues import english_left
 
@@ -60,15 +63,24 @@ def test_the_german_admin_shows_no_english_mailops_text(
             subject="Testmail",
             error="550 5.1.1 <alice@example.com>" if status == MailStatus.FAILED else "",
             smtp_code=550 if status == MailStatus.FAILED else None,
+            # The bounced entry carries a bounce read from the mailbox.
+            dsn_status="5.1.1" if status == MailStatus.BOUNCED else "",
+            bounced_at=timezone.now() if status == MailStatus.BOUNCED else None,
         )
         for status in statuses
     ]
+    suppress_address(
+        "gone@example.com", reason=SuppressionReason.HARD_BOUNCE, detail="5.1.1 user unknown"
+    )
+    suppress_address("hand@example.com")
     sign_in(page, live_server.url)
 
     pages = {
         "mail log": "/admin/mailops/maillog/",
         "entry": f"/admin/mailops/maillog/{rows[1].pk}/change/",
         "mailers": reverse("admin:mailops_mailers"),
+        "bounced entry": f"/admin/mailops/maillog/{rows[5].pk}/change/",
+        "suppression list": "/admin/mailops/suppression/",
     }
     for name, path in pages.items():
         page.goto(live_server.url + path)

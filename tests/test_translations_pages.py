@@ -94,3 +94,53 @@ def test_the_self_service_page_is_german(german: Any, admin_client: Client) -> N
     text = visible_text(admin_client.get(reverse("mailops:self_service")))
     assert "Mir eine Testmail senden" in text
     assert english_left(text) == []
+
+
+def test_the_suppression_list_and_its_confirmation_are_german(
+    german: Any, admin_client: Client
+) -> None:
+    from mailops.suppression.feed import suppress_address
+    from mailops.suppression.models import SuppressionReason
+
+    entry = suppress_address(
+        "gone@example.com", reason=SuppressionReason.HARD_BOUNCE, detail="5.1.1 user unknown"
+    )
+    suppress_address("hand@example.com")
+    listing = visible_text(admin_client.get("/admin/mailops/suppression/"))
+    assert "Hard Bounce" in listing
+    assert english_left(listing) == []
+    change = visible_text(admin_client.get(f"/admin/mailops/suppression/{entry.pk}/change/"))
+    assert "gesperrt seit" in change.lower()
+    assert english_left(change) == []
+    data = {"action": "unsuppress_selected", "_selected_action": [entry.pk]}
+    confirmation = visible_text(admin_client.post("/admin/mailops/suppression/", data))
+    assert "von der Sperrliste entfernt" in confirmation
+    assert english_left(confirmation) == []
+
+
+def test_a_bounced_entry_and_the_unmatched_reports_are_german(
+    german: Any, admin_client: Client
+) -> None:
+    from django.utils import timezone
+
+    from mailops.bounces.models import UnmatchedKind
+    from mailops.models import UnmatchedBounce
+
+    log = make_log(status=MailStatus.BOUNCED, dsn_status="5.1.1", bounced_at=timezone.now())
+    entry = visible_text(admin_client.get(f"{CHANGELIST}{log.pk}/change/"))
+    assert "das Postfach existiert nicht" in entry
+    assert english_left(entry) == []
+    listing = visible_text(admin_client.get(f"{CHANGELIST}?bounce=hard"))
+    assert english_left(listing) == []
+    UnmatchedBounce.objects.create(
+        mailer="default",
+        mailbox="bounces@example.com:993",
+        folder="INBOX",
+        uid=7,
+        kind=UnmatchedKind.COMPLAINED,
+        recipient="gone@example.com",
+        fingerprint="f" * 64,
+    )
+    reports = visible_text(admin_client.get("/admin/mailops/unmatchedbounce/"))
+    assert "Beschwerde" in reports
+    assert english_left(reports) == []

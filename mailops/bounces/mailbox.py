@@ -21,6 +21,7 @@ from datetime import date, datetime, timedelta
 from email.message import Message
 
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from mailops.arrival.folders import Folder
 from mailops.arrival.imap import (
@@ -127,11 +128,16 @@ def move_message(client: BoundedIMAP4, uid: int, target: Folder) -> None:
             status, _data = client.uid("EXPUNGE", str(uid))
     else:
         raise MailboxError(
-            "the IMAP server offers neither MOVE nor UIDPLUS, so --move-to cannot move "
-            "one message without touching others"
+            gettext(
+                "the IMAP server offers neither MOVE nor UIDPLUS, so --move-to cannot move "
+                "one message without touching others"
+            )
         )
     if status != "OK":
-        raise MailboxError(f"the IMAP server refused to move message {uid} to {target.name}")
+        raise MailboxError(
+            gettext("the IMAP server refused to move message %(uid)s to %(folder)s")
+            % {"uid": uid, "folder": target.name}
+        )
 
 
 def find_folder(client: BoundedIMAP4, name: str) -> Folder:
@@ -140,7 +146,8 @@ def find_folder(client: BoundedIMAP4, name: str) -> Folder:
     if name in listed:
         return listed[name]
     raise MailboxError(
-        f"folder {name} not on the IMAP server; it has: {', '.join(sorted(listed)) or '(none)'}"
+        gettext("folder %(name)s not on the IMAP server; it has: %(folders)s")
+        % {"name": name, "folders": ", ".join(sorted(listed)) or gettext("(none)")}
     )
 
 

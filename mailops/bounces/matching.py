@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from django.utils.translation import gettext, ngettext
+
 from mailops.bounces.reports import RecipientOutcome
 from mailops.models import ACCEPTED_STATUSES, BounceMatch, MailLog
 
@@ -35,9 +37,18 @@ def find_log(
             # One message, one row: the report may name the address after forwarding.
             return rows[0], BounceMatch.MESSAGE_ID, ""
         if rows:
-            return None, "", f"its Message-ID is on {len(rows)} entries, none to this recipient"
+            return (
+                None,
+                "",
+                ngettext(
+                    "its Message-ID is on %(count)d entry, not to this recipient",
+                    "its Message-ID is on %(count)d entries, none to this recipient",
+                    len(rows),
+                )
+                % {"count": len(rows)},
+            )
     if not recipients:
-        return None, "", "it names no recipient and no Message-ID of an entry"
+        return None, "", gettext("it names no recipient and no Message-ID of an entry")
     candidates = (
         MailLog.objects.filter(
             mailer__in=mailers,
@@ -53,4 +64,8 @@ def find_log(
     for row in candidates:
         if row.recipient.lower() in recipients:
             return row, BounceMatch.RECIPIENT_TIME, ""
-    return None, "", "no entry has its Message-ID, nor was sent to the recipient in the window"
+    return (
+        None,
+        "",
+        gettext("no entry has its Message-ID, nor was sent to the recipient in the window"),
+    )

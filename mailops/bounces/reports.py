@@ -30,6 +30,7 @@ import re
 from dataclasses import dataclass
 from email.message import Message
 
+from django.utils.translation import gettext
 from flufl.bounce import all_failures
 
 from mailops.bounces.parts import (
@@ -139,7 +140,7 @@ def read_report(raw: bytes) -> Report:
     identity = text_of(message.get("Message-ID")).strip() or hashlib.sha256(raw).hexdigest()
     subject = text_of(message.get("Subject"))[:255]
     if message.defects and not message.keys():
-        return Report(kind=UNREADABLE, identity=identity, note="not a mail message")
+        return Report(kind=UNREADABLE, identity=identity, note=gettext("not a mail message"))
     report_type = message.get_param("report-type", "", header="content-type")
     report_type = str(report_type).lower() if isinstance(report_type, str) else ""
     is_report = message.get_content_type() == "multipart/report"
@@ -256,7 +257,9 @@ def _feedback_report(message: Message, *, identity: str, subject: str) -> Report
             format=ARF,
             identity=identity,
             subject=subject,
-            note="a complaint report that names neither the recipient nor the original message",
+            note=gettext(
+                "a complaint report that names neither the recipient nor the original message"
+            ),
         )
     return Report(
         kind=COMPLAINT,
@@ -296,7 +299,8 @@ def _non_standard(message: Message, *, identity: str, subject: str, dsn: bool) -
             format=NON_STANDARD,
             identity=identity,
             subject=subject,
-            note=f"flufl.bounce could not read it ({type(error).__name__})",
+            note=gettext("flufl.bounce could not read it (%(error)s)")
+            % {"error": type(error).__name__},
         )
     addresses = [(MailEventType.BOUNCED, a) for a in sorted(permanent)] + [
         (MailEventType.DEFERRED, a) for a in sorted(temporary - permanent)
@@ -308,7 +312,7 @@ def _non_standard(message: Message, *, identity: str, subject: str, dsn: bool) -
                 format=RFC3464,
                 identity=identity,
                 subject=subject,
-                note="a delivery report without a readable delivery-status part",
+                note=gettext("a delivery report without a readable delivery-status part"),
             )
         return Report(kind=NOT_A_REPORT, identity=identity, subject=subject)
     text = _report_text(message)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
+from django.utils.translation import gettext
+
 from mailops.arrival.mailboxes import MailboxURLError
 from mailops.bounces.results import MailboxRun
 from mailops.bounces.service import NoBounceMailbox, bounce_mailboxes, read_bounces
@@ -40,8 +42,10 @@ def read_mailboxes(
         raise UsageError(str(error)) from None
     if not groups:
         raise UsageError(
-            "no mailer has a mailbox to read bounces from: set MAILBOX_URL "
-            "(or MAILBOX_<ALIAS>_URL, or MAILOPS['MAILBOXES'])"
+            gettext(
+                "no mailer has a mailbox to read bounces from: set MAILBOX_URL "
+                "(or MAILBOX_<ALIAS>_URL, or MAILOPS['MAILBOXES'])"
+            )
         )
     return [
         read_bounces(aliases, mailbox, since=since, dry_run=dry_run, move_to=move_to)

@@ -20,6 +20,7 @@ from datetime import date, timedelta
 
 from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from mailops.arrival.imap import MailboxError, folders_to_read, imap_secrets, open_session
 from mailops.arrival.mailboxes import Mailbox, mailbox_for, verifiable_aliases
@@ -36,7 +37,7 @@ from mailops.bounces.reports import (
     read_report,
 )
 from mailops.bounces.results import AUTO_REPLY_LINE, UNREADABLE_LINE, MailboxRun, ReportLine
-from mailops.conf import get_setting
+from mailops.conf import get_setting, stored_language
 from mailops.models import MailEventType
 from mailops.redaction import redact
 from mailops.tracking.events import (
@@ -83,8 +84,11 @@ def bounce_mailboxes(using: str | None, *, all_mailers: bool) -> list[tuple[list
         if mailbox is None:
             variable = "MAILBOX_URL" if alias == "default" else f"MAILBOX_{alias.upper()}_URL"
             raise NoBounceMailbox(
-                f"mailer {alias!r} has no mailbox to read bounces from: set {variable} "
-                f"or MAILOPS['MAILBOXES'][{alias!r}]"
+                _(
+                    "mailer %(alias)r has no mailbox to read bounces from: set %(variable)s "
+                    "or MAILOPS['MAILBOXES'][%(alias)r]"
+                )
+                % {"alias": alias, "variable": variable}
             )
         identity = mailbox_identity(mailbox)
         if identity in groups:
@@ -114,7 +118,22 @@ def read_bounces(
     too slow or refuses something ends the run with ``error`` set, keeping
     what was done before. With ``dry_run`` nothing is written (no row, no
     position) and nothing moved.
+
+    Its notes and errors are written in the site's language (see
+    ``stored_language``): an unreadable report's note is stored in its row.
     """
+    with stored_language():
+        return _read_bounces(aliases, mailbox, since=since, dry_run=dry_run, move_to=move_to)
+
+
+def _read_bounces(
+    aliases: list[str],
+    mailbox: Mailbox,
+    *,
+    since: date | None,
+    dry_run: bool,
+    move_to: str | None,
+) -> MailboxRun:
     run = MailboxRun(mailer=aliases[0], mailbox=mailbox_identity(mailbox), dry_run=dry_run)
     max_size: int = get_setting("BOUNCE_MAX_MESSAGE_SIZE")
     ends = time.monotonic() + float(get_setting("BOUNCE_READ_TIMEOUT"))
@@ -161,7 +180,9 @@ def read_bounces(
     except MailboxError as error:
         run.error = redact(str(error), imap_secrets(mailbox))
         if run.messages:
-            run.error += "; what was read before is kept, the next run goes on from there"
+            run.error = _(
+                "%(error)s; what was read before is kept, the next run goes on from there"
+            ) % {"error": run.error}
     finally:
         for message in read_to.values():
             _remember(run.mailbox, message)
@@ -185,8 +206,14 @@ class _Reader:
         if message.too_large:
             self._unreadable(
                 message,
-                f"skipped: {message.size:,} bytes, more than BOUNCE_MAX_MESSAGE_SIZE "
-                f"({get_setting('BOUNCE_MAX_MESSAGE_SIZE'):,}); left in the mailbox unread",
+                _(
+                    "skipped: %(size)s bytes, more than BOUNCE_MAX_MESSAGE_SIZE (%(max)s); "
+                    "left in the mailbox unread"
+                )
+                % {
+                    "size": f"{message.size:,}",
+                    "max": f"{get_setting('BOUNCE_MAX_MESSAGE_SIZE'):,}",
+                },
                 subject=_subject(message),
                 identity=f"size:{message.folder}:{message.uidvalidity}:{message.uid}",
             )
@@ -202,7 +229,7 @@ class _Reader:
                     folder=message.folder,
                     uid=message.uid,
                     kind=AUTO_REPLY_LINE,
-                    note="an automatic reply (vacation), not a bounce: nothing changed",
+                    note=_("an automatic reply (vacation), not a bounce: nothing changed"),
                 )
             )
         elif report.kind in (BOUNCE, COMPLAINT):
@@ -233,20 +260,21 @@ class _Reader:
         )
         self.run.lines.append(line)
         if log is None:
-            line.note = f"{why}; kept as an unmatched report"
+            line.note = _("%(why)s; kept as an unmatched report") % {"why": why}
             if not self.dry_run:
                 self._keep_unmatched(message, report, outcome, diagnostic)
             return True
         line.log_id, line.matched_by = log.pk, matched_by
         if self.dry_run:
-            line.status, line.note = log.status, "dry run: nothing recorded"
+            line.status, line.note = log.status, _("dry run: nothing recorded")
             return True
         event = DeliveryEvent(
             event_type=outcome.event_type,
             source=MAILBOX_SOURCE,
             fingerprint=_fingerprint(report.identity, outcome),
             occurred_at=received_at,
-            description=f"{report.format} report in {message.folder}: {report.subject}",
+            description=_("%(format)s report in %(folder)s: %(subject)s")
+            % {"format": report.format, "folder": message.folder, "subject": report.subject},
             mta_response=diagnostic,
             dsn_status=outcome.dsn_status,
             remote_mta=outcome.remote_mta,
@@ -256,15 +284,15 @@ class _Reader:
         try:
             _event, created = record_delivery_event(log, event)
         except EventArrivedEarly:
-            line.note = "its entry is still being sent; read again next run"
+            line.note = _("its entry is still being sent; read again next run")
             return False
         log.refresh_from_db(fields=["status"])
         line.status = log.status
         line.changed = created and log.status != before
         if not created:
-            line.note = "already recorded"
+            line.note = _("already recorded")
         elif not line.changed:
-            line.note = f"recorded; the entry stays {log.status}"
+            line.note = _("recorded; the entry stays %(status)s") % {"status": log.status}
         return True
 
     def _unreadable(self, message: NewMessage, note: str, *, subject: str, identity: str) -> None:

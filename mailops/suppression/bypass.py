@@ -33,7 +33,17 @@ MAX_DEPTH = 200
 
 
 class BypassPathError(ValueError):
-    """A ``SUPPRESSION_BYPASS`` entry names nothing importable and callable."""
+    """A ``SUPPRESSION_BYPASS`` entry names nothing importable and callable.
+
+    ``not_function`` tells the two cases apart, so that the system check can
+    word them in the site's language (the text itself is English, for the log).
+    """
+
+    def __init__(self, path: str, *, not_function: bool = False) -> None:
+        self.path = path
+        self.not_function = not_function
+        what = "a Python function or method" if not_function else "an importable function or method"
+        super().__init__(f"{path!r} is not {what}")
 
 
 def resolve(path: str) -> Any:
@@ -50,7 +60,7 @@ def resolve(path: str) -> Any:
         except AttributeError:
             break
         return target
-    raise BypassPathError(f"{path!r} is not an importable function or method")
+    raise BypassPathError(path)
 
 
 def code_of(path: str) -> CodeType:
@@ -58,7 +68,7 @@ def code_of(path: str) -> CodeType:
     target = inspect.unwrap(resolve(path))
     code = getattr(getattr(target, "__func__", target), "__code__", None)
     if not isinstance(code, CodeType):
-        raise BypassPathError(f"{path!r} is not a Python function or method")
+        raise BypassPathError(path, not_function=True)
     return code
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core import checks
+from django.utils.translation import gettext as _
 
 from mailops.conf import get_setting
 from mailops.suppression.bypass import BypassPathError, code_of
@@ -16,11 +17,15 @@ def check_suppression_settings(app_configs: Any = None, **kwargs: Any) -> list[c
     if get_setting("SUPPRESS_SITE_MAIL") and not get_setting("AUDIT_ALL_MAIL"):
         found.append(
             checks.Warning(
-                "MAILOPS['SUPPRESS_SITE_MAIL'] is on, but MAILOPS['AUDIT_ALL_MAIL'] is off: "
-                "site mail is only filtered where it is audited, so suppressed addresses "
-                "still get it.",
-                hint="Set MAILOPS['AUDIT_ALL_MAIL'] = True as well (see 'The suppression "
-                "list' in the docs), or turn SUPPRESS_SITE_MAIL off.",
+                _(
+                    "MAILOPS['SUPPRESS_SITE_MAIL'] is on, but MAILOPS['AUDIT_ALL_MAIL'] is off: "
+                    "site mail is only filtered where it is audited, so suppressed addresses "
+                    "still get it."
+                ),
+                hint=_(
+                    "Set MAILOPS['AUDIT_ALL_MAIL'] = True as well (see 'The suppression "
+                    "list' in the docs), or turn SUPPRESS_SITE_MAIL off."
+                ),
                 id="mailops.W040",
             )
         )
@@ -28,12 +33,23 @@ def check_suppression_settings(app_configs: Any = None, **kwargs: Any) -> list[c
         try:
             code_of(path)
         except BypassPathError as error:
+            if error.not_function:
+                message = _(
+                    "MAILOPS['SUPPRESSION_BYPASS']: %(path)r is not a Python function or "
+                    "method; mail it was meant to let through is suppressed like any other."
+                )
+            else:
+                message = _(
+                    "MAILOPS['SUPPRESSION_BYPASS']: %(path)r is not an importable function or "
+                    "method; mail it was meant to let through is suppressed like any other."
+                )
             found.append(
                 checks.Warning(
-                    f"MAILOPS['SUPPRESSION_BYPASS']: {error}; mail it was meant to let "
-                    "through is suppressed like any other.",
-                    hint="Name a function or method by its dotted path, e.g. "
-                    "'django.contrib.auth.forms.PasswordResetForm.send_mail'.",
+                    message % {"path": error.path},
+                    hint=_(
+                        "Name a function or method by its dotted path, e.g. "
+                        "'django.contrib.auth.forms.PasswordResetForm.send_mail'."
+                    ),
                     id="mailops.W041",
                 )
             )

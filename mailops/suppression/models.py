@@ -10,7 +10,11 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.functional import Promise
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
+
+from mailops.conf import stored_language
 
 
 class SuppressionReason(models.TextChoices):
@@ -23,15 +27,23 @@ class SuppressionReason(models.TextChoices):
     MANUAL = "manual", _("Added by hand")
 
 
-# How a reason reads in a log row's error when the entry has no detail
-# (log errors are stored in English, like every other reason in the log).
-REASON_TEXT: dict[str, str] = {
-    SuppressionReason.HARD_BOUNCE: "hard bounce",
-    SuppressionReason.SOFT_BOUNCES: "repeated soft bounces",
-    SuppressionReason.COMPLAINT: "the recipient complained (spam report)",
-    SuppressionReason.UNSUBSCRIBE: "the recipient unsubscribed",
-    SuppressionReason.MANUAL: "added by hand",
+# How a reason reads in a log row's error when the entry has no detail. Log
+# errors are written in the site's language (mailops.conf.stored_language).
+REASON_TEXT: dict[str, Promise] = {
+    SuppressionReason.HARD_BOUNCE: pgettext_lazy("suppression reason", "hard bounce"),
+    SuppressionReason.SOFT_BOUNCES: pgettext_lazy("suppression reason", "repeated soft bounces"),
+    SuppressionReason.COMPLAINT: _("the recipient complained (spam report)"),
+    SuppressionReason.UNSUBSCRIBE: _("the recipient unsubscribed"),
+    SuppressionReason.MANUAL: pgettext_lazy("suppression reason", "added by hand"),
 }
+
+
+def rejection_template() -> str:
+    """The wording of a suppressed recipient's error, with ``%(since)s`` and ``%(reason)s``.
+
+    Call it inside ``stored_language()``: the text goes into a row.
+    """
+    return gettext("suppressed since %(since)s: %(reason)s")
 
 
 def normalise_address(address: str) -> str:
@@ -126,4 +138,7 @@ def rejection_reason(created_at: datetime, reason: str, detail: str) -> str:
     """The one wording of a suppressed recipient's error (SQL: ``selection.rejection_text``)."""
     local = timezone.localtime(created_at) if timezone.is_aware(created_at) else created_at
     since = local.date().isoformat()
-    return f"suppressed since {since}: {detail or REASON_TEXT.get(reason, reason)}"
+    # Stored in the row: in the site's language, whoever's request caused it.
+    with stored_language():
+        words = detail or str(REASON_TEXT.get(reason, reason))
+        return rejection_template() % {"since": since, "reason": words}

@@ -10,6 +10,7 @@ addresses or from "select all" users.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Any
@@ -26,12 +27,14 @@ from django.db.models import (
 )
 from django.db.models.functions import Cast, Coalesce, Concat, Lower, NullIf, Trim, TruncDate
 
+from mailops.conf import stored_language
 from mailops.recipients import ADDRESS_ANNOTATION, Recipient, email_field_name
 from mailops.suppression.models import (
     REASON_TEXT,
     Suppression,
     SuppressionQuerySet,
     normalise_address,
+    rejection_template,
 )
 
 # Addresses looked up per query when marking an address list.
@@ -102,20 +105,31 @@ def suppressed_rows(logs: QuerySet[Any]) -> QuerySet[Any]:
 
 
 def rejection_text() -> Any:
-    """``rejection_reason()`` of an entry, as an SQL expression over ``Suppression``."""
-    reason_text = Case(
-        *[When(reason=reason, then=Value(text)) for reason, text in REASON_TEXT.items()],
-        default=F("reason"),
-        output_field=CharField(),
-    )
-    return Concat(
-        Value("suppressed since "),
+    """``rejection_reason()`` of an entry, as an SQL expression over ``Suppression``.
+
+    The same words in the site's language: the translated template is cut at
+    its placeholders (in whatever order the language puts them), and the
+    date and the reason are filled in by the database.
+    """
+    with stored_language():
+        template = rejection_template()
+        reason_text = Case(
+            *[When(reason=reason, then=Value(str(text))) for reason, text in REASON_TEXT.items()],
+            default=F("reason"),
+            output_field=CharField(),
+        )
+    slots = {
         # TruncDate uses the current time zone, as timezone.localtime() does.
-        Cast(TruncDate("created_at"), CharField()),
-        Value(": "),
-        Coalesce(NullIf(F("detail"), Value("")), reason_text),
-        output_field=CharField(),
-    )
+        "since": Cast(TruncDate("created_at"), CharField()),
+        "reason": Coalesce(NullIf(F("detail"), Value("")), reason_text),
+    }
+    parts: list[Any] = []
+    for index, piece in enumerate(re.split(r"%\((since|reason)\)s", template)):
+        if index % 2:
+            parts.append(slots[piece])
+        elif piece:
+            parts.append(Value(piece.replace("%%", "%")))
+    return Concat(*parts, output_field=CharField())
 
 
 def rejection_subquery() -> Subquery:

@@ -31,6 +31,7 @@ E015      the self-service page is mounted without the middleware it needs
 W009      the user model has no email field: users cannot be mailed
 W010      the user model has no is_staff/is_active: no ``--staff``
 W011      LOGIN_URL is an admin login, which non-staff users cannot use
+W040      ``AUDIT_ALL_MAIL`` on and no ``RETENTION``: the log grows without end
 E020      (deploy) tracking webhooks mounted without ``ANYMAIL['WEBHOOK_SECRET']``
 ========  ==========================================================
 """
@@ -60,6 +61,7 @@ from mailops.mailers.info import (
     mailers_setting,
 )
 from mailops.recipients import STAFF_FIELDS, has_field
+from mailops.retention.checks import check_retention
 from mailops.tracking.checks import check_tracking_webhooks
 
 
@@ -71,6 +73,7 @@ def register_checks() -> None:
         check_debug_with_real_mailers,
         check_doctor_settings,
         check_mailboxes,
+        check_retention,
     ):
         checks.register(_unless_invalid_setting(check), checks.Tags.mail, "mailops")
     for host_check in (

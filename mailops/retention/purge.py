@@ -1,0 +1,196 @@
+"""Delete what the retention policy no longer keeps, in short batches beside live sending.
+
+Rows go in batches of ``PURGE_BATCH_SIZE`` primary keys, each in its own
+short transaction, with a pause (``PURGE_PAUSE``) between batches: senders
+insert and update rows meanwhile, and no lock is held long. Before the first
+row goes, the days being purged are closed into the daily roll-up
+(:mod:`mailops.retention.history`), so the log's numbers survive.
+
+What points at a deleted row is handled through Django's own deletion
+(``QuerySet.delete()``): each foreign key's ``on_delete`` decides (a
+``MailEvent`` goes with its row; a model added later with ``SET_NULL``
+keeps its row and loses the link). ``SendingProgress`` rows, which name a
+claim token rather than a row, go once no row of that claim is in flight.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from django.db import transaction
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from mailops.conf import get_setting
+from mailops.models import MailLog, SendingProgress
+from mailops.retention.history import close_days
+from mailops.retention.policy import PurgeRule, local_midnight, purge_rules, rows_matching
+from mailops.statuses import UNFINISHED_STATUSES
+
+
+@dataclass
+class PurgeReport:
+    """What a purge deleted (or, dry, would delete)."""
+
+    dry_run: bool = False
+    deleted: Counter[str] = field(default_factory=Counter)
+    bodies_cleared: int = 0
+    days_closed: int = 0
+    batches: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.deleted.values())
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "dry_run": self.dry_run,
+            "deleted": dict(sorted(self.deleted.items())),
+            "deleted_total": self.total,
+            "bodies_cleared": self.bodies_cleared,
+            "days_closed": self.days_closed,
+            "batches": self.batches,
+        }
+
+
+# Called after each batch with (rows done, rows to do).
+ProgressCallback = Callable[[int, int], None]
+
+
+def body_rows(days: int, *, today: date | None = None) -> Q:
+    """Finished rows older than ``days`` whose stored body is not yet cleared."""
+    today = today or timezone.localdate()
+    cutoff = local_midnight(today - timedelta(days=days))
+    return Q(created_at__lt=cutoff) & ~Q(body="") & ~Q(status__in=UNFINISHED_STATUSES)
+
+
+def purge_mail_log(
+    *,
+    rules: list[PurgeRule],
+    body_days: int | None = None,
+    batch_size: int = 5000,
+    pause: float = 0.0,
+    dry_run: bool = False,
+    progress: ProgressCallback | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    using: str = "default",
+) -> PurgeReport:
+    """Delete the rows ``rules`` match, then clear bodies older than ``body_days``.
+
+    ``dry_run`` counts instead (nothing is closed, deleted or cleared).
+    ``sleep`` is called with ``pause`` between batches.
+    """
+    report = PurgeReport(dry_run=dry_run)
+    logs = MailLog.objects.using(using).order_by()
+    doomed = rows_matching(rules) if rules else None
+    bodies = body_rows(body_days) if body_days is not None else None
+    if dry_run:
+        if doomed is not None:
+            rows = logs.filter(doomed).values("status").annotate(n=Count("*"))
+            report.deleted.update({row["status"]: row["n"] for row in rows})
+        if bodies is not None:
+            kept = logs.filter(bodies)
+            report.bodies_cleared = (kept.exclude(doomed) if doomed else kept).count()
+        return report
+
+    if doomed is not None:
+        report.days_closed = close_days(max(rule.cutoff_day for rule in rules), using=using)
+        total = logs.filter(doomed).count()
+        for batch in _batches(logs.filter(doomed), batch_size):
+            report.deleted.update(_delete_batch(logs, doomed, batch, using=using))
+            report.batches += 1
+            if progress:
+                progress(report.total, total)
+            sleep(pause)
+    if bodies is not None:
+        for batch in _batches(logs.filter(bodies), batch_size):
+            with transaction.atomic(using=using):
+                report.bodies_cleared += logs.filter(
+                    bodies, pk__gte=batch[0], pk__lte=batch[1]
+                ).update(body="")
+            report.batches += 1
+            sleep(pause)
+    return report
+
+
+def _batches(rows: QuerySet[MailLog], size: int) -> Iterator[tuple[int, int]]:
+    """(first pk, last pk) ranges holding at most ``size`` of ``rows`` each, lowest first.
+
+    Lazy: each range is looked up once the previous one is done (deleted),
+    through the primary key index, so a batch costs the same at any log size.
+    """
+    after: int | None = None
+    while True:
+        keys = (rows if after is None else rows.filter(pk__gt=after)).order_by("pk")
+        found = list(keys.values_list("pk", flat=True)[:1])
+        if not found:
+            return
+        last = list(keys.values_list("pk", flat=True)[size - 1 : size])
+        if not last:
+            last = list(keys.order_by("-pk").values_list("pk", flat=True)[:1])
+        after = last[0]
+        yield found[0], after
+
+
+def _delete_batch(
+    logs: QuerySet[MailLog], doomed: Q, batch: tuple[int, int], *, using: str
+) -> Counter[str]:
+    """Delete one range's matching rows (and what depends on them); counts by status."""
+    with transaction.atomic(using=using):
+        rows = logs.filter(doomed, pk__gte=batch[0], pk__lte=batch[1])
+        found = list(rows.values_list("pk", "status", "claimed_by"))
+        if not found:
+            return Counter()
+        MailLog.objects.using(using).filter(pk__in=[pk for pk, _, _ in found]).only("pk").delete()
+        tokens = {token for _, _, token in found if token}
+        if tokens:
+            live = MailLog.objects.using(using).filter(
+                claimed_by__in=tokens, status__in=UNFINISHED_STATUSES
+            )
+            SendingProgress.objects.using(using).filter(token__in=tokens).exclude(
+                token__in=live.values("claimed_by")
+            ).delete()
+        return Counter(status for _, status, _ in found)
+
+
+def purge_by_policy(
+    *,
+    older_than: int | None = None,
+    statuses: list[str] | None = None,
+    triggers: list[str] | None = None,
+    bodies_only: bool = False,
+    dry_run: bool = False,
+    progress: ProgressCallback | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> PurgeReport:
+    """One purge as ``MAILOPS`` configures it (the command's and the task's entry point).
+
+    ``older_than`` (days) replaces ``RETENTION`` for rows, or with
+    ``bodies_only`` replaces ``BODY_RETENTION``; ``statuses`` and
+    ``triggers`` narrow which rows go. With nothing configured and no
+    ``older_than``, nothing is deleted.
+    """
+    body_days = get_setting("BODY_RETENTION")
+    if bodies_only:
+        rules: list[PurgeRule] = []
+        body_days = older_than if older_than is not None else body_days
+    else:
+        rules = purge_rules(
+            retention=get_setting("RETENTION"),
+            older_than=older_than,
+            statuses=statuses,
+            triggers=triggers,
+        )
+    return purge_mail_log(
+        rules=rules,
+        body_days=body_days,
+        batch_size=get_setting("PURGE_BATCH_SIZE"),
+        pause=float(get_setting("PURGE_PAUSE")),
+        dry_run=dry_run,
+        progress=progress,
+        sleep=sleep,
+    )

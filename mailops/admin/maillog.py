@@ -45,6 +45,7 @@ from mailops.admin.filters import (
     InDoubtListFilter,
     MailerListFilter,
     date_hierarchy,
+    history_for,
 )
 from mailops.admin.links import admin_url
 from mailops.admin.mailers import get_mailer_admin_urls, register_mailers_entry
@@ -230,14 +231,18 @@ class MailLogAdmin(
             # A redirect (actions, invalid filters) or an error page.
             return response
         summary = cl.paginator.summary
-        outcomes = stats.daily_outcomes(cl.queryset)
+        # Days closed by a purge are counted from the daily roll-up, when the
+        # list's filters can be said there (status, mailer, trigger, dates).
+        history = history_for(cl)
+        outcomes = stats.daily_outcomes(cl.queryset, history=history)
+        shown = stats.summarize_with_history(cl.queryset, history, limit=self.count_limit)
         if not summary.complete:
             # Django's text would name the count as if it were exact.
             context["selection_note_all"] = _(
                 "All matching entries selected (more than %(count)s)"
             ) % {"count": summary.total}
         context.update(
-            mailops_summary=summary,
+            mailops_summary=shown or summary,
             mailops_chart=stats.chart(outcomes),
             mailops_dates=date_hierarchy(cl, summary.first, summary.last),
             mailers_url=admin_url(self.admin_site, "mailops_mailers"),

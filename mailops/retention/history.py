@@ -12,6 +12,7 @@ bounce) no longer moves them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -93,14 +94,28 @@ def closed_counts(
 ) -> QuerySet[MailDailyCount]:
     """Count rows of closed days (markers left out), narrowed by ``filters`` (field lookups)."""
     return (
-        MailDailyCount.objects.using(using)
-        .exclude(status="")
-        .filter(**(filters or {}))
-        .order_by()
+        MailDailyCount.objects.using(using).exclude(status="").filter(**(filters or {})).order_by()
     )
 
 
-def counts_by_status(history: QuerySet[MailDailyCount], *, before: date) -> dict[str, int]:
-    """``{status: n}`` over the closed days before ``before``."""
-    rows = history.filter(day__lt=before).values("status").annotate(n=Sum("count"))
-    return {row["status"]: int(row["n"]) for row in rows if row["n"]}
+@dataclass(frozen=True)
+class ClosedDays:
+    """The roll-up's counts (narrowed like a list) and the first day not closed."""
+
+    counts: QuerySet[MailDailyCount]
+    until: date
+
+    def by_status(self) -> dict[str, int]:
+        """``{status: n}`` over every closed day."""
+        rows = self.counts.filter(day__lt=self.until).values("status").annotate(n=Sum("count"))
+        return {row["status"]: int(row["n"]) for row in rows if row["n"]}
+
+
+def closed_days(
+    *, using: str = "default", filters: dict[str, Any] | None = None
+) -> ClosedDays | None:
+    """The closed days' counts narrowed by ``filters``; None if no day is closed (one query)."""
+    until = closed_until(using=using)
+    if until is None:
+        return None
+    return ClosedDays(counts=closed_counts(using=using, filters=filters), until=until)

@@ -82,8 +82,8 @@ def purge_rules(
     by_days: dict[int, set[tuple[str, str]]] = {}
     for trigger in wanted_triggers:
         for status in wanted_statuses:
-            days = older_than if older_than is not None else retention_days(
-                retention, trigger, status
+            days = (
+                older_than if older_than is not None else retention_days(retention, trigger, status)
             )
             if days is not None:
                 by_days.setdefault(days, set()).add((trigger, status))

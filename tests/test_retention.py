@@ -141,7 +141,8 @@ def test_purge_follows_the_policy_and_never_touches_rows_in_flight() -> None:
         in_doubt.pk,
         command_sent.pk,
     }
-    assert old_site_sent.pk not in kept and ancient_failed.pk not in kept
+    assert old_site_sent.pk not in kept
+    assert ancient_failed.pk not in kept
 
 
 @pytest.mark.django_db
@@ -218,7 +219,8 @@ def test_rows_go_in_bounded_batches_with_a_pause_between() -> None:
         progress=lambda done, total: progress.append((done, total)),
     )
 
-    assert report.total == 10 and report.batches == 4
+    assert report.total == 10
+    assert report.batches == 4
     assert pauses == [0.25] * 4
     assert progress == [(3, 10), (6, 10), (9, 10), (10, 10)]
     assert list(MailLog.objects.values_list("pk", flat=True)) == [keep.pk]
@@ -233,7 +235,8 @@ def test_bodies_only_clears_old_bodies_and_keeps_the_rows() -> None:
     with mailops(BODY_RETENTION=7):
         report = purge("--bodies-only")
 
-    assert report["bodies_cleared"] == 1 and report["deleted_total"] == 0
+    assert report["bodies_cleared"] == 1
+    assert report["deleted_total"] == 0
     bodies = dict(MailLog.objects.values_list("pk", "body"))
     assert bodies == {old.pk: "", young.pk: "recent", queued.pk: "to send"}
 
@@ -257,7 +260,8 @@ def test_the_text_report_names_each_status() -> None:
         call_command("purgemaillog", "--older-than", "2", stdout=out, stderr=StringIO())
     text = out.getvalue()
     assert "Deleted 2 rows." in text
-    assert "  bounced: 1" in text and "  sent: 1" in text
+    assert "  bounced: 1" in text
+    assert "  sent: 1" in text
 
 
 @pytest.mark.django_db
@@ -272,9 +276,11 @@ def test_bad_options_are_usage_errors(args: tuple[str, ...]) -> None:
 
 @pytest.mark.django_db
 def test_a_bad_setting_is_a_usage_error_naming_it() -> None:
-    with override_settings(MAILOPS={"RETENTION": {"site": {"sending": 3}}}):
-        with pytest.raises(CommandError, match="RETENTION") as error:
-            call_command("purgemaillog", stdout=StringIO(), stderr=StringIO())
+    with (
+        override_settings(MAILOPS={"RETENTION": {"site": {"sending": 3}}}),
+        pytest.raises(CommandError, match="RETENTION") as error,
+    ):
+        call_command("purgemaillog", stdout=StringIO(), stderr=StringIO())
     assert error.value.returncode == 2
 
 

@@ -12,8 +12,9 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from django.db import models
-from django.db.models import Count, F
+from django.db import connections, models
+from django.db.models import Count, F, Q
+from django.db.models.functions import Left
 from django.utils import timezone
 
 from mailops.statuses import ACCEPTED_STATUSES, UNFINISHED_STATUSES, MailStatus, sources_of
@@ -73,6 +74,36 @@ class MailLogQuerySet(models.QuerySet["MailLog"]):
     def claimed_by(self, token: str) -> MailLogQuerySet:
         """The rows one delivery run claimed (and has not settled yet)."""
         return self.filter(claimed_by=token, status=MailStatus.SENDING)
+
+    def search(self, term: str) -> MailLogQuerySet:
+        """Rows whose recipient or subject starts with ``term`` (any case), or whose
+        Message-ID (with or without ``< >``) or provider message id is ``term``.
+
+        The admin's search and ``exportmaillog --search``: one term, prefix or
+        exact lookups only, so an index can answer.
+        """
+        from mailops.models import SUBJECT_PREFIX_LENGTH
+
+        message_ids = {term}
+        if not term.startswith("<"):
+            message_ids.add(f"<{term}>")
+        queryset: Any = self
+        subject = Q(subject__istartswith=term)
+        if connections[self.db].vendor == "postgresql":
+            # PostgreSQL's subject index covers the first characters only (a
+            # whole subject can outgrow an index entry), so the lookup must
+            # name that expression; a longer term also checks the whole
+            # subject, among the rows the index found.
+            queryset = queryset.alias(subject_head=Left("subject", SUBJECT_PREFIX_LENGTH))
+            head = Q(subject_head__istartswith=term[:SUBJECT_PREFIX_LENGTH])
+            subject = head & subject if len(term) > SUBJECT_PREFIX_LENGTH else head
+        query = (
+            Q(recipient__istartswith=term)
+            | subject
+            | Q(message_id__in=sorted(message_ids))
+            | Q(esp_message_id=term)
+        )
+        return queryset.filter(query)
 
     def status_counts(self) -> dict[str, int]:
         """``{status: count}`` for the rows of this queryset, one query."""

@@ -21,9 +21,7 @@ from django.contrib import admin
 from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import BadRequest, PermissionDenied
-from django.db import connections
-from django.db.models import Q, QuerySet
-from django.db.models.functions import Left
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.urls import URLPattern, path
 from django.utils import timezone
@@ -53,7 +51,8 @@ from mailops.admin.paginator import SummaryPaginator
 from mailops.admin.resend import ResendActionMixin
 from mailops.admin.resources import EXPORT_FORMATS, MailLogResource, iter_csv
 from mailops.admin.verify import get_verify_admin_urls
-from mailops.models import SUBJECT_PREFIX_LENGTH, MailLog, MailStatus
+from mailops.models import MailLog, MailStatus
+from mailops.retention.copy_csv import copy_supported, iter_copy_csv
 
 _STATUS_LABELS = dict(MailStatus.choices)
 
@@ -184,25 +183,8 @@ class MailLogAdmin(
         term = search_term.strip()
         if not term:
             return queryset, False
-        message_ids = {term}
-        if not term.startswith("<"):
-            message_ids.add(f"<{term}>")
-        subject = Q(subject__istartswith=term)
-        if connections[queryset.db].vendor == "postgresql":
-            # PostgreSQL's subject index covers the first characters only (a
-            # whole subject can outgrow an index entry), so the lookup must
-            # name that expression; a longer term also checks the whole
-            # subject, among the rows the index found.
-            queryset = queryset.alias(subject_head=Left("subject", SUBJECT_PREFIX_LENGTH))
-            head = Q(subject_head__istartswith=term[:SUBJECT_PREFIX_LENGTH])
-            subject = head & subject if len(term) > SUBJECT_PREFIX_LENGTH else head
-        query = (
-            Q(recipient__istartswith=term)
-            | subject
-            | Q(message_id__in=sorted(message_ids))
-            | Q(esp_message_id=term)
-        )
-        return queryset.filter(query), False
+        searched: QuerySet[MailLog] = queryset.search(term)  # type: ignore[attr-defined]
+        return searched, False
 
     def get_paginator(
         self,
@@ -290,11 +272,15 @@ class MailLogAdmin(
 
         import-export's formats build the whole file in memory first; this
         writes rows as they are read, so it suits exports of the whole log.
+        Same permission, columns and redaction on every database.
         """
         if not self.has_export_permission(request):
             raise PermissionDenied
         queryset = self.get_export_queryset(request)
         stamp = timezone.localtime().strftime("%Y%m%d-%H%M%S")
-        response = StreamingHttpResponse(iter_csv(queryset), content_type="text/csv; charset=utf-8")
+        # On PostgreSQL the database writes the CSV (COPY ... TO STDOUT), the
+        # same bytes several times faster; elsewhere rows are written here.
+        rows = iter_copy_csv(queryset) if copy_supported(queryset) else iter_csv(queryset)
+        response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="maillog-{stamp}.csv"'
         return response

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
@@ -139,13 +139,24 @@ def _batches(rows: QuerySet[MailLog], size: int) -> Iterator[tuple[int, int]]:
 def _delete_batch(
     logs: QuerySet[MailLog], doomed: Q, batch: tuple[int, int], *, using: str
 ) -> Counter[str]:
-    """Delete one range's matching rows (and what depends on them); counts by status."""
+    """Delete one range's matching rows (and what depends on them); counts by status.
+
+    The rows are locked first (``SELECT ... FOR UPDATE`` where the database
+    has it), so none changes status between being counted and deleted.
+    """
     with transaction.atomic(using=using):
         rows = logs.filter(doomed, pk__gte=batch[0], pk__lte=batch[1])
-        found = list(rows.values_list("pk", "status", "claimed_by"))
+        found = list(rows.select_for_update().values_list("pk", "status", "claimed_by"))
         if not found:
             return Counter()
-        MailLog.objects.using(using).filter(pk__in=[pk for pk, _, _ in found]).only("pk").delete()
+        pks = [pk for pk, _, _ in found]
+        doomed_rows = MailLog.objects.using(using).filter(pk__in=pks)
+        if _release_dependants(pks, using=using):
+            # One DELETE for the batch: Django's QuerySet.delete() would load
+            # the rows and delete them a hundred keys per statement.
+            doomed_rows._raw_delete(using)
+        else:
+            doomed_rows.only("pk").delete()
         tokens = {token for _, _, token in found if token}
         if tokens:
             live = MailLog.objects.using(using).filter(
@@ -155,6 +166,39 @@ def _delete_batch(
                 token__in=live.values("claimed_by")
             ).delete()
         return Counter(status for _, status, _ in found)
+
+
+def _release_dependants(pks: list[int], *, using: str) -> bool:
+    """Apply each foreign key to ``MailLog``'s ``on_delete`` to the rows pointing at ``pks``.
+
+    Whatever model points at the log (``MailEvent`` here, a later model of
+    the host's or of mailops'), its own ``on_delete`` decides: CASCADE
+    deletes those rows (through Django, so their own dependants follow),
+    SET_NULL / SET_DEFAULT unlink them, DO_NOTHING leaves them to the
+    database. False (nothing done) when a key asks for more (PROTECT,
+    RESTRICT, ``SET(...)``): then Django's own deletion handles the batch,
+    with its errors.
+    """
+    simple = (models.CASCADE, models.SET_NULL, models.SET_DEFAULT, models.DO_NOTHING)
+    relations = [
+        relation
+        for relation in MailLog._meta.related_objects
+        if relation.one_to_many or relation.one_to_one
+    ]
+    if any(relation.on_delete not in simple for relation in relations):
+        return False
+    for relation in relations:
+        field = relation.field
+        pointing = relation.related_model._base_manager.using(using).filter(
+            **{f"{field.name}__in": pks}
+        )
+        if relation.on_delete is models.CASCADE:
+            pointing.delete()
+        elif relation.on_delete is models.SET_NULL:
+            pointing.update(**{field.name: None})
+        elif relation.on_delete is models.SET_DEFAULT:
+            pointing.update(**{field.name: field.get_default()})
+    return True
 
 
 def purge_by_policy(

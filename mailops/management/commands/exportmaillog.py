@@ -111,7 +111,8 @@ class Command(BaseCommand):
                     stdout.write(chunk.decode())
 
     def _queryset(self, options: dict[str, Any]) -> Any:
-        queryset: Any = MailLog.objects.all()
+        # The users joined, as the admin's export reads them (list_select_related).
+        queryset: Any = MailLog.objects.select_related("user", "triggered_by")
         if options["status"]:
             queryset = queryset.filter(status__in=options["status"])
         if options["mailer"]:

@@ -204,25 +204,27 @@ def test_events_and_leftover_progress_rows_go_with_their_rows() -> None:
 
 
 @pytest.mark.django_db
-def test_rows_go_in_bounded_batches_with_a_pause_between() -> None:
-    for n in range(10):
-        make_log(created_at=days_ago(5, minute=n))
+def test_rows_go_in_bounded_primary_key_ranges_with_a_pause_after_each() -> None:
+    logs = [make_log(created_at=days_ago(5, minute=n)) for n in range(10)]
     keep = make_log(status=MailStatus.QUEUED, created_at=days_ago(5, minute=30))
     pauses: list[float] = []
-    progress: list[tuple[int, int]] = []
+    progress: list[tuple[int, float]] = []
 
     report = purge_mail_log(
         rules=purge_rules(retention={}, older_than=1),
         batch_size=3,
         pause=0.25,
         sleep=pauses.append,
-        progress=lambda done, total: progress.append((done, total)),
+        progress=lambda done, share: progress.append((done, share)),
     )
 
     assert report.total == 10
+    # Eleven keys in ranges of three; the last range holds only the queued row.
     assert report.batches == 4
     assert pauses == [0.25] * 4
-    assert progress == [(3, 10), (6, 10), (9, 10), (10, 10)]
+    assert [done for done, _ in progress] == [3, 6, 9, 10]
+    assert progress[-1][1] == 1.0
+    assert keep.pk == logs[-1].pk + 1
     assert list(MailLog.objects.values_list("pk", flat=True)) == [keep.pk]
 
 

@@ -19,10 +19,10 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from django.db import models, transaction
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Max, Min, Q, QuerySet
 from django.utils import timezone
 
 from mailops.conf import get_setting
@@ -57,14 +57,17 @@ class PurgeReport:
         }
 
 
-# Called after each batch with (rows done, rows to do).
-ProgressCallback = Callable[[int, int], None]
+# Called after each batch with the rows deleted so far and the share (0 to 1)
+# of the primary-key range walked.
+ProgressCallback = Callable[[int, float], None]
 
 
-def body_rows(days: int, *, today: date | None = None) -> Q:
-    """Finished rows older than ``days`` whose stored body is not yet cleared."""
-    today = today or timezone.localdate()
-    cutoff = local_midnight(today - timedelta(days=days))
+def body_cutoff(days: int, *, today: date | None = None) -> datetime:
+    return local_midnight((today or timezone.localdate()) - timedelta(days=days))
+
+
+def body_rows(cutoff: datetime) -> Q:
+    """Finished rows created before ``cutoff`` whose stored body is not yet cleared."""
     return Q(created_at__lt=cutoff) & ~Q(body="") & ~Q(status__in=UNFINISHED_STATUSES)
 
 
@@ -82,12 +85,13 @@ def purge_mail_log(
     """Delete the rows ``rules`` match, then clear bodies older than ``body_days``.
 
     ``dry_run`` counts instead (nothing is closed, deleted or cleared).
-    ``sleep`` is called with ``pause`` between batches.
+    ``sleep`` is called with ``pause`` after each batch that changed rows.
     """
     report = PurgeReport(dry_run=dry_run)
     logs = MailLog.objects.using(using).order_by()
     doomed = rows_matching(rules) if rules else None
-    bodies = body_rows(body_days) if body_days is not None else None
+    cleared_before = body_cutoff(body_days) if body_days is not None else None
+    bodies = body_rows(cleared_before) if cleared_before is not None else None
     if dry_run:
         if doomed is not None:
             rows = logs.filter(doomed).values("status").annotate(n=Count("*"))
@@ -98,42 +102,43 @@ def purge_mail_log(
         return report
 
     if doomed is not None:
-        report.days_closed = close_days(max(rule.cutoff_day for rule in rules), using=using)
-        total = logs.filter(doomed).count()
-        for batch in _batches(logs.filter(doomed), batch_size):
-            report.deleted.update(_delete_batch(logs, doomed, batch, using=using))
-            report.batches += 1
+        newest = max(rule.cutoff_day for rule in rules)
+        report.days_closed = close_days(newest, using=using)
+        for first, last, share in _key_ranges(logs, local_midnight(newest), batch_size):
+            deleted = _delete_batch(logs, doomed, (first, last), using=using)
+            if deleted:
+                report.deleted.update(deleted)
+                report.batches += 1
+                sleep(pause)
             if progress:
-                progress(report.total, total)
-            sleep(pause)
-    if bodies is not None:
-        for batch in _batches(logs.filter(bodies), batch_size):
+                progress(report.total, share)
+    if bodies is not None and cleared_before is not None:
+        for first, last, _share in _key_ranges(logs, cleared_before, batch_size):
             with transaction.atomic(using=using):
-                report.bodies_cleared += logs.filter(
-                    bodies, pk__gte=batch[0], pk__lte=batch[1]
-                ).update(body="")
-            report.batches += 1
-            sleep(pause)
+                cleared = logs.filter(bodies, pk__gte=first, pk__lte=last).update(body="")
+            if cleared:
+                report.bodies_cleared += cleared
+                report.batches += 1
+                sleep(pause)
     return report
 
 
-def _batches(rows: QuerySet[MailLog], size: int) -> Iterator[tuple[int, int]]:
-    """(first pk, last pk) ranges holding at most ``size`` of ``rows`` each, lowest first.
+def _key_ranges(
+    logs: QuerySet[MailLog], before: datetime, size: int
+) -> Iterator[tuple[int, int, float]]:
+    """Primary-key ranges of ``size`` keys over the rows created before ``before``.
 
-    Lazy: each range is looked up once the previous one is done (deleted),
-    through the primary key index, so a batch costs the same at any log size.
+    Yields (first pk, last pk, share walked). Each batch reads at most
+    ``size`` rows through the primary key index, whatever the filter and
+    whatever plan the database would pick for it over the whole table.
     """
-    after: int | None = None
-    while True:
-        keys = (rows if after is None else rows.filter(pk__gt=after)).order_by("pk")
-        found = list(keys.values_list("pk", flat=True)[:1])
-        if not found:
-            return
-        last = list(keys.values_list("pk", flat=True)[size - 1 : size])
-        if not last:
-            last = list(keys.order_by("-pk").values_list("pk", flat=True)[:1])
-        after = last[0]
-        yield found[0], after
+    span = logs.filter(created_at__lt=before).aggregate(first=Min("pk"), last=Max("pk"))
+    first, last = span["first"], span["last"]
+    if first is None or last is None:
+        return
+    for low in range(first, last + 1, size):
+        high = min(low + size - 1, last)
+        yield low, high, (high - first + 1) / (last - first + 1)
 
 
 def _delete_batch(

@@ -24,21 +24,21 @@ EXIT_USAGE = 2
 class PurgeProgress:
     """The purge's progress line for :class:`~mailops.management.progress_meter.ProgressMeter`."""
 
-    done: int = 0
-    total: int = 0
+    deleted: int = 0
+    share: float = 0.0
 
     @property
     def finished(self) -> bool:
-        return self.done >= self.total
+        return self.share >= 1.0
 
     @property
     def percent(self) -> int:
-        return self.done * 100 // self.total if self.total else 100
+        return min(100, int(self.share * 100))
 
     def line(self, width: int = 20) -> str:
-        filled = self.done * width // self.total if self.total else width
+        filled = min(width, int(self.share * width))
         bar = "#" * filled + "." * (width - filled)
-        return f"[{bar}] {self.done}/{self.total} deleted"
+        return f"[{bar}] {self.percent}% {self.deleted} deleted"
 
 
 class Command(BaseCommand):
@@ -98,8 +98,8 @@ class Command(BaseCommand):
         meter = meter_for(self) if options["verbosity"] >= 1 and not options["json"] else None
         state = PurgeProgress()
 
-        def progress(done: int, total: int) -> None:
-            state.done, state.total = done, total
+        def progress(deleted: int, share: float) -> None:
+            state.deleted, state.share = deleted, share
             if meter:
                 meter.show(state)
 
@@ -111,7 +111,7 @@ class Command(BaseCommand):
             dry_run=options["dry_run"],
             progress=progress,
         )
-        if meter and state.total:
+        if meter and state.share:
             meter.finish(state)
         if options["json"]:
             self.stdout.write(json.dumps(report.as_dict(), indent=2))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db.models import ProtectedError, RestrictedError
 from django.utils.translation import gettext as _
 
 from mailops.conf import get_setting, validate_settings
@@ -17,6 +18,7 @@ from mailops.retention.policy import PURGEABLE_STATUSES
 from mailops.retention.purge import PurgeReport, purge_by_policy
 from mailops.statuses import MailTrigger
 
+EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
@@ -103,14 +105,23 @@ class Command(BaseCommand):
             if meter:
                 meter.show(state)
 
-        report = purge_by_policy(
-            older_than=options["older_than"],
-            statuses=options["status"],
-            triggers=options["trigger"],
-            bodies_only=options["bodies_only"],
-            dry_run=options["dry_run"],
-            progress=progress,
-        )
+        try:
+            report = purge_by_policy(
+                older_than=options["older_than"],
+                statuses=options["status"],
+                triggers=options["trigger"],
+                bodies_only=options["bodies_only"],
+                dry_run=options["dry_run"],
+                progress=progress,
+            )
+        except (ProtectedError, RestrictedError) as error:
+            # A model of the project's protects log rows (on_delete=PROTECT):
+            # the batches before it are done, this one rolled back.
+            raise CommandError(
+                f"Stopped: {error.args[0]} Change that foreign key to SET_NULL or CASCADE, "
+                "or narrow the purge (--status, --trigger, --older-than).",
+                returncode=EXIT_FAILED,
+            ) from None
         if meter and state.share:
             meter.finish(state)
         if options["json"]:

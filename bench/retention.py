@@ -82,9 +82,9 @@ def digest(chunks: Iterable[bytes]) -> tuple[str, int, float, float]:
 def bench_export(rows: int, report: Callable[[str], None]) -> bool:
     from django.db import connections
 
-    from mailops.admin.resources import iter_csv
+    from mailops.exports.copy_csv import copy_supported, iter_copy_csv
+    from mailops.exports.resources import iter_csv
     from mailops.models import MailLog
-    from mailops.retention.copy_csv import copy_supported, iter_copy_csv
 
     first = MailLog.objects.order_by("pk").values_list("pk", flat=True).first() or 0
     # As the admin's export reads them: the users joined (list_select_related).

@@ -18,9 +18,9 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from mailops.admin.resources import EXPORT_COLUMNS, iter_csv
+from mailops.exports.copy_csv import copy_supported, iter_copy_csv
+from mailops.exports.resources import EXPORT_COLUMNS, iter_csv
 from mailops.models import MailLog, MailStatus, MailTrigger
-from mailops.retention.copy_csv import copy_supported, iter_copy_csv
 from tests.maillog_fixtures import CHANGELIST, make_log
 
 pytestmark = pytest.mark.django_db

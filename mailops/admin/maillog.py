@@ -49,10 +49,10 @@ from mailops.admin.links import admin_url
 from mailops.admin.mailers import get_mailer_admin_urls, register_mailers_entry
 from mailops.admin.paginator import SummaryPaginator
 from mailops.admin.resend import ResendActionMixin
-from mailops.admin.resources import EXPORT_FORMATS, MailLogResource, iter_csv
 from mailops.admin.verify import get_verify_admin_urls
+from mailops.exports.copy_csv import copy_supported, iter_copy_csv
+from mailops.exports.resources import EXPORT_FORMATS, MailLogResource, iter_csv
 from mailops.models import MailLog, MailStatus
-from mailops.retention.copy_csv import copy_supported, iter_copy_csv
 
 _STATUS_LABELS = dict(MailStatus.choices)
 

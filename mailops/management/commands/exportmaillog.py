@@ -13,10 +13,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from mailops.admin.resources import EXPORT_CHUNK_SIZE, MailLogResource, iter_csv
+from mailops.exports.copy_csv import copy_supported, iter_copy_csv
+from mailops.exports.resources import EXPORT_CHUNK_SIZE, MailLogResource, iter_csv
 from mailops.management.migrations_check import require_mailops_migrated
 from mailops.models import MailLog, MailStatus, MailTrigger
-from mailops.retention.copy_csv import copy_supported, iter_copy_csv
 from mailops.retention.policy import local_midnight
 
 EXIT_USAGE = 2

@@ -33,7 +33,7 @@ from django.db import connections
 from django.db.models import CharField, F, Func, QuerySet, TextField
 from django.utils import timezone
 
-from mailops.admin.resources import EXPORT_COLUMNS, MailLogResource, spreadsheet_safe
+from mailops.exports.resources import EXPORT_COLUMNS, MailLogResource, spreadsheet_safe
 from mailops.models import MailLog
 from mailops.redaction import redact
 

@@ -1,6 +1,6 @@
 """The mail log's CSV export straight from PostgreSQL: ``COPY (SELECT ...) TO STDOUT``.
 
-The same bytes as :func:`mailops.admin.resources.iter_csv` (the streamed
+The same bytes as :func:`mailops.exports.resources.iter_csv` (the streamed
 export) for the same rows, written by the database instead of a Python loop
 over model instances: the columns, the ISO 8601 local times with their UTC
 offset, the spreadsheet-formula apostrophe and the empty cells are all built

@@ -154,14 +154,16 @@ def _delete_batch(
         found = list(rows.select_for_update().values_list("pk", "status", "claimed_by"))
         if not found:
             return Counter()
-        pks = [pk for pk, _, _ in found]
-        doomed_rows = MailLog.objects.using(using).filter(pk__in=pks)
-        if _release_dependants(pks, using=using):
+        # The locked rows are exactly those the range and the filter select
+        # (locked rows cannot change, new rows get higher keys and today's
+        # time), so the statements below name them by that condition rather
+        # than by a list of thousands of keys.
+        if _release_dependants(rows, using=using):
             # One DELETE for the batch: Django's QuerySet.delete() would load
             # the rows and delete them a hundred keys per statement.
-            doomed_rows._raw_delete(using)
+            rows._raw_delete(using)
         else:
-            doomed_rows.only("pk").delete()
+            rows.only("pk").delete()
         tokens = {token for _, _, token in found if token}
         if tokens:
             live = MailLog.objects.using(using).filter(
@@ -173,8 +175,8 @@ def _delete_batch(
         return Counter(status for _, status, _ in found)
 
 
-def _release_dependants(pks: list[int], *, using: str) -> bool:
-    """Apply each foreign key to ``MailLog``'s ``on_delete`` to the rows pointing at ``pks``.
+def _release_dependants(rows: QuerySet[MailLog], *, using: str) -> bool:
+    """Apply each foreign key to ``MailLog``'s ``on_delete`` to the rows pointing at ``rows``.
 
     Whatever model points at the log (``MailEvent`` here, a later model of
     the host's or of mailops'), its own ``on_delete`` decides: CASCADE
@@ -195,7 +197,7 @@ def _release_dependants(pks: list[int], *, using: str) -> bool:
     for relation in relations:
         field = relation.field
         pointing = relation.related_model._base_manager.using(using).filter(
-            **{f"{field.name}__in": pks}
+            **{f"{field.name}__in": rows.values("pk")}
         )
         if relation.on_delete is models.CASCADE:
             pointing.delete()

@@ -173,11 +173,12 @@ def bench_purge(
 
     from mailops.models import MailLog
 
-    total = MailLog.objects.count()
-    # The rows are spread evenly: the oldest `rows` fill about this many days.
-    purged_days = max(1, round(days * rows / total))
-    older_than = days - purged_days
+    # The oldest `rows` rows end on this day: purge every whole day before it.
+    oldest = MailLog.objects.order_by("pk").values_list("created_at", flat=True)
+    boundary = oldest[rows - 1 : rows].first() or timezone.now()
+    older_than = (timezone.localdate() - timezone.localdate(boundary)).days
     before = numbers(days + 1)
+    sent_earlier = MailLog.objects.filter(subject="Throughput").count()
 
     alone, alone_s = send_rate(lambda: True, minimum_seconds=send_seconds)
     rate_alone = alone / alone_s
@@ -204,7 +205,7 @@ def bench_purge(
     # The mails sent while measuring are today's rows: take them out of both sides.
     after = numbers(days + 1)
     today = timezone.localdate()
-    sent_today = MailLog.objects.filter(subject="Throughput").count()
+    sent_today = MailLog.objects.filter(subject="Throughput").count() - sent_earlier
     after_counts = Counter(after[0])
     after_counts["sent"] -= sent_today
     before_days = [d for d in before[1] if d.day < today]
@@ -230,6 +231,7 @@ def main() -> None:
     parser.add_argument("--baseline-runs", type=int, default=1)
     parser.add_argument("--send-seconds", type=float, default=20.0)
     parser.add_argument("--skip-pages", action="store_true", help="no audit page timings")
+    parser.add_argument("--skip-export", action="store_true", help="no export timings")
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--reuse", action="store_true", help="a kept, filled database")
     args = parser.parse_args()
@@ -259,7 +261,8 @@ def main() -> None:
             audit_page.TARGET_MS = PAGE_TARGET_MS
             ok &= audit_page.run(args.runs, args.baseline_runs, report, verdict=True)
             report("")
-        ok &= bench_export(args.export_rows, report)
+        if not args.skip_export:
+            ok &= bench_export(args.export_rows, report)
         purge_ok, identical = bench_purge(args.purge_rows, args.days, args.send_seconds, report)
         ok &= purge_ok and identical
         report(f"load average at the end: {' '.join(f'{n:.1f}' for n in os.getloadavg())}")

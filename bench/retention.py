@@ -151,7 +151,7 @@ def numbers(days: int) -> tuple[dict[str, int], list[Any]]:
     return dict(counts), outcomes
 
 
-def _purge_process(older_than: int, results: Any) -> None:
+def _purge_process(older_than: int, pause: float, results: Any) -> None:
     from django.db import connections
 
     from mailops.retention.policy import purge_rules
@@ -159,14 +159,14 @@ def _purge_process(older_than: int, results: Any) -> None:
 
     begun = time.perf_counter()
     report = purge_mail_log(
-        rules=purge_rules(retention={}, older_than=older_than), batch_size=5000, pause=0.05
+        rules=purge_rules(retention={}, older_than=older_than), batch_size=5000, pause=pause
     )
     results.put((report.total, report.days_closed, time.perf_counter() - begun))
     connections.close_all()
 
 
 def bench_purge(
-    rows: int, days: int, send_seconds: float, report: Callable[[str], None]
+    rows: int, days: int, send_seconds: float, pause: float, report: Callable[[str], None]
 ) -> tuple[bool, bool]:
     from django.db import connections
     from django.utils import timezone
@@ -187,7 +187,7 @@ def bench_purge(
     connections.close_all()
     context = multiprocessing.get_context("fork")
     results = context.Queue()
-    worker = context.Process(target=_purge_process, args=(older_than, results))
+    worker = context.Process(target=_purge_process, args=(older_than, pause, results))
     worker.start()
     during, during_s = send_rate(lambda: not worker.is_alive(), minimum_seconds=0)
     worker.join()
@@ -230,6 +230,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7, help="timed requests per mailops page")
     parser.add_argument("--baseline-runs", type=int, default=1)
     parser.add_argument("--send-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--pause", type=float, default=0.05, help="seconds between purge batches (PURGE_PAUSE)"
+    )
     parser.add_argument("--skip-pages", action="store_true", help="no audit page timings")
     parser.add_argument("--skip-export", action="store_true", help="no export timings")
     parser.add_argument("--keep", action="store_true")
@@ -263,7 +266,9 @@ def main() -> None:
             report("")
         if not args.skip_export:
             ok &= bench_export(args.export_rows, report)
-        purge_ok, identical = bench_purge(args.purge_rows, args.days, args.send_seconds, report)
+        purge_ok, identical = bench_purge(
+            args.purge_rows, args.days, args.send_seconds, args.pause, report
+        )
         ok &= purge_ok and identical
         report(f"load average at the end: {' '.join(f'{n:.1f}' for n in os.getloadavg())}")
         report(f"\ntargets: {'PASS' if ok else 'FAIL'}")

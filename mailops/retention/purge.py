@@ -20,9 +20,11 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from django.db import models, transaction
 from django.db.models import Count, F, Max, Min, Q, QuerySet
+from django.db.models.deletion import get_candidate_relations_to_delete
 from django.utils import timezone
 
 from mailops.conf import get_setting
@@ -193,11 +195,10 @@ def _release_dependants(rows: QuerySet[MailLog], *, using: str) -> bool:
     with its errors.
     """
     simple = (models.CASCADE, models.SET_NULL, models.SET_DEFAULT, models.DO_NOTHING)
-    relations = [
-        relation
-        for relation in MailLog._meta.related_objects
-        if relation.one_to_many or relation.one_to_one
-    ]
+    # The relations Django's own deletion follows, hidden ones included
+    # (related_name="+", which _meta.related_objects leaves out).
+    options: Any = MailLog._meta
+    relations: list[Any] = list(get_candidate_relations_to_delete(options))
     if any(relation.on_delete not in simple for relation in relations):
         return False
     for relation in relations:

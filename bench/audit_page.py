@@ -185,7 +185,7 @@ COLUMNS = (
     "created_at, updated_at, status, recipient, user_id, mailer, backend, from_email, subject, "
     "body, message_id, esp_message_id, error, smtp_code, trigger, triggered_by_id, batch_id, "
     "attempts, sent_at, claimed_by, next_attempt_at, arrival, verified_at, arrived_at, "
-    "arrival_folder, authentication_results, arrival_error, triggered_by_name"
+    "arrival_folder, authentication_results, arrival_error, triggered_by_name, in_doubt"
 )
 
 
@@ -267,7 +267,8 @@ def fill_sql(
           {canary} THEN CASE WHEN i % 1200 = 0 THEN 'Junk' ELSE 'INBOX' END ELSE '' END,
           {canary} THEN 'spf=pass dkim=pass dmarc=pass' ELSE '' END,
           '',
-          ''
+          '',
+          false
         FROM ({inner}) AS s
     """
     return f"{prefix}INSERT INTO mailops_maillog ({COLUMNS}) {select}"

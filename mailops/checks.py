@@ -24,6 +24,7 @@ W013      implicit TLS on port 25, or EMAIL_USE_TLS without EMAIL_PORT (port 25)
 W014      the site-mail audit is on with the classic settings: most sends bypass it
 W040      ``SUPPRESS_SITE_MAIL`` on while ``AUDIT_ALL_MAIL`` is off: nothing is filtered
 W041      a ``SUPPRESSION_BYPASS`` entry names no importable function
+W042      ``AUDIT_ALL_MAIL`` on and no ``RETENTION``: the log grows without end
 E010      ``MAILOPS['DNS_NAMESERVERS']`` is not a list of ip[:port]
 E011      ``MAILOPS['DKIM_SELECTORS']`` is not ``{alias: [selector, ...]}``
 E012      ``MAILOPS['DNS_TIMEOUT']`` is not a positive number
@@ -66,6 +67,7 @@ from mailops.mailers.info import MailerInfo, configured_mailers
 from mailops.mailers.registry import mailer_aliases, uses_classic_settings
 from mailops.mailers.tls_checks import SILENCE
 from mailops.recipients import STAFF_FIELDS, has_field
+from mailops.retention.checks import check_retention
 from mailops.suppression.checks import check_suppression_settings
 from mailops.tracking.checks import check_tracking_webhooks
 
@@ -80,6 +82,7 @@ def register_checks() -> None:
         check_mailboxes,
         check_audit_sees_the_site_mail,
         check_suppression_settings,
+        check_retention,
     ):
         checks.register(_unless_invalid_setting(check), checks.Tags.mail, "mailops")
     for host_check in (

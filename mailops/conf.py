@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from mailops.exceptions import InvalidSetting
+from mailops.statuses import UNFINISHED_STATUSES, MailStatus, MailTrigger
 
 #: Every ``MAILOPS`` key with its default; a key not listed here is unknown
 #: (``manage.py check``: mailops.W008).
@@ -129,6 +130,17 @@ DEFAULTS: dict[str, Any] = {
     # threshold ("" sends none), and the seconds that POST may take.
     "ALERT_WEBHOOK": "",
     "ALERT_TIMEOUT": 5.0,
+    # How long finished rows stay in the log, in days, by trigger and status:
+    # {trigger or "*": {status or "*": days}}; the most specific entry wins.
+    # Empty: nothing is ever deleted (see docs/howto/retention.md).
+    "RETENTION": {},
+    # Days after which a finished row's stored body is cleared (None: kept
+    # as long as the row).
+    "BODY_RETENTION": None,
+    # purgemaillog: rows deleted per transaction, and seconds to pause
+    # between two of them (room for the senders' own writes).
+    "PURGE_BATCH_SIZE": 5000,
+    "PURGE_PAUSE": 0.05,
 }
 
 
@@ -282,7 +294,43 @@ RULES: dict[str, Rule] = {
     "COMPLAINT_RATE_WARNING": _share(),
     "ALERT_WEBHOOK": (_http_url, gettext_lazy("must be an http:// or https:// URL, or empty")),
     "ALERT_TIMEOUT": _seconds(positive=True),
+    # Retention; mailops.retention.policy holds the rules for RETENTION's shape.
+    "RETENTION": (
+        lambda value: not retention_problems(value),
+        gettext_lazy(
+            'must map triggers (or "*") to {status (or "*"): days}, days a whole number '
+            "0 or more, in-flight statuses (queued, sending) left out"
+        ),
+    ),
+    "BODY_RETENTION": (
+        lambda value: value is None or _whole(0)[0](value),
+        gettext_lazy("must be a whole number of days, 0 or more, or None (bodies kept)"),
+    ),
+    "PURGE_BATCH_SIZE": _whole(1),
+    "PURGE_PAUSE": _seconds(positive=False),
 }
+
+
+def retention_problems(value: Any) -> list[str]:
+    """What is wrong with a ``RETENTION`` value: one line per mistake (empty: nothing)."""
+    if not isinstance(value, dict):
+        return ["RETENTION is not a dict"]
+    problems = []
+    statuses = set(MailStatus.values) - set(UNFINISHED_STATUSES)
+    for trigger, rules in value.items():
+        if trigger != "*" and trigger not in MailTrigger.values:
+            problems.append(f"unknown trigger {trigger!r}")
+        if not isinstance(rules, dict):
+            problems.append(f"{trigger!r} does not map statuses to days")
+            continue
+        for status, days in rules.items():
+            if status in UNFINISHED_STATUSES:
+                problems.append(f"{status!r} rows are in flight and never purged")
+            elif status != "*" and status not in statuses:
+                problems.append(f"unknown status {status!r}")
+            if not _whole(0)[0](days):
+                problems.append(f"{trigger!r}/{status!r}: {days!r} is not a number of days")
+    return problems
 
 
 def setting_problem(name: str, value: Any) -> str:

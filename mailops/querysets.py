@@ -12,14 +12,22 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from django.db import models
-from django.db.models import Count, F
+from django.db import connections, models
+from django.db.models import Count, F, Q
+from django.db.models.functions import Left
 from django.utils import timezone
 
 from mailops.statuses import ACCEPTED_STATUSES, UNFINISHED_STATUSES, MailStatus, sources_of
 
 if TYPE_CHECKING:
     from mailops.models import MailLog
+
+# On PostgreSQL the admin's subject search matches this many leading
+# characters through an index (maillog_subject_prefix_idx). Migration 0005
+# adds it and maillog_recipient_prefix_idx, each built the way the database
+# at hand can use for a case-insensitive prefix search, which Meta.indexes
+# cannot express.
+SUBJECT_PREFIX_LENGTH = 255
 
 # The fields a delivery outcome changes on a row (written from the row in memory).
 OUTCOME_FIELDS = (
@@ -73,6 +81,34 @@ class MailLogQuerySet(models.QuerySet["MailLog"]):
     def claimed_by(self, token: str) -> MailLogQuerySet:
         """The rows one delivery run claimed (and has not settled yet)."""
         return self.filter(claimed_by=token, status=MailStatus.SENDING)
+
+    def search(self, term: str) -> MailLogQuerySet:
+        """Rows whose recipient or subject starts with ``term`` (any case), or whose
+        Message-ID (with or without ``< >``) or provider message id is ``term``.
+
+        The admin's search and ``exportmaillog --search``: one term, prefix or
+        exact lookups only, so an index can answer.
+        """
+        message_ids = {term}
+        if not term.startswith("<"):
+            message_ids.add(f"<{term}>")
+        queryset: Any = self
+        subject = Q(subject__istartswith=term)
+        if connections[self.db].vendor == "postgresql":
+            # PostgreSQL's subject index covers the first characters only (a
+            # whole subject can outgrow an index entry), so the lookup must
+            # name that expression; a longer term also checks the whole
+            # subject, among the rows the index found.
+            queryset = queryset.alias(subject_head=Left("subject", SUBJECT_PREFIX_LENGTH))
+            head = Q(subject_head__istartswith=term[:SUBJECT_PREFIX_LENGTH])
+            subject = head & subject if len(term) > SUBJECT_PREFIX_LENGTH else head
+        query = (
+            Q(recipient__istartswith=term)
+            | subject
+            | Q(message_id__in=sorted(message_ids))
+            | Q(esp_message_id=term)
+        )
+        return queryset.filter(query)
 
     def status_counts(self) -> dict[str, int]:
         """``{status: count}`` for the rows of this queryset, one query."""

@@ -7,15 +7,18 @@ each piece is tested on its own.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from django.db.models import Case, Count, IntegerField, Max, Min, Q, QuerySet, Value, When
+from django.db.models import Case, Count, IntegerField, Max, Min, Q, QuerySet, Sum, Value, When
 from django.utils import timezone
 
 from mailops.models import ACCEPTED_STATUSES, MailStatus
+from mailops.retention.history import ClosedDays
+from mailops.retention.policy import local_midnight
 
 # Display order of the summary: the lifecycle, then the terminal outcomes.
 STATUS_ORDER: tuple[str, ...] = tuple(MailStatus.values)
@@ -126,6 +129,31 @@ def summarize(
     return LogSummary(counts=counts, first=first, last=last, more_than=more_than)
 
 
+def summarize_with_history(
+    queryset: QuerySet[Any],
+    history: ClosedDays | None,
+    *,
+    limit: int = COUNT_LIMIT,
+) -> LogSummary | None:
+    """Counts per status with closed days read from the daily roll-up, or None.
+
+    None when no day is closed or the list's filters have no counterpart in
+    the roll-up (``history`` None, see
+    :func:`mailops.retention.history.closed_days`): then :func:`summarize`
+    over the rows is the answer. Otherwise the closed days come from ``history`` and the
+    later ones from the rows, so a purge leaves the numbers as they were.
+    No span (``first``/``last``): those describe the rows that are listed.
+    """
+    if history is None:
+        return None
+    recent = summarize(queryset.filter(created_at__gte=local_midnight(history.until)), limit=limit)
+    if not recent.complete:
+        return LogSummary(more_than=recent.more_than)
+    counts = Counter(history.by_status())
+    counts.update(recent.counts)
+    return LogSummary(counts={status: n for status, n in counts.items() if n})
+
+
 CHARTED_STATUSES = tuple(sorted(ACCEPTED_STATUSES | {MailStatus.FAILED}))
 
 
@@ -137,13 +165,19 @@ class DayOutcome:
 
 
 def daily_outcomes(
-    queryset: QuerySet[Any], *, days: int = 14, today: date | None = None
+    queryset: QuerySet[Any],
+    *,
+    days: int = 14,
+    today: date | None = None,
+    history: ClosedDays | None = None,
 ) -> list[DayOutcome]:
     """Messages accepted and failed per day (current time zone), oldest first.
 
     ``days`` entries ending with ``today``; days without rows are zeros.
     "Sent" counts every accepted status (sent, delivered, deferred, bounced,
-    complained): the mailer took the message. One query over the period.
+    complained): the mailer took the message. One query over the period,
+    plus one over ``history`` (the daily roll-up, narrowed like ``queryset``)
+    for the days already closed, which are not read from the rows.
     """
     if days < 1:
         raise ValueError("days must be at least 1")
@@ -160,13 +194,28 @@ def daily_outcomes(
         *(When(created_at__lt=midnight, then=Value(n)) for n, midnight in enumerate(midnights[1:])),
         output_field=IntegerField(),
     )
+    by_day: dict[int, tuple[int, int]] = {}
+    from_rows = 0
+    if history is not None and history.until > start:
+        from_rows = min((history.until - start).days, days)
+        totals = (
+            history.counts.filter(day__gte=start, day__lt=start + timedelta(days=from_rows))
+            .filter(status__in=CHARTED_STATUSES)
+            .values("day")
+            .annotate(
+                sent=Sum("count", filter=Q(status__in=ACCEPTED_STATUSES)),
+                failed=Sum("count", filter=Q(status=MailStatus.FAILED)),
+            )
+        )
+        for total in totals:
+            by_day[(total["day"] - start).days] = (total["sent"] or 0, total["failed"] or 0)
     # Only the counted statuses and the period: the (status, created_at) index
     # holds all the query reads, so the rows themselves are not read. These
     # conditions come first in the WHERE clause: given two ranges on the time
     # (this one and, say, a year picked in the date hierarchy), SQLite bounds
     # the index scan with the first it meets.
     period = queryset.model._default_manager.using(queryset.db).filter(
-        created_at__gte=midnights[0],
+        created_at__gte=midnights[from_rows],
         created_at__lt=midnights[-1],
         status__in=CHARTED_STATUSES,
     )
@@ -179,7 +228,8 @@ def daily_outcomes(
             failed=Count("status", filter=Q(status=MailStatus.FAILED)),
         )
     )
-    by_day = {row["day_index"]: (row["sent"], row["failed"]) for row in rows}
+    if from_rows < days:
+        by_day.update({row["day_index"]: (row["sent"], row["failed"]) for row in rows})
     result = []
     for n in range(days):
         sent, failed = by_day.get(n, (0, 0))

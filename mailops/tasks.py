@@ -95,3 +95,15 @@ def schedule_follow_up(batch_id: str | uuid.UUID) -> datetime | None:
     run_after = max(first, timezone.now())
     enqueue_delivery(batch_id, run_after=run_after)
     return run_after
+
+
+@task
+def purge_mail_log_task() -> dict[str, object]:
+    """One purge as ``MAILOPS["RETENTION"]`` and ``["BODY_RETENTION"]`` say (schedule it daily).
+
+    Returns :meth:`~mailops.retention.purge.PurgeReport.as_dict` (what
+    ``purgemaillog --json`` prints).
+    """
+    from mailops.retention.purge import purge_by_policy
+
+    return purge_by_policy().as_dict()

@@ -252,7 +252,14 @@ def mailops_commands() -> list[str]:
 
 
 def test_the_commands_are_found() -> None:
-    assert mailops_commands() == ["mailbounces", "maildoctor", "mailops_deliver", "sendtestmail"]
+    assert mailops_commands() == [
+        "exportmaillog",
+        "mailbounces",
+        "maildoctor",
+        "mailops_deliver",
+        "purgemaillog",
+        "sendtestmail",
+    ]
 
 
 @pytest.mark.parametrize("name", mailops_commands())

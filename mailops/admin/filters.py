@@ -10,7 +10,7 @@ the page runs anyway.
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.contrib import admin
@@ -23,6 +23,8 @@ from django.http import HttpRequest
 from django.utils import formats, timezone
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
+
+from mailops.retention.history import ClosedDays, closed_days
 
 # The most mailer names the filter lists; the log of a real site has a handful.
 MAX_MAILERS = 100
@@ -189,3 +191,52 @@ def date_hierarchy(cl: ChangeList, first: datetime | None, last: datetime | None
         years = range(first.year, last.year + 1) if first and last else range(0)
         context["choices"] = [{"link": link({year_field: str(y)}), "title": str(y)} for y in years]
     return context
+
+
+# Changelist parameters the daily roll-up can answer, and its field for each.
+_HISTORY_FIELDS = {"status__exact": "status", "trigger__exact": "trigger", "mailer": "mailer"}
+_DATE_PARTS = ("created_at__year", "created_at__month", "created_at__day")
+
+
+def history_for(cl: ChangeList) -> ClosedDays | None:
+    """The daily roll-up narrowed like the list; None if no day is closed or the
+    list's filters cannot be said there.
+
+    Status, mailer, trigger and the date hierarchy have a counterpart in
+    ``MailDailyCount``; a search, a batch or any other filter does not (the
+    chart and summary then count the rows still kept).
+    """
+    if cl.query:
+        return None
+    filters: dict[str, Any] = {}
+    parts: dict[str, int] = {}
+    for name, values in cl.filter_params.items():
+        value = values[-1] if isinstance(values, list) else values
+        if name in _HISTORY_FIELDS:
+            filters[_HISTORY_FIELDS[name]] = value
+        elif name in _DATE_PARTS:
+            try:
+                parts[name.rsplit("__", 1)[1]] = int(value)
+            except ValueError:
+                return None
+        else:
+            return None
+    if parts:
+        try:
+            first, after = _date_range(parts)
+        except (KeyError, ValueError, OverflowError):
+            return None
+        filters.update(day__gte=first, day__lt=after)
+    return closed_days(using=cl.queryset.db, filters=filters)
+
+
+def _date_range(parts: dict[str, int]) -> tuple[date, date]:
+    year = parts["year"]
+    if "month" not in parts:
+        return date(year, 1, 1), date(year + 1, 1, 1)
+    month = parts["month"]
+    if "day" not in parts:
+        first = date(year, month, 1)
+        return first, (first + timedelta(days=32)).replace(day=1)
+    first = date(year, month, parts["day"])
+    return first, first + timedelta(days=1)

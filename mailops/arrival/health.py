@@ -11,12 +11,13 @@ and the messages of the recent window (``maillog_recent_idx``).
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count
+from django.db.models import Count, Sum
 from django.utils import timezone
 
 from mailops.alerts import (
@@ -32,6 +33,8 @@ from mailops.arrival.verify import NO_TRUSTED_VERDICT, has_trusted_verdict
 from mailops.conf import get_setting
 from mailops.mailers.registry import mailer_aliases
 from mailops.models import ACCEPTED_STATUSES, ArrivalStatus, MailLog, MailStatus
+from mailops.retention.history import closed_counts, closed_until
+from mailops.retention.policy import local_midnight
 
 logger = logging.getLogger("mailops.alerts")
 
@@ -238,16 +241,32 @@ def check_alerts(alias: str) -> None:
 
 
 def recent_message_counts(*, now: datetime | None = None) -> dict[tuple[str, str], int]:
-    """``{(mailer, status): n}`` for rows created within ``METRICS_WINDOW`` seconds."""
+    """``{(mailer, status): n}`` for rows created within ``METRICS_WINDOW`` seconds.
+
+    Days a purge closed are read from the daily roll-up, whole: a closed day
+    that overlaps the window counts entirely (the rows of a purged day can
+    no longer be told apart by the hour).
+    """
     now = now or timezone.now()
     since = now - timedelta(seconds=float(get_setting("METRICS_WINDOW")))
+    counts: Counter[tuple[str, str]] = Counter()
+    closed = closed_until()
+    if closed is not None and local_midnight(closed) > since:
+        history = (
+            closed_counts(filters={"day__gte": timezone.localdate(since), "day__lt": closed})
+            .values("mailer", "status")
+            .annotate(n=Sum("count"))
+        )
+        counts.update({(row["mailer"], row["status"]): int(row["n"]) for row in history})
+        since = local_midnight(closed)
     rows = (
         MailLog.objects.filter(created_at__gte=since)
         .order_by()
         .values("mailer", "status")
         .annotate(n=Count("pk"))
     )
-    return {(row["mailer"], row["status"]): row["n"] for row in rows}
+    counts.update({(row["mailer"], row["status"]): row["n"] for row in rows})
+    return dict(counts)
 
 
 def queue_depth() -> int:

@@ -1,4 +1,5 @@
-"""A progress line for the commands' long runs, drawn from :class:`BatchProgress`.
+"""A progress line for the commands' long runs, drawn from a :class:`Progress`
+(a batch's :class:`~mailops.sending.progress.BatchProgress`, a purge's).
 
 On a terminal the line is redrawn in place (``\\r``); anywhere else (a log
 file, a service manager's journal, a test's ``StringIO``) a new line is
@@ -10,9 +11,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
-from mailops.sending.progress import BatchProgress
+
+class Progress(Protocol):
+    """What a meter draws: a batch's progress (``BatchProgress``) or a purge's."""
+
+    @property
+    def finished(self) -> bool: ...
+
+    @property
+    def percent(self) -> int: ...
+
+    def line(self, width: int = 20) -> str: ...
+
 
 # Off a terminal: a line per this many percent ...
 STEP_PERCENT = 10
@@ -23,7 +35,7 @@ REDRAW_INTERVAL = 0.1
 
 
 class ProgressMeter:
-    """Writes :meth:`BatchProgress.line` to ``write``, paced for a terminal or a log."""
+    """Writes :meth:`Progress.line` to ``write``, paced for a terminal or a log."""
 
     def __init__(
         self,
@@ -39,7 +51,7 @@ class ProgressMeter:
         self._last_time: float | None = None
         self._last_step = -1
 
-    def show(self, progress: BatchProgress) -> None:
+    def show(self, progress: Progress) -> None:
         """Draw ``progress`` if enough has changed since the last line."""
         line = progress.line()
         if line == self._last_line:
@@ -60,7 +72,7 @@ class ProgressMeter:
             self._write(line + "\n")
         self._last_line, self._last_time = line, now
 
-    def finish(self, progress: BatchProgress | None) -> None:
+    def finish(self, progress: Progress | None) -> None:
         """Draw the final state (whatever the pace) and end the terminal line."""
         if progress is not None and progress.line() != self._last_line:
             line = progress.line()

@@ -61,3 +61,19 @@ class Guest(AbstractBaseUser):
 
     USERNAME_FIELD = "nickname"
     EMAIL_FIELD = "mail"
+
+
+class SupportTicket(models.Model):
+    """A host's own record that cites a mail-log row, as a stranger would write it.
+
+    ``related_name="+"`` (no reverse accessor) and ``SET_NULL``: purging the
+    row must unlink the ticket, not fail on the foreign key.
+    """
+
+    subject = models.CharField(max_length=100)
+    mail = models.ForeignKey(
+        "mailops.MailLog", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return self.subject

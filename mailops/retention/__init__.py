@@ -1,0 +1,1 @@
+"""The mail log over years: retention policy, purge, the daily history, fast exports."""

@@ -380,3 +380,69 @@ def test_a_second_purge_adds_to_the_history_without_counting_a_day_twice() -> No
         assert markers.count() == markers.values("day").distinct().count()
     finally:
         timezone.deactivate()
+
+
+# --- what points at purged rows --------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_suppression_whose_source_row_and_event_are_purged_stays_unlinked() -> None:
+    # transaction=True: the foreign keys are checked at each batch's commit,
+    # as in production, not deferred to a test transaction that rolls back.
+    from mailops.suppression.models import Suppression, SuppressionReason
+
+    bounced = make_log(status=MailStatus.BOUNCED, created_at=days_ago(50))
+    event = MailEvent.objects.create(
+        log=bounced, event_type="bounced", esp="test", fingerprint="b1"
+    )
+    complained = make_log(status=MailStatus.COMPLAINED, created_at=days_ago(50))
+    kept = make_log(status=MailStatus.COMPLAINED, created_at=days_ago(5))
+    Suppression.objects.create(
+        address="gone@example.net",
+        reason=SuppressionReason.HARD_BOUNCE,
+        detail="5.1.1 mailbox does not exist",
+        source_log=bounced,
+        source_event=event,
+    )
+    Suppression.objects.create(
+        address="angry@example.net", reason=SuppressionReason.COMPLAINT, source_log=complained
+    )
+    Suppression.objects.create(
+        address="recent@example.net", reason=SuppressionReason.COMPLAINT, source_log=kept
+    )
+
+    with mailops():
+        report = purge("--older-than", "30")
+
+    assert report["deleted"] == {"bounced": 1, "complained": 1}
+    assert not MailEvent.objects.exists()
+    entries = {
+        s.address: (s.reason, s.detail, s.source_log_id, s.source_event_id)
+        for s in Suppression.objects.all()
+    }
+    assert entries == {
+        "gone@example.net": ("hard_bounce", "5.1.1 mailbox does not exist", None, None),
+        "angry@example.net": ("complaint", "", None, None),
+        "recent@example.net": ("complaint", "", kept.pk, None),
+    }
+
+
+@pytest.mark.django_db
+def test_the_history_keeps_suppressed_bounced_and_complained_rows() -> None:
+    counted = [
+        MailStatus.SUPPRESSED,
+        MailStatus.SUPPRESSED,
+        MailStatus.BOUNCED,
+        MailStatus.COMPLAINED,
+        MailStatus.DELIVERED,
+    ]
+    for status in counted:
+        make_log(status=status, trigger=MailTrigger.SITE, created_at=days_ago(40))
+
+    with mailops():
+        report = purge("--older-than", "30")
+
+    assert report["deleted_total"] == 5
+    history = closed_days()
+    assert history is not None
+    assert history.by_status() == {"suppressed": 2, "bounced": 1, "complained": 1, "delivered": 1}

@@ -12,6 +12,7 @@ from typing import IO, Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.translation import gettext as _
 
 from mailops.exports.copy_csv import copy_supported, iter_copy_csv
 from mailops.exports.resources import EXPORT_CHUNK_SIZE, MailLogResource, iter_csv
@@ -35,7 +36,8 @@ def _moment(value: str, option: str, *, end: bool) -> datetime:
         return local_midnight(day + timedelta(days=1) if end else day)
     if moment is None:
         raise CommandError(
-            f"{option} {value!r} is not a date (YYYY-MM-DD) or an ISO 8601 time.",
+            _("%(option)s %(value)r is not a date (YYYY-MM-DD) or an ISO 8601 time.")
+            % {"option": option, "value": value},
             returncode=EXIT_USAGE,
         )
     return moment if timezone.is_aware(moment) else timezone.make_aware(moment)
@@ -98,7 +100,9 @@ class Command(BaseCommand):
                     _write(chunks, target)
             except OSError as error:
                 raise CommandError(
-                    f"Cannot write {options['output']}: {error.strerror}", returncode=EXIT_USAGE
+                    _("Cannot write %(file)s: %(reason)s")
+                    % {"file": options["output"], "reason": error.strerror},
+                    returncode=EXIT_USAGE,
                 ) from None
         else:
             stdout: Any = getattr(self.stdout, "_out", sys.stdout)
@@ -132,7 +136,8 @@ class Command(BaseCommand):
                 batch = uuid.UUID(options["batch"])
             except ValueError:
                 raise CommandError(
-                    f"--batch {options['batch']!r} is not a batch id (a UUID).",
+                    _("--batch %(value)r is not a batch id (a UUID).")
+                    % {"value": options["batch"]},
                     returncode=EXIT_USAGE,
                 ) from None
             queryset = queryset.filter(batch_id=batch)

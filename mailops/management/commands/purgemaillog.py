@@ -9,6 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import ProtectedError, RestrictedError
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from mailops.conf import get_setting, validate_settings
 from mailops.exceptions import InvalidSetting
@@ -40,7 +41,7 @@ class PurgeProgress:
     def line(self, width: int = 20) -> str:
         filled = min(width, int(self.share * width))
         bar = "#" * filled + "." * (width - filled)
-        return f"[{bar}] {self.percent}% {self.deleted} deleted"
+        return f"[{bar}] {self.percent}% " + _("%(count)d deleted") % {"count": self.deleted}
 
 
 class Command(BaseCommand):
@@ -85,11 +86,13 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["older_than"] is not None and options["older_than"] < 0:
-            raise CommandError("--older-than must be 0 or more days.", returncode=EXIT_USAGE)
+            raise CommandError(_("--older-than must be 0 or more days."), returncode=EXIT_USAGE)
         if options["bodies_only"] and (options["status"] or options["trigger"]):
             raise CommandError(
-                "--bodies-only clears bodies of every finished row; "
-                "it takes no --status or --trigger.",
+                _(
+                    "--bodies-only clears bodies of every finished row; "
+                    "it takes no --status or --trigger."
+                ),
                 returncode=EXIT_USAGE,
             )
         try:
@@ -118,8 +121,11 @@ class Command(BaseCommand):
             # A model of the project's protects log rows (on_delete=PROTECT):
             # the batches before it are done, this one rolled back.
             raise CommandError(
-                f"Stopped: {error.args[0]} Change that foreign key to SET_NULL or CASCADE, "
-                "or narrow the purge (--status, --trigger, --older-than).",
+                _(
+                    "Stopped: %(reason)s Change that foreign key to SET_NULL or CASCADE, "
+                    "or narrow the purge (--status, --trigger, --older-than)."
+                )
+                % {"reason": error.args[0]},
                 returncode=EXIT_FAILED,
             ) from None
         if meter and state.share:
@@ -143,18 +149,26 @@ class Command(BaseCommand):
                 )
             )
             return
+        rows, cleared = report.total, report.bodies_cleared
         if report.dry_run:
-            heading = _("Would delete %(count)d rows.") % {"count": report.total}
-            bodies = _("Would clear %(count)d bodies.") % {"count": report.bodies_cleared}
+            heading = ngettext("Would delete %(count)d row.", "Would delete %(count)d rows.", rows)
+            bodies = ngettext(
+                "Would clear %(count)d body.", "Would clear %(count)d bodies.", cleared
+            )
         else:
-            heading = _("Deleted %(count)d rows.") % {"count": report.total}
-            bodies = _("Cleared %(count)d bodies.") % {"count": report.bodies_cleared}
+            heading = ngettext("Deleted %(count)d row.", "Deleted %(count)d rows.", rows)
+            bodies = ngettext("Cleared %(count)d body.", "Cleared %(count)d bodies.", cleared)
+        heading, bodies = heading % {"count": rows}, bodies % {"count": cleared}
         self.stdout.write(self.style.SUCCESS(heading))
         for status, count in sorted(report.deleted.items()):
             self.stdout.write(f"  {status}: {count}")
         self.stdout.write(bodies)
         if report.days_closed and options["verbosity"] >= 2:
             self.stdout.write(
-                _("%(days)d days counted into the daily history first.")
+                ngettext(
+                    "%(days)d day counted into the daily history first.",
+                    "%(days)d days counted into the daily history first.",
+                    report.days_closed,
+                )
                 % {"days": report.days_closed}
             )

@@ -446,3 +446,20 @@ def test_the_history_keeps_suppressed_bounced_and_complained_rows() -> None:
     history = closed_days()
     assert history is not None
     assert history.by_status() == {"suppressed": 2, "bounced": 1, "complained": 1, "delivered": 1}
+
+
+@pytest.mark.django_db
+def test_the_report_and_the_check_read_german() -> None:
+    from django.utils import translation
+
+    make_log(status=MailStatus.SENT, created_at=days_ago(4))
+    make_log(status=MailStatus.SENT, created_at=days_ago(4))
+    out = StringIO()
+    with mailops(), translation.override("de"):
+        call_command("purgemaillog", "--older-than", "2", stdout=out, stderr=StringIO())
+        with override_settings(MAILOPS={"AUDIT_ALL_MAIL": True}):
+            (warning,) = check_retention()
+    assert "2 Einträge gelöscht." in out.getvalue()
+    assert "0 Texte geleert." in out.getvalue()
+    assert "das Mail-Protokoll wächst ohne Ende" in warning.msg
+    assert "mailops.W042" in warning.hint

@@ -8,6 +8,7 @@ the same outcomes must come from the plain path.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from typing import Any
@@ -17,7 +18,7 @@ from django.db import connection
 
 from mailops.models import MailLog, MailStatus, MailTrigger, SendingProgress
 from mailops.recipients import from_addresses
-from mailops.sending import wire
+from mailops.sending import delivery, wire
 from mailops.sending.bookkeeping import AheadBookkeeping
 from mailops.sending.delivery import DeliveryReport, deliver_batch
 from mailops.sending.marks import ChunkTaken
@@ -238,6 +239,51 @@ def test_a_run_reports_each_row_once_while_outcomes_are_written_behind(
     # The run's own counts plus what the log still shows unfinished: never a row twice.
     assert {total for total, _sent in totals} == {45}
     assert totals[-1] == (45, 45)
+
+
+def test_a_progress_report_is_exact_even_when_a_write_behind_finishes_before_it_reads(
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    worker_backend: Any,
+    faulty_smtp: FaultySMTPServer,
+) -> None:
+    # The worst timing of a busy machine, made certain: whatever outcome write
+    # is on its way when a report is made finishes before the report reads
+    # the log. A run that reports while a write is in flight then counts that
+    # chunk in neither its own counts nor the log's unfinished rows.
+    use(settings, faulty_smtp.options())
+    summary = send_test_mail(from_addresses(addresses(45)), trigger=MailTrigger.API, queue=True)
+    writes = threading.Condition()
+    started = finished = 0
+    original = delivery._write_outcomes
+
+    def write_outcomes(rows: list[MailLog]) -> None:
+        nonlocal started, finished
+        with writes:
+            started += 1
+        try:
+            original(rows)
+        finally:
+            with writes:
+                finished += 1
+                writes.notify_all()
+
+    monkeypatch.setattr(delivery, "_write_outcomes", write_outcomes)
+    totals: list[int] = []
+    in_flight: list[int] = []
+
+    def progress(report: DeliveryReport) -> None:
+        with writes:
+            in_flight.append(started - finished)
+            assert writes.wait_for(lambda: started == finished, timeout=60)
+        current = queue_progress(report.counts, summary.batch_id)
+        totals.append(sum(current.counts.values()))
+
+    deliver_batch(summary.batch_id, chunk_size=10, progress=progress)
+
+    assert set(totals) == {45}
+    # A report is made only while no outcome write is on its way.
+    assert set(in_flight) == {0}
 
 
 def test_a_row_in_doubt_stays_in_doubt_after_the_next_mark() -> None:

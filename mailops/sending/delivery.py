@@ -106,9 +106,10 @@ def deliver_batch(
     ``MAX_ATTEMPTS``; a later run must then pick them up, so callers pass
     ``retry=True`` only when one will. ``rate_share`` divides each mailer's
     rate limit among that many parallel delivery runs. ``progress``, if
-    given, is called with the report so far after each chunk (for a
-    progress display), and once more at the end: where outcomes are
-    written a chunk ahead, the database shows each chunk's at the next call.
+    given, is called with the report so far once each chunk's outcomes are
+    in the log (for a progress display), and never while an outcome write
+    is on its way: the log's unfinished rows and the report then add up to
+    every row, each counted once.
     """
     report = DeliveryReport()
     # A dead worker's rows whose lease ran out: unattempted ones go out again below.
@@ -175,13 +176,25 @@ def _deliver_for_mailer(
         _fail_remaining(batch_id, alias, Failure(reason), report, retry=False)
         return
     bookkeeping: Bookkeeping | None = None
+
+    def written(rows: list[MailLog]) -> None:
+        # Counted once the log holds them, and reported while it holds
+        # exactly these: a report reads the rest as unfinished rows.
+        for row in rows:
+            if row.status != MailStatus.SENDING:
+                report.add(row.status)
+        if progress is not None:
+            progress(report)
+
     try:
         # A daily quota sizes each chunk by the outcomes so far, and a rate
         # limit sizes it to the lease (see bookkeeping): no claiming ahead then.
         limited = quota_status(alias).limit is not None
         ahead = not limited and not rate and AheadBookkeeping.useful()
         kind = AheadBookkeeping if ahead else Bookkeeping
-        bookkeeping = kind(lambda: claim(batch_id, mailer=alias, limit=chunk_size), _write_outcomes)
+        bookkeeping = kind(
+            lambda: claim(batch_id, mailer=alias, limit=chunk_size), _write_outcomes, written
+        )
         while True:
             if limited:
                 quota = quota_status(alias)
@@ -194,29 +207,20 @@ def _deliver_for_mailer(
                 rows = bookkeeping.next_chunk()
             if not rows:
                 break
-            # Written a chunk behind, the log shows the outcomes counted so far.
-            written = DeliveryReport(dict(report.counts)) if bookkeeping.lags else report
             try:
                 sender.send(rows)
             finally:
                 # Even when a thread crashed or the run was interrupted, what
                 # was sent is written as sent; rows without an outcome stay
                 # "sending", for the caller or the lease to settle.
-                settled = [row for row in rows if row.status != MailStatus.SENDING]
-                for row in settled:
-                    report.add(row.status)
                 bookkeeping.write(rows)
-            if progress is not None:
-                progress(written)
             if sender.dead is not None:
                 # Rows claimed ahead go back to the queue first: they fail with the rest.
                 bookkeeping.close()
                 _fail_remaining(batch_id, alias, sender.dead, report, retry=retry)
                 return
-        if progress is not None and bookkeeping.lags:
-            # The last chunk's outcomes were still being written at its progress call.
-            bookkeeping.flush()
-            progress(report)
+        # The last chunk's outcomes, if still on their way, and their report.
+        bookkeeping.flush()
     finally:
         try:
             if bookkeeping is not None:

@@ -128,6 +128,10 @@ class MailerSession:
                         return False
                     continue
                 self._record_transaction_failure(row, error)
+                if error.refuses_session:
+                    # A new connection would be refused the same way: the
+                    # rest of the chunk fails with this reason, unsent.
+                    self.dead = describe_failure(error.error, mailer=self.alias)
                 return True
             except ChunkTaken:
                 # Not sent (the mark comes before the end of DATA); the row's

@@ -8,7 +8,10 @@ by one and a failure says where it happened:
 
 * ``mail``: nothing of this message reached the server (a connection that
   died since the last message, a 421 at MAIL): retry at once on a fresh
-  connection;
+  connection. A sender the server refused (530 "Must issue a STARTTLS
+  command first", 550) is not retried: a new connection gets the same
+  answer. If it refuses RSET too, it takes nothing more on this
+  connection (``refuses_session``);
 * ``rcpt``/``data``: refused or dropped before the end of the message: safe
   to retry later, like any transient failure;
 * ``after_dot``: the message was sent and its reply was lost: in doubt,
@@ -32,12 +35,28 @@ _LEADING_DOT = re.compile(rb"(?m)^\.")
 class TransactionError(Exception):
     """A transaction that did not end in a 250: the error and the step it failed at."""
 
-    def __init__(self, error: BaseException, *, stage: Stage, connection_lost: bool) -> None:
+    def __init__(
+        self,
+        error: BaseException,
+        *,
+        stage: Stage,
+        connection_lost: bool,
+        refuses_session: bool = False,
+    ) -> None:
         super().__init__(str(error))
         self.error = error
         self.stage = stage
         # The connection cannot carry the next message (closed, or its state unknown).
         self.connection_lost = connection_lost
+        # The server refused the message and then RSET: it will take nothing
+        # on this connection, and a new one would get the same answers.
+        self.refuses_session = refuses_session
+
+    @property
+    def refused(self) -> bool:
+        """The server answered with a refusal (not a drop, not a 421 "closing")."""
+        code = _refusal_code(self.error)
+        return code is not None and code != 421
 
     @property
     def in_doubt(self) -> bool:
@@ -46,8 +65,8 @@ class TransactionError(Exception):
 
     @property
     def before_transaction(self) -> bool:
-        """Nothing of this message reached the server: safe to send again at once."""
-        return self.stage == "mail" and self.connection_lost
+        """Nothing of this message reached the server, nor was it refused: send again at once."""
+        return self.stage == "mail" and self.connection_lost and not self.refused
 
 
 def send_transaction(
@@ -104,8 +123,12 @@ def send_transaction(
         raise smtplib.SMTPDataError(code, reply)
     except (smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused) as error:
         # A reply the server gave (a refusal): the connection may carry on.
+        after = _after_refusal(connection, error)
         raise TransactionError(
-            error, stage=stage, connection_lost=not _after_refusal(connection, error)
+            error,
+            stage=stage,
+            connection_lost=after != "ready",
+            refuses_session=after == "refusing",
         ) from error
     except (smtplib.SMTPException, OSError) as error:
         # Disconnected, timed out, or smtplib refusing to go on: the socket is done for.
@@ -128,33 +151,52 @@ def _dot_terminated(data: bytes) -> bytes:
     return quoted + b".\r\n"
 
 
-def _after_refusal(connection: smtplib.SMTP, error: smtplib.SMTPException) -> bool:
-    """Make the connection ready for the next message; ``False`` if it cannot be."""
+def _refusal_code(error: BaseException) -> int | None:
+    """The reply code of a refusal, or ``None`` for an error the server did not answer with."""
     if isinstance(error, smtplib.SMTPRecipientsRefused):
-        code = next(iter(error.recipients.values()))[0]
-    else:
-        code = getattr(error, "smtp_code", 0)
-    if code == 421:
+        return int(next(iter(error.recipients.values()))[0])
+    if isinstance(error, smtplib.SMTPResponseException):
+        return int(error.smtp_code)
+    return None
+
+
+def _after_refusal(
+    connection: smtplib.SMTP, error: smtplib.SMTPException
+) -> Literal["ready", "closed", "refusing"]:
+    """Make the connection ready for the next message, or say why it cannot be."""
+    if _refusal_code(error) == 421:
         # The server is closing the connection; smtplib's mail()/rcpt() leave it open.
         _close(connection)
-        return False
+        return "closed"
     return _reset(connection)
 
 
-def _reset(connection: smtplib.SMTP) -> bool:
-    """RSET after a refusal; ``False`` if the connection cannot go on (421, drop)."""
+def _reset(connection: smtplib.SMTP) -> Literal["ready", "closed", "refusing"]:
+    """RSET after a refusal: ``ready``, ``closed`` (421, drop), or ``refusing`` (it said no)."""
     if connection.sock is None:
-        return False
+        return "closed"
     try:
         code, _reply = connection.rset()
     except (smtplib.SMTPException, OSError):
         _close(connection)
-        return False
-    if code != 250:
+        return "closed"
+    if code == 421 or not 200 <= code < 600:
         # Postfix answers RSET with 421 and hangs up after too many errors.
         _close(connection)
-        return False
-    return True
+        return "closed"
+    if code != 250:
+        # It refuses even RSET (530 before STARTTLS): nothing more goes over
+        # this connection, and it ends with QUIT, as servers expect.
+        _quit(connection)
+        return "refusing"
+    return "ready"
+
+
+def _quit(connection: smtplib.SMTP) -> None:
+    try:
+        connection.quit()
+    except (smtplib.SMTPException, OSError):
+        _close(connection)
 
 
 def _close(connection: smtplib.SMTP) -> None:

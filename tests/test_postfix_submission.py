@@ -201,5 +201,6 @@ def test_plain_smtp_without_a_password_is_refused_once_and_every_session_quits(
     log = postfix_submission.wait_for_log("disconnect from")
     assert log.count(f"]: connect from {CLIENT}") == 1
     assert "lost connection" not in log
-    assert f"disconnect from {CLIENT} ehlo=1 mail=0/1 rset=0/1 quit=1" in log
+    # MAIL, RCPT and DATA go as one group (Postfix offers PIPELINING), then RSET and QUIT.
+    assert f"disconnect from {CLIENT} ehlo=1 mail=0/1 rcpt=0/1 data=0/1 rset=0/1 quit=1" in log
     assert postfix_submission.deliveries(0, timeout=0) == {}

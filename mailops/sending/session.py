@@ -21,6 +21,7 @@ their ``send_messages``.
 
 from __future__ import annotations
 
+import contextlib
 import email.policy
 import logging
 from collections import deque
@@ -40,7 +41,15 @@ from mailops.sending.composition import MessageTemplate, build_message
 from mailops.sending.marks import ChunkTaken
 from mailops.sending.outcomes import IN_DOUBT_PREFIX, mark_sent, record_failure
 from mailops.sending.throttle import RateLimiter
-from mailops.sending.transaction import TransactionError, send_transaction
+from mailops.sending.transaction import (
+    Stage,
+    TransactionError,
+    offers_pipelining,
+    read_end,
+    read_group,
+    send_transaction,
+    write_group,
+)
 from mailops.sending.wire import WireLedger, WireTrack
 
 logger = logging.getLogger("mailops.delivery")
@@ -74,6 +83,11 @@ class MailerSession:
         # Progress marks of this connection's rows (None: not kept, see WireLedger).
         self.track = track
         self.reconnects_in_a_row = 0
+        # Pipelining (RFC 2920): the row whose end of DATA is written, or
+        # held back in ``unsent`` to go out with the next message's
+        # commands, and whose reply is not read yet. At most one.
+        self.behind: MailLog | None = None
+        self.unsent = b""
 
     def _open(self) -> Failure | None:
         try:
@@ -106,6 +120,9 @@ class MailerSession:
             self.dead = self._open()
         if self.dead is not None:
             return False
+        if self.limiter.interval:
+            # A message's end is not held back while the next one waits its turn.
+            self.finish_behind()
         self.limiter.wait()
         try:
             wire = self._wire_message(row, templates)
@@ -113,6 +130,7 @@ class MailerSession:
             record_failure(row, describe_failure(error, mailer=self.alias))
             return True
         if wire is None:
+            self.finish_behind()
             return self._send_message(row)
         while True:
             try:
@@ -136,12 +154,12 @@ class MailerSession:
             except ChunkTaken:
                 # Not sent (the mark comes before the end of DATA); the row's
                 # outcome is left to the run that has it now.
-                self.close()
+                self._abort()
                 return True
             except DatabaseError as error:
                 # The progress mark failed: the message was not sent, and the
                 # connection may be mid-transaction, so it cannot carry another.
-                self.close()
+                self._abort()
                 self._finish(row, delivered=False)
                 if self.track is not None:
                     self.track.reset()
@@ -155,12 +173,54 @@ class MailerSession:
                 record_failure(row, Failure(reason, transient=True), retry=self.retry)
                 return True
             self.reconnects_in_a_row = 0
+            if self.behind is row:
+                # Its end goes out with the next message's commands; its outcome then.
+                return True
             self._finish(row, delivered=True)
             mark_sent(row, esp_message_id="")
             return True
 
     def _transaction(self, row: MailLog, wire: tuple[str, str, bytes]) -> None:
-        """One SMTP transaction for ``row``, its progress mark committed before the end of DATA."""
+        """One SMTP transaction for ``row``, its progress mark committed before the end of DATA.
+
+        Lock-step, or pipelined where the server offers it: then ``row`` is
+        left :attr:`behind`, its outcome set by the next message or
+        :meth:`finish_behind`.
+        """
+        connection = self.backend.connection
+        if not offers_pipelining(connection):
+            self.finish_behind()
+            self._lock_step(row, wire)
+            return
+        sender, recipient, data = wire
+        unsent, self.unsent = self.unsent, b""
+        try:
+            write_group(connection, sender, recipient, len(data), ahead=unsent)
+        except TransactionError as error:
+            # The previous message is in doubt if its end went out whole,
+            # else not delivered. This one got no reply: sent again on a fresh connection.
+            self._settle_behind(lost="after_dot" if error.ahead_sent else "data")
+            raise
+        if not self._settle_behind():
+            # The previous message's reply was the last this connection gave.
+            raise TransactionError(
+                OSError("connection lost before MAIL was answered"),
+                stage="mail",
+                connection_lost=True,
+            )
+        track = self.track
+        if track is None:
+            self.unsent = read_group(connection, *wire)
+        else:
+            try:
+                # Its mark carries the previous message's outcome (see wire).
+                track.begin(row)
+                self.unsent = read_group(connection, *wire, before_end=track.confirm)
+            finally:
+                track.settle()
+        self.behind = row
+
+    def _lock_step(self, row: MailLog, wire: tuple[str, str, bytes]) -> None:
         track = self.track
         if track is None:
             send_transaction(self.backend.connection, *wire)
@@ -171,6 +231,38 @@ class MailerSession:
             send_transaction(self.backend.connection, *wire, before_end=track.confirm)
         finally:
             track.settle()
+
+    def _settle_behind(self, *, lost: Stage | None = None) -> bool:
+        """Read the verdict on the message :attr:`behind`; ``False`` if the connection is lost.
+
+        ``lost``: the connection failed before its reply could be read, at
+        that stage (``after_dot``: in doubt; ``data``: its end never went out).
+        """
+        row, self.behind = self.behind, None
+        if row is None:
+            return lost is None
+        unsent, self.unsent = self.unsent, b""
+        try:
+            if lost is not None:
+                raise TransactionError(
+                    OSError("connection lost while the end of DATA was written"),
+                    stage=lost,
+                    connection_lost=True,
+                )
+            read_end(self.backend.connection, unsent)
+        except TransactionError as error:
+            if error.connection_lost:
+                self.close()
+            self._record_transaction_failure(row, error)
+            return not error.connection_lost
+        self._finish(row, delivered=True)
+        mark_sent(row, esp_message_id="")
+        return True
+
+    def finish_behind(self) -> None:
+        """Send the held-back end of the message :attr:`behind` and read its verdict."""
+        if self.behind is not None:
+            self._settle_behind()
 
     def _may_reconnect(self) -> bool:
         """One reconnect per message, and only a few in a row (a server that keeps dropping)."""
@@ -229,15 +321,19 @@ class MailerSession:
         return True
 
     def drain(self, pending: deque[MailLog], templates: Templates) -> None:
-        """Send rows from the shared queue until it is empty or this connection is dead."""
+        """Send rows from the shared queue until it is empty or this connection is dead.
+
+        Every row taken has its outcome when this returns (none is left :attr:`behind`).
+        """
         while self.dead is None:
             try:
                 row = pending.popleft()
             except IndexError:
-                return
+                break
             if not self.send(row, templates):
                 # Not sent: another connection may still take it.
                 pending.appendleft(row)
+        self.finish_behind()
 
     def _message(self, row: MailLog) -> EmailMessage:
         """The row's message, built in full through Django's email API."""
@@ -274,8 +370,18 @@ class MailerSession:
             message.message(policy=email.policy.SMTP).as_bytes(),
         )
 
+    def _abort(self) -> None:
+        """Hang up mid-transaction without QUIT: after DATA, it would be taken for the message."""
+        connection = getattr(self.backend, "connection", None)
+        if connection is not None and self.behind is None:
+            with contextlib.suppress(OSError):
+                connection.close()
+        self.close()
+
     def close(self) -> None:
         """Close the mailer connection (it is re-opened on the next message)."""
+        if self.is_open:
+            self.finish_behind()
         if self.is_open:
             self.is_open = False
             try:

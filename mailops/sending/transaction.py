@@ -51,6 +51,9 @@ class TransactionError(Exception):
         # The server refused the message and then RSET: it will take nothing
         # on this connection, and a new one would get the same answers.
         self.refuses_session = refuses_session
+        # Pipelined: whether the previous message's end, written ahead of this
+        # message's commands, was handed over whole (see write_group).
+        self.ahead_sent = False
 
     @property
     def refused(self) -> bool:
@@ -132,6 +135,137 @@ def send_transaction(
         ) from error
     except (smtplib.SMTPException, OSError) as error:
         # Disconnected, timed out, or smtplib refusing to go on: the socket is done for.
+        _close(connection)
+        raise TransactionError(error, stage=stage, connection_lost=True) from error
+
+
+def offers_pipelining(connection: smtplib.SMTP) -> bool:
+    """Whether the server's EHLO listed PIPELINING (RFC 2920); says EHLO first if needed.
+
+    Raises :class:`TransactionError` (at ``mail``, connection lost) if the greeting fails.
+    """
+    try:
+        connection.ehlo_or_helo_if_needed()
+    except (smtplib.SMTPException, OSError) as error:
+        _close(connection)
+        raise TransactionError(error, stage="mail", connection_lost=True) from error
+    return bool(connection.does_esmtp and connection.has_extn("pipelining"))
+
+
+def write_group(
+    connection: smtplib.SMTP, sender: str, recipient: str, size: int, *, ahead: bytes = b""
+) -> None:
+    """MAIL, RCPT and DATA in one write (RFC 2920), after ``ahead``: the previous message's end.
+
+    Nothing is read: :func:`read_end` (if ``ahead`` held an end) and then
+    :func:`read_group` read the replies, in order. A failed write is a
+    :class:`TransactionError` at ``mail``; the message in ``ahead`` is then in doubt.
+    """
+    options = f" SIZE={size}" if connection.has_extn("size") else ""
+    group = f"MAIL FROM:{_envelope(sender)}{options}\r\nRCPT TO:{_envelope(recipient)}\r\nDATA\r\n"
+    data = ahead + group.encode("ascii")
+    sent = 0
+    try:
+        if connection.sock is None:
+            raise smtplib.SMTPServerDisconnected("the connection is closed")
+        # Counted, not sendall(): whether the previous message's final "."
+        # went out decides whether it is in doubt or safely unsent.
+        view = memoryview(data)
+        while sent < len(data):
+            sent += connection.sock.send(view[sent:])
+    except (smtplib.SMTPException, OSError) as error:
+        _close(connection)
+        failure = TransactionError(error, stage="mail", connection_lost=True)
+        failure.ahead_sent = sent >= len(ahead)
+        raise failure from error
+
+
+def read_group(
+    connection: smtplib.SMTP,
+    sender: str,
+    recipient: str,
+    data: bytes,
+    *,
+    before_end: Callable[[], None] | None = None,
+) -> bytes:
+    """The replies to a :func:`write_group`; the message's end, to be written next.
+
+    Every reply is read, whatever the one before it said, so the next
+    command's reply is not mistaken for one of these. ``before_end`` runs as
+    in :func:`send_transaction`. The end is not written here: it goes out
+    with the next message's group, or alone through :func:`read_end`.
+    """
+    stage: Stage = "mail"
+    try:
+        # A 421 is the last reply: the server hangs up without answering the rest.
+        mail_code, mail_reply = connection.getreply()
+        if mail_code == 421:
+            raise smtplib.SMTPSenderRefused(mail_code, mail_reply, sender)
+        stage = "rcpt"
+        rcpt_code, rcpt_reply = connection.getreply()
+        if rcpt_code == 421:
+            raise smtplib.SMTPRecipientsRefused({recipient: (rcpt_code, rcpt_reply)})
+        stage = "data"
+        if before_end is not None and mail_code == 250 and rcpt_code in (250, 251):
+            # While the server answers DATA (see send_transaction).
+            before_end()
+        data_code, data_reply = connection.getreply()
+        if data_code == 354 and (mail_code != 250 or rcpt_code not in (250, 251)):
+            # The server took DATA without a sender or recipient: an empty
+            # message ends it, and the server refuses that for want of either.
+            connection.send(b".\r\n")
+            connection.getreply()
+        if mail_code != 250:
+            stage = "mail"
+            raise smtplib.SMTPSenderRefused(mail_code, mail_reply, sender)
+        if rcpt_code not in (250, 251):
+            stage = "rcpt"
+            raise smtplib.SMTPRecipientsRefused({recipient: (rcpt_code, rcpt_reply)})
+        stage = "data"
+        if data_code != 354:
+            raise smtplib.SMTPDataError(data_code, data_reply)
+    except (smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused) as error:
+        after = _after_refusal(connection, error)
+        raise TransactionError(
+            error,
+            stage=stage,
+            connection_lost=after != "ready",
+            refuses_session=after == "refusing",
+        ) from error
+    except (smtplib.SMTPException, OSError) as error:
+        _close(connection)
+        raise TransactionError(error, stage=stage, connection_lost=True) from error
+    return _dot_terminated(data)
+
+
+def read_end(connection: smtplib.SMTP, unsent: bytes = b"") -> None:
+    """Write ``unsent`` (a message's end, if still held back), then read the reply to its ".".
+
+    Raises :class:`TransactionError` unless the server said 250: at
+    ``after_dot`` (in doubt) when no verdict came back, at ``data`` for a refusal.
+    """
+    # Until every byte, the final "." last, is handed over, nothing was delivered.
+    stage: Stage = "data"
+    try:
+        if unsent:
+            connection.send(unsent)
+        stage = "after_dot"
+        code, reply = connection.getreply()
+        if code == 250:
+            return
+        if not 400 <= code < 600:
+            raise smtplib.SMTPServerDisconnected(f"unreadable reply to the end of DATA: {code}")
+        # A definite refusal: not delivered.
+        stage = "data"
+        raise smtplib.SMTPDataError(code, reply)
+    except smtplib.SMTPResponseException as error:
+        # The reply to "." ends the transaction either way: no RSET, whose
+        # reply would be taken for the next message's (already on its way).
+        closing = error.smtp_code == 421
+        if closing:
+            _close(connection)
+        raise TransactionError(error, stage=stage, connection_lost=closing) from error
+    except (smtplib.SMTPException, OSError) as error:
         _close(connection)
         raise TransactionError(error, stage=stage, connection_lost=True) from error
 

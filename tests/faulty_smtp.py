@@ -57,31 +57,37 @@ class _Lines:
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self.buffer = b""
+        self.buffer = bytearray()
+        self.start = 0
+
+    def _receive(self) -> bool:
+        try:
+            chunk = self.sock.recv(65536)
+        except OSError:
+            chunk = b""
+        if self.start > 65536:
+            # Read lines are dropped now and then, not per line (a message has many).
+            del self.buffer[: self.start]
+            self.start = 0
+        self.buffer += chunk
+        return bool(chunk)
 
     def readline(self) -> bytes:
-        while b"\n" not in self.buffer:
-            try:
-                chunk = self.sock.recv(65536)
-            except OSError:
-                chunk = b""
-            if not chunk:
-                line, self.buffer = self.buffer, b""
+        while (end := self.buffer.find(b"\n", self.start)) < 0:
+            if not self._receive():
+                line = bytes(self.buffer[self.start :])
+                self.buffer, self.start = bytearray(), 0
                 return line
-            self.buffer += chunk
-        line, _, self.buffer = self.buffer.partition(b"\n")
-        return line + b"\n"
+        line = bytes(self.buffer[self.start : end + 1])
+        self.start = end + 1
+        return line
 
     def ahead(self) -> bytes:
         """What the client has sent beyond the line just read (without waiting for more)."""
         readable, _, _ = select.select([self.sock], [], [], 0)
         if readable:
-            try:
-                chunk = self.sock.recv(65536)
-            except OSError:
-                chunk = b""
-            self.buffer += chunk
-        return self.buffer
+            self._receive()
+        return bytes(self.buffer[self.start :])
 
 
 # After these a client must wait for the reply even with PIPELINING (RFC 2920 §3.1).
@@ -215,6 +221,8 @@ class FaultySMTPServer:
     def __init__(self, *, pipelining: bool = False) -> None:
         self.host = HOST
         self.pipelining = pipelining
+        # The client's socket timeout: short, so that a "hang" ends soon.
+        self.timeout = 2.0
         self.port = free_port()
         self.faults: dict[str, Fault] = {}
         self.mail_faults: list[str] = []
@@ -236,7 +244,7 @@ class FaultySMTPServer:
 
     def options(self, **overrides: object) -> dict[str, object]:
         """Django SMTP backend ``OPTIONS`` for this server (plain text, no AUTH)."""
-        return {"host": self.host, "port": self.port, "timeout": 2, **overrides}
+        return {"host": self.host, "port": self.port, "timeout": self.timeout, **overrides}
 
     def note_connection(self) -> None:
         with self._lock:

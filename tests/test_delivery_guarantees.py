@@ -14,6 +14,7 @@ from mailops.recipients import from_addresses
 from mailops.sending.delivery import deliver_batch
 from mailops.sending.session import IN_DOUBT_PREFIX
 from mailops.services import send_test_mail
+from tests.backends import DJANGO_SMTP, SUBCLASSED_SMTP
 from tests.faulty_smtp import FaultySMTPServer
 
 pytestmark = pytest.mark.django_db
@@ -21,26 +22,31 @@ pytestmark = pytest.mark.django_db
 A, B, C = "a@example.com", "b@example.com", "c@example.com"
 
 
-def use_faulty(settings: pytest.FixtureRequest, server: FaultySMTPServer) -> None:
+@pytest.fixture(params=[DJANGO_SMTP, SUBCLASSED_SMTP], ids=["bytes", "message"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Both send paths: prebuilt bytes (Django's SMTP class), a full message (anything else)."""
+    return str(request.param)
+
+
+def use_faulty(settings: pytest.FixtureRequest, server: FaultySMTPServer, backend: str) -> None:
     settings.MAILERS = {
         **settings.MAILERS,
-        "default": {
-            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
-            "OPTIONS": server.options(),
-        },
+        "default": {"BACKEND": backend, "OPTIONS": server.options()},
     }
 
 
-def send(settings, server: FaultySMTPServer, *, body: str) -> dict[str, MailLog]:
+def send(settings, server: FaultySMTPServer, *, body: str, backend: str) -> dict[str, MailLog]:
     """Send to A, B, C inline (no worker: failures are final); rows by recipient."""
-    use_faulty(settings, server)
+    use_faulty(settings, server, backend)
     summary = send_test_mail(from_addresses([A, B, C]), trigger=MailTrigger.COMMAND, body=body)
     return {row.recipient: row for row in summary.logs()}
 
 
-def queue_and_deliver(settings, server: FaultySMTPServer, *, body: str) -> dict[str, MailLog]:
+def queue_and_deliver(
+    settings, server: FaultySMTPServer, *, body: str, backend: str
+) -> dict[str, MailLog]:
     """Rows written queued, then one delivery run with retries, as a worker does."""
-    use_faulty(settings, server)
+    use_faulty(settings, server, backend)
     from mailops.models import MailLog as Row
 
     batch = [
@@ -62,11 +68,11 @@ def queue_and_deliver(settings, server: FaultySMTPServer, *, body: str) -> dict[
 
 
 @pytest.fixture(params=["inline", "queued"])
-def deliver(request, settings):
+def deliver(request, settings, backend):
     def run(server: FaultySMTPServer, *, body: str = "body") -> dict[str, MailLog]:
         if request.param == "inline":
-            return send(settings, server, body=body)
-        return queue_and_deliver(settings, server, body=body)
+            return send(settings, server, body=body, backend=backend)
+        return queue_and_deliver(settings, server, body=body, backend=backend)
 
     run.queued = request.param == "queued"  # type: ignore[attr-defined]
     return run

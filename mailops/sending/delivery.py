@@ -28,7 +28,7 @@ from mailops.mailers.errors import Failure
 from mailops.models import MailLog, MailLogQuerySet, MailStatus
 from mailops.redaction import redact
 from mailops.sending.bookkeeping import AheadBookkeeping, Bookkeeping
-from mailops.sending.outcomes import backoff, retry_reason
+from mailops.sending.outcomes import final_reason, retry_at, retry_reason
 from mailops.sending.pending import unwritten_batches, write_pending_rows
 from mailops.sending.recovery import Recovered, recover_stale_sending
 from mailops.sending.session import ChunkSender
@@ -283,26 +283,29 @@ def _fail_remaining(
 ) -> None:
     """The mailer cannot be reached: the rows not yet tried share the failure.
 
-    Each counts as an attempt. With ``retry`` and a transient failure, rows
-    with attempts left wait for the next try; the others fail.
+    Each counts as an attempt, and the same rule as for one row
+    (:func:`~mailops.sending.outcomes.retry_at`) decides, by the attempts
+    each row has had, whether it waits for a retry or fails.
     """
     remaining = due_rows(batch_id).filter(mailer=alias)
     now = timezone.now()
-    if retry and failure.transient:
-        max_attempts = get_setting("MAX_ATTEMPTS")
-        # Rows that still have an attempt left after this one wait for a retry.
-        later = remaining.filter(attempts__lt=max_attempts - 1)
-        retry_at = now + backoff(1)
-        waiting = later.update(
-            attempts=F("attempts") + 1,
-            error=retry_reason(failure, retry_at),
-            smtp_code=failure.smtp_code,
-            next_attempt_at=retry_at,
-            updated_at=now,
-        )
-        report.add(MailStatus.QUEUED, waiting)
-    failed = remaining.fail(failure.reason, smtp_code=failure.smtp_code, attempt=True)
-    report.add(MailStatus.FAILED, failed)
+    # A few distinct counts at most: one UPDATE per count, not per row.
+    for before in sorted(set(remaining.order_by().values_list("attempts", flat=True).distinct())):
+        rows = remaining.filter(attempts=before)
+        attempts = before + 1
+        when = retry_at(failure, attempts=attempts, retry=retry, now=now)
+        if when is not None:
+            waiting = rows.update(
+                attempts=F("attempts") + 1,
+                error=retry_reason(failure, when),
+                smtp_code=failure.smtp_code,
+                next_attempt_at=when,
+                updated_at=now,
+            )
+            report.add(MailStatus.QUEUED, waiting)
+            continue
+        reason = final_reason(failure, attempts=attempts)
+        report.add(MailStatus.FAILED, rows.fail(reason, smtp_code=failure.smtp_code, attempt=True))
 
 
 def fail_unfinished(batch_id: uuid.UUID, error: BaseException) -> None:

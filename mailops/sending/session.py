@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import email.policy
 import logging
+import smtplib
 from collections import deque
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -43,6 +44,7 @@ from mailops.sending.outcomes import IN_DOUBT_PREFIX, mark_sent, record_failure
 from mailops.sending.throttle import RateLimiter
 from mailops.sending.transaction import (
     Stage,
+    StageProbe,
     TransactionError,
     offers_pipelining,
     read_end,
@@ -53,6 +55,11 @@ from mailops.sending.transaction import (
 from mailops.sending.wire import WireLedger, WireTrack
 
 logger = logging.getLogger("mailops.delivery")
+
+
+class NotAccepted(Exception):
+    """A backend's ``send_messages`` returned 0 without raising."""
+
 
 # Reconnects after a drop before a message's transaction, without a message sent in between.
 RECONNECTS_IN_A_ROW = 3
@@ -124,17 +131,24 @@ class MailerSession:
             # A message's end is not held back while the next one waits its turn.
             self.finish_behind()
         self.limiter.wait()
+        # What goes out: the prebuilt bytes, or (any other backend) a full message.
+        message: EmailMessage | None = None
         try:
             wire = self._wire_message(row, templates)
+            if wire is None:
+                self.finish_behind()
+                message = self._message(row)
         except ValueError as error:
             record_failure(row, describe_failure(error, mailer=self.alias))
             return True
-        if wire is None:
-            self.finish_behind()
-            return self._send_message(row)
         while True:
+            esp_message_id = ""
             try:
-                self._transaction(row, wire)
+                if message is not None:
+                    esp_message_id = self._send_message(row, message)
+                else:
+                    assert wire is not None
+                    self._transaction(row, wire)
             except TransactionError as error:
                 if error.connection_lost:
                     self.close()
@@ -177,7 +191,7 @@ class MailerSession:
                 # Its end goes out with the next message's commands; its outcome then.
                 return True
             self._finish(row, delivered=True)
-            mark_sent(row, esp_message_id="")
+            mark_sent(row, esp_message_id=esp_message_id)
             return True
 
     def _transaction(self, row: MailLog, wire: tuple[str, str, bytes]) -> None:
@@ -276,6 +290,10 @@ class MailerSession:
             self.track.finish(row, delivered=delivered)
 
     def _record_transaction_failure(self, row: MailLog, error: TransactionError) -> None:
+        if isinstance(error.error, NotAccepted):
+            record_failure(row, Failure(f"[{self.alias}] {error.error}"))
+            self._finish(row, delivered=False)
+            return
         if not error.in_doubt:
             record_failure(row, describe_failure(error.error, mailer=self.alias), retry=self.retry)
             self._finish(row, delivered=False)
@@ -291,34 +309,32 @@ class MailerSession:
         )
         record_failure(row, Failure(reason, connection_lost=True, in_doubt=True))
 
-    def _send_message(self, row: MailLog) -> bool:
-        """A full message through the backend's ``send_messages`` (anymail, locmem, subclasses)."""
-        esp_message_id = ""
+    def _send_message(self, row: MailLog, message: EmailMessage) -> str:
+        """``message`` through the backend's ``send_messages``; the provider's message id.
+
+        The same outcomes as the bytes path: its progress mark first (a
+        failed one raises ``ChunkTaken`` or ``DatabaseError``), and a failure
+        as a :class:`TransactionError` at the step an SMTP backend was at
+        (:class:`StageProbe`); other backends' failures come before acceptance.
+        """
+        if self.track is not None:
+            self.track.mark(row)
+        probe = StageProbe.attach(self.backend)
         try:
-            if self.track is not None:
-                self.track.mark(row)
-            message = self._message(row)
             accepted = self.backend.send_messages([message])
-            esp_message_id = _esp_message_id(message)
-        except ChunkTaken:
-            # Not sent; the row's outcome is left to the run that has it now.
-            return True
-        except Exception as error:  # noqa: BLE001 - a refused message is data, not a crash
-            if isinstance(error, DatabaseError) and self.track is not None:
-                # The progress mark failed: the next starts on a working connection.
-                self.track.reset()
-            failure = describe_failure(error, mailer=self.alias)
-            record_failure(row, failure, retry=self.retry)
-            self._finish(row, delivered=False)
-            if failure.connection_lost:
-                self.close()
-            return True
-        self._finish(row, delivered=bool(accepted))
+        except Exception as error:
+            # A refused message is data, not a crash.
+            stage: Stage = probe.stage_of(error) if probe is not None else "data"
+            lost = describe_failure(error).connection_lost
+            raise TransactionError(error, stage=stage, connection_lost=lost) from error
+        finally:
+            if probe is not None:
+                probe.detach()
         if not accepted:
-            record_failure(row, Failure(f"[{self.alias}] the mailer accepted no message"))
-            return True
-        mark_sent(row, esp_message_id=esp_message_id)
-        return True
+            raise TransactionError(
+                NotAccepted("the mailer accepted no message"), stage="data", connection_lost=False
+            )
+        return _esp_message_id(message)
 
     def drain(self, pending: deque[MailLog], templates: Templates) -> None:
         """Send rows from the shared queue until it is empty or this connection is dead.
@@ -373,7 +389,7 @@ class MailerSession:
     def _abort(self) -> None:
         """Hang up mid-transaction without QUIT: after DATA, it would be taken for the message."""
         connection = getattr(self.backend, "connection", None)
-        if connection is not None and self.behind is None:
+        if isinstance(connection, smtplib.SMTP) and self.behind is None:
             with contextlib.suppress(OSError):
                 connection.close()
         self.close()

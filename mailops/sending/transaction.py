@@ -20,6 +20,7 @@ by one and a failure says where it happened:
 
 from __future__ import annotations
 
+import contextlib
 import re
 import smtplib
 from collections.abc import Callable
@@ -268,6 +269,60 @@ def read_end(connection: smtplib.SMTP, unsent: bytes = b"") -> None:
     except (smtplib.SMTPException, OSError) as error:
         _close(connection)
         raise TransactionError(error, stage=stage, connection_lost=True) from error
+
+
+class StageProbe:
+    """Which step an SMTP backend's own ``sendmail()`` was at when it failed.
+
+    A backend that is not Django's own SMTP class (a subclass may change
+    what is sent) sends through its ``send_messages()``, and smtplib's
+    ``sendmail()`` hides the step. The probe watches the commands going
+    out on the backend's smtplib connection, so the same rules decide
+    what its failure means: a reply lost after the whole message went out
+    is in doubt, a connection found dead at MAIL is sent again at once.
+    """
+
+    def __init__(self, connection: smtplib.SMTP) -> None:
+        self.connection = connection
+        self.stage: Stage = "mail"
+        self._content_next = False
+        self._send = connection.send
+        # An instance attribute: this connection only, undone by detach().
+        connection.send = self._watch  # type: ignore[method-assign,assignment]
+
+    @classmethod
+    def attach(cls, backend: object) -> StageProbe | None:
+        """A probe on ``backend``'s open smtplib connection, or ``None`` (not SMTP)."""
+        connection = getattr(backend, "connection", None)
+        if not isinstance(connection, smtplib.SMTP):
+            return None
+        return cls(connection)
+
+    def _watch(self, data: str | bytes) -> None:
+        raw = data.encode("ascii", "replace") if isinstance(data, str) else data
+        content, self._content_next = self._content_next, False
+        if content and raw.endswith(b"\r\n.\r\n"):
+            # After DATA's 354, smtplib's data() sends the message and its "." in one call.
+            self._send(data)
+            # Every byte, the final "." last, was handed over.
+            self.stage = "after_dot"
+            return
+        verb = raw[:4].upper()
+        if verb in (b"MAIL", b"RCPT", b"DATA"):
+            self.stage = {b"MAIL": "mail", b"RCPT": "rcpt", b"DATA": "data"}[verb]  # type: ignore[assignment]
+            self._content_next = verb == b"DATA"
+        self._send(data)
+
+    def stage_of(self, error: BaseException) -> Stage:
+        """Where ``error`` happened; a refusal of the end of DATA is one (not in doubt)."""
+        code = _refusal_code(error)
+        if self.stage == "after_dot" and code is not None and 400 <= code < 600:
+            return "data"
+        return self.stage
+
+    def detach(self) -> None:
+        with contextlib.suppress(AttributeError):
+            del self.connection.send
 
 
 def _envelope(address: str) -> str:

@@ -6,8 +6,8 @@ them may go out again, each connection keeps one
 :class:`~mailops.models.SendingProgress` row per chunk up to date, with one
 short UPDATE per message, committed before the message's final ".":
 which row is on the wire, and how the rows before it on this connection
-ended ("pk" accepted, "-pk" not delivered, "?pk" in doubt). When a connection moves on to
-a new chunk, the old chunk's row is closed (nothing on the wire, every
+ended (written by :func:`encode_outcome`, read by :func:`parse_outcomes`).
+When a connection moves on to a new chunk, the old chunk's row is closed (nothing on the wire, every
 outcome in): its outcomes may still be on their way to the mail log.
 Recovery (:mod:`mailops.sending.recovery`) reads the rows: accepted rows
 are sent, the row on the wire is in doubt, every other row goes back to
@@ -23,6 +23,8 @@ is :mod:`mailops.sending.marks`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from django.db import connections, router, transaction
 from django.db.models import F, TextField, Value
 from django.db.models.functions import Concat
@@ -35,6 +37,19 @@ from mailops.sending.marks import (
     SeparateConnection,
     has_psycopg3,
 )
+
+
+def encode_outcome(pk: int, *, delivered: bool | None) -> str:
+    """A row's outcome in ``done``: "pk " accepted, "-pk " not delivered, "?pk " in doubt."""
+    prefix = "?" if delivered is None else "" if delivered else "-"
+    return f"{prefix}{pk} "
+
+
+def parse_outcomes(done: str) -> Iterator[tuple[int, bool | None]]:
+    """The ``(pk, delivered)`` pairs :func:`encode_outcome` wrote (``None``: in doubt)."""
+    meaning = {"-": False, "?": None}
+    for item in done.split():
+        yield int(item.lstrip("-?")), meaning.get(item[0], True)
 
 
 class WireLedger:
@@ -162,8 +177,7 @@ class WireTrack:
 
     def finish(self, row: MailLog, *, delivered: bool | None) -> None:
         """Record with the next mark how ``row`` ended (``None``: in doubt)."""
-        prefix = "?" if delivered is None else "" if delivered else "-"
-        self.pending += f"{prefix}{row.pk} "
+        self.pending += encode_outcome(row.pk, delivered=delivered)
 
     def reset(self) -> None:
         """After a failed mark: the next one starts on a working database connection."""

@@ -24,6 +24,7 @@ from mailops.sending.delivery import DeliveryReport, deliver_batch
 from mailops.sending.marks import ChunkTaken
 from mailops.sending.progress import queue_progress
 from mailops.sending.recovery import recover_stale_sending
+from mailops.sending.strategy import Strategy
 from mailops.services import send_test_mail
 from tests.faulty_smtp import FaultySMTPServer
 from tests.scale_fixtures import SMTP_BACKEND
@@ -33,7 +34,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def test_claiming_ahead_is_for_a_database_server_of_its_own() -> None:
     # SQLite's one writer at a time would make the thread and the marks wait for each other.
-    assert AheadBookkeeping.useful() is (connection.vendor != "sqlite")
+    strategy = Strategy.for_run()
+    assert strategy.claim_ahead is (connection.vendor != "sqlite")
+    assert strategy.marks_connection is (connection.vendor == "postgresql")
+
+
+def ledger() -> wire.WireLedger:
+    """The progress-mark ledger a delivery run on this database uses."""
+    return wire.WireLedger(separate_connection=Strategy.for_run().marks_connection)
 
 
 def use(settings: Any, options: dict[str, Any], *, chunk: int = 10) -> None:
@@ -141,7 +149,7 @@ def test_moving_to_a_new_chunk_closes_the_old_progress_row() -> None:
     # a chunk behind): its progress row must not leave its last row on the wire.
     a1, a2 = claimed_rows(2, "chunk-a")
     (b1,) = claimed_rows(1, "chunk-b")
-    track = wire.WireLedger().track()
+    track = ledger().track()
     for row, delivered in ((a1, True), (a2, False)):
         track.begin(row)
         track.confirm()
@@ -290,7 +298,7 @@ def test_a_row_in_doubt_stays_in_doubt_after_the_next_mark() -> None:
     # Its reply was lost after the final "."; the connection moved on to the
     # next row before the worker died: recovery must not requeue it.
     a1, a2, a3 = claimed_rows(3, "chunk-a")
-    track = wire.WireLedger().track()
+    track = ledger().track()
     for row, delivered in ((a1, None), (a2, True)):
         track.mark(row)
         track.finish(row, delivered=delivered)
@@ -308,7 +316,7 @@ def test_a_chunk_taken_before_its_first_row_goes_out_is_not_started() -> None:
     (a1,) = claimed_rows(1, "chunk-a")
     MailLog.objects.update(updated_at="2000-01-01T00:00:00Z")
     recover_stale_sending()
-    track = wire.WireLedger().track()
+    track = ledger().track()
 
     with pytest.raises(ChunkTaken):
         track.begin(a1)

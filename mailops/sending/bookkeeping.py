@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from django.db import connections, router
+from django.db import connections
 
 from mailops.models import MailLog
 
@@ -73,17 +73,6 @@ class AheadBookkeeping(Bookkeeping):
         self._next: Future[list[MailLog]] | None = self._pool.submit(claim)
         # The one write on its way, and its rows.
         self._in_flight: tuple[Future[None], list[MailLog]] | None = None
-
-    @classmethod
-    def useful(cls) -> bool:
-        """Whether a thread of its own gains anything: a database server of its own, no transaction.
-
-        SQLite runs in this process, and its one writer at a time would make
-        the thread and the progress marks wait for each other. Inside a
-        transaction, another thread's connection could not see the rows.
-        """
-        connection = connections[router.db_for_write(MailLog)]
-        return connection.vendor != "sqlite" and not connection.in_atomic_block
 
     def next_chunk(self) -> list[MailLog]:
         if self._next is None or self._pool is None:

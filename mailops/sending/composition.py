@@ -90,7 +90,7 @@ _TO_SLOT = "recipient@mailops-slot.invalid"
 _ID_SLOT = "<message-id@mailops-slot.invalid>"
 # Values the email package writes back unchanged and unquoted; anything else
 # (non-ASCII, quoted local parts, odd Message-IDs) takes the full build. Such
-# an address also needs no parsing in the SMTP envelope (sending.transaction).
+# an address also needs no parsing in the SMTP envelope (sending.smtp_transaction).
 PLAIN_ADDRESS = re.compile(
     r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+\Z"
 )

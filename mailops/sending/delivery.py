@@ -12,6 +12,7 @@ their own (:mod:`mailops.sending.bookkeeping`).
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from mailops.sending.outcomes import final_reason, retry_at, retry_reason
 from mailops.sending.pending import unwritten_batches, write_pending_rows
 from mailops.sending.recovery import Recovered, recover_stale_sending
 from mailops.sending.session import ChunkSender
+from mailops.sending.strategy import Strategy
 from mailops.sending.throttle import RateLimiter, quota_status, rate_for
 from mailops.sending.wire import forget_progress
 
@@ -138,6 +140,7 @@ def deliver_batch(
             # batch's delivery; its rows written so far still go out.
             logger.exception("could not write the rows of batch %s", pending)
     aliases = due_rows(batch_id).order_by().values_list("mailer", flat=True).distinct()
+    strategy = Strategy.for_run()
     for alias in list(aliases):
         _deliver_for_mailer(
             batch_id,
@@ -148,6 +151,7 @@ def deliver_batch(
             concurrency=concurrency,
             report=report,
             progress=progress,
+            strategy=strategy,
         )
     return report
 
@@ -162,20 +166,60 @@ def _deliver_for_mailer(
     concurrency: int = 1,
     report: DeliveryReport,
     progress: Callable[[DeliveryReport], None] | None = None,
+    strategy: Strategy | None = None,
 ) -> None:
-    rate = rate_for(alias)
-    if rate:
-        rate /= max(1, rate_share)
-        # A claimed chunk must be sent well within the lease, or recovery
-        # would take a live worker's rows for a dead one's.
-        chunk_size = max(1, min(chunk_size, int(rate * get_setting("SENDING_LEASE") / 2)))
+    """One mailer's share of a run: pace, connect, claim and send chunk by chunk, settle."""
+    strategy = strategy or Strategy.for_run()
+    rate, chunk_size = _pace(alias, rate_share=rate_share, chunk_size=chunk_size)
     try:
-        sender = ChunkSender(alias, concurrency=concurrency, retry=retry, limiter=RateLimiter(rate))
+        sender = ChunkSender(
+            alias,
+            concurrency=concurrency,
+            retry=retry,
+            limiter=RateLimiter(rate),
+            strategy=strategy,
+        )
     except InvalidMailer as error:
         reason = redact(f"[{alias}] mailer is misconfigured: {error}")
         _fail_remaining(batch_id, alias, Failure(reason), report, retry=False)
         return
-    bookkeeping: Bookkeeping | None = None
+    try:
+        bookkeeping = _bookkeeping(
+            batch_id, alias, chunk_size, report, progress, ahead=strategy.claim_ahead and not rate
+        )
+        try:
+            dead = _send_chunks(sender, bookkeeping)
+            if dead is not None:
+                # Rows claimed ahead go back to the queue first: they fail with the rest.
+                bookkeeping.close()
+                _fail_remaining(batch_id, alias, dead, report, retry=retry)
+        finally:
+            bookkeeping.close()
+    finally:
+        sender.close()
+
+
+def _pace(alias: str, *, rate_share: int, chunk_size: int) -> tuple[float | None, int]:
+    """The run's share of the mailer's rate limit, and a chunk size that fits the lease."""
+    rate = rate_for(alias)
+    if not rate:
+        return None, chunk_size
+    rate /= max(1, rate_share)
+    # A claimed chunk must be sent well within the lease, or recovery would
+    # take a live worker's rows for a dead one's.
+    return rate, max(1, min(chunk_size, int(rate * get_setting("SENDING_LEASE") / 2)))
+
+
+def _bookkeeping(
+    batch_id: uuid.UUID | str | None,
+    alias: str,
+    chunk_size: int,
+    report: DeliveryReport,
+    progress: Callable[[DeliveryReport], None] | None,
+    *,
+    ahead: bool,
+) -> Bookkeeping:
+    """Claims (within the daily quota, if any) and outcome writes that count into ``report``."""
 
     def written(rows: list[MailLog]) -> None:
         # Counted once the log holds them, and reported while it holds
@@ -186,47 +230,38 @@ def _deliver_for_mailer(
         if progress is not None:
             progress(report)
 
-    try:
-        # A daily quota sizes each chunk by the outcomes so far, and a rate
-        # limit sizes it to the lease (see bookkeeping): no claiming ahead then.
-        limited = quota_status(alias).limit is not None
-        ahead = not limited and not rate and AheadBookkeeping.useful()
+    if quota_status(alias).limit is None:
+        next_chunk = functools.partial(claim, batch_id, mailer=alias, limit=chunk_size)
         kind = AheadBookkeeping if ahead else Bookkeeping
-        bookkeeping = kind(
-            lambda: claim(batch_id, mailer=alias, limit=chunk_size), _write_outcomes, written
-        )
-        while True:
-            if limited:
-                quota = quota_status(alias)
-                if quota.exhausted:
-                    _hold_for_quota(batch_id, alias, quota.reason(), quota.frees_at, report)
-                    return
-                assert quota.remaining is not None
-                rows = claim(batch_id, mailer=alias, limit=min(chunk_size, quota.remaining))
-            else:
-                rows = bookkeeping.next_chunk()
-            if not rows:
-                break
-            try:
-                sender.send(rows)
-            finally:
-                # Even when a thread crashed or the run was interrupted, what
-                # was sent is written as sent; rows without an outcome stay
-                # "sending", for the caller or the lease to settle.
-                bookkeeping.write(rows)
-            if sender.dead is not None:
-                # Rows claimed ahead go back to the queue first: they fail with the rest.
-                bookkeeping.close()
-                _fail_remaining(batch_id, alias, sender.dead, report, retry=retry)
-                return
-        # The last chunk's outcomes, if still on their way, and their report.
-        bookkeeping.flush()
-    finally:
+        return kind(next_chunk, _write_outcomes, written)
+
+    def claim_within_quota() -> list[MailLog]:
+        # Each chunk is sized by the outcomes so far: no claiming ahead.
+        quota = quota_status(alias)
+        if quota.exhausted:
+            _hold_for_quota(batch_id, alias, quota.reason(), quota.frees_at, report)
+            return []
+        assert quota.remaining is not None
+        return claim(batch_id, mailer=alias, limit=min(chunk_size, quota.remaining))
+
+    return Bookkeeping(claim_within_quota, _write_outcomes, written)
+
+
+def _send_chunks(sender: ChunkSender, bookkeeping: Bookkeeping) -> Failure | None:
+    """Claim, send and write chunk after chunk until none is due; why the mailer died, if it did."""
+    while rows := bookkeeping.next_chunk():
         try:
-            if bookkeeping is not None:
-                bookkeeping.close()
+            sender.send(rows)
         finally:
-            sender.close()
+            # Even when a thread crashed or the run was interrupted, what was
+            # sent is written as sent; rows without an outcome stay "sending",
+            # for the caller or the lease to settle.
+            bookkeeping.write(rows)
+        if sender.dead is not None:
+            return sender.dead
+    # The last chunk's outcomes, if still on their way, and their report.
+    bookkeeping.flush()
+    return None
 
 
 def _write_outcomes(rows: list[MailLog]) -> None:

@@ -41,8 +41,7 @@ from mailops.redaction import redact
 from mailops.sending.composition import MessageTemplate, build_message
 from mailops.sending.marks import ChunkTaken
 from mailops.sending.outcomes import IN_DOUBT_PREFIX, mark_sent, record_failure
-from mailops.sending.throttle import RateLimiter
-from mailops.sending.transaction import (
+from mailops.sending.smtp_transaction import (
     Stage,
     StageProbe,
     TransactionError,
@@ -52,6 +51,8 @@ from mailops.sending.transaction import (
     send_transaction,
     write_group,
 )
+from mailops.sending.strategy import Strategy
+from mailops.sending.throttle import RateLimiter
 from mailops.sending.wire import WireLedger, WireTrack
 
 logger = logging.getLogger("mailops.delivery")
@@ -378,7 +379,7 @@ class MailerSession:
             data = template.render(to=row.recipient, message_id=row.message_id)
             if data is not None:
                 return sender, row.recipient, data
-        # What the backend's _send() would send, step by step here (see transaction).
+        # What the backend's _send() would send, step by step here (see smtp_transaction).
         message = self._message(row)
         return (
             self.backend.prep_address(message.from_email),
@@ -413,14 +414,25 @@ class ChunkSender:
     """
 
     def __init__(
-        self, alias: str, *, concurrency: int = 1, retry: bool = False, limiter: RateLimiter
+        self,
+        alias: str,
+        *,
+        concurrency: int = 1,
+        retry: bool = False,
+        limiter: RateLimiter,
+        strategy: Strategy | None = None,
     ) -> None:
         count = max(1, concurrency)
         # Raises InvalidMailer before anything is sent.
         backends = [mailers[alias] for _ in range(count)]
         self.alias = alias
+        strategy = strategy or Strategy.for_run()
         # Progress marks, so that a killed worker costs at most the row on each wire.
-        self.ledger = WireLedger.for_current_transaction()
+        self.ledger = (
+            WireLedger(separate_connection=strategy.marks_connection)
+            if strategy.progress_marks
+            else None
+        )
         self.sessions = [
             MailerSession(
                 backend,

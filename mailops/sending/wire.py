@@ -30,13 +30,7 @@ from django.db.models import F, TextField, Value
 from django.db.models.functions import Concat
 
 from mailops.models import MailLog, MailStatus, SendingProgress
-from mailops.sending.marks import (
-    ChunkTaken,
-    Marks,
-    SameConnection,
-    SeparateConnection,
-    has_psycopg3,
-)
+from mailops.sending.marks import ChunkTaken, Marks, SameConnection, SeparateConnection
 
 
 def encode_outcome(pk: int, *, delivered: bool | None) -> str:
@@ -55,12 +49,13 @@ def parse_outcomes(done: str) -> Iterator[tuple[int, bool | None]]:
 class WireLedger:
     """The statement that marks progress, built once per delivery run."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, separate_connection: bool = False) -> None:
         self.db = router.db_for_write(SendingProgress)
         connection = connections[self.db]
         quote = connection.ops.quote_name
         table = quote(SendingProgress._meta.db_table)
-        self.separate_connection = connection.vendor == "postgresql" and has_psycopg3()
+        # Marks on a connection of their own (Strategy.marks_connection).
+        self.separate_connection = separate_connection
         lazy_commit = ""
         if connection.vendor == "postgresql":
             # set_config(..., true) lasts this statement's own transaction:
@@ -73,18 +68,6 @@ class WireLedger:
             f"UPDATE {table} SET {quote('on_wire')} = %s, "  # noqa: S608
             f"{quote('done')} = {quote('done')} || %s WHERE {quote('id')} = %s{lazy_commit}"
         )
-
-    @classmethod
-    def for_current_transaction(cls) -> WireLedger | None:
-        """A ledger, or ``None`` where the marks would be worthless or could not be seen.
-
-        Inside a transaction (``ATOMIC_REQUESTS``, a test) the claim is not
-        committed yet: a worker killed there rolls it back anyway, and a
-        sending thread's own connection could not see the rows.
-        """
-        if connections[router.db_for_write(MailLog)].in_atomic_block:
-            return None
-        return cls()
 
     def track(self) -> WireTrack:
         kind = SeparateConnection if self.separate_connection else SameConnection

@@ -44,10 +44,12 @@ def ledger() -> wire.WireLedger:
     return wire.WireLedger(separate_connection=Strategy.for_run().marks_connection)
 
 
-def use(settings: Any, options: dict[str, Any], *, chunk: int = 10) -> None:
+def use(
+    settings: Any, options: dict[str, Any], *, chunk: int = 10, backend: str = SMTP_BACKEND
+) -> None:
     settings.MAILERS = {
         **settings.MAILERS,
-        "default": {"BACKEND": SMTP_BACKEND, "OPTIONS": options},
+        "default": {"BACKEND": backend, "OPTIONS": options},
     }
     settings.MAILOPS = {**settings.MAILOPS, "DELIVERY_CHUNK_SIZE": chunk, "ASYNC_THRESHOLD": 10**6}
 
@@ -57,9 +59,9 @@ def addresses(count: int) -> list[str]:
 
 
 def test_every_row_claimed_ahead_is_sent_once(
-    settings: Any, monkeypatch: pytest.MonkeyPatch, faulty_smtp: FaultySMTPServer
+    settings: Any, monkeypatch: pytest.MonkeyPatch, faulty_smtp: FaultySMTPServer, backend: str
 ) -> None:
-    use(settings, faulty_smtp.options())
+    use(settings, faulty_smtp.options(), backend=backend)
     started: list[AheadBookkeeping] = []
     original_init = AheadBookkeeping.__init__
 
@@ -105,9 +107,9 @@ def test_a_dead_mailer_gives_the_chunk_claimed_ahead_back_and_fails_it_once(
     connection.vendor != "postgresql", reason="the separate mark connection is PostgreSQL's"
 )
 def test_a_lost_mark_connection_costs_a_reconnect_not_a_message(
-    settings: Any, monkeypatch: pytest.MonkeyPatch, faulty_smtp: FaultySMTPServer
+    settings: Any, monkeypatch: pytest.MonkeyPatch, faulty_smtp: FaultySMTPServer, backend: str
 ) -> None:
-    use(settings, faulty_smtp.options())
+    use(settings, faulty_smtp.options(), backend=backend)
     original = wire.SeparateConnection.send
     marks: list[tuple[int, str, int]] = []
 
@@ -171,9 +173,9 @@ def test_moving_to_a_new_chunk_closes_the_old_progress_row() -> None:
 
 
 def test_a_chunk_recovery_took_away_is_not_sent_by_the_run_that_lost_it(
-    settings: Any, monkeypatch: pytest.MonkeyPatch, faulty_smtp: FaultySMTPServer
+    settings: Any, monkeypatch: pytest.MonkeyPatch, faulty_smtp: FaultySMTPServer, backend: str
 ) -> None:
-    use(settings, faulty_smtp.options())
+    use(settings, faulty_smtp.options(), backend=backend)
     original = wire.WireTrack.begin
     begun: list[int] = []
 
@@ -232,9 +234,9 @@ def test_parallel_connections_leave_no_database_connection_open(
 
 
 def test_a_run_reports_each_row_once_while_outcomes_are_written_behind(
-    settings: Any, worker_backend: Any, faulty_smtp: FaultySMTPServer
+    settings: Any, worker_backend: Any, faulty_smtp: FaultySMTPServer, backend: str
 ) -> None:
-    use(settings, faulty_smtp.options())
+    use(settings, faulty_smtp.options(), backend=backend)
     summary = send_test_mail(from_addresses(addresses(45)), trigger=MailTrigger.API, queue=True)
     totals: list[tuple[int, int]] = []
 
@@ -254,12 +256,13 @@ def test_a_progress_report_is_exact_even_when_a_write_behind_finishes_before_it_
     monkeypatch: pytest.MonkeyPatch,
     worker_backend: Any,
     faulty_smtp: FaultySMTPServer,
+    backend: str,
 ) -> None:
     # The worst timing of a busy machine, made certain: whatever outcome write
     # is on its way when a report is made finishes before the report reads
     # the log. A run that reports while a write is in flight then counts that
     # chunk in neither its own counts nor the log's unfinished rows.
-    use(settings, faulty_smtp.options())
+    use(settings, faulty_smtp.options(), backend=backend)
     summary = send_test_mail(from_addresses(addresses(45)), trigger=MailTrigger.API, queue=True)
     writes = threading.Condition()
     started = finished = 0

@@ -2,7 +2,9 @@
 
 Each case runs inline (``retry=False``: no worker to come back) and queued
 (``retry=True``: transient failures wait for the worker's next try), on
-SQLite and PostgreSQL. The server counts what it stored per recipient.
+both send paths (``backend``: Django's SMTP class, and a subclass of it,
+which gets full messages), with pipelining on and off, on SQLite and
+PostgreSQL. The server counts what it stored per recipient.
 """
 
 from __future__ import annotations
@@ -14,18 +16,11 @@ from mailops.recipients import from_addresses
 from mailops.sending.delivery import deliver_batch
 from mailops.sending.session import IN_DOUBT_PREFIX
 from mailops.services import send_test_mail
-from tests.backends import DJANGO_SMTP, SUBCLASSED_SMTP
 from tests.faulty_smtp import FaultySMTPServer
 
 pytestmark = pytest.mark.django_db
 
 A, B, C = "a@example.com", "b@example.com", "c@example.com"
-
-
-@pytest.fixture(params=[DJANGO_SMTP, SUBCLASSED_SMTP], ids=["bytes", "message"])
-def backend(request: pytest.FixtureRequest) -> str:
-    """Both send paths: prebuilt bytes (Django's SMTP class), a full message (anything else)."""
-    return str(request.param)
 
 
 def use_faulty(settings: pytest.FixtureRequest, server: FaultySMTPServer, backend: str) -> None:

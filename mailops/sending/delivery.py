@@ -29,10 +29,10 @@ from mailops.mailers.errors import Failure
 from mailops.models import MailLog, MailLogQuerySet, MailStatus
 from mailops.redaction import redact
 from mailops.sending.bookkeeping import AheadBookkeeping, Bookkeeping
+from mailops.sending.chunk_sender import ChunkSender
 from mailops.sending.outcomes import final_reason, retry_at, retry_reason
 from mailops.sending.pending import unwritten_batches, write_pending_rows
 from mailops.sending.recovery import Recovered, recover_stale_sending
-from mailops.sending.session import ChunkSender
 from mailops.sending.strategy import Strategy
 from mailops.sending.throttle import RateLimiter, quota_status, rate_for
 from mailops.sending.wire import forget_progress

@@ -1,44 +1,37 @@
-"""Sending a chunk of claimed rows over one or several connections to one mailer.
+"""One connection to one mailer: a row at a time, each with its own outcome.
 
-Each connection is a :class:`MailerSession`: opened on first use, re-opened
-after a drop, and dead once it cannot be opened. A :class:`ChunkSender`
-owns ``concurrency`` sessions (each its own ``mailers[alias]`` backend) and
-hands them a chunk's rows through one shared queue: with one session in
-the calling thread, with several in one thread each. A slow connection
-simply takes fewer rows, and a dead one leaves its share to the others.
+A :class:`MailerSession` is opened on first use, re-opened after a drop, and
+dead once it cannot be opened (:mod:`mailops.sending.chunk_sender` runs one
+or several per chunk). Only each row's outcome fields change here (and the
+progress marks, see :mod:`mailops.sending.wire`); the caller writes the
+outcomes to the database (:mod:`mailops.sending.bookkeeping`).
 
-Only each row's outcome fields change here (and the progress marks, see
-:mod:`mailops.sending.wire`); the caller writes the outcomes to the
-database (:mod:`mailops.sending.bookkeeping`).
-
-Through Django's own SMTP backend, the chunk's message is built once
-(:class:`~mailops.sending.composition.MessageTemplate`) and its bytes go over the
-backend's open connection with To, Message-ID and Date set per row:
-building a message costs more than sending it. Other backends (anymail,
-locmem, subclasses of the SMTP backend) get a full message per row through
-their ``send_messages``.
+Two send paths, one meaning of failure: through Django's own SMTP backend a
+row goes as prebuilt bytes (:func:`~mailops.sending.composition.wire_message`)
+in one SMTP transaction, pipelined where the server offers it
+(:mod:`mailops.sending.smtp_transaction`); any other backend (anymail,
+locmem, a subclass of the SMTP backend) gets a full message through its
+``send_messages``. Both end in one :class:`TransactionError` that says at
+which step it failed, and :meth:`MailerSession.send` alone decides what that
+means: sent again at once, retried later, failed, or in doubt.
 """
 
 from __future__ import annotations
 
 import contextlib
-import email.policy
 import logging
 import smtplib
 from collections import deque
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
-from django.core.mail import EmailMessage, mailers
-from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
-from django.db import DatabaseError, connections
+from django.core.mail import EmailMessage
+from django.db import DatabaseError
 
 from mailops.mailers.errors import Failure, describe_failure, opening_state
 from mailops.models import MailLog
 from mailops.recipients import check_address
 from mailops.redaction import redact
-from mailops.sending.composition import MessageTemplate, build_message
+from mailops.sending.composition import Templates, build_message, wire_message
 from mailops.sending.marks import ChunkTaken
 from mailops.sending.outcomes import IN_DOUBT_PREFIX, mark_sent, record_failure
 from mailops.sending.smtp_transaction import (
@@ -51,9 +44,8 @@ from mailops.sending.smtp_transaction import (
     send_transaction,
     write_group,
 )
-from mailops.sending.strategy import Strategy
 from mailops.sending.throttle import RateLimiter
-from mailops.sending.wire import WireLedger, WireTrack
+from mailops.sending.wire import WireTrack
 
 logger = logging.getLogger("mailops.delivery")
 
@@ -64,9 +56,6 @@ class NotAccepted(Exception):
 
 # Reconnects after a drop before a message's transaction, without a message sent in between.
 RECONNECTS_IN_A_ROW = 3
-
-# (envelope sender, template) per (subject, body, from); None: needs the full build.
-Templates = dict[tuple[str, str, str], tuple[str, MessageTemplate] | None]
 
 
 class MailerSession:
@@ -369,23 +358,9 @@ class MailerSession:
         Raises ``ValueError`` for a message that cannot be built.
         """
         # Templates exist only for Django's own SMTP backend.
-        if (row.subject, row.body, row.from_email) not in templates:
+        if not templates or self.backend.connection is None:
             return None
-        if self.backend.connection is None:
-            return None
-        cached = templates[(row.subject, row.body, row.from_email)]
-        if cached is not None:
-            sender, template = cached
-            data = template.render(to=row.recipient, message_id=row.message_id)
-            if data is not None:
-                return sender, row.recipient, data
-        # What the backend's _send() would send, step by step here (see smtp_transaction).
-        message = self._message(row)
-        return (
-            self.backend.prep_address(message.from_email),
-            self.backend.prep_address(row.recipient),
-            message.message(policy=email.policy.SMTP).as_bytes(),
-        )
+        return wire_message(self.backend, row, templates, mailer=self.alias)
 
     def _abort(self) -> None:
         """Hang up mid-transaction without QUIT: after DATA, it would be taken for the message."""
@@ -405,127 +380,6 @@ class MailerSession:
                 self.backend.close()
             except Exception as error:  # noqa: BLE001 - a failed QUIT changes no outcome
                 logger.info("closing mailer %s: %s", self.alias, redact(str(error)))
-
-
-class ChunkSender:
-    """``concurrency`` connections to one mailer, sharing the chunks handed to :meth:`send`.
-
-    All connections share ``limiter``, so together they keep to the mailer's rate.
-    """
-
-    def __init__(
-        self,
-        alias: str,
-        *,
-        concurrency: int = 1,
-        retry: bool = False,
-        limiter: RateLimiter,
-        strategy: Strategy | None = None,
-    ) -> None:
-        count = max(1, concurrency)
-        # Raises InvalidMailer before anything is sent.
-        backends = [mailers[alias] for _ in range(count)]
-        self.alias = alias
-        strategy = strategy or Strategy.for_run()
-        # Progress marks, so that a killed worker costs at most the row on each wire.
-        self.ledger = (
-            WireLedger(separate_connection=strategy.marks_connection)
-            if strategy.progress_marks
-            else None
-        )
-        self.sessions = [
-            MailerSession(
-                backend,
-                alias,
-                retry=retry,
-                limiter=limiter,
-                track=self.ledger.track() if self.ledger is not None else None,
-            )
-            for backend in backends
-        ]
-        # Only Django's own SMTP backend: a subclass may change what is sent.
-        self.sends_bytes = type(backends[0]) is SMTPBackend
-        self._pool = (
-            ThreadPoolExecutor(max_workers=count, thread_name_prefix=f"mailops-{alias}")
-            if count > 1
-            else None
-        )
-
-    @property
-    def dead(self) -> Failure | None:
-        """Why no connection can be opened any more, or ``None`` while one can."""
-        if all(session.dead is not None for session in self.sessions):
-            return self.sessions[0].dead
-        return None
-
-    def send(self, rows: list[MailLog]) -> None:
-        """Send every row over the live connections; each row ends with its outcome set."""
-        templates = self._templates(rows) if self.sends_bytes else {}
-        pending = deque(rows)
-        # A round ends with rows left only if a connection died in it and put
-        # its row back while the others found the queue empty: go again.
-        while pending and (live := [s for s in self.sessions if s.dead is None]):
-            if self._pool is None:
-                for session in live:
-                    session.drain(pending, templates)
-                continue
-            futures = [self._pool.submit(_drain, session, pending, templates) for session in live]
-            try:
-                # Every thread is done before a failure is raised: none may still be sending.
-                wait(futures)
-                for future in futures:
-                    future.result()
-            except BaseException:
-                # A crash in one thread or Ctrl-C: the others stop after their current row.
-                pending.clear()
-                wait(futures)
-                raise
-        if not pending:
-            return
-        # Rows are left over only when every connection is dead.
-        failure = self.dead
-        assert failure is not None, "rows left unsent while a connection was alive"
-        session = self.sessions[0]
-        for row in pending:
-            if not session.invalid_address(row):
-                record_failure(row, failure, retry=session.retry)
-
-    def _templates(self, rows: Iterable[MailLog]) -> Templates:
-        """The chunk's message built once per (subject, body, from), before any thread starts."""
-        templates: Templates = {}
-        backend = self.sessions[0].backend
-        for row in rows:
-            key = (row.subject, row.body, row.from_email)
-            if key in templates:
-                continue
-            try:
-                sender = backend.prep_address(row.from_email)
-                template = MessageTemplate(
-                    subject=row.subject, body=row.body, from_email=row.from_email, mailer=self.alias
-                )
-            except ValueError:
-                # Bad input: the full build raises it again, and it is recorded there.
-                templates[key] = None
-            else:
-                templates[key] = (sender, template)
-        return templates
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-        for session in self.sessions:
-            session.close()
-            if session.track is not None:
-                session.track.close()
-
-
-def _drain(session: MailerSession, pending: deque[MailLog], templates: Templates) -> None:
-    """:meth:`MailerSession.drain` in a worker thread."""
-    try:
-        session.drain(pending, templates)
-    finally:
-        # A backend that used the database did so on this thread's own connection.
-        connections.close_all()
 
 
 def _esp_message_id(message: Any) -> str:

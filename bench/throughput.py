@@ -345,12 +345,12 @@ def main() -> None:
             check=True,
         )
         result = json.loads(child.stdout.strip().splitlines()[-1])
-        verdict = "met" if result["peak_mb"] < 200 else "NOT met"
+        verdict = "met" if result["peak_mb"] < 100 else "NOT met"
         print(
             f"Peak memory, mailops sending {result['n']:,} messages in one call (child process, "
             f"{database}): {result['peak_mb']:.0f} MB max RSS, {result['setup_mb']:.0f} MB "
             f"before sending ({result['n'] / result['seconds']:,.0f} msg/s); "
-            f"target < 200 MB: {verdict}"
+            f"target < 100 MB: {verdict}"
         )
 
 

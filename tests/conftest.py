@@ -23,6 +23,7 @@ pytest_plugins = [
     "tests.imap_server",
     "tests.hostile_imap",
     "tests.worker_processes",
+    "tests.backends",
     "tests.faulty_smtp",
     "tests.postfix_server",
 ]

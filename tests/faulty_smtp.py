@@ -18,7 +18,13 @@ DATA, RSET, NOOP, QUIT) over a thread per connection, and tests steer it:
 * ``rset_421_after_refusals``: like Postfix's ``smtpd_hard_error_limit``,
   after that many refused recipients on one connection RSET gets a 421
   and the connection is closed;
-* ``delay``: seconds to wait before answering the end of DATA (slow server).
+* ``delay``: seconds to wait before answering the end of DATA (slow server);
+* ``pipelining``: EHLO lists PIPELINING (RFC 2920). The ``faulty_smtp``
+  fixture runs each test twice, with it off and on. Like Postfix, the
+  server notes in ``improper`` a command sent ahead where it may not be
+  (anything before the reply to EHLO, DATA or QUIT, or with PIPELINING
+  off, before any reply); the fixture asserts there is none. ``groups``
+  counts MAIL commands that arrived together with their RCPT and DATA.
 
 ``deliveries`` counts, per recipient, the messages stored; ``quits`` the
 QUIT commands received (a client that hangs up without one is rude to Postfix).
@@ -28,6 +34,8 @@ from __future__ import annotations
 
 import email
 import email.policy
+import select
+import socket
 import socketserver
 import threading
 import time
@@ -44,24 +52,75 @@ Fault = Literal[
 ]
 
 
+class _Lines:
+    """Lines from a socket, and whether more has arrived than was read (sent ahead)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = bytearray()
+        self.start = 0
+
+    def _receive(self) -> bool:
+        try:
+            chunk = self.sock.recv(65536)
+        except OSError:
+            chunk = b""
+        if self.start > 65536:
+            # Read lines are dropped now and then, not per line (a message has many).
+            del self.buffer[: self.start]
+            self.start = 0
+        self.buffer += chunk
+        return bool(chunk)
+
+    def readline(self) -> bytes:
+        while (end := self.buffer.find(b"\n", self.start)) < 0:
+            if not self._receive():
+                line = bytes(self.buffer[self.start :])
+                self.buffer, self.start = bytearray(), 0
+                return line
+        line = bytes(self.buffer[self.start : end + 1])
+        self.start = end + 1
+        return line
+
+    def ahead(self) -> bytes:
+        """What the client has sent beyond the line just read (without waiting for more)."""
+        readable, _, _ = select.select([self.sock], [], [], 0)
+        if readable:
+            self._receive()
+        return bytes(self.buffer[self.start :])
+
+
+# After these a client must wait for the reply even with PIPELINING (RFC 2920 §3.1).
+_GROUP_ENDS = ("EHLO", "HELO", "DATA", "QUIT", "STARTTLS", "NOOP")
+
+
 class _Handler(socketserver.StreamRequestHandler):
     server: _TCPServer
 
     def handle(self) -> None:
         owner = self.server.owner
         owner.note_connection()
+        self.lines = _Lines(self.request)
         self.refusals = 0
         self.reply("220 faulty.localhost ESMTP ready")
         mail_from: str | None = None
         rcpts: list[str] = []
         while True:
-            line = self.rfile.readline()
+            line = self.lines.readline()
             if not line:
                 return
             command = line.decode("ascii", "replace").strip()
             verb = command.split(" ", 1)[0].upper()
+            ahead = self.lines.ahead()
+            if ahead and (not owner.pipelining or verb in _GROUP_ENDS):
+                owner.note_improper(verb)
+            if verb == "MAIL" and ahead.count(b"\n") >= 2:
+                owner.note_group()
             if verb in ("EHLO", "HELO"):
-                self.reply("250-faulty.localhost", "250-SIZE 10240000", "250 8BITMIME")
+                extensions = ["250-SIZE 10240000", "250 8BITMIME"]
+                if owner.pipelining:
+                    extensions.insert(0, "250-PIPELINING")
+                self.reply("250-faulty.localhost", *extensions)
             elif verb == "MAIL":
                 fault = owner.next_mail_fault()
                 # "" lets one MAIL through, so a fault can wait for a later message.
@@ -121,7 +180,7 @@ class _Handler(socketserver.StreamRequestHandler):
         self.reply("354 End data with <CR><LF>.<CR><LF>")
         lines: list[bytes] = []
         while True:
-            line = self.rfile.readline()
+            line = self.lines.readline()
             if not line:
                 return False
             if fault == "drop_mid_data" and len(lines) >= 2:
@@ -159,8 +218,11 @@ class _TCPServer(socketserver.ThreadingTCPServer):
 class FaultySMTPServer:
     """The server and what tests steer and read (see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, pipelining: bool = False) -> None:
         self.host = HOST
+        self.pipelining = pipelining
+        # The client's socket timeout: short, so that a "hang" ends soon.
+        self.timeout = 2.0
         self.port = free_port()
         self.faults: dict[str, Fault] = {}
         self.mail_faults: list[str] = []
@@ -170,6 +232,8 @@ class FaultySMTPServer:
         self.message_ids: list[str] = []
         self.connections = 0
         self.quits = 0
+        self.improper: list[str] = []
+        self.groups = 0
         # Set at stop: a "hang" ends then.
         self.hung = threading.Event()
         self._lock = threading.Lock()
@@ -180,11 +244,19 @@ class FaultySMTPServer:
 
     def options(self, **overrides: object) -> dict[str, object]:
         """Django SMTP backend ``OPTIONS`` for this server (plain text, no AUTH)."""
-        return {"host": self.host, "port": self.port, "timeout": 2, **overrides}
+        return {"host": self.host, "port": self.port, "timeout": self.timeout, **overrides}
 
     def note_connection(self) -> None:
         with self._lock:
             self.connections += 1
+
+    def note_improper(self, verb: str) -> None:
+        with self._lock:
+            self.improper.append(f"improper command pipelining after {verb}")
+
+    def note_group(self) -> None:
+        with self._lock:
+            self.groups += 1
 
     def note_quit(self) -> None:
         with self._lock:
@@ -216,11 +288,12 @@ class FaultySMTPServer:
         self._server.server_close()
 
 
-@pytest.fixture
-def faulty_smtp() -> Iterator[FaultySMTPServer]:
-    server = FaultySMTPServer()
+@pytest.fixture(params=["lock-step", "pipelining"])
+def faulty_smtp(request: pytest.FixtureRequest) -> Iterator[FaultySMTPServer]:
+    server = FaultySMTPServer(pipelining=request.param == "pipelining")
     yield server
     server.stop()
+    assert not server.improper
 
 
 @pytest.fixture
@@ -235,6 +308,8 @@ def faulty_smtp_factory() -> Iterator[Callable[[], FaultySMTPServer]]:
     yield factory
     for server in started:
         server.stop()
+    for server in started:
+        assert not server.improper
 
 
 def wait_for(condition: Callable[[], bool], *, timeout: float = 60.0) -> None:

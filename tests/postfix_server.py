@@ -275,6 +275,11 @@ class PostfixServer:
             time.sleep(0.05)
         return log
 
+    def assert_proper_pipelining(self) -> None:
+        """Postfix found no command sent ahead where RFC 2920 does not allow it."""
+        log = self.log()
+        assert "improper command pipelining" not in log, log[-3000:]
+
     def deliveries(self, expected: int, *, timeout: float = 20.0) -> Counter[str]:
         """Recipients of the messages in the Maildir, once ``expected`` arrived (or the timeout)."""
         deadline = time.monotonic() + timeout
@@ -350,6 +355,7 @@ def postfix() -> Iterator[PostfixServer]:
         server = PostfixServer(root)
         try:
             yield server
+            server.assert_proper_pipelining()
         finally:
             server.stop()
     finally:
@@ -385,13 +391,14 @@ def postfix_submission_server(smtp_ca: SMTPTestCA) -> Iterator[PostfixServer]:
 @pytest.fixture
 def postfix_submission(
     postfix_submission_server: PostfixServer, trust_smtp_ca: SMTPTestCA
-) -> PostfixServer:
+) -> Iterator[PostfixServer]:
     """The module's Postfix with a submission port; clients trust its certificate.
 
     The test sees only its own log lines and deliveries.
     """
     postfix_submission_server.forget_earlier_tests()
-    return postfix_submission_server
+    yield postfix_submission_server
+    postfix_submission_server.assert_proper_pipelining()
 
 
 # Past smtpd_hard_error_limit (5): Postfix answers the RSET after the fifth

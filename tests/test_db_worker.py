@@ -127,12 +127,14 @@ def test_db_workers_send_every_queued_message_exactly_once(site, plain_smtp) -> 
     assert {(row["status"], row["attempts"]) for row in rows} == {("sent", 1)}
     assert {row["message_id"] for row in rows} == set(received)
     tasks = tables["django_tasks_database.dbtaskresult"]
-    # Each delivery task also scheduled a watch task for after the lease
-    # (it would settle and finish the batch had the worker died).
+    # Each delivery task that found the batch unfinished also scheduled a
+    # watch task for after the lease (it would settle and finish the batch had
+    # the worker died). A task that started after the other had sent every row
+    # schedules none: how many depends on when each worker took its task.
     statuses = Counter(task["status"] for task in tasks)
-    assert statuses == {"SUCCESSFUL": worker_count, "READY": worker_count}, [
-        task["traceback"] for task in tasks
-    ]
+    assert set(statuses) == {"SUCCESSFUL", "READY"}, [task["traceback"] for task in tasks]
+    assert statuses["SUCCESSFUL"] == worker_count
+    assert 1 <= statuses["READY"] <= worker_count
 
 
 SELECTION_SCRIPT = """

@@ -11,8 +11,9 @@ from django.core.mail import mailers
 
 from mailops.models import MailLog, MailStatus, MailTrigger
 from mailops.recipients import from_addresses
+from mailops.sending.chunk_sender import ChunkSender
 from mailops.sending.delivery import claim, record_outcomes
-from mailops.sending.session import ChunkSender, MailerSession
+from mailops.sending.session import MailerSession
 from mailops.sending.throttle import RateLimiter
 from mailops.services import send_test_mail
 from tests.scale_fixtures import SMTP_BACKEND, use_server

@@ -181,3 +181,26 @@ def test_refused_recipients_past_the_error_limit_then_a_fresh_starttls_and_auth(
     assert log.count(f"Anonymous TLS connection established from {CLIENT}") == 2
     assert log.count("sasl_method=PLAIN") == 2
     assert "lost connection after RCPT" not in log
+
+
+def test_plain_smtp_without_a_password_is_refused_once_and_every_session_quits(
+    settings: Any, postfix_submission: PostfixServer
+) -> None:
+    # STARTTLS required: MAIL gets 530, and so does RSET. One connection for
+    # the chunk, not a new one per retry; each message is refused once.
+    use_submission(settings, postfix_submission, use_tls=False, username="", password="")
+    recipients = ["alice@example.test", "bob@example.test", "carol@example.test"]
+
+    summary = send_test_mail(from_addresses(recipients), trigger=MailTrigger.COMMAND)
+
+    rows = list(summary.logs())
+    assert {(row.status, row.smtp_code, row.attempts) for row in rows} == {
+        (MailStatus.FAILED, 530, 1)
+    }
+    assert all("530" in row.error and "STARTTLS" in row.error for row in rows)
+    log = postfix_submission.wait_for_log("disconnect from")
+    assert log.count(f"]: connect from {CLIENT}") == 1
+    assert "lost connection" not in log
+    # MAIL, RCPT and DATA go as one group (Postfix offers PIPELINING), then RSET and QUIT.
+    assert f"disconnect from {CLIENT} ehlo=1 mail=0/1 rcpt=0/1 data=0/1 rset=0/1 quit=1" in log
+    assert postfix_submission.deliveries(0, timeout=0) == {}

@@ -340,3 +340,32 @@ def test_a_chunk_of_successes_is_recorded_with_the_same_queries_whatever_its_siz
         rows = list(summary.logs())
         assert all(row.status == "sent" and row.sent_at and not row.error for row in rows)
     assert counts[0] == counts[1]
+
+
+def test_rows_a_dead_mailer_leaves_back_off_by_their_attempts_like_any_failure(
+    settings, worker_backend, plain_smtp
+) -> None:
+    # One retry rule: a row on its third try waits 4x the base, as record_failure would say.
+    use_server(settings, plain_smtp)
+    settings.MAILOPS = {"DELIVERY_CHUNK_SIZE": 1, "RETRY_BACKOFF": 60, "MAX_ATTEMPTS": 3}
+    plain_smtp.stop()
+    summary = send_test_mail(
+        from_addresses(["a@example.com", "b@example.com", "c@example.com"]),
+        trigger=MailTrigger.API,
+        queue=True,
+    )
+    summary.logs().filter(recipient="b@example.com").update(attempts=1)
+    summary.logs().filter(recipient="c@example.com").update(attempts=2)
+
+    started = timezone.now()
+    deliver_batch(summary.batch_id, retry=True)
+
+    rows = {row.recipient: row for row in summary.logs()}
+    # a: its first try was the chunk's (claimed, refused); b waits 2x; c had its last try.
+    assert (rows["a@example.com"].status, rows["a@example.com"].attempts) == ("queued", 1)
+    b = rows["b@example.com"]
+    assert (b.status, b.attempts) == ("queued", 2)
+    assert b.next_attempt_at >= started + timedelta(seconds=120)
+    c = rows["c@example.com"]
+    assert (c.status, c.attempts) == ("failed", 3)
+    assert c.error.endswith("(after 3 attempts)")

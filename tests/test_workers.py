@@ -22,6 +22,7 @@ from django.core.management import call_command
 from mailops.models import MailLog, MailStatus, MailTrigger, SendingProgress
 from mailops.recipients import from_addresses
 from mailops.sending.recovery import recover_stale_sending, stale_sending
+from mailops.sending.wire import encode_outcome
 from mailops.services import send_test_mail
 from tests.scale_fixtures import use_server
 from tests.worker_processes import ROOT, shared_database, worker_env
@@ -130,7 +131,11 @@ def test_recovery_settles_each_row_by_how_far_it_got() -> None:
     a, b, c, d, e = summary.logs().order_by("pk")
     summary.logs().update(status=MailStatus.SENDING, claimed_by="dead", attempts=1)
     # One connection: a accepted, b refused, c on the wire; d and e never attempted.
-    SendingProgress.objects.create(token="dead", on_wire=c.pk, done=f"{a.pk} -{b.pk} ")
+    SendingProgress.objects.create(
+        token="dead",
+        on_wire=c.pk,
+        done=encode_outcome(a.pk, delivered=True) + encode_outcome(b.pk, delivered=False),
+    )
     MailLog.objects.update(updated_at="2000-01-01T00:00:00Z")
 
     recovered = recover_stale_sending()
@@ -153,7 +158,9 @@ def test_an_accepted_row_beats_a_stale_on_the_wire_from_a_connection_that_died()
     # Connection 1 marked a on the wire, then died at MAIL; connection 2 sent a
     # (accepted) and had b on the wire when the worker was killed.
     SendingProgress.objects.create(token="dead", on_wire=a.pk, done="")
-    SendingProgress.objects.create(token="dead", on_wire=b.pk, done=f"{a.pk} ")
+    SendingProgress.objects.create(
+        token="dead", on_wire=b.pk, done=encode_outcome(a.pk, delivered=True)
+    )
     MailLog.objects.update(updated_at="2000-01-01T00:00:00Z")
 
     recovered = recover_stale_sending()
@@ -170,7 +177,11 @@ def test_recovering_one_batch_settles_every_row_of_its_claims() -> None:
     x1, *_ = queue_batch(1).logs()
     y1, y2 = queue_batch(2).logs().order_by("pk")
     MailLog.objects.update(status=MailStatus.SENDING, claimed_by="dead", attempts=1)
-    SendingProgress.objects.create(token="dead", on_wire=y2.pk, done=f"{x1.pk} {y1.pk} ")
+    SendingProgress.objects.create(
+        token="dead",
+        on_wire=y2.pk,
+        done=encode_outcome(x1.pk, delivered=True) + encode_outcome(y1.pk, delivered=True),
+    )
     MailLog.objects.update(updated_at="2000-01-01T00:00:00Z")
 
     # The watch task of batch x, say: the marks of y's rows must not be lost.

@@ -16,6 +16,11 @@ attempted) and settles the second by its progress marks; if the run ends
 early, :meth:`AheadBookkeeping.close` gives the first back itself. Not with
 a rate limit: chunks are then sized to go out within half the lease, and a
 chunk that waits for the one before it would not.
+
+Once a chunk's outcomes are in the log, ``written`` is called with its rows,
+in the calling thread and before the next chunk's write starts: a progress
+report made there reads a log that holds exactly the outcomes counted so
+far, however fast or slow the writing thread was.
 """
 
 from __future__ import annotations
@@ -23,31 +28,32 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from django.db import connections, router
+from django.db import connections
 
 from mailops.models import MailLog
 
 Claim = Callable[[], list[MailLog]]
 Write = Callable[[list[MailLog]], None]
+# Called with a chunk's rows once their outcomes are in the log.
+Written = Callable[[list[MailLog]], None]
 
 
 class Bookkeeping:
     """Claims and outcome writes, each done when asked, in the calling thread."""
 
-    # Whether the outcomes of the last chunk may still be on their way after write().
-    lags = False
-
-    def __init__(self, claim: Claim, write: Write) -> None:
+    def __init__(self, claim: Claim, write: Write, written: Written) -> None:
         self._claim = claim
         self._write = write
+        self._written = written
 
     def next_chunk(self) -> list[MailLog]:
         """The next chunk of claimed rows; empty when none are due."""
         return self._claim()
 
     def write(self, rows: list[MailLog]) -> None:
-        """Write the outcomes of ``rows``."""
+        """Write the outcomes of ``rows``; ``written`` follows once they are in the log."""
         self._write(rows)
+        self._written(rows)
 
     def flush(self) -> None:
         """Return once every outcome handed to :meth:`write` is written."""
@@ -59,31 +65,19 @@ class Bookkeeping:
 class AheadBookkeeping(Bookkeeping):
     """Claims one chunk ahead and writes outcomes in a thread of its own, in order."""
 
-    lags = True
-
-    def __init__(self, claim: Claim, write: Write) -> None:
-        super().__init__(claim, write)
+    def __init__(self, claim: Claim, write: Write, written: Written) -> None:
+        super().__init__(claim, write, written)
         self._pool: ThreadPoolExecutor | None = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="mailops-bookkeeping"
         )
         self._next: Future[list[MailLog]] | None = self._pool.submit(claim)
-        self._written: Future[None] | None = None
-
-    @classmethod
-    def useful(cls) -> bool:
-        """Whether a thread of its own gains anything: a database server of its own, no transaction.
-
-        SQLite runs in this process, and its one writer at a time would make
-        the thread and the progress marks wait for each other. Inside a
-        transaction, another thread's connection could not see the rows.
-        """
-        connection = connections[router.db_for_write(MailLog)]
-        return connection.vendor != "sqlite" and not connection.in_atomic_block
+        # The one write on its way, and its rows.
+        self._in_flight: tuple[Future[None], list[MailLog]] | None = None
 
     def next_chunk(self) -> list[MailLog]:
         if self._next is None or self._pool is None:
             return []
-        if self._written is not None and self._written.done():
+        if self._in_flight is not None and self._in_flight[0].done():
             # A write that failed stops the run before more is sent.
             self.flush()
         rows = self._next.result()
@@ -92,19 +86,20 @@ class AheadBookkeeping(Bookkeeping):
         return rows
 
     def write(self, rows: list[MailLog]) -> None:
+        # The previous chunk's outcomes are in the log (and reported) before
+        # this one's write starts: never two writes on their way at once.
+        self.flush()
         if self._pool is None:
-            self._write(rows)
+            super().write(rows)
             return
-        # In chunk order (one thread); these outcomes are on their way before
-        # the previous write's error, if any, is raised.
-        previous, self._written = self._written, self._pool.submit(self._write, rows)
-        if previous is not None:
-            previous.result()
+        self._in_flight = (self._pool.submit(self._write, rows), rows)
 
     def flush(self) -> None:
-        written, self._written = self._written, None
-        if written is not None:
-            written.result()
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is not None:
+            future, rows = in_flight
+            future.result()
+            self._written(rows)
 
     def close(self) -> None:
         """Flush; give a chunk claimed ahead and never sent back to the queue; stop the thread."""

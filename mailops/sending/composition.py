@@ -6,13 +6,18 @@ import email.policy
 import re
 import socket
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from email.utils import format_datetime, make_msgid, parseaddr
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
+
+if TYPE_CHECKING:
+    from mailops.models import MailLog
 
 # Lazy: a test mail speaks the language active when it is composed (the admin
 # user's, the command's LANGUAGE_CODE), not the one active at import.
@@ -93,7 +98,7 @@ _TO_SLOT = "recipient@mailops-slot.invalid"
 _ID_SLOT = "<message-id@mailops-slot.invalid>"
 # Values the email package writes back unchanged and unquoted; anything else
 # (non-ASCII, quoted local parts, odd Message-IDs) takes the full build. Such
-# an address also needs no parsing in the SMTP envelope (sending.transaction).
+# an address also needs no parsing in the SMTP envelope (sending.smtp_transaction).
 PLAIN_ADDRESS = re.compile(
     r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+\Z"
 )
@@ -155,3 +160,60 @@ class MessageTemplate:
         lines[self._id_at] = id_line
         lines[self._date_at] = b"Date: " + format_datetime(datetime.now(self._zone)).encode()
         return b"\r\n".join(lines) + self._separator + self._content
+
+
+# (envelope sender, template) per (subject, body, from); None: needs the full build.
+Templates = dict[tuple[str, str, str], tuple[str, MessageTemplate] | None]
+
+
+def chunk_templates(backend: Any, rows: Iterable[MailLog], *, mailer: str) -> Templates:
+    """A chunk's message built once per (subject, body, from), for Django's SMTP ``backend``."""
+    templates: Templates = {}
+    for row in rows:
+        key = (row.subject, row.body, row.from_email)
+        if key in templates:
+            continue
+        try:
+            sender = backend.prep_address(row.from_email)
+            template = MessageTemplate(
+                subject=row.subject, body=row.body, from_email=row.from_email, mailer=mailer
+            )
+        except ValueError:
+            # Bad input: the full build raises it again, and it is recorded there.
+            templates[key] = None
+        else:
+            templates[key] = (sender, template)
+    return templates
+
+
+def wire_message(
+    backend: Any, row: MailLog, templates: Templates, *, mailer: str
+) -> tuple[str, str, bytes] | None:
+    """Envelope and bytes of ``row``'s message; ``None`` where no template was built.
+
+    Raises ``ValueError`` for a message that cannot be built.
+    """
+    key = (row.subject, row.body, row.from_email)
+    if key not in templates:
+        # Templates exist only for Django's own SMTP backend.
+        return None
+    cached = templates[key]
+    if cached is not None:
+        sender, template = cached
+        data = template.render(to=row.recipient, message_id=row.message_id)
+        if data is not None:
+            return sender, row.recipient, data
+    # What the backend's _send() would send, step by step (see smtp_transaction).
+    message = build_message(
+        to=row.recipient,
+        subject=row.subject,
+        body=row.body,
+        from_email=row.from_email,
+        message_id=row.message_id,
+        mailer=mailer,
+    )
+    return (
+        backend.prep_address(message.from_email),
+        backend.prep_address(row.recipient),
+        message.message(policy=email.policy.SMTP).as_bytes(),
+    )

@@ -12,6 +12,7 @@ their own (:mod:`mailops.sending.bookkeeping`).
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Callable
@@ -29,10 +30,11 @@ from mailops.mailers.errors import Failure
 from mailops.models import MailLog, MailLogQuerySet, MailStatus
 from mailops.redaction import redact
 from mailops.sending.bookkeeping import AheadBookkeeping, Bookkeeping
-from mailops.sending.outcomes import backoff, retry_reason
+from mailops.sending.chunk_sender import ChunkSender
+from mailops.sending.outcomes import final_reason, retry_at, retry_reason
 from mailops.sending.pending import unwritten_batches, write_pending_rows
 from mailops.sending.recovery import Recovered, recover_stale_sending
-from mailops.sending.session import ChunkSender
+from mailops.sending.strategy import Strategy
 from mailops.sending.throttle import RateLimiter, quota_status, rate_for
 from mailops.sending.wire import forget_progress
 
@@ -107,9 +109,10 @@ def deliver_batch(
     ``MAX_ATTEMPTS``; a later run must then pick them up, so callers pass
     ``retry=True`` only when one will. ``rate_share`` divides each mailer's
     rate limit among that many parallel delivery runs. ``progress``, if
-    given, is called with the report so far after each chunk (for a
-    progress display), and once more at the end: where outcomes are
-    written a chunk ahead, the database shows each chunk's at the next call.
+    given, is called with the report so far once each chunk's outcomes are
+    in the log (for a progress display), and never while an outcome write
+    is on its way: the log's unfinished rows and the report then add up to
+    every row, each counted once.
     """
     # The reasons written into rows are in the site's language (see stored_language): an
     # admin's request that delivers inline must not write them in its own.
@@ -160,6 +163,7 @@ def _deliver_batch(
             # batch's delivery; its rows written so far still go out.
             logger.exception("could not write the rows of batch %s", pending)
     aliases = due_rows(batch_id).order_by().values_list("mailer", flat=True).distinct()
+    strategy = Strategy.for_run()
     for alias in list(aliases):
         _deliver_for_mailer(
             batch_id,
@@ -170,6 +174,7 @@ def _deliver_batch(
             concurrency=concurrency,
             report=report,
             progress=progress,
+            strategy=strategy,
         )
     return report
 
@@ -184,68 +189,102 @@ def _deliver_for_mailer(
     concurrency: int = 1,
     report: DeliveryReport,
     progress: Callable[[DeliveryReport], None] | None = None,
+    strategy: Strategy | None = None,
 ) -> None:
-    rate = rate_for(alias)
-    if rate:
-        rate /= max(1, rate_share)
-        # A claimed chunk must be sent well within the lease, or recovery
-        # would take a live worker's rows for a dead one's.
-        chunk_size = max(1, min(chunk_size, int(rate * get_setting("SENDING_LEASE") / 2)))
+    """One mailer's share of a run: pace, connect, claim and send chunk by chunk, settle."""
+    strategy = strategy or Strategy.for_run()
+    rate, chunk_size = _pace(alias, rate_share=rate_share, chunk_size=chunk_size)
     try:
-        sender = ChunkSender(alias, concurrency=concurrency, retry=retry, limiter=RateLimiter(rate))
+        sender = ChunkSender(
+            alias,
+            concurrency=concurrency,
+            retry=retry,
+            limiter=RateLimiter(rate),
+            strategy=strategy,
+        )
     except InvalidMailer as error:
         reason = redact(f"[{alias}] " + _("mailer is misconfigured: %(error)s") % {"error": error})
         _fail_remaining(batch_id, alias, Failure(reason), report, retry=False)
         return
-    bookkeeping: Bookkeeping | None = None
     try:
-        # A daily quota sizes each chunk by the outcomes so far, and a rate
-        # limit sizes it to the lease (see bookkeeping): no claiming ahead then.
-        limited = quota_status(alias).limit is not None
-        ahead = not limited and not rate and AheadBookkeeping.useful()
-        kind = AheadBookkeeping if ahead else Bookkeeping
-        bookkeeping = kind(lambda: claim(batch_id, mailer=alias, limit=chunk_size), _write_outcomes)
-        while True:
-            if limited:
-                quota = quota_status(alias)
-                if quota.exhausted:
-                    _hold_for_quota(batch_id, alias, quota.reason(), quota.frees_at, report)
-                    return
-                assert quota.remaining is not None
-                rows = claim(batch_id, mailer=alias, limit=min(chunk_size, quota.remaining))
-            else:
-                rows = bookkeeping.next_chunk()
-            if not rows:
-                break
-            # Written a chunk behind, the log shows the outcomes counted so far.
-            written = DeliveryReport(dict(report.counts)) if bookkeeping.lags else report
-            try:
-                sender.send(rows)
-            finally:
-                # Even when a thread crashed or the run was interrupted, what
-                # was sent is written as sent; rows without an outcome stay
-                # "sending", for the caller or the lease to settle.
-                settled = [row for row in rows if row.status != MailStatus.SENDING]
-                for row in settled:
-                    report.add(row.status)
-                bookkeeping.write(rows)
-            if progress is not None:
-                progress(written)
-            if sender.dead is not None:
+        bookkeeping = _bookkeeping(
+            batch_id, alias, chunk_size, report, progress, ahead=strategy.claim_ahead and not rate
+        )
+        try:
+            dead = _send_chunks(sender, bookkeeping)
+            if dead is not None:
                 # Rows claimed ahead go back to the queue first: they fail with the rest.
                 bookkeeping.close()
-                _fail_remaining(batch_id, alias, sender.dead, report, retry=retry)
-                return
-        if progress is not None and bookkeeping.lags:
-            # The last chunk's outcomes were still being written at its progress call.
-            bookkeeping.flush()
-            progress(report)
-    finally:
-        try:
-            if bookkeeping is not None:
-                bookkeeping.close()
+                _fail_remaining(batch_id, alias, dead, report, retry=retry)
         finally:
-            sender.close()
+            bookkeeping.close()
+    finally:
+        sender.close()
+
+
+def _pace(alias: str, *, rate_share: int, chunk_size: int) -> tuple[float | None, int]:
+    """The run's share of the mailer's rate limit, and a chunk size that fits the lease."""
+    rate = rate_for(alias)
+    if not rate:
+        return None, chunk_size
+    rate /= max(1, rate_share)
+    # A claimed chunk must be sent well within the lease, or recovery would
+    # take a live worker's rows for a dead one's.
+    return rate, max(1, min(chunk_size, int(rate * get_setting("SENDING_LEASE") / 2)))
+
+
+def _bookkeeping(
+    batch_id: uuid.UUID | str | None,
+    alias: str,
+    chunk_size: int,
+    report: DeliveryReport,
+    progress: Callable[[DeliveryReport], None] | None,
+    *,
+    ahead: bool,
+) -> Bookkeeping:
+    """Claims (within the daily quota, if any) and outcome writes that count into ``report``."""
+
+    def written(rows: list[MailLog]) -> None:
+        # Counted once the log holds them, and reported while it holds
+        # exactly these: a report reads the rest as unfinished rows.
+        for row in rows:
+            if row.status != MailStatus.SENDING:
+                report.add(row.status)
+        if progress is not None:
+            progress(report)
+
+    if quota_status(alias).limit is None:
+        next_chunk = functools.partial(claim, batch_id, mailer=alias, limit=chunk_size)
+        kind = AheadBookkeeping if ahead else Bookkeeping
+        return kind(next_chunk, _write_outcomes, written)
+
+    def claim_within_quota() -> list[MailLog]:
+        # Each chunk is sized by the outcomes so far: no claiming ahead.
+        quota = quota_status(alias)
+        if quota.exhausted:
+            _hold_for_quota(batch_id, alias, quota.reason(), quota.frees_at, report)
+            return []
+        assert quota.remaining is not None
+        return claim(batch_id, mailer=alias, limit=min(chunk_size, quota.remaining))
+
+    return Bookkeeping(claim_within_quota, _write_outcomes, written)
+
+
+def _send_chunks(sender: ChunkSender, bookkeeping: Bookkeeping) -> Failure | None:
+    """Claim, send and write chunk after chunk until none is due; why the mailer died, if it did."""
+    while rows := bookkeeping.next_chunk():
+        try:
+            sender.send(rows)
+        finally:
+            # Even when a thread crashed or the run was interrupted, what was
+            # sent is written as sent; rows without an outcome stay "sending",
+            # for the caller or the lease to settle.
+            bookkeeping.write(rows)
+        if sender.dead is not None:
+            return sender.dead
+    # The last chunk's outcomes, if still on their way, and their report.
+    bookkeeping.flush()
+    return None
 
 
 def _write_outcomes(rows: list[MailLog]) -> None:
@@ -302,26 +341,29 @@ def _fail_remaining(
 ) -> None:
     """The mailer cannot be reached: the rows not yet tried share the failure.
 
-    Each counts as an attempt. With ``retry`` and a transient failure, rows
-    with attempts left wait for the next try; the others fail.
+    Each counts as an attempt, and the same rule as for one row
+    (:func:`~mailops.sending.outcomes.retry_at`) decides, by the attempts
+    each row has had, whether it waits for a retry or fails.
     """
     remaining = due_rows(batch_id).filter(mailer=alias)
     now = timezone.now()
-    if retry and failure.transient:
-        max_attempts = get_setting("MAX_ATTEMPTS")
-        # Rows that still have an attempt left after this one wait for a retry.
-        later = remaining.filter(attempts__lt=max_attempts - 1)
-        retry_at = now + backoff(1)
-        waiting = later.update(
-            attempts=F("attempts") + 1,
-            error=retry_reason(failure, retry_at),
-            smtp_code=failure.smtp_code,
-            next_attempt_at=retry_at,
-            updated_at=now,
-        )
-        report.add(MailStatus.QUEUED, waiting)
-    failed = remaining.fail(failure.reason, smtp_code=failure.smtp_code, attempt=True)
-    report.add(MailStatus.FAILED, failed)
+    # A few distinct counts at most: one UPDATE per count, not per row.
+    for before in sorted(set(remaining.order_by().values_list("attempts", flat=True).distinct())):
+        rows = remaining.filter(attempts=before)
+        attempts = before + 1
+        when = retry_at(failure, attempts=attempts, retry=retry, now=now)
+        if when is not None:
+            waiting = rows.update(
+                attempts=F("attempts") + 1,
+                error=retry_reason(failure, when),
+                smtp_code=failure.smtp_code,
+                next_attempt_at=when,
+                updated_at=now,
+            )
+            report.add(MailStatus.QUEUED, waiting)
+            continue
+        reason = final_reason(failure, attempts=attempts)
+        report.add(MailStatus.FAILED, rows.fail(reason, smtp_code=failure.smtp_code, attempt=True))
 
 
 def fail_unfinished(batch_id: uuid.UUID, error: BaseException) -> None:

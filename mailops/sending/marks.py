@@ -225,9 +225,3 @@ def _wait(fd: int, events: int) -> int:
     if not ready:
         raise OperationalError(f"no answer from the database within {MARK_TIMEOUT:.0f} s")
     return int(ready[0][1])
-
-
-def has_psycopg3() -> bool:
-    from django.db.backends.postgresql.psycopg_any import is_psycopg3
-
-    return bool(is_psycopg3)

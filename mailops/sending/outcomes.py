@@ -29,28 +29,44 @@ def retry_reason(failure: Failure, retry_at: datetime) -> str:
     return _("%(reason)s (will retry at %(when)s)") % {"reason": failure.reason, "when": when}
 
 
+def retry_at(failure: Failure, *, attempts: int, retry: bool, now: datetime) -> datetime | None:
+    """When a row that failed its ``attempts``-th try goes again; ``None``: it fails now.
+
+    The one retry rule, for a row (:func:`record_failure`) and for the rows
+    a dead mailer leaves untried (``delivery._fail_remaining``): a transient
+    failure, not in doubt, with attempts left, when a later run will come.
+    """
+    if (
+        retry
+        and failure.transient
+        and not failure.in_doubt
+        and attempts < get_setting("MAX_ATTEMPTS")
+    ):
+        return now + backoff(attempts)
+    return None
+
+
+def final_reason(failure: Failure, *, attempts: int) -> str:
+    """A failed row's error: the failure's reason, and how many tries it took."""
+    return failure.reason + (f" (after {attempts} attempts)" if attempts > 1 else "")
+
+
 def record_failure(row: MailLog, failure: Failure, *, retry: bool = False) -> None:
     """A transient failure with attempts left goes back to the queue; others fail."""
     now = timezone.now()
     row.smtp_code = failure.smtp_code
     row.updated_at = now
-    if (
-        retry
-        and failure.transient
-        and not failure.in_doubt
-        and row.attempts < get_setting("MAX_ATTEMPTS")
-    ):
+    when = retry_at(failure, attempts=row.attempts, retry=retry, now=now)
+    if when is not None:
         row.set_status(MailStatus.QUEUED)
-        row.next_attempt_at = now + backoff(row.attempts)
-        row.error = retry_reason(failure, row.next_attempt_at)
+        row.next_attempt_at = when
+        row.error = retry_reason(failure, when)
         logger.info("mail to %s via %s will be retried: %s", row.recipient, row.mailer, row.error)
         return
     row.set_status(MailStatus.FAILED)
     row.in_doubt = failure.in_doubt
     row.next_attempt_at = None
-    row.error = failure.reason
-    if row.attempts > 1:
-        row.error += f" (after {row.attempts} attempts)"
+    row.error = final_reason(failure, attempts=row.attempts)
     logger.warning("mail to %s via %s failed: %s", row.recipient, row.mailer, row.error)
 
 

@@ -32,6 +32,7 @@ from django.utils.translation import gettext_lazy
 
 from mailops.conf import get_setting
 from mailops.models import MailLog, MailLogQuerySet, MailStatus, SendingProgress
+from mailops.sending.wire import parse_outcomes
 
 IN_DOUBT_AFTER_CRASH = gettext_lazy(
     "in doubt: the delivery worker stopped while this message was on the wire or "
@@ -133,13 +134,13 @@ def _progress(tokens: set[str], *, lock: bool) -> tuple[set[int], set[int], set[
     not_delivered: set[int] = set()
     # On the wire when the worker died, or sent with no verdict ("?pk").
     in_doubt: set[int] = set()
-    outcomes = {"-": not_delivered, "?": in_doubt}
+    outcomes = {True: accepted, False: not_delivered, None: in_doubt}
     progress_rows = SendingProgress.objects.filter(token__in=tokens)
     if lock:
         progress_rows = progress_rows.select_for_update().order_by("pk")
     for progress in progress_rows:
-        for item in progress.done.split():
-            outcomes.get(item[0], accepted).add(int(item.lstrip("-?")))
+        for pk, delivered in parse_outcomes(progress.done):
+            outcomes[delivered].add(pk)
         if progress.on_wire is not None:
             in_doubt.add(progress.on_wire)
     # An accepted row is never sent again, so "accepted" wins over a stale "on

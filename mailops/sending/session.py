@@ -1,56 +1,62 @@
-"""Sending a chunk of claimed rows over one or several connections to one mailer.
+"""One connection to one mailer: a row at a time, each with its own outcome.
 
-Each connection is a :class:`MailerSession`: opened on first use, re-opened
-after a drop, and dead once it cannot be opened. A :class:`ChunkSender`
-owns ``concurrency`` sessions (each its own ``mailers[alias]`` backend) and
-hands them a chunk's rows through one shared queue: with one session in
-the calling thread, with several in one thread each. A slow connection
-simply takes fewer rows, and a dead one leaves its share to the others.
+A :class:`MailerSession` is opened on first use, re-opened after a drop, and
+dead once it cannot be opened (:mod:`mailops.sending.chunk_sender` runs one
+or several per chunk). Only each row's outcome fields change here (and the
+progress marks, see :mod:`mailops.sending.wire`); the caller writes the
+outcomes to the database (:mod:`mailops.sending.bookkeeping`).
 
-Only each row's outcome fields change here (and the progress marks, see
-:mod:`mailops.sending.wire`); the caller writes the outcomes to the
-database (:mod:`mailops.sending.bookkeeping`).
-
-Through Django's own SMTP backend, the chunk's message is built once
-(:class:`~mailops.sending.composition.MessageTemplate`) and its bytes go over the
-backend's open connection with To, Message-ID and Date set per row:
-building a message costs more than sending it. Other backends (anymail,
-locmem, subclasses of the SMTP backend) get a full message per row through
-their ``send_messages``.
+Two send paths, one meaning of failure: through Django's own SMTP backend a
+row goes as prebuilt bytes (:func:`~mailops.sending.composition.wire_message`)
+in one SMTP transaction, pipelined where the server offers it
+(:mod:`mailops.sending.smtp_transaction`); any other backend (anymail,
+locmem, a subclass of the SMTP backend) gets a full message through its
+``send_messages``. Both end in one :class:`TransactionError` that says at
+which step it failed, and :meth:`MailerSession.send` alone decides what that
+means: sent again at once, retried later, failed, or in doubt.
 """
 
 from __future__ import annotations
 
-import email.policy
+import contextlib
 import logging
+import smtplib
 from collections import deque
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
-from django.core.mail import EmailMessage, mailers
-from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
-from django.db import DatabaseError, connections
+from django.core.mail import EmailMessage
+from django.db import DatabaseError
 from django.utils.translation import gettext as _
 
 from mailops.mailers.errors import Failure, describe_failure, opening_state
 from mailops.models import MailLog
 from mailops.recipients import check_address
 from mailops.redaction import redact
-from mailops.sending.composition import MessageTemplate, build_message
+from mailops.sending.composition import Templates, build_message, wire_message
 from mailops.sending.marks import ChunkTaken
 from mailops.sending.outcomes import mark_sent, record_failure
+from mailops.sending.smtp_transaction import (
+    Stage,
+    StageProbe,
+    TransactionError,
+    offers_pipelining,
+    read_end,
+    read_group,
+    send_transaction,
+    write_group,
+)
 from mailops.sending.throttle import RateLimiter
-from mailops.sending.transaction import TransactionError, send_transaction
-from mailops.sending.wire import WireLedger, WireTrack
+from mailops.sending.wire import WireTrack
 
 logger = logging.getLogger("mailops.delivery")
 
+
+class NotAccepted(Exception):
+    """A backend's ``send_messages`` returned 0 without raising."""
+
+
 # Reconnects after a drop before a message's transaction, without a message sent in between.
 RECONNECTS_IN_A_ROW = 3
-
-# (envelope sender, template) per (subject, body, from); None: needs the full build.
-Templates = dict[tuple[str, str, str], tuple[str, MessageTemplate] | None]
 
 
 class MailerSession:
@@ -75,6 +81,11 @@ class MailerSession:
         # Progress marks of this connection's rows (None: not kept, see WireLedger).
         self.track = track
         self.reconnects_in_a_row = 0
+        # Pipelining (RFC 2920): the row whose end of DATA is written, or
+        # held back in ``unsent`` to go out with the next message's
+        # commands, and whose reply is not read yet. At most one.
+        self.behind: MailLog | None = None
+        self.unsent = b""
 
     def _open(self) -> Failure | None:
         try:
@@ -107,17 +118,28 @@ class MailerSession:
             self.dead = self._open()
         if self.dead is not None:
             return False
+        if self.limiter.interval:
+            # A message's end is not held back while the next one waits its turn.
+            self.finish_behind()
         self.limiter.wait()
+        # What goes out: the prebuilt bytes, or (any other backend) a full message.
+        message: EmailMessage | None = None
         try:
             wire = self._wire_message(row, templates)
+            if wire is None:
+                self.finish_behind()
+                message = self._message(row)
         except ValueError as error:
             record_failure(row, describe_failure(error, mailer=self.alias))
             return True
-        if wire is None:
-            return self._send_message(row)
         while True:
+            esp_message_id = ""
             try:
-                self._transaction(row, wire)
+                if message is not None:
+                    esp_message_id = self._send_message(row, message)
+                else:
+                    assert wire is not None
+                    self._transaction(row, wire)
             except TransactionError as error:
                 if error.connection_lost:
                     self.close()
@@ -129,16 +151,20 @@ class MailerSession:
                         return False
                     continue
                 self._record_transaction_failure(row, error)
+                if error.refuses_session:
+                    # A new connection would be refused the same way: the
+                    # rest of the chunk fails with this reason, unsent.
+                    self.dead = describe_failure(error.error, mailer=self.alias)
                 return True
             except ChunkTaken:
                 # Not sent (the mark comes before the end of DATA); the row's
                 # outcome is left to the run that has it now.
-                self.close()
+                self._abort()
                 return True
             except DatabaseError as error:
                 # The progress mark failed: the message was not sent, and the
                 # connection may be mid-transaction, so it cannot carry another.
-                self.close()
+                self._abort()
                 self._finish(row, delivered=False)
                 if self.track is not None:
                     self.track.reset()
@@ -155,12 +181,54 @@ class MailerSession:
                 record_failure(row, Failure(reason, transient=True), retry=self.retry)
                 return True
             self.reconnects_in_a_row = 0
+            if self.behind is row:
+                # Its end goes out with the next message's commands; its outcome then.
+                return True
             self._finish(row, delivered=True)
-            mark_sent(row, esp_message_id="")
+            mark_sent(row, esp_message_id=esp_message_id)
             return True
 
     def _transaction(self, row: MailLog, wire: tuple[str, str, bytes]) -> None:
-        """One SMTP transaction for ``row``, its progress mark committed before the end of DATA."""
+        """One SMTP transaction for ``row``, its progress mark committed before the end of DATA.
+
+        Lock-step, or pipelined where the server offers it: then ``row`` is
+        left :attr:`behind`, its outcome set by the next message or
+        :meth:`finish_behind`.
+        """
+        connection = self.backend.connection
+        if not offers_pipelining(connection):
+            self.finish_behind()
+            self._lock_step(row, wire)
+            return
+        sender, recipient, data = wire
+        unsent, self.unsent = self.unsent, b""
+        try:
+            write_group(connection, sender, recipient, len(data), ahead=unsent)
+        except TransactionError as error:
+            # The previous message is in doubt if its end went out whole,
+            # else not delivered. This one got no reply: sent again on a fresh connection.
+            self._settle_behind(lost="after_dot" if error.ahead_sent else "data")
+            raise
+        if not self._settle_behind():
+            # The previous message's reply was the last this connection gave.
+            raise TransactionError(
+                OSError("connection lost before MAIL was answered"),
+                stage="mail",
+                connection_lost=True,
+            )
+        track = self.track
+        if track is None:
+            self.unsent = read_group(connection, *wire)
+        else:
+            try:
+                # Its mark carries the previous message's outcome (see wire).
+                track.begin(row)
+                self.unsent = read_group(connection, *wire, before_end=track.confirm)
+            finally:
+                track.settle()
+        self.behind = row
+
+    def _lock_step(self, row: MailLog, wire: tuple[str, str, bytes]) -> None:
         track = self.track
         if track is None:
             send_transaction(self.backend.connection, *wire)
@@ -171,6 +239,38 @@ class MailerSession:
             send_transaction(self.backend.connection, *wire, before_end=track.confirm)
         finally:
             track.settle()
+
+    def _settle_behind(self, *, lost: Stage | None = None) -> bool:
+        """Read the verdict on the message :attr:`behind`; ``False`` if the connection is lost.
+
+        ``lost``: the connection failed before its reply could be read, at
+        that stage (``after_dot``: in doubt; ``data``: its end never went out).
+        """
+        row, self.behind = self.behind, None
+        if row is None:
+            return lost is None
+        unsent, self.unsent = self.unsent, b""
+        try:
+            if lost is not None:
+                raise TransactionError(
+                    OSError("connection lost while the end of DATA was written"),
+                    stage=lost,
+                    connection_lost=True,
+                )
+            read_end(self.backend.connection, unsent)
+        except TransactionError as error:
+            if error.connection_lost:
+                self.close()
+            self._record_transaction_failure(row, error)
+            return not error.connection_lost
+        self._finish(row, delivered=True)
+        mark_sent(row, esp_message_id="")
+        return True
+
+    def finish_behind(self) -> None:
+        """Send the held-back end of the message :attr:`behind` and read its verdict."""
+        if self.behind is not None:
+            self._settle_behind()
 
     def _may_reconnect(self) -> bool:
         """One reconnect per message, and only a few in a row (a server that keeps dropping)."""
@@ -184,6 +284,10 @@ class MailerSession:
             self.track.finish(row, delivered=delivered)
 
     def _record_transaction_failure(self, row: MailLog, error: TransactionError) -> None:
+        if isinstance(error.error, NotAccepted):
+            record_failure(row, Failure(f"[{self.alias}] {error.error}"))
+            self._finish(row, delivered=False)
+            return
         if not error.in_doubt:
             record_failure(row, describe_failure(error.error, mailer=self.alias), retry=self.retry)
             self._finish(row, delivered=False)
@@ -199,45 +303,49 @@ class MailerSession:
         ) % {"cause": cause}
         record_failure(row, Failure(reason, connection_lost=True, in_doubt=True))
 
-    def _send_message(self, row: MailLog) -> bool:
-        """A full message through the backend's ``send_messages`` (anymail, locmem, subclasses)."""
-        esp_message_id = ""
+    def _send_message(self, row: MailLog, message: EmailMessage) -> str:
+        """``message`` through the backend's ``send_messages``; the provider's message id.
+
+        The same outcomes as the bytes path: its progress mark first (a
+        failed one raises ``ChunkTaken`` or ``DatabaseError``), and a failure
+        as a :class:`TransactionError` at the step an SMTP backend was at
+        (:class:`StageProbe`); other backends' failures come before acceptance.
+        """
+        if self.track is not None:
+            self.track.mark(row)
+        probe = StageProbe.attach(self.backend)
         try:
-            if self.track is not None:
-                self.track.mark(row)
-            message = self._message(row)
             accepted = self.backend.send_messages([message])
-            esp_message_id = _esp_message_id(message)
-        except ChunkTaken:
-            # Not sent; the row's outcome is left to the run that has it now.
-            return True
-        except Exception as error:  # noqa: BLE001 - a refused message is data, not a crash
-            if isinstance(error, DatabaseError) and self.track is not None:
-                # The progress mark failed: the next starts on a working connection.
-                self.track.reset()
-            failure = describe_failure(error, mailer=self.alias)
-            record_failure(row, failure, retry=self.retry)
-            self._finish(row, delivered=False)
-            if failure.connection_lost:
-                self.close()
-            return True
-        self._finish(row, delivered=bool(accepted))
+        except Exception as error:
+            # A refused message is data, not a crash.
+            stage: Stage = probe.stage_of(error) if probe is not None else "data"
+            lost = describe_failure(error).connection_lost
+            raise TransactionError(error, stage=stage, connection_lost=lost) from error
+        finally:
+            if probe is not None:
+                probe.detach()
         if not accepted:
-            record_failure(row, Failure(f"[{self.alias}] " + _("the mailer accepted no message")))
-            return True
-        mark_sent(row, esp_message_id=esp_message_id)
-        return True
+            raise TransactionError(
+                NotAccepted(_("the mailer accepted no message")),
+                stage="data",
+                connection_lost=False,
+            )
+        return _esp_message_id(message)
 
     def drain(self, pending: deque[MailLog], templates: Templates) -> None:
-        """Send rows from the shared queue until it is empty or this connection is dead."""
+        """Send rows from the shared queue until it is empty or this connection is dead.
+
+        Every row taken has its outcome when this returns (none is left :attr:`behind`).
+        """
         while self.dead is None:
             try:
                 row = pending.popleft()
             except IndexError:
-                return
+                break
             if not self.send(row, templates):
                 # Not sent: another connection may still take it.
                 pending.appendleft(row)
+        self.finish_behind()
 
     def _message(self, row: MailLog) -> EmailMessage:
         """The row's message, built in full through Django's email API."""
@@ -256,142 +364,28 @@ class MailerSession:
         Raises ``ValueError`` for a message that cannot be built.
         """
         # Templates exist only for Django's own SMTP backend.
-        if (row.subject, row.body, row.from_email) not in templates:
+        if not templates or self.backend.connection is None:
             return None
-        if self.backend.connection is None:
-            return None
-        cached = templates[(row.subject, row.body, row.from_email)]
-        if cached is not None:
-            sender, template = cached
-            data = template.render(to=row.recipient, message_id=row.message_id)
-            if data is not None:
-                return sender, row.recipient, data
-        # What the backend's _send() would send, step by step here (see transaction).
-        message = self._message(row)
-        return (
-            self.backend.prep_address(message.from_email),
-            self.backend.prep_address(row.recipient),
-            message.message(policy=email.policy.SMTP).as_bytes(),
-        )
+        return wire_message(self.backend, row, templates, mailer=self.alias)
+
+    def _abort(self) -> None:
+        """Hang up mid-transaction without QUIT: after DATA, it would be taken for the message."""
+        connection = getattr(self.backend, "connection", None)
+        if isinstance(connection, smtplib.SMTP) and self.behind is None:
+            with contextlib.suppress(OSError):
+                connection.close()
+        self.close()
 
     def close(self) -> None:
         """Close the mailer connection (it is re-opened on the next message)."""
+        if self.is_open:
+            self.finish_behind()
         if self.is_open:
             self.is_open = False
             try:
                 self.backend.close()
             except Exception as error:  # noqa: BLE001 - a failed QUIT changes no outcome
                 logger.info("closing mailer %s: %s", self.alias, redact(str(error)))
-
-
-class ChunkSender:
-    """``concurrency`` connections to one mailer, sharing the chunks handed to :meth:`send`.
-
-    All connections share ``limiter``, so together they keep to the mailer's rate.
-    """
-
-    def __init__(
-        self, alias: str, *, concurrency: int = 1, retry: bool = False, limiter: RateLimiter
-    ) -> None:
-        count = max(1, concurrency)
-        # Raises InvalidMailer before anything is sent.
-        backends = [mailers[alias] for _ in range(count)]
-        self.alias = alias
-        # Progress marks, so that a killed worker costs at most the row on each wire.
-        self.ledger = WireLedger.for_current_transaction()
-        self.sessions = [
-            MailerSession(
-                backend,
-                alias,
-                retry=retry,
-                limiter=limiter,
-                track=self.ledger.track() if self.ledger is not None else None,
-            )
-            for backend in backends
-        ]
-        # Only Django's own SMTP backend: a subclass may change what is sent.
-        self.sends_bytes = type(backends[0]) is SMTPBackend
-        self._pool = (
-            ThreadPoolExecutor(max_workers=count, thread_name_prefix=f"mailops-{alias}")
-            if count > 1
-            else None
-        )
-
-    @property
-    def dead(self) -> Failure | None:
-        """Why no connection can be opened any more, or ``None`` while one can."""
-        if all(session.dead is not None for session in self.sessions):
-            return self.sessions[0].dead
-        return None
-
-    def send(self, rows: list[MailLog]) -> None:
-        """Send every row over the live connections; each row ends with its outcome set."""
-        templates = self._templates(rows) if self.sends_bytes else {}
-        pending = deque(rows)
-        # A round ends with rows left only if a connection died in it and put
-        # its row back while the others found the queue empty: go again.
-        while pending and (live := [s for s in self.sessions if s.dead is None]):
-            if self._pool is None:
-                for session in live:
-                    session.drain(pending, templates)
-                continue
-            futures = [self._pool.submit(_drain, session, pending, templates) for session in live]
-            try:
-                # Every thread is done before a failure is raised: none may still be sending.
-                wait(futures)
-                for future in futures:
-                    future.result()
-            except BaseException:
-                # A crash in one thread or Ctrl-C: the others stop after their current row.
-                pending.clear()
-                wait(futures)
-                raise
-        if not pending:
-            return
-        # Rows are left over only when every connection is dead.
-        failure = self.dead
-        assert failure is not None, "rows left unsent while a connection was alive"
-        session = self.sessions[0]
-        for row in pending:
-            if not session.invalid_address(row):
-                record_failure(row, failure, retry=session.retry)
-
-    def _templates(self, rows: Iterable[MailLog]) -> Templates:
-        """The chunk's message built once per (subject, body, from), before any thread starts."""
-        templates: Templates = {}
-        backend = self.sessions[0].backend
-        for row in rows:
-            key = (row.subject, row.body, row.from_email)
-            if key in templates:
-                continue
-            try:
-                sender = backend.prep_address(row.from_email)
-                template = MessageTemplate(
-                    subject=row.subject, body=row.body, from_email=row.from_email, mailer=self.alias
-                )
-            except ValueError:
-                # Bad input: the full build raises it again, and it is recorded there.
-                templates[key] = None
-            else:
-                templates[key] = (sender, template)
-        return templates
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-        for session in self.sessions:
-            session.close()
-            if session.track is not None:
-                session.track.close()
-
-
-def _drain(session: MailerSession, pending: deque[MailLog], templates: Templates) -> None:
-    """:meth:`MailerSession.drain` in a worker thread."""
-    try:
-        session.drain(pending, templates)
-    finally:
-        # A backend that used the database did so on this thread's own connection.
-        connections.close_all()
 
 
 def _esp_message_id(message: Any) -> str:

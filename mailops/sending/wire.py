@@ -6,8 +6,8 @@ them may go out again, each connection keeps one
 :class:`~mailops.models.SendingProgress` row per chunk up to date, with one
 short UPDATE per message, committed before the message's final ".":
 which row is on the wire, and how the rows before it on this connection
-ended ("pk" accepted, "-pk" not delivered, "?pk" in doubt). When a connection moves on to
-a new chunk, the old chunk's row is closed (nothing on the wire, every
+ended (written by :func:`encode_outcome`, read by :func:`parse_outcomes`).
+When a connection moves on to a new chunk, the old chunk's row is closed (nothing on the wire, every
 outcome in): its outcomes may still be on their way to the mail log.
 Recovery (:mod:`mailops.sending.recovery`) reads the rows: accepted rows
 are sent, the row on the wire is in doubt, every other row goes back to
@@ -23,29 +23,39 @@ is :mod:`mailops.sending.marks`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from django.db import connections, router, transaction
 from django.db.models import F, TextField, Value
 from django.db.models.functions import Concat
 
 from mailops.models import MailLog, MailStatus, SendingProgress
-from mailops.sending.marks import (
-    ChunkTaken,
-    Marks,
-    SameConnection,
-    SeparateConnection,
-    has_psycopg3,
-)
+from mailops.sending.marks import ChunkTaken, Marks, SameConnection, SeparateConnection
+
+
+def encode_outcome(pk: int, *, delivered: bool | None) -> str:
+    """A row's outcome in ``done``: "pk " accepted, "-pk " not delivered, "?pk " in doubt."""
+    prefix = "?" if delivered is None else "" if delivered else "-"
+    return f"{prefix}{pk} "
+
+
+def parse_outcomes(done: str) -> Iterator[tuple[int, bool | None]]:
+    """The ``(pk, delivered)`` pairs :func:`encode_outcome` wrote (``None``: in doubt)."""
+    meaning = {"-": False, "?": None}
+    for item in done.split():
+        yield int(item.lstrip("-?")), meaning.get(item[0], True)
 
 
 class WireLedger:
     """The statement that marks progress, built once per delivery run."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, separate_connection: bool = False) -> None:
         self.db = router.db_for_write(SendingProgress)
         connection = connections[self.db]
         quote = connection.ops.quote_name
         table = quote(SendingProgress._meta.db_table)
-        self.separate_connection = connection.vendor == "postgresql" and has_psycopg3()
+        # Marks on a connection of their own (Strategy.marks_connection).
+        self.separate_connection = separate_connection
         lazy_commit = ""
         if connection.vendor == "postgresql":
             # set_config(..., true) lasts this statement's own transaction:
@@ -58,18 +68,6 @@ class WireLedger:
             f"UPDATE {table} SET {quote('on_wire')} = %s, "  # noqa: S608
             f"{quote('done')} = {quote('done')} || %s WHERE {quote('id')} = %s{lazy_commit}"
         )
-
-    @classmethod
-    def for_current_transaction(cls) -> WireLedger | None:
-        """A ledger, or ``None`` where the marks would be worthless or could not be seen.
-
-        Inside a transaction (``ATOMIC_REQUESTS``, a test) the claim is not
-        committed yet: a worker killed there rolls it back anyway, and a
-        sending thread's own connection could not see the rows.
-        """
-        if connections[router.db_for_write(MailLog)].in_atomic_block:
-            return None
-        return cls()
 
     def track(self) -> WireTrack:
         kind = SeparateConnection if self.separate_connection else SameConnection
@@ -162,8 +160,7 @@ class WireTrack:
 
     def finish(self, row: MailLog, *, delivered: bool | None) -> None:
         """Record with the next mark how ``row`` ended (``None``: in doubt)."""
-        prefix = "?" if delivered is None else "" if delivered else "-"
-        self.pending += f"{prefix}{row.pk} "
+        self.pending += encode_outcome(row.pk, delivered=delivered)
 
     def reset(self) -> None:
         """After a failed mark: the next one starts on a working database connection."""

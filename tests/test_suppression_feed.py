@@ -34,7 +34,7 @@ def event(log: MailLog, kind: str, **fields: Any) -> MailEvent | None:
         message_id=log.esp_message_id,
         recipient=log.recipient,
         event_id=fields.pop("event_id", uuid.uuid4().hex),
-        timestamp=timezone.now(),
+        timestamp=fields.pop("timestamp", timezone.now()),
         **fields,
     )
     return record_tracking_event(tracking, esp_name="Postmark")
@@ -125,9 +125,25 @@ def test_soft_bounces_older_than_the_window_do_not_count(settings: Any) -> None:
     settings.MAILOPS = {**settings.MAILOPS, "SOFT_BOUNCE_LIMIT": 2, "SOFT_BOUNCE_WINDOW": 3600}
     soft = {"mta_response": "452 4.2.2 mailbox full"}
     event(row("full@example.com"), "bounced", **soft)
-    MailEvent.objects.update(received_at=timezone.now() - timedelta(hours=2))
+    two_hours_ago = timezone.now() - timedelta(hours=2)
+    MailEvent.objects.update(occurred_at=two_hours_ago, received_at=two_hours_ago)
     event(row("full@example.com"), "bounced", **soft)
     assert not Suppression.objects.exists()
+
+
+def test_old_soft_bounces_recorded_today_do_not_count_as_recent(settings: Any) -> None:
+    # mailbounces --since (or a reader that was down) records months-old reports
+    # now: the window is judged by when each bounce happened.
+    settings.MAILOPS = {**settings.MAILOPS, "SOFT_BOUNCE_LIMIT": 2, "SOFT_BOUNCE_WINDOW": 86400}
+    soft = {"mta_response": "452 4.2.2 mailbox full"}
+    for months_ago in (3, 2, 1):
+        happened = timezone.now() - timedelta(days=30 * months_ago)
+        event(row("full@example.com"), "bounced", timestamp=happened, **soft)
+    assert not Suppression.objects.exists()
+
+    event(row("full@example.com"), "bounced", **soft)
+    event(row("full@example.com"), "bounced", **soft)
+    assert Suppression.objects.get().reason == SuppressionReason.SOFT_BOUNCES
 
 
 def test_a_replayed_event_and_a_second_bounce_keep_the_first_entry() -> None:

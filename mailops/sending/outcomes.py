@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from mailops.conf import get_setting
 from mailops.mailers.errors import Failure
@@ -14,8 +15,9 @@ from mailops.models import MailLog, MailStatus
 
 logger = logging.getLogger("mailops.delivery")
 
-# What an in-doubt row's error starts with in English (the admin and the guarantees
-# page name it); the translated reasons start with the language's own words.
+# What an in-doubt row's error starts with when the site's language is English.
+# Nothing detects in-doubt rows by this text (they carry ``in_doubt``); tests
+# and the English docs quote it.
 IN_DOUBT_PREFIX = "in doubt: "
 
 
@@ -48,7 +50,11 @@ def retry_at(failure: Failure, *, attempts: int, retry: bool, now: datetime) -> 
 
 def final_reason(failure: Failure, *, attempts: int) -> str:
     """A failed row's error: the failure's reason, and how many tries it took."""
-    return failure.reason + (f" (after {attempts} attempts)" if attempts > 1 else "")
+    if attempts <= 1:
+        return failure.reason
+    return ngettext(
+        "%(reason)s (after %(count)d attempt)", "%(reason)s (after %(count)d attempts)", attempts
+    ) % {"reason": failure.reason, "count": attempts}
 
 
 def record_failure(row: MailLog, failure: Failure, *, retry: bool = False) -> None:

@@ -20,10 +20,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from mailops.conf import get_setting
-from mailops.models import MailEvent, MailEventType, MailLog
+from mailops.models import MailEvent, MailEventType, MailLog, MailStatus
 from mailops.suppression.models import (
     Suppression,
     SuppressionReason,
@@ -64,8 +65,6 @@ def suppress_from_event(event: MailEvent, log: MailLog) -> Suppression | None:
     reason = _reason_for(event, address)
     if reason is None:
         return None
-    if event.event_type in (MailEventType.BOUNCED, MailEventType.COMPLAINED):
-        _check_rates_after_commit(log.mailer)
     return suppress_address(
         address,
         reason=reason,
@@ -75,15 +74,23 @@ def suppress_from_event(event: MailEvent, log: MailLog) -> Suppression | None:
     )
 
 
-def on_delivery_event(sender: Any, *, event: MailEvent, log: MailLog, **kwargs: Any) -> None:
+def on_delivery_event(
+    sender: Any, *, event: MailEvent, log: MailLog, moved: bool = False, **kwargs: Any
+) -> None:
     """Receiver of ``delivery_event_recorded``: every new delivery event feeds the list.
 
     Webhooks and SMTP bounce reading both record through
     ``mailops.tracking.events.record_delivery_event``, which sends the signal
     inside its transaction, so each bounce, complaint and unsubscribe is seen
-    once, whatever its source.
+    once, whatever its source. A bounce or complaint, and any event that moved
+    its row to ``bounced`` or ``complained`` (a provider's ``rejected``), also
+    re-checks the mailer's rates once the transaction commits, whether or not
+    it suppressed (a first soft bounce counts towards the bounce rate too).
     """
     suppress_from_event(event, log)
+    moved_to_bounce = moved and log.status in (MailStatus.BOUNCED, MailStatus.COMPLAINED)
+    if moved_to_bounce or event.event_type in (MailEventType.BOUNCED, MailEventType.COMPLAINED):
+        _check_rates_after_commit(log.mailer)
 
 
 def _reason_for(event: MailEvent, address: str) -> str | None:
@@ -133,9 +140,13 @@ def is_temporary(event: MailEvent) -> bool:
 def soft_bounces(address: str, *, now: datetime) -> int:
     """Different messages to ``address`` that bounced softly in the window before ``now``."""
     since = now - timedelta(seconds=float(get_setting("SOFT_BOUNCE_WINDOW")))
+    # When the bounce happened (a report's IMAP date, a webhook's timestamp), not
+    # when it was recorded: mailbounces --since, or a reader that was down, records
+    # months-old reports today, and they must not count as recent.
+    happened_since = Q(occurred_at__gte=since) | Q(occurred_at__isnull=True, received_at__gte=since)
     events = MailEvent.objects.filter(
+        happened_since,
         event_type=MailEventType.BOUNCED,
-        received_at__gte=since,
         log__recipient__iexact=address,
     ).order_by()
     return len({event.log_id for event in events if is_temporary(event)})

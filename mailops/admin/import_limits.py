@@ -1,4 +1,4 @@
-"""Limits and plain-language errors for the user import (django-import-export).
+"""Limits and plain-language errors for mailops' imports (django-import-export).
 
 An import is read whole into memory and checked row by row inside one
 request: a 20,000-row file held a request for 86 s. Files larger than
@@ -17,6 +17,7 @@ from django import forms
 from django.template.defaultfilters import filesizeformat
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
+from import_export.admin import ImportExportMixin
 from import_export.formats import base_formats
 from import_export.forms import ImportForm
 
@@ -108,3 +109,26 @@ def read_failure_message(error: BaseException, file_format: type[base_formats.Fo
         "The file could not be read as %(format)s. Choose the format that matches "
         "the file (CSV: UTF-8 text, comma-separated, a header line first)."
     ) % {"format": str(title).upper() or _("the chosen format")}
+
+
+class SafeImportExportMixin(ImportExportMixin):
+    """django-import-export as every mailops import and export uses it.
+
+    The admin's own breadcrumbs on import-export's pages; the size and row
+    limits on the upload (``IMPORT_MAX_BYTES``, ``IMPORT_MAX_ROWS``); exports
+    whose cells can never start a spreadsheet formula (what is exported came
+    from outside); and a file that cannot be read answered in a sentence.
+    Subclasses set ``resource_classes`` and may narrow ``import_formats``.
+    """
+
+    import_template_name = "admin/mailops/import_export/import.html"
+    export_template_name = "admin/mailops/import_export/export.html"
+    import_form_class = LimitedImportForm
+    import_formats = [LimitedCSV, LimitedXLSX]
+    export_formats = [SpreadsheetSafeCSV, SpreadsheetSafeXLSX]
+
+    def add_data_read_fail_error_to_form(self, form: Any, e: Exception) -> None:
+        # import-export says "'Error' encountered while trying to read file";
+        # say what is wrong and what to do instead.
+        file_format = self.get_import_formats()[int(form.cleaned_data["format"])]
+        form.add_error("import_file", read_failure_message(e, file_format))

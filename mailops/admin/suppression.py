@@ -22,7 +22,6 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from import_export import fields, resources
-from import_export.admin import ImportExportMixin
 
 from mailops import permissions
 from mailops.admin.confirmation import (
@@ -31,13 +30,7 @@ from mailops.admin.confirmation import (
     require_permission,
     template_names,
 )
-from mailops.admin.import_limits import (
-    LimitedCSV,
-    LimitedImportForm,
-    LimitedXLSX,
-    read_failure_message,
-)
-from mailops.admin.resources import SpreadsheetSafeCSV, SpreadsheetSafeXLSX
+from mailops.admin.import_limits import LimitedCSV, LimitedXLSX, SafeImportExportMixin
 from mailops.models import Suppression
 from mailops.recipients import check_address
 from mailops.suppression.models import SuppressionReason, normalise_address
@@ -161,7 +154,7 @@ def unsuppress_selected(
 
 
 @admin.register(Suppression)
-class SuppressionAdmin(ImportExportMixin, admin.ModelAdmin):
+class SuppressionAdmin(SafeImportExportMixin, admin.ModelAdmin):
     """The suppression list. Register it on a project's own site like ``MailLogAdmin``."""
 
     list_display = ("address", "reason", "detail", "created_at", "expires_at", "added_by")
@@ -188,17 +181,7 @@ class SuppressionAdmin(ImportExportMixin, admin.ModelAdmin):
     unsuppress_confirmation_template: str | list[str] | None = None
 
     resource_classes = [SuppressionResource]
-    import_template_name = "admin/mailops/import_export/import.html"
-    export_template_name = "admin/mailops/import_export/export.html"
-    import_form_class = LimitedImportForm
     import_formats = [SuppressionCSV, LimitedXLSX]
-    export_formats = [SpreadsheetSafeCSV, SpreadsheetSafeXLSX]
-
-    def add_data_read_fail_error_to_form(self, form: Any, e: Exception) -> None:
-        # import-export says "'Error' encountered while trying to read file";
-        # say what is wrong and what to do instead (as the user import does).
-        file_format = self.get_import_formats()[int(form.cleaned_data["format"])]
-        form.add_error("import_file", read_failure_message(e, file_format))
 
     # --- permissions: one permission manages the list ----------------------------
 

@@ -29,7 +29,6 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
-from import_export.admin import ImportExportMixin
 from import_export.results import Result
 
 from mailops import permissions, services
@@ -42,14 +41,8 @@ from mailops.admin.confirmation import (
     template_names,
 )
 from mailops.admin.forms import SendTestMailForm, mailer_defaults
-from mailops.admin.import_limits import (
-    LimitedCSV,
-    LimitedImportForm,
-    LimitedXLSX,
-    read_failure_message,
-)
+from mailops.admin.import_limits import SafeImportExportMixin
 from mailops.admin.links import admin_url, changelist_url
-from mailops.admin.resources import SpreadsheetSafeCSV, SpreadsheetSafeXLSX
 from mailops.admin.user_resources import UserRecipientResource
 from mailops.models import MailTrigger
 from mailops.recipients import (
@@ -136,7 +129,7 @@ class SendTestMailAdminMixin(SendTestMailPermissionMixin, _ModelAdminBase):
         return actions
 
 
-class UserImportExportMixin(ImportExportMixin):
+class UserImportExportMixin(SafeImportExportMixin):
     """django-import-export on a user admin, limited to test-recipient fields.
 
     Import creates and updates users, so it needs both the add and change
@@ -145,21 +138,6 @@ class UserImportExportMixin(ImportExportMixin):
     """
 
     resource_classes = [UserRecipientResource]
-    # import-export's pages with the admin's own breadcrumbs.
-    import_template_name = "admin/mailops/import_export/import.html"
-    export_template_name = "admin/mailops/import_export/export.html"
-    # Size and row limits (MAILOPS["IMPORT_MAX_BYTES"], ["IMPORT_MAX_ROWS"]).
-    import_form_class = LimitedImportForm
-    import_formats = [LimitedCSV, LimitedXLSX]
-    # Names and addresses come from outside: no cell may start a formula, the
-    # same neutralising as the mail-log exports.
-    export_formats = [SpreadsheetSafeCSV, SpreadsheetSafeXLSX]
-
-    def add_data_read_fail_error_to_form(self, form: Any, e: Exception) -> None:
-        # import-export says "'Error' encountered while trying to read file";
-        # say what is wrong and what to do instead.
-        file_format = self.get_import_formats()[int(form.cleaned_data["format"])]
-        form.add_error("import_file", read_failure_message(e, file_format))
 
     def has_import_permission(self, request: HttpRequest) -> bool:
         return bool(self.has_add_permission(request) and self.has_change_permission(request))

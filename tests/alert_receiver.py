@@ -49,7 +49,7 @@ class AlertReceiver:
         host, port = self.server.server_address[:2]
         return f"http://{host}:{port}/hooks/mail?token=alert-secret-77"
 
-    def wait_for(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+    def wait_for(self, count: int, timeout: float = 60.0) -> list[dict[str, Any]]:
         """Poll until ``count`` alerts arrived (a generous deadline, no fixed sleep)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -59,7 +59,7 @@ def send_one(address: str) -> MailLog:
     return row
 
 
-def wait_for_reports(dovecot: DovecotServer, count: int, timeout: float = 30.0) -> None:
+def wait_for_reports(dovecot: DovecotServer, count: int, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while len(maildir_state(dovecot)) < count:
         assert time.monotonic() < deadline, f"Postfix wrote fewer than {count} report(s)"

@@ -125,19 +125,8 @@ def send_transaction(
         # A definite refusal: not delivered, whatever the step.
         stage = "data"
         raise smtplib.SMTPDataError(code, reply)
-    except (smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused) as error:
-        # A reply the server gave (a refusal): the connection may carry on.
-        after = _after_refusal(connection, error)
-        raise TransactionError(
-            error,
-            stage=stage,
-            connection_lost=after != "ready",
-            refuses_session=after == "refusing",
-        ) from error
     except (smtplib.SMTPException, OSError) as error:
-        # Disconnected, timed out, or smtplib refusing to go on: the socket is done for.
-        _close(connection)
-        raise TransactionError(error, stage=stage, connection_lost=True) from error
+        raise _transaction_error(connection, error, stage) from error
 
 
 def offers_pipelining(connection: smtplib.SMTP) -> bool:
@@ -225,17 +214,8 @@ def read_group(
         stage = "data"
         if data_code != 354:
             raise smtplib.SMTPDataError(data_code, data_reply)
-    except (smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused) as error:
-        after = _after_refusal(connection, error)
-        raise TransactionError(
-            error,
-            stage=stage,
-            connection_lost=after != "ready",
-            refuses_session=after == "refusing",
-        ) from error
     except (smtplib.SMTPException, OSError) as error:
-        _close(connection)
-        raise TransactionError(error, stage=stage, connection_lost=True) from error
+        raise _transaction_error(connection, error, stage) from error
     return _dot_terminated(data)
 
 
@@ -347,6 +327,24 @@ def _refusal_code(error: BaseException) -> int | None:
     if isinstance(error, smtplib.SMTPResponseException):
         return int(error.smtp_code)
     return None
+
+
+def _transaction_error(
+    connection: smtplib.SMTP, error: smtplib.SMTPException | OSError, stage: Stage
+) -> TransactionError:
+    """What a failure at ``stage`` means, for lock-step and pipelined transactions alike."""
+    if isinstance(error, smtplib.SMTPResponseException | smtplib.SMTPRecipientsRefused):
+        # A reply the server gave (a refusal): the connection may carry on.
+        after = _after_refusal(connection, error)
+        return TransactionError(
+            error,
+            stage=stage,
+            connection_lost=after != "ready",
+            refuses_session=after == "refusing",
+        )
+    # Disconnected, timed out, or smtplib refusing to go on: the socket is done for.
+    _close(connection)
+    return TransactionError(error, stage=stage, connection_lost=True)
 
 
 def _after_refusal(

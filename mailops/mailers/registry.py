@@ -26,12 +26,14 @@ make Django warn that "Django 2028 will not have a default mailer", from a
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import DEPRECATED_EMAIL_SETTINGS, global_settings, settings
 from django.core.mail import mailers
 from django.core.mail.handler import DEFAULT_MAILER_ALIAS
+from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
 # For messages only: the classic setting behind each SMTP backend option.
@@ -104,8 +106,14 @@ def mailers_setting() -> dict[str, Any]:
     return _mailers_dict()
 
 
+@functools.cache
 def classic_mailer() -> ClassicMailer:
-    """What Django makes of the classic settings (call only when :func:`uses_classic_settings`)."""
+    """What Django makes of the classic settings (call only when :func:`uses_classic_settings`).
+
+    Kept until a mail setting changes: redaction asks for the mailers'
+    secrets on every log record, and building the backend each time would
+    cost a classic-settings site more per message than a ``MAILERS`` one.
+    """
     port_set = _is_set("EMAIL_PORT")
     if not any(_is_set(name) for name in DEPRECATED_EMAIL_SETTINGS):
         return _django_defaults()
@@ -121,6 +129,15 @@ def classic_mailer() -> ClassicMailer:
         if name in getattr(backend, "__dict__", {})
     }
     return ClassicMailer(f"{cls.__module__}.{cls.__qualname__}", options, port_set=port_set)
+
+
+def _forget_classic_mailer(*, setting: str, **kwargs: Any) -> None:
+    """Receiver for ``setting_changed`` (args: ``setting``, ``value``, ``enter``)."""
+    if setting == "MAILERS" or setting in DEPRECATED_EMAIL_SETTINGS:
+        classic_mailer.cache_clear()
+
+
+setting_changed.connect(_forget_classic_mailer, dispatch_uid="mailops.mailers.classic_mailer")
 
 
 def setting_name(alias: str, option: str) -> str:

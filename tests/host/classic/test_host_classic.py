@@ -250,3 +250,13 @@ def test_an_alias_other_than_default_is_e001_naming_the_classic_settings(setting
 
     assert "(mailops.E001) MAILOPS['DEFAULT_MAILER'] names mailer 'relay', which Django " in report
     assert "(no MAILERS: only 'default', from the EMAIL_* settings) (defined: default)." in report
+
+
+def test_redaction_follows_a_changed_email_host_password(settings) -> None:
+    from mailops.redaction import redact
+
+    settings.EMAIL_HOST_PASSWORD = "first-app-password"
+    assert "first-app-password" not in redact("535 rejected first-app-password")
+
+    settings.EMAIL_HOST_PASSWORD = "second-app-password"
+    assert "second-app-password" not in redact("535 rejected second-app-password")

@@ -43,6 +43,7 @@ def make_timeline(count: int) -> list[MailLog]:
 @pytest.fixture
 def small_limit(monkeypatch: pytest.MonkeyPatch) -> int:
     monkeypatch.setattr(MailLogAdmin, "count_limit", 3)
+    monkeypatch.setattr(MailLogAdmin, "search_count_limit", 3)
     return 3
 
 
@@ -88,6 +89,23 @@ def test_a_search_past_the_count_limit_drops_the_result_count_note(
 
     assert " results (" not in html
     assert "More than 3 entries" in html
+
+
+def test_a_search_stops_counting_sooner_than_a_filter(
+    auditor: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each match of a search is confirmed by reading its row: its bound is lower.
+    monkeypatch.setattr(MailLogAdmin, "count_limit", 10)
+    monkeypatch.setattr(MailLogAdmin, "search_count_limit", 2)
+    make_timeline(4)
+
+    listed = auditor.get(CHANGELIST)
+    searched = auditor.get(CHANGELIST, {"q": "r"})
+
+    assert listed.context["mailops_summary"].counts == {"sent": 4}
+    summary = searched.context["mailops_summary"]
+    assert (summary.complete, summary.more_than) == (False, 2)
+    assert "More than 2 entries; the pages cover the first 2." in searched.content.decode()
 
 
 def test_past_the_count_limit_the_pages_cover_the_first_rows(

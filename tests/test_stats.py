@@ -190,3 +190,40 @@ def test_chart_of_quiet_days_has_no_bars() -> None:
 
     assert chart.maximum == 0
     assert chart.days[0].sent.height == chart.days[0].failed.height == 0
+
+
+@pytest.mark.django_db
+def test_the_chart_reads_earlier_days_from_the_cache_and_counts_today(settings) -> None:
+    settings.TIME_ZONE = "UTC"
+    settings.MAILOPS = {**settings.MAILOPS, "CHART_CACHE_SECONDS": 300}
+    now = timezone.now()
+    make_log(status=MailStatus.FAILED, created_at=now - timedelta(days=1))
+    make_log(status=MailStatus.SENT, created_at=now)
+    first = stats.cached_daily_outcomes(MailLog.objects.all(), days=3)
+
+    # A late row of yesterday waits for the cache to expire; today's shows at once.
+    make_log(status=MailStatus.FAILED, created_at=now - timedelta(days=1))
+    make_log(status=MailStatus.SENT, created_at=now)
+    second = stats.cached_daily_outcomes(MailLog.objects.all(), days=3)
+    uncached = stats.daily_outcomes(MailLog.objects.all(), days=3)
+
+    assert [(o.sent, o.failed) for o in first] == [(0, 0), (0, 1), (1, 0)]
+    assert [(o.sent, o.failed) for o in second] == [(0, 0), (0, 1), (2, 0)]
+    assert [(o.sent, o.failed) for o in uncached] == [(0, 0), (0, 2), (2, 0)]
+    # Another list (another filter) has its own entry.
+    failed = stats.cached_daily_outcomes(MailLog.objects.failed(), days=3)
+    assert [(o.sent, o.failed) for o in failed] == [(0, 0), (0, 2), (0, 0)]
+
+
+@pytest.mark.django_db
+def test_without_a_chart_cache_every_day_is_counted(settings) -> None:
+    settings.MAILOPS = {**settings.MAILOPS, "CHART_CACHE_SECONDS": 0}
+    yesterday = timezone.now() - timedelta(days=1)
+    make_log(status=MailStatus.FAILED, created_at=yesterday)
+    stats.cached_daily_outcomes(MailLog.objects.all(), days=2)
+    make_log(status=MailStatus.FAILED, created_at=yesterday)
+
+    outcomes = stats.cached_daily_outcomes(MailLog.objects.all(), days=2)
+
+    assert outcomes == stats.daily_outcomes(MailLog.objects.all(), days=2)
+    assert outcomes[0].failed == 2

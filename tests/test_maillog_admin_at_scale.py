@@ -108,6 +108,27 @@ def test_a_search_stops_counting_sooner_than_a_filter(
     assert "More than 2 entries; the pages cover the first 2." in searched.content.decode()
 
 
+def test_a_search_is_charted_only_up_to_its_count_limit(
+    auditor: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(MailLogAdmin, "search_count_limit", 2)
+    make_log(recipient="ann@example.com", status=MailStatus.FAILED)
+    for n in range(3):
+        make_log(recipient=f"bob{n}@example.com")
+
+    few = auditor.get(CHANGELIST, {"q": "ann@"})
+    many = auditor.get(CHANGELIST, {"q": "bob"})
+
+    chart = few.context["mailops_chart"]
+    assert (chart.total_sent, chart.total_failed) == (0, 1)  # the matches only
+    assert many.context["mailops_chart"] is None
+    assert (
+        "The chart of sent and failed per day is drawn for searches with up to 2 matches."
+        in many.content.decode()
+    )
+    assert "mailops-chart-skipped" not in few.content.decode()
+
+
 def test_past_the_count_limit_the_pages_cover_the_first_rows(
     auditor: Client, small_limit: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:

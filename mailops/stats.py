@@ -103,6 +103,7 @@ def summarize(
     *,
     limit: int = COUNT_LIMIT,
     exact_span_below: int = EXACT_SPAN_BELOW,
+    span_source: QuerySet[Any] | None = None,
 ) -> LogSummary:
     """Counts per status plus first/last ``created_at``.
 
@@ -116,7 +117,9 @@ def summarize(
     ``MAX`` over just those rows (a ``LIMIT`` keeps the database from walking
     the whole time index looking for a rare match), above it the first and
     the last time, each read from one end of the time index (one query
-    asking for both would read every row on SQLite).
+    asking for both would read every row on SQLite), of ``span_source``
+    if given: a search's matches can be few and far from either end, and
+    the database would walk the index past every other row to find them.
     """
     queryset = queryset.order_by()
     found = count_up_to(queryset, limit)
@@ -133,7 +136,9 @@ def summarize(
         span = queryset[:found].aggregate(first=Min("created_at"), last=Max("created_at"))
         first, last = span["first"], span["last"]
     else:
-        times = queryset.values_list("created_at", flat=True)
+        times = (queryset if span_source is None else span_source.order_by()).values_list(
+            "created_at", flat=True
+        )
         first = times.order_by("created_at").first()
         last = times.order_by("-created_at").first()
     return LogSummary(counts=counts, first=first, last=last, more_than=more_than)

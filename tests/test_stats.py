@@ -227,3 +227,19 @@ def test_without_a_chart_cache_every_day_is_counted(settings) -> None:
 
     assert outcomes == stats.daily_outcomes(MailLog.objects.all(), days=2)
     assert outcomes[0].failed == 2
+
+
+@pytest.mark.django_db
+def test_a_long_list_can_take_its_time_span_from_another_list() -> None:
+    # The admin gives a search past its count limit the whole log's span.
+    early = datetime(2024, 3, 1, tzinfo=UTC)
+    make_log(recipient="other@example.com", created_at=early)
+    for day in (5, 6):
+        make_log(recipient="bob@example.com", created_at=datetime(2025, 1, day, tzinfo=UTC))
+    bob = MailLog.objects.filter(recipient="bob@example.com")
+
+    own = stats.summarize(bob, limit=1, exact_span_below=1)
+    wide = stats.summarize(bob, limit=1, exact_span_below=1, span_source=MailLog.objects.all())
+
+    assert own.first == datetime(2025, 1, 5, tzinfo=UTC)
+    assert (wide.first, wide.last) == (early, datetime(2025, 1, 6, tzinfo=UTC))

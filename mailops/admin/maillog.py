@@ -220,6 +220,9 @@ class MailLogAdmin(
             orphans,
             allow_empty_first_page,
             count_limit=self.search_count_limit if searched else self.count_limit,
+            # A long search's date hierarchy offers the whole log's periods: the
+            # newest and oldest of its matches can take reading most of the log.
+            span_source=self.model._default_manager.using(queryset.db) if searched else None,
         )
 
     def changelist_view(

@@ -20,14 +20,22 @@ class SummaryPaginator(Paginator):
     is ``count_limit``: the pages cover the first that many rows.
     """
 
-    def __init__(self, *args: Any, count_limit: int = stats.COUNT_LIMIT, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        count_limit: int = stats.COUNT_LIMIT,
+        span_source: Any = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.count_limit = count_limit
+        # Where a long list's first and last times are read (see stats.summarize).
+        self.span_source = span_source
 
     @cached_property
     def summary(self) -> stats.LogSummary:
         queryset: Any = self.object_list
-        return stats.summarize(queryset, limit=self.count_limit)
+        return stats.summarize(queryset, limit=self.count_limit, span_source=self.span_source)
 
     @cached_property
     def count(self) -> int:

@@ -76,11 +76,8 @@ class LogSummary:
 COUNT_LIMIT = 20_000
 
 # The same bound for a searched list: each match is confirmed by reading its
-# row, so counting costs more per row than a filter's index-only count. Not
-# above EXACT_SPAN_BELOW: a search counted in full is then always listed
-# from its own matches (found through its indexes), never by walking the
-# time index looking for sparse matches.
-SEARCH_COUNT_LIMIT = 5000
+# row, so counting costs more per row than a filter's index-only count.
+SEARCH_COUNT_LIMIT = 1000
 
 # Below this many filtered rows the first/last times (see summarize()) and the
 # admin's page of rows are read from those rows themselves, found through the

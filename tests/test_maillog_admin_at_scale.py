@@ -223,3 +223,35 @@ def test_the_search_query_is_answered_by_indexes() -> None:
         "maillog_esp_id_idx",
     ):
         assert index in plan, plan
+
+
+@pytest.mark.parametrize(
+    ("recent_window", "sorted_matches"),
+    [(5, 100), (2, 100), (2, 1)],
+    ids=["among-the-newest", "matches-sorted", "index-walked"],
+)
+def test_a_long_search_lists_its_newest_matches_whichever_way_they_are_found(
+    auditor: Client, monkeypatch: pytest.MonkeyPatch, recent_window: int, sorted_matches: int
+) -> None:
+    from mailops.admin import paginator
+
+    # Counted up to 2 of the 3 matches: the pages cover the newest two.
+    monkeypatch.setattr(MailLogAdmin, "search_count_limit", 2)
+    monkeypatch.setattr(MailLogAdmin, "list_per_page", 1)
+    monkeypatch.setattr(paginator, "RECENT_WINDOW", recent_window)
+    monkeypatch.setattr(paginator, "SORTED_MATCHES", sorted_matches)
+    start = datetime(2025, 3, 1, tzinfo=UTC)
+    # Old matches, then newer entries the search does not find.
+    matches = [
+        make_log(recipient=f"bob{i}@example.com", created_at=start + timedelta(hours=i))
+        for i in range(3)
+    ][::-1]
+    for i in range(3):
+        make_log(recipient=f"ann{i}@example.com", created_at=start + timedelta(days=1, hours=i))
+
+    pages = [
+        [r.pk for r in changelist_rows(auditor.get(CHANGELIST, {"q": "bob", "p": p}))]
+        for p in (1, 2)
+    ]
+
+    assert pages == [[matches[0].pk], [matches[1].pk]]

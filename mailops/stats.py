@@ -129,7 +129,7 @@ def summarize(
         rows = queryset.values("status").annotate(n=Count("*"))
         counts = {row["status"]: row["n"] for row in rows}
         more_than = None
-    if found < exact_span_below:
+    if more_than is None and found < exact_span_below:
         span = queryset[:found].aggregate(first=Min("created_at"), last=Max("created_at"))
         first, last = span["first"], span["last"]
     else:

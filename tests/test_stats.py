@@ -243,3 +243,15 @@ def test_a_long_list_can_take_its_time_span_from_another_list() -> None:
 
     assert own.first == datetime(2025, 1, 5, tzinfo=UTC)
     assert (wide.first, wide.last) == (early, datetime(2025, 1, 6, tzinfo=UTC))
+
+
+@pytest.mark.django_db
+def test_a_list_not_counted_in_full_takes_its_span_from_the_time_index() -> None:
+    # Not from the few rows counted (any of them): from the newest and oldest of all.
+    times = [datetime(2025, 1, d, tzinfo=UTC) for d in (5, 2, 9, 7)]
+    for when in times:
+        make_log(created_at=when)
+
+    summary = stats.summarize(MailLog.objects.all(), limit=2, exact_span_below=1000)
+
+    assert (summary.more_than, summary.first, summary.last) == (2, min(times), max(times))

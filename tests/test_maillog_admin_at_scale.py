@@ -255,3 +255,18 @@ def test_a_long_search_lists_its_newest_matches_whichever_way_they_are_found(
     ]
 
     assert pages == [[matches[0].pk], [matches[1].pk]]
+
+
+def test_a_long_search_sorted_oldest_first_lists_its_oldest_matches(
+    auditor: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(MailLogAdmin, "search_count_limit", 2)
+    monkeypatch.setattr(MailLogAdmin, "list_per_page", 1)
+    rows = make_timeline(3)[::-1]  # oldest first
+
+    pages = [
+        [r.pk for r in changelist_rows(auditor.get(CHANGELIST, {"q": "r", "o": "1", "p": p}))]
+        for p in (1, 2)
+    ]
+
+    assert pages == [[rows[0].pk], [rows[1].pk]]

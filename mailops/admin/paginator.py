@@ -102,10 +102,13 @@ def _search_keys(queryset: Any, bottom: int, top: int) -> list[Any]:
     old (15 s at ten million rows). So the walk is bounded: the page is
     looked for among the newest ``RECENT_WINDOW`` entries (every row not
     among them is older than all that are); if it is not all there, and the
-    search has at most ``SORTED_MATCHES`` matches, they are found through
-    the search's indexes and sorted. Only a search with more matches, few
-    of them recent, still walks the index.
+    search has at most ``SORTED_MATCHES`` matches, they are read through
+    the search's own indexes (time and key only) and sorted here. Only a
+    search with more matches, few of them recent, still walks the index;
+    a list sorted oldest first is found as any other.
     """
+    if [str(field) for field in queryset.query.order_by[:1]] != ["-created_at"]:
+        return list(queryset.values_list("pk", flat=True)[bottom:top])
     log = queryset.model._default_manager.using(queryset.db)
     edge = list(
         log.order_by("-created_at", "-id").values_list("created_at", flat=True)[
@@ -118,7 +121,9 @@ def _search_keys(queryset: Any, bottom: int, top: int) -> list[Any]:
         )
         if len(recent) == top - bottom:
             return recent
-    matches = stats.count_up_to(queryset, SORTED_MATCHES)
-    if matches <= SORTED_MATCHES:
-        return _sorted_matches(queryset, matches, bottom, top)
+    matches = list(queryset.order_by().values_list("created_at", "pk")[: SORTED_MATCHES + 1])
+    if len(matches) <= SORTED_MATCHES:
+        # Newest first, the later key first among equal times: the list's order.
+        matches.sort(reverse=True)
+        return [pk for _, pk in matches[bottom:top]]
     return list(queryset.values_list("pk", flat=True)[bottom:top])

@@ -66,8 +66,7 @@ DEFAULTS: dict[str, Any] = {
     "DNS_NAMESERVERS": [],
     "DNS_TIMEOUT": 2.0,
     "DNS_CACHE_SECONDS": 300,
-    # The mail log's chart keeps the counts of the days before today this
-    # many seconds in Django's default cache (0: counted on every page load).
+    # Seconds the mail log chart's days before today stay in Django's cache.
     "CHART_CACHE_SECONDS": 300,
     # Proof of arrival: {alias: {"host", "port", "username", "password", "ssl",
     # "folders", "timeout"}}, the IMAP mailbox where that mailer's test mails

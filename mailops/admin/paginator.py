@@ -82,9 +82,11 @@ class SummaryPaginator(Paginator):
 
 
 # A long search's page is looked for among this many newest entries of the
-# log first (a bounded walk of the time index); if it is not there, among its
-# matches found through its own indexes when there are at most SORTED_MATCHES.
-RECENT_WINDOW = 20_000
+# log first (a bounded walk of the time index, each row read to check the
+# search: a search one row in ten matches fills ten pages there); if it is
+# not there, among its matches found through its own indexes when there are
+# at most SORTED_MATCHES.
+RECENT_WINDOW = 5000
 SORTED_MATCHES = 50_000
 
 

@@ -15,6 +15,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.core.cache import cache
+from django.core.exceptions import EmptyResultSet
 from django.db.models import Case, Count, IntegerField, Max, Min, Q, QuerySet, Sum, Value, When
 from django.utils import timezone
 
@@ -272,7 +273,11 @@ def cached_daily_outcomes(
     if timeout <= 0 or days < 2:
         return daily_outcomes(queryset, days=days, today=today, history=history)
     yesterday = today - timedelta(days=1)
-    key = _chart_key(queryset, days=days - 1, until=yesterday, history=history)
+    try:
+        key = _chart_key(queryset, days=days - 1, until=yesterday, history=history)
+    except EmptyResultSet:
+        # A list that can match nothing (e.g. ``pk__in=[]``) has no SQL to name it.
+        return daily_outcomes(queryset, days=days, today=today, history=history)
     earlier: list[DayOutcome] | None = cache.get(key)
     if earlier is None:
         # One query for every day, as without the cache; the earlier ones are kept.

@@ -255,3 +255,13 @@ def test_a_list_not_counted_in_full_takes_its_span_from_the_time_index() -> None
     summary = stats.summarize(MailLog.objects.all(), limit=2, exact_span_below=1000)
 
     assert (summary.more_than, summary.first, summary.last) == (2, min(times), max(times))
+
+
+@pytest.mark.django_db
+def test_a_list_that_matches_nothing_has_an_empty_chart(settings) -> None:
+    settings.MAILOPS = {**settings.MAILOPS, "CHART_CACHE_SECONDS": 300}
+    make_log(status=MailStatus.FAILED)
+
+    outcomes = stats.cached_daily_outcomes(MailLog.objects.filter(pk__in=[]), days=2)
+
+    assert [(o.sent, o.failed) for o in outcomes] == [(0, 0), (0, 0)]

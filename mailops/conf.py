@@ -66,6 +66,8 @@ DEFAULTS: dict[str, Any] = {
     "DNS_NAMESERVERS": [],
     "DNS_TIMEOUT": 2.0,
     "DNS_CACHE_SECONDS": 300,
+    # Seconds the mail log chart's days before today stay in Django's cache.
+    "CHART_CACHE_SECONDS": 300,
     # Proof of arrival: {alias: {"host", "port", "username", "password", "ssl",
     # "folders", "timeout"}}, the IMAP mailbox where that mailer's test mails
     # can be read back (the reference project fills it from MAILBOX_URL,
@@ -256,6 +258,7 @@ RULES: dict[str, Rule] = {
     "SELF_SERVICE_LIMIT": _whole(0),
     "SELF_SERVICE_WINDOW": _whole(1),
     "DNS_CACHE_SECONDS": _seconds(positive=False),
+    "CHART_CACHE_SECONDS": _seconds(positive=False),
     # Proof of arrival; each mailbox's own fields are E030's to check.
     "MAILBOXES": (_mapping, gettext_lazy("must map MAILERS aliases to mailbox dicts")),
     "VERIFY_TIMEOUT": _seconds(positive=True),

@@ -74,6 +74,15 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"mailops test database: {connection.vendor}"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    """Django's cache outlives each test's database: start every test without
+    the previous one's entries (the mail log chart, DNS findings)."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def make_user(db: Any) -> Callable[..., Any]:
     """Create a user; ``perms`` are ``"app_label.codename"`` strings."""

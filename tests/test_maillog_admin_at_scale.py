@@ -43,6 +43,7 @@ def make_timeline(count: int) -> list[MailLog]:
 @pytest.fixture
 def small_limit(monkeypatch: pytest.MonkeyPatch) -> int:
     monkeypatch.setattr(MailLogAdmin, "count_limit", 3)
+    monkeypatch.setattr(MailLogAdmin, "search_count_limit", 3)
     return 3
 
 
@@ -88,6 +89,44 @@ def test_a_search_past_the_count_limit_drops_the_result_count_note(
 
     assert " results (" not in html
     assert "More than 3 entries" in html
+
+
+def test_a_search_stops_counting_sooner_than_a_filter(
+    auditor: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each match of a search is confirmed by reading its row: its bound is lower.
+    monkeypatch.setattr(MailLogAdmin, "count_limit", 10)
+    monkeypatch.setattr(MailLogAdmin, "search_count_limit", 2)
+    make_timeline(4)
+
+    listed = auditor.get(CHANGELIST)
+    searched = auditor.get(CHANGELIST, {"q": "r"})
+
+    assert listed.context["mailops_summary"].counts == {"sent": 4}
+    summary = searched.context["mailops_summary"]
+    assert (summary.complete, summary.more_than) == (False, 2)
+    assert "More than 2 entries; the pages cover the first 2." in searched.content.decode()
+
+
+def test_a_search_is_charted_only_up_to_its_count_limit(
+    auditor: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(MailLogAdmin, "search_count_limit", 2)
+    make_log(recipient="ann@example.com", status=MailStatus.FAILED)
+    for n in range(3):
+        make_log(recipient=f"bob{n}@example.com")
+
+    few = auditor.get(CHANGELIST, {"q": "ann@"})
+    many = auditor.get(CHANGELIST, {"q": "bob"})
+
+    chart = few.context["mailops_chart"]
+    assert (chart.total_sent, chart.total_failed) == (0, 1)  # the matches only
+    assert many.context["mailops_chart"] is None
+    assert (
+        "The chart of sent and failed per day is drawn for searches with up to 2 matches."
+        in many.content.decode()
+    )
+    assert "mailops-chart-skipped" not in few.content.decode()
 
 
 def test_past_the_count_limit_the_pages_cover_the_first_rows(
@@ -184,3 +223,50 @@ def test_the_search_query_is_answered_by_indexes() -> None:
         "maillog_esp_id_idx",
     ):
         assert index in plan, plan
+
+
+@pytest.mark.parametrize(
+    ("recent_window", "sorted_matches"),
+    [(5, 100), (2, 100), (2, 1)],
+    ids=["among-the-newest", "matches-sorted", "index-walked"],
+)
+def test_a_long_search_lists_its_newest_matches_whichever_way_they_are_found(
+    auditor: Client, monkeypatch: pytest.MonkeyPatch, recent_window: int, sorted_matches: int
+) -> None:
+    from mailops.admin import paginator
+
+    # Counted up to 2 of the 3 matches: the pages cover the newest two.
+    monkeypatch.setattr(MailLogAdmin, "search_count_limit", 2)
+    monkeypatch.setattr(MailLogAdmin, "list_per_page", 1)
+    monkeypatch.setattr(paginator, "RECENT_WINDOW", recent_window)
+    monkeypatch.setattr(paginator, "SORTED_MATCHES", sorted_matches)
+    start = datetime(2025, 3, 1, tzinfo=UTC)
+    # Old matches, then newer entries the search does not find.
+    matches = [
+        make_log(recipient=f"bob{i}@example.com", created_at=start + timedelta(hours=i))
+        for i in range(3)
+    ][::-1]
+    for i in range(3):
+        make_log(recipient=f"ann{i}@example.com", created_at=start + timedelta(days=1, hours=i))
+
+    pages = [
+        [r.pk for r in changelist_rows(auditor.get(CHANGELIST, {"q": "bob", "p": p}))]
+        for p in (1, 2)
+    ]
+
+    assert pages == [[matches[0].pk], [matches[1].pk]]
+
+
+def test_a_long_search_sorted_oldest_first_lists_its_oldest_matches(
+    auditor: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(MailLogAdmin, "search_count_limit", 2)
+    monkeypatch.setattr(MailLogAdmin, "list_per_page", 1)
+    rows = make_timeline(3)[::-1]  # oldest first
+
+    pages = [
+        [r.pk for r in changelist_rows(auditor.get(CHANGELIST, {"q": "r", "o": "1", "p": p}))]
+        for p in (1, 2)
+    ]
+
+    assert pages == [[rows[0].pk], [rows[1].pk]]

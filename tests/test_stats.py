@@ -190,3 +190,78 @@ def test_chart_of_quiet_days_has_no_bars() -> None:
 
     assert chart.maximum == 0
     assert chart.days[0].sent.height == chart.days[0].failed.height == 0
+
+
+@pytest.mark.django_db
+def test_the_chart_reads_earlier_days_from_the_cache_and_counts_today(settings) -> None:
+    settings.TIME_ZONE = "UTC"
+    settings.MAILOPS = {**settings.MAILOPS, "CHART_CACHE_SECONDS": 300}
+    now = timezone.now()
+    make_log(status=MailStatus.FAILED, created_at=now - timedelta(days=1))
+    make_log(status=MailStatus.SENT, created_at=now)
+    first = stats.cached_daily_outcomes(MailLog.objects.all(), days=3)
+
+    # A late row of yesterday waits for the cache to expire; today's shows at once.
+    make_log(status=MailStatus.FAILED, created_at=now - timedelta(days=1))
+    make_log(status=MailStatus.SENT, created_at=now)
+    second = stats.cached_daily_outcomes(MailLog.objects.all(), days=3)
+    uncached = stats.daily_outcomes(MailLog.objects.all(), days=3)
+
+    assert [(o.sent, o.failed) for o in first] == [(0, 0), (0, 1), (1, 0)]
+    assert [(o.sent, o.failed) for o in second] == [(0, 0), (0, 1), (2, 0)]
+    assert [(o.sent, o.failed) for o in uncached] == [(0, 0), (0, 2), (2, 0)]
+    # Another list (another filter) has its own entry.
+    failed = stats.cached_daily_outcomes(MailLog.objects.failed(), days=3)
+    assert [(o.sent, o.failed) for o in failed] == [(0, 0), (0, 2), (0, 0)]
+
+
+@pytest.mark.django_db
+def test_without_a_chart_cache_every_day_is_counted(settings) -> None:
+    settings.MAILOPS = {**settings.MAILOPS, "CHART_CACHE_SECONDS": 0}
+    yesterday = timezone.now() - timedelta(days=1)
+    make_log(status=MailStatus.FAILED, created_at=yesterday)
+    stats.cached_daily_outcomes(MailLog.objects.all(), days=2)
+    make_log(status=MailStatus.FAILED, created_at=yesterday)
+
+    outcomes = stats.cached_daily_outcomes(MailLog.objects.all(), days=2)
+
+    assert outcomes == stats.daily_outcomes(MailLog.objects.all(), days=2)
+    assert outcomes[0].failed == 2
+
+
+@pytest.mark.django_db
+def test_a_long_list_can_take_its_time_span_from_another_list() -> None:
+    # The admin gives a search past its count limit the whole log's span.
+    early = datetime(2024, 3, 1, tzinfo=UTC)
+    make_log(recipient="other@example.com", created_at=early)
+    for day in (5, 6):
+        make_log(recipient="bob@example.com", created_at=datetime(2025, 1, day, tzinfo=UTC))
+    bob = MailLog.objects.filter(recipient="bob@example.com")
+
+    own = stats.summarize(bob, limit=1, exact_span_below=1)
+    wide = stats.summarize(bob, limit=1, exact_span_below=1, span_source=MailLog.objects.all())
+
+    assert own.first == datetime(2025, 1, 5, tzinfo=UTC)
+    assert (wide.first, wide.last) == (early, datetime(2025, 1, 6, tzinfo=UTC))
+
+
+@pytest.mark.django_db
+def test_a_list_not_counted_in_full_takes_its_span_from_the_time_index() -> None:
+    # Not from the few rows counted (any of them): from the newest and oldest of all.
+    times = [datetime(2025, 1, d, tzinfo=UTC) for d in (5, 2, 9, 7)]
+    for when in times:
+        make_log(created_at=when)
+
+    summary = stats.summarize(MailLog.objects.all(), limit=2, exact_span_below=1000)
+
+    assert (summary.more_than, summary.first, summary.last) == (2, min(times), max(times))
+
+
+@pytest.mark.django_db
+def test_a_list_that_matches_nothing_has_an_empty_chart(settings) -> None:
+    settings.MAILOPS = {**settings.MAILOPS, "CHART_CACHE_SECONDS": 300}
+    make_log(status=MailStatus.FAILED)
+
+    outcomes = stats.cached_daily_outcomes(MailLog.objects.filter(pk__in=[]), days=2)
+
+    assert [(o.sent, o.failed) for o in outcomes] == [(0, 0), (0, 0)]

@@ -20,14 +20,25 @@ class SummaryPaginator(Paginator):
     is ``count_limit``: the pages cover the first that many rows.
     """
 
-    def __init__(self, *args: Any, count_limit: int = stats.COUNT_LIMIT, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        count_limit: int = stats.COUNT_LIMIT,
+        searched: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.count_limit = count_limit
+        # A search's matches may be few and far from the newest entries.
+        self.searched = searched
 
     @cached_property
     def summary(self) -> stats.LogSummary:
         queryset: Any = self.object_list
-        return stats.summarize(queryset, limit=self.count_limit)
+        # A long search's date hierarchy offers the whole log's periods: its
+        # newest and oldest matches could take reading most of the log.
+        whole_log = queryset.model._default_manager.using(queryset.db) if self.searched else None
+        return stats.summarize(queryset, limit=self.count_limit, span_source=whole_log)
 
     @cached_property
     def count(self) -> int:
@@ -56,13 +67,65 @@ class SummaryPaginator(Paginator):
         if top + self.orphans >= self.count:
             top = self.count
         queryset: Any = self.object_list
-        keys = queryset
-        total = self.summary.total
-        if (
-            self.summary.complete
-            and total < stats.EXACT_SPAN_BELOW
-            and connections[queryset.db].features.allow_sliced_subqueries_with_in
-        ):
-            keys = queryset.filter(pk__in=queryset.order_by().values("pk")[:total])
-        pks = list(keys.values_list("pk", flat=True)[bottom:top])
+        pks = self._keys(queryset, bottom, top)
         return Page(queryset.filter(pk__in=pks), number, self)
+
+    def _keys(self, queryset: Any, bottom: int, top: int) -> list[Any]:
+        total = self.summary.total
+        if not connections[queryset.db].features.allow_sliced_subqueries_with_in:
+            return list(queryset.values_list("pk", flat=True)[bottom:top])
+        if self.summary.complete and total < stats.EXACT_SPAN_BELOW:
+            return _sorted_matches(queryset, total, bottom, top)
+        if self.searched:
+            return _search_keys(queryset, bottom, top)
+        return list(queryset.values_list("pk", flat=True)[bottom:top])
+
+
+# A long search's page is looked for among this many newest entries of the
+# log first (a bounded walk of the time index, each row read to check the
+# search: a search one row in ten matches fills ten pages there); if it is
+# not there, among its matches found through its own indexes when there are
+# at most SORTED_MATCHES.
+RECENT_WINDOW = 5000
+SORTED_MATCHES = 50_000
+
+
+def _sorted_matches(queryset: Any, matches: int, bottom: int, top: int) -> list[Any]:
+    """Keys ``bottom:top`` of a list of ``matches`` rows: found first, then sorted."""
+    found = queryset.filter(pk__in=queryset.order_by().values("pk")[: max(matches, 1)])
+    return list(found.values_list("pk", flat=True)[bottom:top])
+
+
+def _search_keys(queryset: Any, bottom: int, top: int) -> list[Any]:
+    """Keys ``bottom:top`` of a search with more matches than were counted.
+
+    Walking the time index from the newest entry finds a common prefix's
+    page at once, but reads most of the log for one whose matches are all
+    old (15 s at ten million rows). So the walk is bounded: the page is
+    looked for among the newest ``RECENT_WINDOW`` entries (every row not
+    among them is older than all that are); if it is not all there, and the
+    search has at most ``SORTED_MATCHES`` matches, they are read through
+    the search's own indexes (time and key only) and sorted here. Only a
+    search with more matches, few of them recent, still walks the index;
+    a list sorted oldest first is found as any other.
+    """
+    if [str(field) for field in queryset.query.order_by[:1]] != ["-created_at"]:
+        return list(queryset.values_list("pk", flat=True)[bottom:top])
+    log = queryset.model._default_manager.using(queryset.db)
+    edge = list(
+        log.order_by("-created_at", "-id").values_list("created_at", flat=True)[
+            RECENT_WINDOW - 1 : RECENT_WINDOW
+        ]
+    )
+    if edge:
+        recent = list(
+            queryset.filter(created_at__gte=edge[0]).values_list("pk", flat=True)[bottom:top]
+        )
+        if len(recent) == top - bottom:
+            return recent
+    matches = list(queryset.order_by().values_list("created_at", "pk")[: SORTED_MATCHES + 1])
+    if len(matches) <= SORTED_MATCHES:
+        # Newest first, the later key first among equal times: the list's order.
+        matches.sort(reverse=True)
+        return [pk for _, pk in matches[bottom:top]]
+    return list(queryset.values_list("pk", flat=True)[bottom:top])

@@ -319,8 +319,12 @@ class MailerSession:
         except Exception as error:
             # A refused message is data, not a crash.
             stage: Stage = probe.stage_of(error) if probe is not None else "data"
-            lost = describe_failure(error).connection_lost
-            raise TransactionError(error, stage=stage, connection_lost=lost) from error
+            refusing = probe is not None and probe.refuses_session
+            # A refusing server's connection ends now, with QUIT, as on the bytes path.
+            lost = describe_failure(error).connection_lost or refusing
+            raise TransactionError(
+                error, stage=stage, connection_lost=lost, refuses_session=refusing
+            ) from error
         finally:
             if probe is not None:
                 probe.detach()

@@ -259,16 +259,23 @@ class StageProbe:
     ``sendmail()`` hides the step. The probe watches the commands going
     out on the backend's smtplib connection, so the same rules decide
     what its failure means: a reply lost after the whole message went out
-    is in doubt, a connection found dead at MAIL is sent again at once.
+    is in doubt, a connection found dead at MAIL is sent again at once, a
+    server that refuses even the RSET ``sendmail()`` sends after a refusal
+    takes nothing more on this connection.
     """
 
     def __init__(self, connection: smtplib.SMTP) -> None:
         self.connection = connection
         self.stage: Stage = "mail"
         self._content_next = False
+        # The reply to RSET: sendmail() sends one after a refusal and ignores it.
+        self._rset_sent = False
+        self.rset_code: int | None = None
         self._send = connection.send
-        # An instance attribute: this connection only, undone by detach().
+        self._getreply = connection.getreply
+        # Instance attributes: this connection only, undone by detach().
         connection.send = self._watch  # type: ignore[method-assign,assignment]
+        connection.getreply = self._reply  # type: ignore[method-assign]
 
     @classmethod
     def attach(cls, backend: object) -> StageProbe | None:
@@ -288,10 +295,23 @@ class StageProbe:
             self.stage = "after_dot"
             return
         verb = raw[:4].upper()
+        self._rset_sent = verb == b"RSET"
         if verb in (b"MAIL", b"RCPT", b"DATA"):
             self.stage = {b"MAIL": "mail", b"RCPT": "rcpt", b"DATA": "data"}[verb]  # type: ignore[assignment]
             self._content_next = verb == b"DATA"
         self._send(data)
+
+    def _reply(self) -> tuple[int, bytes]:
+        reply = self._getreply()
+        if self._rset_sent:
+            self._rset_sent = False
+            self.rset_code = reply[0]
+        return reply
+
+    @property
+    def refuses_session(self) -> bool:
+        """The server refused the RSET after a refusal (see :class:`TransactionError`)."""
+        return self.rset_code is not None and _after_rset(self.rset_code) == "refusing"
 
     def stage_of(self, error: BaseException) -> Stage:
         """Where ``error`` happened; a refusal of the end of DATA is one (not in doubt)."""
@@ -303,6 +323,8 @@ class StageProbe:
     def detach(self) -> None:
         with contextlib.suppress(AttributeError):
             del self.connection.send
+        with contextlib.suppress(AttributeError):
+            del self.connection.getreply
 
 
 def _envelope(address: str) -> str:
@@ -367,14 +389,22 @@ def _reset(connection: smtplib.SMTP) -> Literal["ready", "closed", "refusing"]:
     except (smtplib.SMTPException, OSError):
         _close(connection)
         return "closed"
+    after = _after_rset(code)
+    if after == "closed":
+        _close(connection)
+    elif after == "refusing":
+        # Nothing more goes over this connection; it ends with QUIT, as servers expect.
+        _quit(connection)
+    return after
+
+
+def _after_rset(code: int) -> Literal["ready", "closed", "refusing"]:
+    """What the reply to RSET after a refusal says of the connection."""
     if code == 421 or not 200 <= code < 600:
         # Postfix answers RSET with 421 and hangs up after too many errors.
-        _close(connection)
         return "closed"
     if code != 250:
-        # It refuses even RSET (530 before STARTTLS): nothing more goes over
-        # this connection, and it ends with QUIT, as servers expect.
-        _quit(connection)
+        # It refuses even RSET (530 before STARTTLS): it takes nothing more.
         return "refusing"
     return "ready"
 

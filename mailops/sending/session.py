@@ -37,7 +37,6 @@ from mailops.sending.marks import ChunkTaken
 from mailops.sending.outcomes import mark_sent, record_failure
 from mailops.sending.smtp_transaction import (
     Stage,
-    StageProbe,
     TransactionError,
     offers_pipelining,
     read_end,
@@ -45,6 +44,7 @@ from mailops.sending.smtp_transaction import (
     send_transaction,
     write_group,
 )
+from mailops.sending.stage_probe import StageProbe
 from mailops.sending.throttle import RateLimiter
 from mailops.sending.wire import WireTrack
 

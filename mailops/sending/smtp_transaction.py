@@ -16,11 +16,13 @@ by one and a failure says where it happened:
   to retry later, like any transient failure;
 * ``after_dot``: the message was sent and its reply was lost: in doubt,
   never retried automatically.
+
+Any other backend's failures are read the same way
+(:mod:`mailops.sending.stage_probe`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import re
 import smtplib
 from collections.abc import Callable
@@ -59,7 +61,7 @@ class TransactionError(Exception):
     @property
     def refused(self) -> bool:
         """The server answered with a refusal (not a drop, not a 421 "closing")."""
-        code = _refusal_code(self.error)
+        code = refusal_code(self.error)
         return code is not None and code != 421
 
     @property
@@ -251,82 +253,6 @@ def read_end(connection: smtplib.SMTP, unsent: bytes = b"") -> None:
         raise TransactionError(error, stage=stage, connection_lost=True) from error
 
 
-class StageProbe:
-    """Which step an SMTP backend's own ``sendmail()`` was at when it failed.
-
-    A backend that is not Django's own SMTP class (a subclass may change
-    what is sent) sends through its ``send_messages()``, and smtplib's
-    ``sendmail()`` hides the step. The probe watches the commands going
-    out on the backend's smtplib connection, so the same rules decide
-    what its failure means: a reply lost after the whole message went out
-    is in doubt, a connection found dead at MAIL is sent again at once, a
-    server that refuses even the RSET ``sendmail()`` sends after a refusal
-    takes nothing more on this connection.
-    """
-
-    def __init__(self, connection: smtplib.SMTP) -> None:
-        self.connection = connection
-        self.stage: Stage = "mail"
-        self._content_next = False
-        # The reply to RSET: sendmail() sends one after a refusal and ignores it.
-        self._rset_sent = False
-        self.rset_code: int | None = None
-        self._send = connection.send
-        self._getreply = connection.getreply
-        # Instance attributes: this connection only, undone by detach().
-        connection.send = self._watch  # type: ignore[method-assign,assignment]
-        connection.getreply = self._reply  # type: ignore[method-assign]
-
-    @classmethod
-    def attach(cls, backend: object) -> StageProbe | None:
-        """A probe on ``backend``'s open smtplib connection, or ``None`` (not SMTP)."""
-        connection = getattr(backend, "connection", None)
-        if not isinstance(connection, smtplib.SMTP):
-            return None
-        return cls(connection)
-
-    def _watch(self, data: str | bytes) -> None:
-        raw = data.encode("ascii", "replace") if isinstance(data, str) else data
-        content, self._content_next = self._content_next, False
-        if content and raw.endswith(b"\r\n.\r\n"):
-            # After DATA's 354, smtplib's data() sends the message and its "." in one call.
-            self._send(data)
-            # Every byte, the final "." last, was handed over.
-            self.stage = "after_dot"
-            return
-        verb = raw[:4].upper()
-        self._rset_sent = verb == b"RSET"
-        if verb in (b"MAIL", b"RCPT", b"DATA"):
-            self.stage = {b"MAIL": "mail", b"RCPT": "rcpt", b"DATA": "data"}[verb]  # type: ignore[assignment]
-            self._content_next = verb == b"DATA"
-        self._send(data)
-
-    def _reply(self) -> tuple[int, bytes]:
-        reply = self._getreply()
-        if self._rset_sent:
-            self._rset_sent = False
-            self.rset_code = reply[0]
-        return reply
-
-    @property
-    def refuses_session(self) -> bool:
-        """The server refused the RSET after a refusal (see :class:`TransactionError`)."""
-        return self.rset_code is not None and _after_rset(self.rset_code) == "refusing"
-
-    def stage_of(self, error: BaseException) -> Stage:
-        """Where ``error`` happened; a refusal of the end of DATA is one (not in doubt)."""
-        code = _refusal_code(error)
-        if self.stage == "after_dot" and code is not None and 400 <= code < 600:
-            return "data"
-        return self.stage
-
-    def detach(self) -> None:
-        with contextlib.suppress(AttributeError):
-            del self.connection.send
-        with contextlib.suppress(AttributeError):
-            del self.connection.getreply
-
-
 def _envelope(address: str) -> str:
     """``<address>``, as ``smtplib.quoteaddr()`` gives it; a plain address needs no parsing."""
     if PLAIN_ADDRESS.match(address):
@@ -342,7 +268,7 @@ def _dot_terminated(data: bytes) -> bytes:
     return quoted + b".\r\n"
 
 
-def _refusal_code(error: BaseException) -> int | None:
+def refusal_code(error: BaseException) -> int | None:
     """The reply code of a refusal, or ``None`` for an error the server did not answer with."""
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         return int(next(iter(error.recipients.values()))[0])
@@ -373,7 +299,7 @@ def _after_refusal(
     connection: smtplib.SMTP, error: smtplib.SMTPException
 ) -> Literal["ready", "closed", "refusing"]:
     """Make the connection ready for the next message, or say why it cannot be."""
-    if _refusal_code(error) == 421:
+    if refusal_code(error) == 421:
         # The server is closing the connection; smtplib's mail()/rcpt() leave it open.
         _close(connection)
         return "closed"
@@ -389,7 +315,7 @@ def _reset(connection: smtplib.SMTP) -> Literal["ready", "closed", "refusing"]:
     except (smtplib.SMTPException, OSError):
         _close(connection)
         return "closed"
-    after = _after_rset(code)
+    after = after_rset(code)
     if after == "closed":
         _close(connection)
     elif after == "refusing":
@@ -398,7 +324,7 @@ def _reset(connection: smtplib.SMTP) -> Literal["ready", "closed", "refusing"]:
     return after
 
 
-def _after_rset(code: int) -> Literal["ready", "closed", "refusing"]:
+def after_rset(code: int) -> Literal["ready", "closed", "refusing"]:
     """What the reply to RSET after a refusal says of the connection."""
     if code == 421 or not 200 <= code < 600:
         # Postfix answers RSET with 421 and hangs up after too many errors.

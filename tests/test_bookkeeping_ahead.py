@@ -92,9 +92,9 @@ def test_every_row_claimed_ahead_is_sent_once(
 
 
 def test_a_dead_mailer_gives_the_chunk_claimed_ahead_back_and_fails_it_once(
-    settings: Any, closed_port: int
+    settings: Any, closed_port: int, backend: str
 ) -> None:
-    use(settings, {"host": "127.0.0.1", "port": closed_port, "timeout": 2})
+    use(settings, {"host": "127.0.0.1", "port": closed_port, "timeout": 2}, backend=backend)
 
     summary = send_test_mail(from_addresses(addresses(25)), trigger=MailTrigger.API)
 

@@ -18,6 +18,7 @@ DATA, RSET, NOOP, QUIT) over a thread per connection, and tests steer it:
 * ``rset_421_after_refusals``: like Postfix's ``smtpd_hard_error_limit``,
   after that many refused recipients on one connection RSET gets a 421
   and the connection is closed;
+* ``rset_reply``: a reply line that refuses RSET (Postfix's 530 before STARTTLS);
 * ``delay``: seconds to wait before answering the end of DATA (slow server);
 * ``pipelining``: EHLO lists PIPELINING (RFC 2920). The ``faulty_smtp``
   fixture runs each test twice, with it off and on. Like Postfix, the
@@ -154,6 +155,9 @@ class _Handler(socketserver.StreamRequestHandler):
                 if owner.rset_421_after_refusals and self.refusals >= owner.rset_421_after_refusals:
                     self.reply("421 4.7.0 Error: too many errors")
                     return
+                if owner.rset_reply:
+                    self.reply(owner.rset_reply)
+                    continue
                 mail_from, rcpts = None, []
                 self.reply("250 2.0.0 OK")
             elif verb == "NOOP":
@@ -227,6 +231,7 @@ class FaultySMTPServer:
         self.faults: dict[str, Fault] = {}
         self.mail_faults: list[str] = []
         self.rset_421_after_refusals = 0
+        self.rset_reply = ""
         self.delay = 0.0
         self.deliveries: Counter[str] = Counter()
         self.message_ids: list[str] = []

@@ -48,10 +48,17 @@ def plain_smtp(smtp_server_factory: Callable[..., LoopbackSMTPServer]) -> Loopba
     return smtp_server_factory(tls_mode="none", username=None, password=None, require_auth=False)
 
 
-def use_server(settings: Any, server: LoopbackSMTPServer, alias: str = "default") -> None:
+def use_server(
+    settings: Any,
+    server: LoopbackSMTPServer,
+    alias: str = "default",
+    *,
+    backend: str = SMTP_BACKEND,
+) -> None:
+    """``alias`` sends through ``server``; ``backend``: a send path of tests/backends.py."""
     settings.MAILERS = {
         **settings.MAILERS,
-        alias: {"BACKEND": SMTP_BACKEND, "OPTIONS": server.options()},
+        alias: {"BACKEND": backend, "OPTIONS": server.options()},
     }
 
 

@@ -3,7 +3,8 @@
 These need committed rows (another thread's connection must see them), so
 they use ``transaction=True``. On PostgreSQL they go through the
 bookkeeping thread and the mark connection; on SQLite, which has neither,
-the same outcomes must come from the plain path.
+the same outcomes must come from the plain path. Sending cases run on both
+send paths (``backend``); a lost mark also on a backend without SMTP (locmem).
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.core import mail
+from django.db import OperationalError, connection
 
 from mailops.models import MailLog, MailStatus, MailTrigger, SendingProgress
 from mailops.recipients import from_addresses
-from mailops.sending import delivery, wire
+from mailops.sending import delivery, marks, wire
 from mailops.sending.bookkeeping import AheadBookkeeping
 from mailops.sending.delivery import DeliveryReport, deliver_batch
 from mailops.sending.marks import ChunkTaken
@@ -26,6 +28,7 @@ from mailops.sending.progress import queue_progress
 from mailops.sending.recovery import recover_stale_sending
 from mailops.sending.strategy import Strategy
 from mailops.services import send_test_mail
+from tests.backends import LOCMEM
 from tests.faulty_smtp import FaultySMTPServer
 from tests.scale_fixtures import SMTP_BACKEND
 
@@ -89,9 +92,9 @@ def test_every_row_claimed_ahead_is_sent_once(
 
 
 def test_a_dead_mailer_gives_the_chunk_claimed_ahead_back_and_fails_it_once(
-    settings: Any, closed_port: int
+    settings: Any, closed_port: int, backend: str
 ) -> None:
-    use(settings, {"host": "127.0.0.1", "port": closed_port, "timeout": 2})
+    use(settings, {"host": "127.0.0.1", "port": closed_port, "timeout": 2}, backend=backend)
 
     summary = send_test_mail(from_addresses(addresses(25)), trigger=MailTrigger.API)
 
@@ -138,6 +141,64 @@ def test_a_lost_mark_connection_costs_a_reconnect_not_a_message(
     later = " ".join(done for _on_wire, done, _progress in marks[3:]).split()
     assert str(rows["user2@example.com"].pk) in later
     assert f"-{rows['user3@example.com'].pk}" in later
+
+
+def lose_a_mark(monkeypatch: pytest.MonkeyPatch, nth: int) -> list[int]:
+    """The run's ``nth`` progress mark fails, as when its database connection drops.
+
+    The list counts the marks the run wrote or tried to.
+    """
+    tried: list[int] = []
+
+    def lost() -> bool:
+        tried.append(len(tried) + 1)
+        return len(tried) == nth
+
+    same_confirm = marks.SameConnection.confirm
+
+    def confirm(self: marks.SameConnection) -> None:
+        if self.params is not None and lost():
+            raise OperationalError("mark lost")
+        same_confirm(self)
+
+    separate_result = marks.SeparateConnection._result
+
+    def result(self: marks.SeparateConnection) -> None:
+        if lost():
+            raise OperationalError("mark lost")
+        separate_result(self)
+
+    monkeypatch.setattr(marks.SameConnection, "confirm", confirm)
+    monkeypatch.setattr(marks.SeparateConnection, "_result", result)
+    return tried
+
+
+def test_a_lost_mark_costs_a_reconnect_not_a_message(
+    settings: Any, monkeypatch: pytest.MonkeyPatch, faulty_smtp: FaultySMTPServer, backend: str
+) -> None:
+    use(settings, faulty_smtp.options(), backend=backend)
+    lose_a_mark(monkeypatch, 2)
+
+    summary = send_test_mail(from_addresses(addresses(5)), trigger=MailTrigger.API)
+
+    assert {(row.status, row.attempts) for row in summary.logs()} == {(MailStatus.SENT, 1)}
+    assert faulty_smtp.deliveries == Counter({address: 1 for address in addresses(5)})
+    assert faulty_smtp.connections == 2
+
+
+def test_a_lost_mark_costs_nothing_on_a_backend_without_smtp(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The issue's case: locmem failed the row with "OperationalError: mark lost".
+    use(settings, {}, backend=LOCMEM)
+    tried = lose_a_mark(monkeypatch, 2)
+
+    summary = send_test_mail(from_addresses(addresses(5)), trigger=MailTrigger.API)
+
+    assert {(row.status, row.attempts) for row in summary.logs()} == {(MailStatus.SENT, 1)}
+    # The lost mark was tried again (the first row's is the progress row itself).
+    assert len(tried) == 5
+    assert sorted(message.to[0] for message in mail.outbox) == addresses(5)
 
 
 def claimed_rows(count: int, token: str) -> list[MailLog]:

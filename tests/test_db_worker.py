@@ -7,7 +7,8 @@ share the queue. They use a database of
 their own, a SQLite file or a scratch PostgreSQL database (not the test
 process's: SQLite's test database lives in this process's memory, and the
 worker's task tables are not part of the test settings). The loopback SMTP
-server counts what actually arrived.
+server counts what actually arrived. Sending each once runs on both send
+paths (``backend``); writing a selection's rows comes before either.
 """
 
 from __future__ import annotations
@@ -24,8 +25,7 @@ from typing import Any
 
 import pytest
 
-from tests.scale_fixtures import SMTP_BACKEND
-from tests.worker_processes import ROOT, manage
+from tests.worker_processes import ROOT, mailers, manage
 
 MESSAGES = 120
 DATABASE_TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
@@ -60,9 +60,7 @@ def site(
             "TASKS_BACKEND": "database",
             "MAILOPS_VAR_DIR": str(tmp_path / "var"),
             "MAILOPS_TEST_TASKS": json.dumps(DATABASE_TASKS),
-            "MAILOPS_TEST_MAILERS": json.dumps(
-                {"default": {"BACKEND": SMTP_BACKEND, "OPTIONS": plain_smtp.options()}}
-            ),
+            "MAILOPS_TEST_MAILERS": mailers(plain_smtp),
             "MAILOPS_TEST_MAILOPS": json.dumps(mailops),
             **database,
         }
@@ -91,8 +89,9 @@ def dump(env: dict[str, str], *models: str) -> dict[str, list[dict[str, Any]]]:
     return rows
 
 
-def test_db_workers_send_every_queued_message_exactly_once(site, plain_smtp) -> None:
+def test_db_workers_send_every_queued_message_exactly_once(site, plain_smtp, backend) -> None:
     site_env, worker_count = site
+    site_env = {**site_env, "MAILOPS_TEST_MAILERS": mailers(plain_smtp, backend=backend)}
     migrated = manage(site_env, "migrate", "--noinput")
     assert migrated.returncode == 0, migrated.stderr
     recipients = [f"user{i}@example.com" for i in range(MESSAGES)]

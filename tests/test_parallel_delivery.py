@@ -1,4 +1,7 @@
-"""Parallel connections per mailer (``DELIVERY_CONCURRENCY``): each row sent once, logged alone."""
+"""Parallel connections per mailer (``DELIVERY_CONCURRENCY``): each row sent once, logged alone.
+
+The SMTP cases run on both send paths (``backend``); locmem is a third.
+"""
 
 from __future__ import annotations
 
@@ -16,15 +19,15 @@ from mailops.sending.delivery import claim, record_outcomes
 from mailops.sending.session import MailerSession
 from mailops.sending.throttle import RateLimiter
 from mailops.services import send_test_mail
-from tests.scale_fixtures import SMTP_BACKEND, use_server
+from tests.scale_fixtures import use_server
 
 pytestmark = pytest.mark.django_db
 
 
 def test_parallel_connections_send_every_row_once_with_its_own_message_id(
-    settings, plain_smtp
+    settings, plain_smtp, backend
 ) -> None:
-    use_server(settings, plain_smtp)
+    use_server(settings, plain_smtp, backend=backend)
     settings.MAILOPS = {"DELIVERY_CONCURRENCY": 3, "DELIVERY_CHUNK_SIZE": 10}
     addresses = [f"user{i}@example.com" for i in range(40)]
 
@@ -58,13 +61,13 @@ def test_parallel_delivery_through_a_backend_without_smtp(settings) -> None:
 
 
 def test_a_connection_that_cannot_open_leaves_its_rows_to_the_others(
-    settings, worker_backend, plain_smtp, closed_port
+    settings, worker_backend, plain_smtp, closed_port, backend
 ) -> None:
-    use_server(settings, plain_smtp)
+    use_server(settings, plain_smtp, backend=backend)
     settings.MAILERS = {
         **settings.MAILERS,
         "unreachable": {
-            "BACKEND": SMTP_BACKEND,
+            "BACKEND": backend,
             "OPTIONS": {"host": "127.0.0.1", "port": closed_port},
         },
     }
@@ -163,9 +166,9 @@ def test_threads_sharing_a_rate_limiter_never_share_a_slot(monkeypatch: Any) -> 
 
 
 def test_without_any_reachable_connection_the_chunk_fails_with_the_reason(
-    settings, plain_smtp
+    settings, plain_smtp, backend
 ) -> None:
-    use_server(settings, plain_smtp)
+    use_server(settings, plain_smtp, backend=backend)
     settings.MAILOPS = {"DELIVERY_CONCURRENCY": 3}
     plain_smtp.stop()
 

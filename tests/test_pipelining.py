@@ -3,7 +3,9 @@
 The fault cases run with pipelining on and off through the ``faulty_smtp``
 fixture (tests/test_delivery_guarantees.py); here is what pipelining itself
 promises. The server notes any command sent ahead where it may not be,
-and the fixture fails the test on one.
+and the fixture fails the test on one. The refusal cases run on both send
+paths (``backend``); grouping is the bytes path's alone (the message path
+sends through smtplib's ``sendmail()``, lock-step).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pytest
 from mailops.models import MailStatus, MailTrigger
 from mailops.recipients import from_addresses
 from mailops.services import send_test_mail
+from tests.backends import DJANGO_SMTP
 from tests.faulty_smtp import FaultySMTPServer
 
 pytestmark = pytest.mark.django_db
@@ -23,13 +26,10 @@ pytestmark = pytest.mark.django_db
 RECIPIENTS = [f"user{i}@example.com" for i in range(5)]
 
 
-def use(settings: Any, server: FaultySMTPServer) -> None:
+def use(settings: Any, server: FaultySMTPServer, backend: str = DJANGO_SMTP) -> None:
     settings.MAILERS = {
         **settings.MAILERS,
-        "default": {
-            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
-            "OPTIONS": server.options(),
-        },
+        "default": {"BACKEND": backend, "OPTIONS": server.options()},
     }
 
 
@@ -48,9 +48,9 @@ def test_each_message_goes_as_one_group_where_the_server_offers_pipelining(
 
 
 def test_a_refused_recipient_in_a_group_fails_that_recipient_only(
-    settings: Any, faulty_smtp: FaultySMTPServer
+    settings: Any, faulty_smtp: FaultySMTPServer, backend: str
 ) -> None:
-    use(settings, faulty_smtp)
+    use(settings, faulty_smtp, backend)
     faulty_smtp.faults[RECIPIENTS[1]] = "550_rcpt"
     faulty_smtp.faults[RECIPIENTS[3]] = "550_rcpt"
 
@@ -66,9 +66,9 @@ def test_a_refused_recipient_in_a_group_fails_that_recipient_only(
 
 
 def test_a_refused_sender_fails_each_message_once_on_one_connection(
-    settings: Any, faulty_smtp: FaultySMTPServer
+    settings: Any, faulty_smtp: FaultySMTPServer, backend: str
 ) -> None:
-    use(settings, faulty_smtp)
+    use(settings, faulty_smtp, backend)
     faulty_smtp.mail_faults = ["553 5.1.8 Sender address rejected"] * len(RECIPIENTS)
 
     summary = send_test_mail(from_addresses(RECIPIENTS), trigger=MailTrigger.COMMAND)
@@ -77,5 +77,26 @@ def test_a_refused_sender_fails_each_message_once_on_one_connection(
         (MailStatus.FAILED, 553, 1)
     }
     assert not faulty_smtp.deliveries
+    assert faulty_smtp.connections == 1
+    assert faulty_smtp.quits == 1
+
+
+def test_a_server_that_refuses_the_sender_and_rset_gets_one_try_and_quit(
+    settings: Any, faulty_smtp: FaultySMTPServer, backend: str
+) -> None:
+    # Postfix before STARTTLS: 530 to MAIL and to RSET. A new connection would
+    # get the same: the other messages fail with the reason, unsent.
+    use(settings, faulty_smtp, backend)
+    refusal = "530 5.7.0 Must issue a STARTTLS command first"
+    faulty_smtp.mail_faults = [refusal] * len(RECIPIENTS)
+    faulty_smtp.rset_reply = refusal
+
+    summary = send_test_mail(from_addresses(RECIPIENTS), trigger=MailTrigger.COMMAND)
+
+    assert {(row.status, row.smtp_code, row.attempts) for row in summary.logs()} == {
+        (MailStatus.FAILED, 530, 1)
+    }
+    # One MAIL reached the server, on one connection, which ended with QUIT.
+    assert len(faulty_smtp.mail_faults) == len(RECIPIENTS) - 1
     assert faulty_smtp.connections == 1
     assert faulty_smtp.quits == 1

@@ -7,26 +7,27 @@ from typing import Any
 import pytest
 
 from mailops.mailers.connection import verify_connection
+from tests.backends import DJANGO_SMTP
 from tests.postfix_server import PostfixServer, send_past_the_error_limit
 
 pytestmark = pytest.mark.django_db
 
-SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 
-
-def use_postfix(settings: Any, postfix: PostfixServer, **options: Any) -> None:
+def use_postfix(
+    settings: Any, postfix: PostfixServer, *, backend: str = DJANGO_SMTP, **options: Any
+) -> None:
     settings.MAILERS = {
         **settings.MAILERS,
-        "default": {"BACKEND": SMTP_BACKEND, "OPTIONS": postfix.options(**options)},
+        "default": {"BACKEND": backend, "OPTIONS": postfix.options(**options)},
     }
     settings.DEFAULT_FROM_EMAIL = "ops@mailops-test.localhost"
 
 
 def test_refused_recipients_past_the_error_limit_do_not_cost_deliverable_ones(
-    settings, postfix: PostfixServer
+    settings, postfix: PostfixServer, backend: str
 ) -> None:
-    # Inline (no worker): the message after Postfix hangs up must still go out.
-    use_postfix(settings, postfix)
+    # Inline (no worker): the message after Postfix hangs up must still go out, on both paths.
+    use_postfix(settings, postfix, backend=backend)
 
     _rows, log = send_past_the_error_limit(postfix)
 

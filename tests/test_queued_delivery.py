@@ -1,4 +1,8 @@
-"""Large batches are queued for a task worker; small ones still answer with outcomes."""
+"""Large batches are queued for a task worker; small ones still answer with outcomes.
+
+What a failure means (retried with backoff, final at once, deferred) is
+tested on both send paths (``backend``).
+"""
 
 from __future__ import annotations
 
@@ -181,9 +185,9 @@ def test_invalid_stored_address_fails_its_row_at_delivery(make_user) -> None:
 
 
 def test_worker_retries_a_transient_failure_with_backoff(
-    settings, worker_backend, plain_smtp
+    settings, worker_backend, plain_smtp, backend
 ) -> None:
-    use_server(settings, plain_smtp)
+    use_server(settings, plain_smtp, backend=backend)
     settings.MAILOPS = {"RETRY_BACKOFF": 60, "MAX_ATTEMPTS": 3}
     plain_smtp.data_replies["a@example.com"] = "451 4.3.0 Try again later"
     summary = send_test_mail(
@@ -210,8 +214,10 @@ def test_worker_retries_a_transient_failure_with_backoff(
     assert (row.status, row.attempts, row.error, row.next_attempt_at) == ("sent", 2, "", None)
 
 
-def test_transient_failures_stop_after_max_attempts(settings, worker_backend, plain_smtp) -> None:
-    use_server(settings, plain_smtp)
+def test_transient_failures_stop_after_max_attempts(
+    settings, worker_backend, plain_smtp, backend
+) -> None:
+    use_server(settings, plain_smtp, backend=backend)
     settings.MAILOPS = {"MAX_ATTEMPTS": 2}
     plain_smtp.data_replies["a@example.com"] = "451 4.3.0 Try again later"
     summary = send_test_mail(from_addresses(["a@example.com"]), trigger=MailTrigger.API)
@@ -224,8 +230,8 @@ def test_transient_failures_stop_after_max_attempts(settings, worker_backend, pl
     assert row.error.endswith("(after 2 attempts)")
 
 
-def test_permanent_failure_is_final_at_once(settings, worker_backend, plain_smtp) -> None:
-    use_server(settings, plain_smtp)
+def test_permanent_failure_is_final_at_once(settings, worker_backend, plain_smtp, backend) -> None:
+    use_server(settings, plain_smtp, backend=backend)
     plain_smtp.rejected_recipients["a@example.com"] = "550 5.1.1 No such user"
 
     summary = send_test_mail(from_addresses(["a@example.com"]), trigger=MailTrigger.API)
@@ -238,9 +244,9 @@ def test_permanent_failure_is_final_at_once(settings, worker_backend, plain_smtp
 
 @pytest.mark.parametrize("concurrency", [1, 3])
 def test_unreachable_server_defers_the_whole_batch(
-    settings, worker_backend, plain_smtp, concurrency
+    settings, worker_backend, plain_smtp, concurrency, backend
 ) -> None:
-    use_server(settings, plain_smtp)
+    use_server(settings, plain_smtp, backend=backend)
     settings.MAILOPS = {"DELIVERY_CHUNK_SIZE": 2, "DELIVERY_CONCURRENCY": concurrency}
     plain_smtp.stop()
 
@@ -254,9 +260,9 @@ def test_unreachable_server_defers_the_whole_batch(
     assert all(row.next_attempt_at > timezone.now() for row in rows)
 
 
-def test_without_a_worker_transient_failures_are_final(settings, plain_smtp) -> None:
+def test_without_a_worker_transient_failures_are_final(settings, plain_smtp, backend) -> None:
     # Nothing could retry later (ImmediateBackend cannot defer): say so now.
-    use_server(settings, plain_smtp)
+    use_server(settings, plain_smtp, backend=backend)
     plain_smtp.data_replies["a@example.com"] = "451 4.3.0 Try again later"
 
     summary = send_test_mail(from_addresses(["a@example.com"]), trigger=MailTrigger.API)
@@ -343,10 +349,10 @@ def test_a_chunk_of_successes_is_recorded_with_the_same_queries_whatever_its_siz
 
 
 def test_rows_a_dead_mailer_leaves_back_off_by_their_attempts_like_any_failure(
-    settings, worker_backend, plain_smtp
+    settings, worker_backend, plain_smtp, backend
 ) -> None:
     # One retry rule: a row on its third try waits 4x the base, as record_failure would say.
-    use_server(settings, plain_smtp)
+    use_server(settings, plain_smtp, backend=backend)
     settings.MAILOPS = {"DELIVERY_CHUNK_SIZE": 1, "RETRY_BACKOFF": 60, "MAX_ATTEMPTS": 3}
     plain_smtp.stop()
     summary = send_test_mail(

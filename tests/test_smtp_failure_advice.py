@@ -26,7 +26,6 @@ from mailops.services import send_test_mail
 from tests.faulty_smtp import FaultySMTPServer
 from tests.smtp_server import LoopbackSMTPServer
 
-SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 # Postfix, reject_non_fqdn_sender with the default smtpd_delay_reject = yes.
 POSTFIX_NON_FQDN = (
     b"5.5.2 <mailops@localhost>: Sender address rejected: need fully-qualified address"
@@ -214,16 +213,16 @@ def test_missing_starttls_and_other_extensions_are_named() -> None:
     )
 
 
-# --- Through a send ------------------------------------------------------------------
+# --- Through a send, on both send paths (``backend``) ---------------------------------
 
 
 @pytest.mark.django_db
 def test_an_unqualified_default_sender_refused_at_mail_from_fails_each_row_with_the_hint(
-    settings: Any, faulty_smtp: FaultySMTPServer
+    settings: Any, faulty_smtp: FaultySMTPServer, backend: str
 ) -> None:
     settings.MAILERS = {
         **settings.MAILERS,
-        "default": {"BACKEND": SMTP_BACKEND, "OPTIONS": faulty_smtp.options()},
+        "default": {"BACKEND": backend, "OPTIONS": faulty_smtp.options()},
     }
     settings.DEFAULT_FROM_EMAIL = "mailops@localhost"
     sendmail_reply = (
@@ -245,11 +244,11 @@ def test_an_unqualified_default_sender_refused_at_mail_from_fails_each_row_with_
 
 @pytest.mark.django_db
 def test_a_sender_refused_at_rcpt_through_a_send_names_the_sender(
-    settings: Any, smtp_server: LoopbackSMTPServer
+    settings: Any, smtp_server: LoopbackSMTPServer, backend: str
 ) -> None:
     settings.MAILERS = {
         **settings.MAILERS,
-        "default": {"BACKEND": SMTP_BACKEND, "OPTIONS": smtp_server.options()},
+        "default": {"BACKEND": backend, "OPTIONS": smtp_server.options()},
     }
     smtp_server.rejected_recipients = {"bob@example.com": "550 Sender verify failed"}
 

@@ -8,6 +8,8 @@ moment before its reply), so the kill lands mid-batch. Nobody runs
 after the lease, which the restarted worker runs. The server counts what it
 stored per recipient: every recipient exactly once, except at most the one
 message that was on the wire (one connection), which is logged in doubt.
+Each runs on both send paths (``every_send_path``): the worker's settings
+name the backend.
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from typing import Any
 
 import pytest
 
+from tests.backends import every_send_path
 from tests.faulty_smtp import FaultySMTPServer, wait_for
-from tests.scale_fixtures import SMTP_BACKEND
-from tests.worker_processes import ROOT, manage, start_celery_worker
+from tests.worker_processes import ROOT, mailers, manage, start_celery_worker
 
 RECIPIENTS = [f"user{i}@example.com" for i in range(20)]
 LEASE = 3
@@ -44,7 +46,9 @@ print(json.dumps(MailLog.objects.filter(status__in=["queued", "sending"]).count(
         pytest.param("postgres", id="postgresql", marks=pytest.mark.postgres),
     ]
 )
-def site(request: pytest.FixtureRequest, tmp_path: Path, faulty_smtp: FaultySMTPServer) -> Any:
+def site(
+    request: pytest.FixtureRequest, tmp_path: Path, faulty_smtp: FaultySMTPServer, backend: str
+) -> Any:
     database = request.getfixturevalue(f"{request.param}_database")
     env = {
         name: value
@@ -61,9 +65,7 @@ def site(request: pytest.FixtureRequest, tmp_path: Path, faulty_smtp: FaultySMTP
             "MAILOPS_TEST_TASKS": json.dumps(
                 {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
             ),
-            "MAILOPS_TEST_MAILERS": json.dumps(
-                {"default": {"BACKEND": SMTP_BACKEND, "OPTIONS": faulty_smtp.options(timeout=5)}}
-            ),
+            "MAILOPS_TEST_MAILERS": mailers(faulty_smtp, backend=backend, timeout=5),
             "MAILOPS_TEST_MAILOPS": json.dumps(mailops),
             **database,
         }
@@ -88,6 +90,7 @@ def unfinished(env: dict[str, str]) -> int:
     return int(json.loads(result.stdout.splitlines()[-1]))
 
 
+@every_send_path
 def test_a_killed_db_worker_costs_at_most_the_message_on_the_wire(site, faulty_smtp) -> None:
     migrated = manage(site, "migrate", "--noinput")
     assert migrated.returncode == 0, migrated.stderr
@@ -133,6 +136,7 @@ def test_a_killed_db_worker_costs_at_most_the_message_on_the_wire(site, faulty_s
 CELERY_BROKER = "redis://127.0.0.1:6379/15"
 
 
+@every_send_path
 def test_a_killed_celery_worker_costs_at_most_the_message_on_the_wire(site, faulty_smtp) -> None:
     queue = f"mailops-killed-{uuid.uuid4().hex}"
     env = {

@@ -3,7 +3,7 @@
 Workers are ``manage.py mailops_deliver`` subprocesses sharing the test
 database (committed data, so PostgreSQL: SQLite's test database lives in the
 test process's memory) and the test's loopback SMTP server, which counts
-what actually arrived.
+what actually arrived. The worker tests run on both send paths (``backend``).
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from tests.scale_fixtures import use_server
 from tests.worker_processes import ROOT, shared_database, worker_env
 
 
-def start_worker(server: Any, *args: str, mailops: dict[str, Any] | None = None) -> Any:
+def start_worker(server: Any, *, backend: str, mailops: dict[str, Any] | None = None) -> Any:
     return subprocess.Popen(
-        [sys.executable, "-m", "django", "mailops_deliver", *args],
+        [sys.executable, "-m", "django", "mailops_deliver"],
         cwd=ROOT,
-        env=worker_env(server, mailops=mailops),
+        env=worker_env(server, backend=backend, mailops=mailops),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -49,12 +49,14 @@ def queue_batch(count: int) -> Any:
 
 @shared_database
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_workers_send_every_row_exactly_once(settings, worker_backend, plain_smtp):
+def test_concurrent_workers_send_every_row_exactly_once(
+    settings, worker_backend, plain_smtp, backend
+):
     summary = queue_batch(300)
     # Slow enough that the workers' runs overlap; small chunks make them interleave.
     mailops = {"DELIVERY_CHUNK_SIZE": 5, "THROTTLE": {"default": {"rate": 150}}}
 
-    workers = [start_worker(plain_smtp, mailops=mailops) for _ in range(4)]
+    workers = [start_worker(plain_smtp, backend=backend, mailops=mailops) for _ in range(4)]
     outputs = [worker.communicate(timeout=180) for worker in workers]
 
     assert [worker.returncode for worker in workers] == [0] * 4, outputs
@@ -71,10 +73,12 @@ def test_concurrent_workers_send_every_row_exactly_once(settings, worker_backend
 
 @shared_database
 @pytest.mark.django_db(transaction=True)
-def test_killed_worker_costs_at_most_the_row_on_the_wire(settings, worker_backend, plain_smtp):
+def test_killed_worker_costs_at_most_the_row_on_the_wire(
+    settings, worker_backend, plain_smtp, backend
+):
     summary = queue_batch(60)
     mailops = {"DELIVERY_CHUNK_SIZE": 10, "THROTTLE": {"default": {"rate": 20}}}
-    worker = start_worker(plain_smtp, mailops=mailops)
+    worker = start_worker(plain_smtp, backend=backend, mailops=mailops)
     try:
         plain_smtp.wait_for_messages(15, timeout=120)
     finally:

@@ -42,17 +42,28 @@ def manage(
 shared_database = pytest.mark.postgres
 
 
+def mailers(server: Any, *, backend: str = SMTP_BACKEND, **options: Any) -> str:
+    """``MAILOPS_TEST_MAILERS``: the ``default`` mailer, ``backend`` on the test's SMTP server.
+
+    A worker process reads its ``MAILERS`` from it (tests/worker_settings.py):
+    that is how a test's send path (tests/backends.py) reaches the process.
+    """
+    return json.dumps({"default": {"BACKEND": backend, "OPTIONS": server.options(**options)}})
+
+
 def worker_env(
-    server: Any, *, mailops: dict[str, Any] | None = None, tasks: dict[str, Any] | None = None
+    server: Any,
+    *,
+    backend: str = SMTP_BACKEND,
+    mailops: dict[str, Any] | None = None,
+    tasks: dict[str, Any] | None = None,
 ) -> dict[str, str]:
     """Environment for a worker process using this test's database and SMTP server."""
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.worker_settings",
         "MAILOPS_TEST_DB_NAME": connection.settings_dict["NAME"],
-        "MAILOPS_TEST_MAILERS": json.dumps(
-            {"default": {"BACKEND": SMTP_BACKEND, "OPTIONS": server.options()}}
-        ),
+        "MAILOPS_TEST_MAILERS": mailers(server, backend=backend),
         "MAILOPS_TEST_MAILOPS": json.dumps(mailops or {}),
         "MAILOPS_TEST_TASKS": json.dumps(tasks),
     }

@@ -37,7 +37,6 @@ from mailops.sending.marks import ChunkTaken
 from mailops.sending.outcomes import mark_sent, record_failure
 from mailops.sending.smtp_transaction import (
     Stage,
-    StageProbe,
     TransactionError,
     offers_pipelining,
     read_end,
@@ -45,6 +44,7 @@ from mailops.sending.smtp_transaction import (
     send_transaction,
     write_group,
 )
+from mailops.sending.stage_probe import StageProbe
 from mailops.sending.throttle import RateLimiter
 from mailops.sending.wire import WireTrack
 
@@ -319,8 +319,12 @@ class MailerSession:
         except Exception as error:
             # A refused message is data, not a crash.
             stage: Stage = probe.stage_of(error) if probe is not None else "data"
-            lost = describe_failure(error).connection_lost
-            raise TransactionError(error, stage=stage, connection_lost=lost) from error
+            refusing = probe is not None and probe.refuses_session
+            # A refusing server's connection ends now, with QUIT, as on the bytes path.
+            lost = describe_failure(error).connection_lost or refusing
+            raise TransactionError(
+                error, stage=stage, connection_lost=lost, refuses_session=refusing
+            ) from error
         finally:
             if probe is not None:
                 probe.detach()

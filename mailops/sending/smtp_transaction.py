@@ -16,11 +16,13 @@ by one and a failure says where it happened:
   to retry later, like any transient failure;
 * ``after_dot``: the message was sent and its reply was lost: in doubt,
   never retried automatically.
+
+Any other backend's failures are read the same way
+(:mod:`mailops.sending.stage_probe`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import re
 import smtplib
 from collections.abc import Callable
@@ -59,7 +61,7 @@ class TransactionError(Exception):
     @property
     def refused(self) -> bool:
         """The server answered with a refusal (not a drop, not a 421 "closing")."""
-        code = _refusal_code(self.error)
+        code = refusal_code(self.error)
         return code is not None and code != 421
 
     @property
@@ -251,60 +253,6 @@ def read_end(connection: smtplib.SMTP, unsent: bytes = b"") -> None:
         raise TransactionError(error, stage=stage, connection_lost=True) from error
 
 
-class StageProbe:
-    """Which step an SMTP backend's own ``sendmail()`` was at when it failed.
-
-    A backend that is not Django's own SMTP class (a subclass may change
-    what is sent) sends through its ``send_messages()``, and smtplib's
-    ``sendmail()`` hides the step. The probe watches the commands going
-    out on the backend's smtplib connection, so the same rules decide
-    what its failure means: a reply lost after the whole message went out
-    is in doubt, a connection found dead at MAIL is sent again at once.
-    """
-
-    def __init__(self, connection: smtplib.SMTP) -> None:
-        self.connection = connection
-        self.stage: Stage = "mail"
-        self._content_next = False
-        self._send = connection.send
-        # An instance attribute: this connection only, undone by detach().
-        connection.send = self._watch  # type: ignore[method-assign,assignment]
-
-    @classmethod
-    def attach(cls, backend: object) -> StageProbe | None:
-        """A probe on ``backend``'s open smtplib connection, or ``None`` (not SMTP)."""
-        connection = getattr(backend, "connection", None)
-        if not isinstance(connection, smtplib.SMTP):
-            return None
-        return cls(connection)
-
-    def _watch(self, data: str | bytes) -> None:
-        raw = data.encode("ascii", "replace") if isinstance(data, str) else data
-        content, self._content_next = self._content_next, False
-        if content and raw.endswith(b"\r\n.\r\n"):
-            # After DATA's 354, smtplib's data() sends the message and its "." in one call.
-            self._send(data)
-            # Every byte, the final "." last, was handed over.
-            self.stage = "after_dot"
-            return
-        verb = raw[:4].upper()
-        if verb in (b"MAIL", b"RCPT", b"DATA"):
-            self.stage = {b"MAIL": "mail", b"RCPT": "rcpt", b"DATA": "data"}[verb]  # type: ignore[assignment]
-            self._content_next = verb == b"DATA"
-        self._send(data)
-
-    def stage_of(self, error: BaseException) -> Stage:
-        """Where ``error`` happened; a refusal of the end of DATA is one (not in doubt)."""
-        code = _refusal_code(error)
-        if self.stage == "after_dot" and code is not None and 400 <= code < 600:
-            return "data"
-        return self.stage
-
-    def detach(self) -> None:
-        with contextlib.suppress(AttributeError):
-            del self.connection.send
-
-
 def _envelope(address: str) -> str:
     """``<address>``, as ``smtplib.quoteaddr()`` gives it; a plain address needs no parsing."""
     if PLAIN_ADDRESS.match(address):
@@ -320,7 +268,7 @@ def _dot_terminated(data: bytes) -> bytes:
     return quoted + b".\r\n"
 
 
-def _refusal_code(error: BaseException) -> int | None:
+def refusal_code(error: BaseException) -> int | None:
     """The reply code of a refusal, or ``None`` for an error the server did not answer with."""
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         return int(next(iter(error.recipients.values()))[0])
@@ -351,7 +299,7 @@ def _after_refusal(
     connection: smtplib.SMTP, error: smtplib.SMTPException
 ) -> Literal["ready", "closed", "refusing"]:
     """Make the connection ready for the next message, or say why it cannot be."""
-    if _refusal_code(error) == 421:
+    if refusal_code(error) == 421:
         # The server is closing the connection; smtplib's mail()/rcpt() leave it open.
         _close(connection)
         return "closed"
@@ -367,14 +315,22 @@ def _reset(connection: smtplib.SMTP) -> Literal["ready", "closed", "refusing"]:
     except (smtplib.SMTPException, OSError):
         _close(connection)
         return "closed"
+    after = after_rset(code)
+    if after == "closed":
+        _close(connection)
+    elif after == "refusing":
+        # Nothing more goes over this connection; it ends with QUIT, as servers expect.
+        _quit(connection)
+    return after
+
+
+def after_rset(code: int) -> Literal["ready", "closed", "refusing"]:
+    """What the reply to RSET after a refusal says of the connection."""
     if code == 421 or not 200 <= code < 600:
         # Postfix answers RSET with 421 and hangs up after too many errors.
-        _close(connection)
         return "closed"
     if code != 250:
-        # It refuses even RSET (530 before STARTTLS): nothing more goes over
-        # this connection, and it ends with QUIT, as servers expect.
-        _quit(connection)
+        # It refuses even RSET (530 before STARTTLS): it takes nothing more.
         return "refusing"
     return "ready"
 

@@ -8,7 +8,7 @@ whose current status may reach the new one (``ALLOWED_TRANSITIONS`` in
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -81,6 +81,22 @@ class MailLogQuerySet(models.QuerySet["MailLog"]):
     def claimed_by(self, token: str) -> MailLogQuerySet:
         """The rows one delivery run claimed (and has not settled yet)."""
         return self.filter(claimed_by=token, status=MailStatus.SENDING)
+
+    def by_pks(self, pks: Collection[int]) -> MailLogQuerySet:
+        """The rows ``pks`` (a delivery run's chunk), found through the primary key.
+
+        PostgreSQL's planner would take the status index for a chunk's
+        statements (few rows are ``queued`` or ``sending``, its statistics
+        say), but that index also holds each row's earlier entries until a
+        vacuum removes them, which none can while any older transaction is
+        still open: each chunk would read every row the run moved so far. A
+        subquery on the primary key alone, its range included, is estimated
+        at a row or so, which leads the planner to the primary key index.
+        """
+        if not pks:
+            return self.none()
+        chunk = self.model._default_manager.filter(pk__in=pks, pk__range=(min(pks), max(pks)))
+        return self.filter(pk__in=chunk.values("pk"))
 
     def search(self, term: str) -> MailLogQuerySet:
         """Rows whose recipient or subject starts with ``term`` (any case), or whose

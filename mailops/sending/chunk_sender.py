@@ -67,6 +67,8 @@ class ChunkSender:
         ]
         # Only Django's own SMTP backend: a subclass may change what is sent.
         self.sends_bytes = type(backends[0]) is SMTPBackend
+        # The last chunk's messages (see chunk_templates); empty for other backends.
+        self.templates: Templates = {}
         self._pool = (
             ThreadPoolExecutor(max_workers=count, thread_name_prefix=f"mailops-{alias}")
             if count > 1
@@ -82,8 +84,12 @@ class ChunkSender:
 
     def send(self, rows: list[MailLog]) -> None:
         """Send every row over the live connections; each row ends with its outcome set."""
-        backend = self.sessions[0].backend
-        templates = chunk_templates(backend, rows, mailer=self.alias) if self.sends_bytes else {}
+        if self.sends_bytes:
+            backend = self.sessions[0].backend
+            self.templates = chunk_templates(
+                backend, rows, mailer=self.alias, previous=self.templates
+            )
+        templates = self.templates
         pending = deque(rows)
         # A round ends with rows left only if a connection died in it and put
         # its row back while the others found the queue empty: go again.

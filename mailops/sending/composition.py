@@ -140,6 +140,7 @@ class MessageTemplate:
             # The header block looks different from what the stand-ins expect.
             self._to_at = self._id_at = self._date_at = -1
         self._separator = separator
+        self._date: tuple[datetime | None, bytes] = (None, b"")
         self._max_line = email.policy.SMTP.max_line_length or 998
 
     def render(self, *, to: str, message_id: str) -> bytes | None:
@@ -158,20 +159,40 @@ class MessageTemplate:
         lines = self._lines.copy()
         lines[self._to_at] = to_line
         lines[self._id_at] = id_line
-        lines[self._date_at] = b"Date: " + format_datetime(datetime.now(self._zone)).encode()
+        lines[self._date_at] = self._date_line()
         return b"\r\n".join(lines) + self._separator + self._content
+
+    def _date_line(self) -> bytes:
+        """The Date header for now; formatted once a second (its resolution), not per message."""
+        now = datetime.now(self._zone).replace(microsecond=0)
+        # One tuple, swapped whole: threads sending the same chunk share it.
+        second, line = self._date
+        if second != now:
+            line = b"Date: " + format_datetime(now).encode()
+            self._date = (now, line)
+        return line
 
 
 # (envelope sender, template) per (subject, body, from); None: needs the full build.
 Templates = dict[tuple[str, str, str], tuple[str, MessageTemplate] | None]
 
 
-def chunk_templates(backend: Any, rows: Iterable[MailLog], *, mailer: str) -> Templates:
-    """A chunk's message built once per (subject, body, from), for Django's SMTP ``backend``."""
+def chunk_templates(
+    backend: Any, rows: Iterable[MailLog], *, mailer: str, previous: Templates | None = None
+) -> Templates:
+    """A chunk's message built once per (subject, body, from), for Django's SMTP ``backend``.
+
+    ``previous``: the last chunk's templates, taken over where a key recurs
+    (the chunks of a batch share one message): only the chunk's own are kept.
+    """
     templates: Templates = {}
+    previous = previous or {}
     for row in rows:
         key = (row.subject, row.body, row.from_email)
         if key in templates:
+            continue
+        if key in previous:
+            templates[key] = previous[key]
             continue
         try:
             sender = backend.prep_address(row.from_email)

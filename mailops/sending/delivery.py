@@ -80,7 +80,9 @@ def claim(batch_id: uuid.UUID | str | None, *, mailer: str, limit: int) -> list[
             candidates = list(locked.values_list("pk", flat=True)[:limit])
             if not candidates:
                 return []
-            MailLog.objects.filter(pk__in=candidates).claim(token)
+            chunk = MailLog.objects.by_pks(candidates)
+            chunk.claim(token)
+            return list(chunk.claimed_by(token).order_by("pk"))
     else:
         # One statement (UPDATE ... WHERE id IN (SELECT ... LIMIT n)): SQLite
         # takes the write lock at once, so a second worker waits for it
@@ -308,14 +310,15 @@ def record_outcomes(rows: list[MailLog]) -> None:
     others = [row for row in rows if row.status != MailStatus.SENT or row.esp_message_id]
     # Only rows still under this run's claim: if recovery took a row from a
     # run that stalled past its lease, its outcome belongs to the new claim.
-    claimed = MailLog.objects.filter(claimed_by__in={row.claimed_by for row in rows})
+    tokens = {row.claimed_by for row in rows}
     if plain:
         now = timezone.now()
         for row in plain:
             row.sent_at = row.updated_at = now
-        claimed.filter(pk__in=[row.pk for row in plain]).mark_sent(at=now)
+        chunk = MailLog.objects.by_pks([row.pk for row in plain])
+        chunk.filter(claimed_by__in=tokens).mark_sent(at=now)
     if others:
-        claimed.settle(others)
+        MailLog.objects.filter(claimed_by__in=tokens).settle(others)
 
 
 def _hold_for_quota(

@@ -185,7 +185,8 @@ COLUMNS = (
     "created_at, updated_at, status, recipient, user_id, mailer, backend, from_email, subject, "
     "body, message_id, esp_message_id, error, smtp_code, trigger, triggered_by_id, batch_id, "
     "attempts, sent_at, claimed_by, next_attempt_at, arrival, verified_at, arrived_at, "
-    "arrival_folder, authentication_results, arrival_error, triggered_by_name, in_doubt"
+    "arrival_folder, authentication_results, arrival_error, triggered_by_name, in_doubt, "
+    "dsn_status, remote_mta, bounced_at, bounce_match"
 )
 
 
@@ -268,7 +269,11 @@ def fill_sql(
           {canary} THEN 'spf=pass dkim=pass dmarc=pass' ELSE '' END,
           '',
           '',
-          false
+          false,
+          CASE WHEN h >= 985 AND h < 992 THEN '5.1.1' ELSE '' END,
+          CASE WHEN h >= 985 AND h < 992 THEN 'mx.example.com' ELSE '' END,
+          CASE WHEN h >= 985 AND h < 992 THEN {ts_arrived} ELSE NULL END,
+          CASE WHEN h >= 985 AND h < 992 THEN 'message_id' ELSE '' END
         FROM ({inner}) AS s
     """
     return f"{prefix}INSERT INTO mailops_maillog ({COLUMNS}) {select}"

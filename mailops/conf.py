@@ -137,10 +137,14 @@ DEFAULTS: dict[str, Any] = {
     # Days after which a finished row's stored body is cleared (None: kept
     # as long as the row).
     "BODY_RETENTION": None,
-    # purgemaillog: rows deleted per transaction, and seconds to pause
-    # between two of them (room for the senders' own writes).
+    # Days an unmatched bounce report (UnmatchedBounce) is kept (None: for ever).
+    "UNMATCHED_BOUNCE_RETENTION": None,
+    # purgemaillog: rows deleted per transaction, and how long to rest
+    # after each (room for the senders): at least PURGE_PAUSE seconds, and
+    # PURGE_PAUSE_RATIO times as long as the batch took.
     "PURGE_BATCH_SIZE": 5000,
     "PURGE_PAUSE": 0.05,
+    "PURGE_PAUSE_RATIO": 2.0,
 }
 
 
@@ -170,6 +174,14 @@ def _seconds(*, positive: bool) -> Rule:
     if positive:
         return test, gettext_lazy("must be a number of seconds, more than 0")
     return test, gettext_lazy("must be a number of seconds, 0 or more")
+
+
+def _ratio() -> Rule:
+    def test(value: Any) -> bool:
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        return number and math.isfinite(value) and value >= 0
+
+    return test, gettext_lazy("must be a number, 0 or more")
 
 
 def _text(value: Any) -> bool:
@@ -306,8 +318,13 @@ RULES: dict[str, Rule] = {
         lambda value: value is None or _whole(0)[0](value),
         gettext_lazy("must be a whole number of days, 0 or more, or None (bodies kept)"),
     ),
+    "UNMATCHED_BOUNCE_RETENTION": (
+        lambda value: value is None or _whole(0)[0](value),
+        gettext_lazy("must be a whole number of days, 0 or more, or None (reports kept)"),
+    ),
     "PURGE_BATCH_SIZE": _whole(1),
     "PURGE_PAUSE": _seconds(positive=False),
+    "PURGE_PAUSE_RATIO": _ratio(),
 }
 
 

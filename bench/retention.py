@@ -151,7 +151,9 @@ def numbers(days: int) -> tuple[dict[str, int], list[Any]]:
     return dict(counts), outcomes
 
 
-def _purge_process(older_than: int, pace: tuple[float, float], results: Any) -> None:
+def _purge_process(
+    older_than: int, pace: tuple[float, float], batch_size: int, results: Any
+) -> None:
     from django.db import connections
 
     from mailops.retention.policy import purge_rules
@@ -160,7 +162,7 @@ def _purge_process(older_than: int, pace: tuple[float, float], results: Any) -> 
     begun = time.perf_counter()
     report = purge_mail_log(
         rules=purge_rules(retention={}, older_than=older_than),
-        batch_size=5000,
+        batch_size=batch_size,
         pace=Pace(pause=pace[0], ratio=pace[1]),
     )
     results.put((report.total, report.days_closed, time.perf_counter() - begun))
@@ -226,6 +228,7 @@ def bench_purge(
     days: int,
     send_seconds: float,
     pace: tuple[float, float],
+    batch_size: int,
     report: Callable[[str], None],
 ) -> tuple[bool, bool]:
     from django.db import connections
@@ -248,7 +251,7 @@ def bench_purge(
     connections.close_all()
     context = multiprocessing.get_context("fork")
     results = context.Queue()
-    worker = context.Process(target=_purge_process, args=(older_than, pace, results))
+    worker = context.Process(target=_purge_process, args=(older_than, pace, batch_size, results))
     worker.start()
     during, during_s = send_rate(lambda: not worker.is_alive(), minimum_seconds=0)
     worker.join()
@@ -257,7 +260,7 @@ def bench_purge(
     wal_mb = (wal_position() - wal_before) / 1e6
     report(
         f"purge of {purged:,} rows (older than {older_than} days, {days_closed} days closed "
-        f"first; pause {pace[0]} s, ratio {pace[1]}): {seconds:.1f} s "
+        f"first; batches of {batch_size:,}, pause {pace[0]} s, ratio {pace[1]}): {seconds:.1f} s "
         f"({purged / seconds:,.0f} rows/s); {wal_mb:,.0f} MB of WAL written meanwhile"
     )
     ratio = rate_during / rate_alone
@@ -293,6 +296,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7, help="timed requests per mailops page")
     parser.add_argument("--baseline-runs", type=int, default=1)
     parser.add_argument("--send-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--batch-size", type=int, default=5000, help="rows per purge batch (PURGE_BATCH_SIZE)"
+    )
     parser.add_argument(
         "--pause", type=float, default=0.05, help="least seconds between batches (PURGE_PAUSE)"
     )
@@ -337,7 +343,12 @@ def main() -> None:
         if not args.skip_export:
             ok &= bench_export(args.export_rows, report)
         purge_ok, identical = bench_purge(
-            args.purge_rows, args.days, args.send_seconds, (args.pause, args.pause_ratio), report
+            args.purge_rows,
+            args.days,
+            args.send_seconds,
+            (args.pause, args.pause_ratio),
+            args.batch_size,
+            report,
         )
         ok &= purge_ok and identical
         report(f"load average at the end: {' '.join(f'{n:.1f}' for n in os.getloadavg())}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime, time, timedelta
 from io import StringIO
 from typing import Any
@@ -61,8 +60,8 @@ def make_report(kind: str, *, recorded: datetime, uid: int) -> UnmatchedBounce:
 
 
 @pytest.fixture
-def reports() -> Iterator[dict[str, UnmatchedBounce]]:
-    yield {
+def reports(db: None) -> dict[str, UnmatchedBounce]:
+    return {
         "old bounce": make_report("bounced", recorded=days_ago(40), uid=1),
         "old unreadable": make_report("unreadable", recorded=days_ago(31), uid=2),
         "old complaint": make_report("complained", recorded=days_ago(90), uid=3),

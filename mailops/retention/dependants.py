@@ -61,21 +61,33 @@ def _cascades_in_sql(model: type[models.Model], path: frozenset[Any] = frozenset
     )
 
 
-def release_dependants(rows: QuerySet[Any], *, using: str) -> None:
+def release_dependants(
+    rows: QuerySet[Any], *, using: str, keys: tuple[Any, Any] | None = None
+) -> None:
     """Apply each foreign key's ``on_delete`` to the rows pointing at ``rows`` (not deleted here).
 
     ``rows`` must be rows of a model :func:`deletes_in_sql` accepts, and
     must not change until they are deleted (the caller locks them): every
-    statement names them by the same subquery.
+    statement names them by the same subquery. ``keys`` (first, last), when
+    all their primary keys lie in that range, bounds the foreign keys that
+    point at the primary key too: the database then reads the few pointing
+    rows from the foreign key's index, instead of joining every row of the
+    pointing table with the batch (a hundred times slower with 40,000
+    events, and growing with the table).
     """
     for relation in _relations(rows.model):
         field = relation.field
         on_delete = relation.on_delete
         if on_delete in SKIP_COLLECTION:
             continue
+        target = field.target_field
         pointing = relation.related_model._base_manager.using(using).filter(
-            **{f"{field.name}__in": rows.values(field.target_field.attname)}
+            **{f"{field.name}__in": rows.values(target.attname)}
         )
+        if keys is not None and target.primary_key:
+            pointing = pointing.filter(
+                **{f"{field.name}__gte": keys[0], f"{field.name}__lte": keys[1]}
+            )
         if on_delete is models.SET_NULL:
             pointing.update(**{field.name: None})
         elif on_delete is models.SET_DEFAULT:

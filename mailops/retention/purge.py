@@ -155,7 +155,7 @@ def _delete_batch(
         # time), so the statements below name them by that condition rather
         # than by a list of thousands of keys.
         if deletes_in_sql(MailLog):
-            release_dependants(rows, using=using)
+            release_dependants(rows, using=using, keys=batch)
             # One DELETE for the batch: Django's QuerySet.delete() would load
             # the rows and delete them a hundred keys per statement.
             rows._raw_delete(using)

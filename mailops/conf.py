@@ -144,7 +144,7 @@ DEFAULTS: dict[str, Any] = {
     # PURGE_PAUSE_RATIO times as long as the batch took.
     "PURGE_BATCH_SIZE": 5000,
     "PURGE_PAUSE": 0.05,
-    "PURGE_PAUSE_RATIO": 2.0,
+    "PURGE_PAUSE_RATIO": 1.0,
 }
 
 

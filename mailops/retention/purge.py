@@ -23,16 +23,20 @@ from datetime import date, datetime, timedelta
 
 from django.db import connections, transaction
 from django.db.models import Count, Q, QuerySet
+from django.db.models.sql import DeleteQuery
 from django.utils import timezone
 
 from mailops.conf import get_setting
 from mailops.models import MailLog, SendingProgress
 from mailops.retention.batches import Pace, commit_lazily, key_ranges
-from mailops.retention.dependants import deletes_in_sql, release_dependants
+from mailops.retention.dependants import deletes_in_sql, release_orphans
 from mailops.retention.history import close_days
 from mailops.retention.policy import PurgeRule, local_midnight, purge_rules, rows_matching
 from mailops.retention.unmatched import purge_unmatched_bounces
 from mailops.statuses import UNFINISHED_STATUSES
+
+# Databases with DELETE ... RETURNING (PostgreSQL, SQLite 3.35+; Django asks 3.37).
+RETURNING_VENDORS = frozenset(["postgresql", "sqlite"])
 
 
 @dataclass
@@ -139,38 +143,55 @@ def _delete_batch(
 ) -> Counter[str]:
     """Delete one range's matching rows (and what depends on them); counts by status.
 
-    The rows are locked first (``SELECT ... FOR UPDATE`` where the database
-    has it), so none changes status between being counted and deleted, and
-    no new row can point at one (a late webhook's event waits for the
-    lock, then finds its row gone) between its dependants and itself.
+    The range and the filter name the rows (new rows get higher keys and
+    today's time), not a list of thousands of keys. One ``DELETE ...
+    RETURNING status`` deletes and counts them at once (a row whose status
+    changes meanwhile is counted as it was deleted); then what pointed at
+    them follows its ``on_delete`` (foreign keys are checked at commit).
     """
     with transaction.atomic(using=using):
         commit_lazily(using)
         rows = logs.filter(doomed, pk__gte=batch[0], pk__lte=batch[1])
-        found = _lock_and_count(rows, using=using)
-        if not found:
-            return Counter()
-        # The locked rows are exactly those the range and the filter select
-        # (locked rows cannot change, new rows get higher keys and today's
-        # time), so the statements below name them by that condition rather
-        # than by a list of thousands of keys.
-        if deletes_in_sql(MailLog):
-            release_dependants(rows, using=using, keys=batch)
-            # One DELETE for the batch: Django's QuerySet.delete() would load
-            # the rows and delete them a hundred keys per statement.
+        in_sql = deletes_in_sql(MailLog)
+        if in_sql and connections[using].vendor in RETURNING_VENDORS:
+            deleted = _delete_counting(rows, using=using)
+            if deleted:
+                release_orphans(MailLog, keys=batch, using=using)
+            return deleted
+        # Django's deletion (delete signals, PROTECT...), or a database
+        # without DELETE ... RETURNING: lock and count first, then delete.
+        deleted = _lock_and_count(rows, using=using)
+        if deleted and in_sql:
             rows._raw_delete(using)
-        else:
+            release_orphans(MailLog, keys=batch, using=using)
+        elif deleted:
             rows.only("pk").delete()
-        return found
+        return deleted
+
+
+def _delete_counting(rows: QuerySet[MailLog], *, using: str) -> Counter[str]:
+    """Delete ``rows`` by one statement; how many per status (counted by the database)."""
+    # As QuerySet._raw_delete() builds its DELETE, here given a RETURNING.
+    query = rows.query.clone()
+    query.__class__ = DeleteQuery
+    sql, params = query.get_compiler(using).as_sql()
+    connection = connections[using]
+    status = connection.ops.quote_name("status")
+    with connection.cursor() as cursor:
+        # Django's compiled SQL and a quoted column name: no text from outside.
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"WITH gone AS ({sql} RETURNING {status}) "  # noqa: S608
+                f"SELECT {status}, COUNT(*) FROM gone GROUP BY {status}",
+                params,
+            )
+            return Counter(dict(cursor.fetchall()))
+        cursor.execute(f"{sql} RETURNING {status}", params)
+        return Counter(value for (value,) in cursor.fetchall())
 
 
 def _lock_and_count(rows: QuerySet[MailLog], *, using: str) -> Counter[str]:
-    """Lock ``rows`` and count them by status, in the database.
-
-    Thousands of rows per batch: fetching each into Python only to count
-    it would cost the purge (and the senders sharing the machine) more
-    than locking it.
-    """
+    """Lock ``rows`` (where the database can) and count them by status, in the database."""
     locked = rows.select_for_update().values("status")
     sql, params = locked.query.get_compiler(using).as_sql()
     with connections[using].cursor() as cursor:

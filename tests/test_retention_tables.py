@@ -23,6 +23,7 @@ from mailops.models import (
     Suppression,
     UnmatchedBounce,
 )
+from mailops.retention import purge as purge_module
 from mailops.retention.batches import Pace
 from mailops.retention.dependants import deletes_in_sql
 from mailops.retention.policy import purge_rules
@@ -155,7 +156,16 @@ def test_progress_rows_no_claim_in_flight_needs_go_even_when_no_row_does() -> No
     assert list(SendingProgress.objects.values_list("token", flat=True)) == ["t-live"]
 
 
+@pytest.fixture(params=["delete returning", "lock then delete"])
+def deletion(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways a batch goes in SQL: one DELETE ... RETURNING, or (other databases) lock first."""
+    if request.param == "lock then delete":
+        monkeypatch.setattr(purge_module, "RETURNING_VENDORS", frozenset())
+    return str(request.param)
+
+
 @pytest.mark.django_db
+@pytest.mark.usefixtures("deletion")
 def test_events_go_in_sql_and_what_points_at_them_is_unlinked() -> None:
     assert deletes_in_sql(MailLog)
     old = make_log(status=MailStatus.BOUNCED, created_at=days_ago(40))
@@ -166,10 +176,15 @@ def test_events_go_in_sql_and_what_points_at_them_is_unlinked() -> None:
         address="old@example.com", reason="hard_bounce", source_log=old, source_event=gone_event
     )
 
+    queued = make_log(status=MailStatus.QUEUED, created_at=days_ago(40))
+    queued_event = MailEvent.objects.create(
+        log=queued, event_type="deferred", esp="t", fingerprint="c"
+    )
+
     with mailops(RETENTION={"*": {"*": 30}}):
         assert purge()["deleted"] == {"bounced": 1}
 
-    assert list(MailEvent.objects.values_list("pk", flat=True)) == [kept_event.pk]
+    assert set(MailEvent.objects.values_list("pk", flat=True)) == {kept_event.pk, queued_event.pk}
     entry.refresh_from_db()
     assert (entry.source_log_id, entry.source_event_id) == (None, None)
 
@@ -190,6 +205,28 @@ def test_a_receiver_on_events_gets_each_deleted_event_through_django() -> None:
     finally:
         pre_delete.disconnect(receiver, sender=MailEvent)
     assert seen == [event.pk]
+    assert not MailEvent.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_receiver_on_log_rows_gets_each_purged_row_with_its_events_gone() -> None:
+    rows = [make_log(status=MailStatus.SENT, created_at=days_ago(40)) for _ in range(3)]
+    MailEvent.objects.create(log=rows[0], event_type="delivered", esp="t", fingerprint="a")
+    kept = make_log(status=MailStatus.SENT, created_at=days_ago(2))
+    seen: list[int] = []
+
+    def receiver(sender: Any, instance: MailLog, **kwargs: Any) -> None:
+        seen.append(instance.pk)
+
+    pre_delete.connect(receiver, sender=MailLog)
+    try:
+        assert not deletes_in_sql(MailLog)
+        with mailops(RETENTION={"*": {"*": 30}}):
+            assert purge()["deleted"] == {"sent": 3}
+    finally:
+        pre_delete.disconnect(receiver, sender=MailLog)
+    assert sorted(seen) == [row.pk for row in rows]
+    assert list(MailLog.objects.values_list("pk", flat=True)) == [kept.pk]
     assert not MailEvent.objects.exists()
 
 

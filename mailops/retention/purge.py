@@ -1,9 +1,11 @@
 """Delete what the retention policy no longer keeps, in short batches beside live sending.
 
 Rows go in batches of ``PURGE_BATCH_SIZE`` primary keys, each in its own
-short transaction, with a pause (``PURGE_PAUSE``) between batches: senders
-insert and update rows meanwhile, and no lock is held long. Before the first
-row goes, the days being purged are closed into the daily roll-up
+short transaction (one ``DELETE ... RETURNING``, then what pointed at the
+rows), with a rest after each (:class:`~mailops.retention.batches.Pace`:
+``PURGE_PAUSE``, ``PURGE_PAUSE_RATIO``): senders insert and update rows
+meanwhile, and no lock is held long. Before the first row goes, the days
+being purged are closed into the daily roll-up
 (:mod:`mailops.retention.history`), so the log's numbers survive.
 
 What points at a deleted row follows its foreign key's ``on_delete``, done

@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from mailops.exceptions import InvalidSetting
-from mailops.statuses import UNFINISHED_STATUSES, MailStatus, MailTrigger
+from mailops.retention.policy import retention_problems
 
 #: Every ``MAILOPS`` key with its default; a key not listed here is unknown
 #: (``manage.py check``: mailops.W008).
@@ -136,13 +136,15 @@ DEFAULTS: dict[str, Any] = {
     # {trigger or "*": {status or "*": days}}; the most specific entry wins.
     # Empty: nothing is ever deleted (see docs/howto/retention.md).
     "RETENTION": {},
-    # Days after which a finished row's stored body is cleared (None: kept
-    # as long as the row).
+    # Days until a finished row's body is cleared, and an UnmatchedBounce
+    # deleted (None: never).
     "BODY_RETENTION": None,
-    # purgemaillog: rows deleted per transaction, and seconds to pause
-    # between two of them (room for the senders' own writes).
+    "UNMATCHED_BOUNCE_RETENTION": None,
+    # purgemaillog: rows per transaction; rest after each: PURGE_PAUSE s at
+    # least, PURGE_PAUSE_RATIO times as long as the batch took.
     "PURGE_BATCH_SIZE": 5000,
     "PURGE_PAUSE": 0.05,
+    "PURGE_PAUSE_RATIO": 1.0,
 }
 
 
@@ -218,12 +220,14 @@ def _dotted_paths(value: Any) -> bool:
     )
 
 
-def _share() -> Rule:
+def _number(*, maximum: float = math.inf) -> Rule:
     def test(value: Any) -> bool:
         number = isinstance(value, int | float) and not isinstance(value, bool)
-        return number and math.isfinite(value) and 0 <= value <= 1
+        return number and math.isfinite(value) and 0 <= value <= maximum
 
-    return test, gettext_lazy("must be a share between 0 and 1 (0.02 is 2%)")
+    if maximum == 1:
+        return test, gettext_lazy("must be a share between 0 and 1 (0.02 is 2%)")
+    return test, gettext_lazy("must be a number, 0 or more")
 
 
 def _http_url(value: Any) -> bool:
@@ -293,8 +297,8 @@ RULES: dict[str, Rule] = {
             "'django.contrib.auth.forms.PasswordResetForm.send_mail')"
         ),
     ),
-    "BOUNCE_RATE_WARNING": _share(),
-    "COMPLAINT_RATE_WARNING": _share(),
+    "BOUNCE_RATE_WARNING": _number(maximum=1),
+    "COMPLAINT_RATE_WARNING": _number(maximum=1),
     "ALERT_WEBHOOK": (_http_url, gettext_lazy("must be an http:// or https:// URL, or empty")),
     "ALERT_TIMEOUT": _seconds(positive=True),
     # Retention; mailops.retention.policy holds the rules for RETENTION's shape.
@@ -309,31 +313,14 @@ RULES: dict[str, Rule] = {
         lambda value: value is None or _whole(0)[0](value),
         gettext_lazy("must be a whole number of days, 0 or more, or None (bodies kept)"),
     ),
+    "UNMATCHED_BOUNCE_RETENTION": (
+        lambda value: value is None or _whole(0)[0](value),
+        gettext_lazy("must be a whole number of days, 0 or more, or None (reports kept)"),
+    ),
     "PURGE_BATCH_SIZE": _whole(1),
     "PURGE_PAUSE": _seconds(positive=False),
+    "PURGE_PAUSE_RATIO": _number(),
 }
-
-
-def retention_problems(value: Any) -> list[str]:
-    """What is wrong with a ``RETENTION`` value: one line per mistake (empty: nothing)."""
-    if not isinstance(value, dict):
-        return ["RETENTION is not a dict"]
-    problems = []
-    statuses = set(MailStatus.values) - set(UNFINISHED_STATUSES)
-    for trigger, rules in value.items():
-        if trigger != "*" and trigger not in MailTrigger.values:
-            problems.append(f"unknown trigger {trigger!r}")
-        if not isinstance(rules, dict):
-            problems.append(f"{trigger!r} does not map statuses to days")
-            continue
-        for status, days in rules.items():
-            if status in UNFINISHED_STATUSES:
-                problems.append(f"{status!r} rows are in flight and never purged")
-            elif status != "*" and status not in statuses:
-                problems.append(f"unknown status {status!r}")
-            if not _whole(0)[0](days):
-                problems.append(f"{trigger!r}/{status!r}: {days!r} is not a number of days")
-    return problems
 
 
 def setting_problem(name: str, value: Any) -> str:

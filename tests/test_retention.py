@@ -27,7 +27,7 @@ from mailops.models import (
 from mailops.retention.checks import check_retention
 from mailops.retention.history import closed_days, closed_until
 from mailops.retention.policy import purge_rules, retention_days
-from mailops.retention.purge import purge_mail_log
+from mailops.retention.purge import Pace, purge_mail_log
 from tests.maillog_fixtures import CHANGELIST, make_log
 
 # Far from UTC, with daylight saving time: a day boundary in the wrong zone shows.
@@ -160,6 +160,8 @@ def test_dry_run_counts_per_status_and_deletes_nothing() -> None:
         "deleted": {"rejected": 1, "sent": 3},
         "deleted_total": 4,
         "bodies_cleared": 0,
+        "unmatched_bounces": {},
+        "unmatched_bounces_total": 0,
         "days_closed": 0,
         "batches": 0,
     }
@@ -213,8 +215,7 @@ def test_rows_go_in_bounded_primary_key_ranges_with_a_pause_after_each() -> None
     report = purge_mail_log(
         rules=purge_rules(retention={}, older_than=1),
         batch_size=3,
-        pause=0.25,
-        sleep=pauses.append,
+        pace=Pace(pause=0.25, sleep=pauses.append),
         progress=lambda done, share: progress.append((done, share)),
     )
 

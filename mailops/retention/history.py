@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import Count, Max, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from mailops.models import MailDailyCount, MailLog
+from mailops.retention.batches import commit_lazily
 from mailops.retention.policy import local_midnight
 
 # Days counted per query and transaction while closing (bounded work each).
@@ -61,7 +62,8 @@ def close_days(until: date, *, using: str = "default") -> int:
 
 
 def _close(start: date, end: date, *, using: str) -> None:
-    rows = (
+    """Count the days from ``start`` to ``end`` (excluded) and mark them closed."""
+    counted = (
         MailLog.objects.using(using)
         .filter(created_at__gte=local_midnight(start), created_at__lt=local_midnight(end))
         .order_by()
@@ -69,24 +71,31 @@ def _close(start: date, end: date, *, using: str) -> None:
         .values("day", "mailer", "trigger", "status")
         .annotate(n=Count("*"))
     )
-    counts = [
-        MailDailyCount(
-            day=row["day"],
-            mailer=row["mailer"],
-            trigger=row["trigger"],
-            status=row["status"],
-            count=row["n"],
-        )
-        for row in rows
-    ]
+    sql, params = counted.query.get_compiler(using).as_sql()
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    table = quote(MailDailyCount._meta.db_table)
+    columns = ", ".join(quote(name) for name in ("day", "mailer", "trigger", "status", "count"))
+    chosen = ", ".join(quote(name) for name in ("day", "mailer", "trigger", "status", "n"))
     days = (end - start).days
-    counts += [MailDailyCount(day=start + timedelta(days=n)) for n in range(days)]
-    # Two purges closing the same day count the same rows: the second's
-    # rows are dropped as duplicates, not an IntegrityError.
+    markers = [MailDailyCount(day=start + timedelta(days=n)) for n in range(days)]
     with transaction.atomic(using=using):
-        MailDailyCount.objects.using(using).bulk_create(
-            counts, batch_size=1000, ignore_conflicts=True
-        )
+        # The roll-up's commit need not wait for the disk either: its WAL
+        # comes before any batch that deletes these days' rows, so no crash
+        # can keep a deletion and lose the counts.
+        commit_lazily(using)
+        with connection.cursor() as cursor:
+            # One INSERT ... SELECT: the counts never pass through Python.
+            # Two purges closing the same day count the same rows: the
+            # second's are dropped as duplicates, not an IntegrityError.
+            # ("WHERE true": SQLite's parser needs it before ON CONFLICT.)
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) "  # noqa: S608 (quoted names, Django's SQL)
+                f"SELECT {chosen} FROM ({sql}) AS counted WHERE true "
+                "ON CONFLICT DO NOTHING",
+                params,
+            )
+        MailDailyCount.objects.using(using).bulk_create(markers, ignore_conflicts=True)
 
 
 def closed_counts(

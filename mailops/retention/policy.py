@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 from django.db.models import Q
 from django.utils import timezone
@@ -99,3 +100,25 @@ def rows_matching(rules: list[PurgeRule]) -> Q:
     for rule in rules:
         matching |= rule.matching()
     return matching & ~Q(status__in=UNFINISHED_STATUSES) & Q(in_doubt=False)
+
+
+def retention_problems(value: Any) -> list[str]:
+    """What is wrong with a ``RETENTION`` value: one line per mistake (empty: nothing)."""
+    if not isinstance(value, dict):
+        return ["RETENTION is not a dict"]
+    problems = []
+    statuses = set(MailStatus.values) - set(UNFINISHED_STATUSES)
+    for trigger, rules in value.items():
+        if trigger != "*" and trigger not in MailTrigger.values:
+            problems.append(f"unknown trigger {trigger!r}")
+        if not isinstance(rules, dict):
+            problems.append(f"{trigger!r} does not map statuses to days")
+            continue
+        for status, days in rules.items():
+            if status in UNFINISHED_STATUSES:
+                problems.append(f"{status!r} rows are in flight and never purged")
+            elif status != "*" and status not in statuses:
+                problems.append(f"unknown status {status!r}")
+            if not isinstance(days, int) or isinstance(days, bool) or days < 0:
+                problems.append(f"{trigger!r}/{status!r}: {days!r} is not a number of days")
+    return problems

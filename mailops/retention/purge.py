@@ -1,37 +1,44 @@
 """Delete what the retention policy no longer keeps, in short batches beside live sending.
 
 Rows go in batches of ``PURGE_BATCH_SIZE`` primary keys, each in its own
-short transaction, with a pause (``PURGE_PAUSE``) between batches: senders
-insert and update rows meanwhile, and no lock is held long. Before the first
-row goes, the days being purged are closed into the daily roll-up
+short transaction (one ``DELETE ... RETURNING``, then what pointed at the
+rows), with a rest after each (:class:`~mailops.retention.batches.Pace`:
+``PURGE_PAUSE``, ``PURGE_PAUSE_RATIO``): senders insert and update rows
+meanwhile, and no lock is held long. Before the first row goes, the days
+being purged are closed into the daily roll-up
 (:mod:`mailops.retention.history`), so the log's numbers survive.
 
-What points at a deleted row is handled through Django's own deletion
-(``QuerySet.delete()``): each foreign key's ``on_delete`` decides (a
-``MailEvent`` goes with its row; a model added later with ``SET_NULL``
-keeps its row and loses the link). ``SendingProgress`` rows, which name a
-claim token rather than a row, go once no row of that claim is in flight.
+What points at a deleted row follows its foreign key's ``on_delete``, done
+in SQL where no Python is needed (:mod:`mailops.retention.dependants`): a
+``MailEvent`` goes with its row, a ``Suppression`` (``SET_NULL``) keeps
+its entry and loses the link. ``SendingProgress`` rows, which name a claim
+token rather than a row, go once no row of that claim is in flight.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
 
-from django.db import models, transaction
-from django.db.models import Count, F, Max, Min, Q, QuerySet
-from django.db.models.deletion import get_candidate_relations_to_delete
+from django.db import connections, transaction
+from django.db.models import Count, Q, QuerySet
+from django.db.models.sql import DeleteQuery
 from django.utils import timezone
 
 from mailops.conf import get_setting
 from mailops.models import MailLog, SendingProgress
+from mailops.retention.batches import Pace, commit_lazily, key_ranges
+from mailops.retention.dependants import deletes_in_sql, release_orphans
 from mailops.retention.history import close_days
 from mailops.retention.policy import PurgeRule, local_midnight, purge_rules, rows_matching
+from mailops.retention.unmatched import purge_unmatched_bounces
 from mailops.statuses import UNFINISHED_STATUSES
+
+# Databases with DELETE ... RETURNING (PostgreSQL, SQLite 3.35+; Django asks 3.37).
+RETURNING_VENDORS = frozenset(["postgresql", "sqlite"])
 
 
 @dataclass
@@ -43,6 +50,8 @@ class PurgeReport:
     bodies_cleared: int = 0
     days_closed: int = 0
     batches: int = 0
+    # Unmatched bounce reports, by kind (UnmatchedKind).
+    unmatched_bounces: Counter[str] = field(default_factory=Counter)
 
     @property
     def total(self) -> int:
@@ -54,6 +63,8 @@ class PurgeReport:
             "deleted": dict(sorted(self.deleted.items())),
             "deleted_total": self.total,
             "bodies_cleared": self.bodies_cleared,
+            "unmatched_bounces": dict(sorted(self.unmatched_bounces.items())),
+            "unmatched_bounces_total": sum(self.unmatched_bounces.values()),
             "days_closed": self.days_closed,
             "batches": self.batches,
         }
@@ -78,17 +89,17 @@ def purge_mail_log(
     rules: list[PurgeRule],
     body_days: int | None = None,
     batch_size: int = 5000,
-    pause: float = 0.0,
+    pace: Pace | None = None,
     dry_run: bool = False,
     progress: ProgressCallback | None = None,
-    sleep: Callable[[float], None] = time.sleep,
     using: str = "default",
 ) -> PurgeReport:
     """Delete the rows ``rules`` match, then clear bodies older than ``body_days``.
 
     ``dry_run`` counts instead (nothing is closed, deleted or cleared).
-    ``sleep`` is called with ``pause`` after each batch that changed rows.
+    ``pace`` rests after each batch that changed rows (default: no rest).
     """
+    pace = pace or Pace()
     report = PurgeReport(dry_run=dry_run)
     logs = MailLog.objects.using(using).order_by()
     doomed = rows_matching(rules) if rules else None
@@ -106,47 +117,27 @@ def purge_mail_log(
     if doomed is not None:
         newest = max(rule.cutoff_day for rule in rules)
         report.days_closed = close_days(newest, using=using)
-        for first, last, share in _key_ranges(logs, local_midnight(newest), batch_size):
+        for first, last, share in key_ranges(logs, local_midnight(newest), batch_size):
+            begun = pace.clock()
             deleted = _delete_batch(logs, doomed, (first, last), using=using)
             if deleted:
                 report.deleted.update(deleted)
                 report.batches += 1
-                sleep(pause)
+                pace.rest(after=begun)
             if progress:
                 progress(report.total, share)
     if bodies is not None and cleared_before is not None:
-        for first, last, _share in _key_ranges(logs, cleared_before, batch_size):
+        for first, last, _share in key_ranges(logs, cleared_before, batch_size):
+            begun = pace.clock()
             with transaction.atomic(using=using):
+                commit_lazily(using)
                 cleared = logs.filter(bodies, pk__gte=first, pk__lte=last).update(body="")
             if cleared:
                 report.bodies_cleared += cleared
                 report.batches += 1
-                sleep(pause)
+                pace.rest(after=begun)
+    _forget_finished_progress(using=using)
     return report
-
-
-def _key_ranges(
-    logs: QuerySet[MailLog], before: datetime, size: int
-) -> Iterator[tuple[int, int, float]]:
-    """Primary-key ranges of ``size`` keys over the rows created before ``before``.
-
-    Yields (first pk, last pk, share walked). Each batch reads at most
-    ``size`` rows through the primary key index, whatever the filter and
-    whatever plan the database would pick for it over the whole table.
-    """
-    # The lowest key of the table (one index entry), and the highest among
-    # the rows created before ``before`` (exact: rows whose time was set by
-    # hand, by an import or a test, need not follow the keys' order).
-    first = logs.aggregate(first=Min("pk"))["first"]
-    # "pk + 0": read from the (created_at, id) index over the old rows only;
-    # MAX(pk) alone makes PostgreSQL walk the key index down from the newest
-    # row until one is old enough (seconds at ten million rows).
-    last = logs.filter(created_at__lt=before).aggregate(last=Max(F("pk") + 0))["last"]
-    if first is None or last is None:
-        return
-    for low in range(first, last + 1, size):
-        high = min(low + size - 1, last)
-        yield low, high, (high - first + 1) / (last - first + 1)
 
 
 def _delete_batch(
@@ -154,65 +145,79 @@ def _delete_batch(
 ) -> Counter[str]:
     """Delete one range's matching rows (and what depends on them); counts by status.
 
-    The rows are locked first (``SELECT ... FOR UPDATE`` where the database
-    has it), so none changes status between being counted and deleted.
+    The range and the filter name the rows (new rows get higher keys and
+    today's time), not a list of thousands of keys. One ``DELETE ...
+    RETURNING status`` deletes and counts them at once (a row whose status
+    changes meanwhile is counted as it was deleted); then what pointed at
+    them follows its ``on_delete`` (foreign keys are checked at commit).
     """
     with transaction.atomic(using=using):
+        commit_lazily(using)
         rows = logs.filter(doomed, pk__gte=batch[0], pk__lte=batch[1])
-        found = list(rows.select_for_update().values_list("pk", "status", "claimed_by"))
-        if not found:
-            return Counter()
-        # The locked rows are exactly those the range and the filter select
-        # (locked rows cannot change, new rows get higher keys and today's
-        # time), so the statements below name them by that condition rather
-        # than by a list of thousands of keys.
-        if _release_dependants(rows, using=using):
-            # One DELETE for the batch: Django's QuerySet.delete() would load
-            # the rows and delete them a hundred keys per statement.
+        in_sql = deletes_in_sql(MailLog)
+        if in_sql and connections[using].vendor in RETURNING_VENDORS:
+            deleted = _delete_counting(rows, using=using)
+            if deleted:
+                release_orphans(MailLog, keys=batch, using=using)
+            return deleted
+        # Django's deletion (delete signals, PROTECT...), or a database
+        # without DELETE ... RETURNING: lock and count first, then delete.
+        deleted = _lock_and_count(rows, using=using)
+        if deleted and in_sql:
             rows._raw_delete(using)
-        else:
+            release_orphans(MailLog, keys=batch, using=using)
+        elif deleted:
             rows.only("pk").delete()
-        tokens = {token for _, _, token in found if token}
-        if tokens:
-            live = MailLog.objects.using(using).filter(
-                claimed_by__in=tokens, status__in=UNFINISHED_STATUSES
+        return deleted
+
+
+def _delete_counting(rows: QuerySet[MailLog], *, using: str) -> Counter[str]:
+    """Delete ``rows`` by one statement; how many per status (counted by the database)."""
+    # As QuerySet._raw_delete() builds its DELETE, here given a RETURNING.
+    query = rows.query.clone()
+    query.__class__ = DeleteQuery
+    sql, params = query.get_compiler(using).as_sql()
+    connection = connections[using]
+    status = connection.ops.quote_name("status")
+    with connection.cursor() as cursor:
+        # Django's compiled SQL and a quoted column name: no text from outside.
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"WITH gone AS ({sql} RETURNING {status}) "  # noqa: S608
+                f"SELECT {status}, COUNT(*) FROM gone GROUP BY {status}",
+                params,
             )
-            SendingProgress.objects.using(using).filter(token__in=tokens).exclude(
-                token__in=live.values("claimed_by")
-            ).delete()
-        return Counter(status for _, status, _ in found)
+            return Counter(dict(cursor.fetchall()))
+        cursor.execute(f"{sql} RETURNING {status}", params)
+        return Counter(value for (value,) in cursor.fetchall())
 
 
-def _release_dependants(rows: QuerySet[MailLog], *, using: str) -> bool:
-    """Apply each foreign key to ``MailLog``'s ``on_delete`` to the rows pointing at ``rows``.
-
-    Whatever model points at the log (``MailEvent`` here, a later model of
-    the host's or of mailops'), its own ``on_delete`` decides: CASCADE
-    deletes those rows (through Django, so their own dependants follow),
-    SET_NULL / SET_DEFAULT unlink them, DO_NOTHING leaves them to the
-    database. False (nothing done) when a key asks for more (PROTECT,
-    RESTRICT, ``SET(...)``): then Django's own deletion handles the batch,
-    with its errors.
-    """
-    simple = (models.CASCADE, models.SET_NULL, models.SET_DEFAULT, models.DO_NOTHING)
-    # The relations Django's own deletion follows, hidden ones included
-    # (related_name="+", which _meta.related_objects leaves out).
-    options: Any = MailLog._meta
-    relations: list[Any] = list(get_candidate_relations_to_delete(options))
-    if any(relation.on_delete not in simple for relation in relations):
-        return False
-    for relation in relations:
-        field = relation.field
-        pointing = relation.related_model._base_manager.using(using).filter(
-            **{f"{field.name}__in": rows.values("pk")}
+def _lock_and_count(rows: QuerySet[MailLog], *, using: str) -> Counter[str]:
+    """Lock ``rows`` (where the database can) and count them by status, in the database."""
+    locked = rows.select_for_update().values("status")
+    sql, params = locked.query.get_compiler(using).as_sql()
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            # Django's own compiled SQL, wrapped: no text from outside.
+            f"SELECT status, COUNT(*) FROM ({sql}) AS locked GROUP BY status",  # noqa: S608
+            params,
         )
-        if relation.on_delete is models.CASCADE:
-            pointing.delete()
-        elif relation.on_delete is models.SET_NULL:
-            pointing.update(**{field.name: None})
-        elif relation.on_delete is models.SET_DEFAULT:
-            pointing.update(**{field.name: field.get_default()})
-    return True
+        return Counter(dict(cursor.fetchall()))
+
+
+def _forget_finished_progress(*, using: str) -> int:
+    """Delete progress rows no claim in flight needs (left by a crash); how many.
+
+    Recovery reads a claim's progress rows only while rows of the claim are
+    still in flight, and a progress row is only written under the lock of
+    such a row (:mod:`mailops.sending.wire`): one whose claim has no row
+    queued or sending is read by nobody, ever again.
+    """
+    in_flight = MailLog.objects.using(using).filter(status__in=UNFINISHED_STATUSES)
+    leftovers = SendingProgress.objects.using(using).exclude(
+        token__in=in_flight.values("claimed_by")
+    )
+    return int(leftovers.delete()[0])
 
 
 def purge_by_policy(
@@ -229,8 +234,9 @@ def purge_by_policy(
 
     ``older_than`` (days) replaces ``RETENTION`` for rows, or with
     ``bodies_only`` replaces ``BODY_RETENTION``; ``statuses`` and
-    ``triggers`` narrow which rows go. With nothing configured and no
-    ``older_than``, nothing is deleted.
+    ``triggers`` narrow which rows go. Unmatched bounce reports follow
+    ``UNMATCHED_BOUNCE_RETENTION`` (not with ``bodies_only``). With nothing
+    configured and no ``older_than``, nothing is deleted.
     """
     body_days = get_setting("BODY_RETENTION")
     if bodies_only:
@@ -243,12 +249,24 @@ def purge_by_policy(
             statuses=statuses,
             triggers=triggers,
         )
-    return purge_mail_log(
-        rules=rules,
-        body_days=body_days,
-        batch_size=get_setting("PURGE_BATCH_SIZE"),
+    batch_size = get_setting("PURGE_BATCH_SIZE")
+    pace = Pace(
         pause=float(get_setting("PURGE_PAUSE")),
-        dry_run=dry_run,
-        progress=progress,
+        ratio=float(get_setting("PURGE_PAUSE_RATIO")),
         sleep=sleep,
     )
+    report = purge_mail_log(
+        rules=rules,
+        body_days=body_days,
+        batch_size=batch_size,
+        pace=pace,
+        dry_run=dry_run,
+        progress=progress,
+    )
+    unmatched_days = get_setting("UNMATCHED_BOUNCE_RETENTION")
+    if unmatched_days is not None and not bodies_only:
+        report.unmatched_bounces, batches = purge_unmatched_bounces(
+            days=unmatched_days, batch_size=batch_size, pace=pace, dry_run=dry_run
+        )
+        report.batches += batches
+    return report

@@ -47,7 +47,8 @@ class PurgeProgress:
 class Command(BaseCommand):
     help = (
         "Delete mail log rows older than MAILOPS['RETENTION'] keeps them (or --older-than), "
-        "and clear stored bodies older than MAILOPS['BODY_RETENTION'], in short batches. "
+        "clear stored bodies older than MAILOPS['BODY_RETENTION'], and delete unmatched "
+        "bounce reports older than MAILOPS['UNMATCHED_BOUNCE_RETENTION'], in short batches. "
         "Never asks: meant for cron. Rows queued, sending or in doubt are never deleted."
     )
 
@@ -135,17 +136,38 @@ class Command(BaseCommand):
             return
         self._print(report, options)
 
+    def _print_unmatched(self, report: PurgeReport) -> None:
+        count = sum(report.unmatched_bounces.values())
+        if report.dry_run:
+            line = ngettext(
+                "Would delete %(count)d unmatched bounce report.",
+                "Would delete %(count)d unmatched bounce reports.",
+                count,
+            )
+        else:
+            line = ngettext(
+                "Deleted %(count)d unmatched bounce report.",
+                "Deleted %(count)d unmatched bounce reports.",
+                count,
+            )
+        self.stdout.write(line % {"count": count})
+        for kind, n in sorted(report.unmatched_bounces.items()):
+            self.stdout.write(f"  {kind}: {n}")
+
     def _print(self, report: PurgeReport, options: dict[str, Any]) -> None:
+        unmatched_kept = get_setting("UNMATCHED_BOUNCE_RETENTION") is None
         nothing_configured = (
             options["older_than"] is None
             and not get_setting("RETENTION")
             and get_setting("BODY_RETENTION") is None
+            and unmatched_kept
         )
         if nothing_configured:
             self.stdout.write(
                 _(
                     "No retention is configured (MAILOPS['RETENTION'], "
-                    "MAILOPS['BODY_RETENTION']) and no --older-than given: nothing to purge."
+                    "MAILOPS['BODY_RETENTION'], MAILOPS['UNMATCHED_BOUNCE_RETENTION']) "
+                    "and no --older-than given: nothing to purge."
                 )
             )
             return
@@ -163,6 +185,8 @@ class Command(BaseCommand):
         for status, count in sorted(report.deleted.items()):
             self.stdout.write(f"  {status}: {count}")
         self.stdout.write(bodies)
+        if not unmatched_kept and not options["bodies_only"]:
+            self._print_unmatched(report)
         if report.days_closed and options["verbosity"] >= 2:
             self.stdout.write(
                 ngettext(

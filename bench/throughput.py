@@ -4,12 +4,15 @@ Usage (from the repository root)::
 
     .venv/bin/python bench/throughput.py                 # N=10,000, SQLite in a temp dir
     .venv/bin/python bench/throughput.py --n 2000 --rounds 3 --memory-n 0
+    .venv/bin/python bench/throughput.py --pipelining   # the sink offers PIPELINING
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/mailops_bench \\
         .venv/bin/python bench/throughput.py
 
 With ``DATABASE_URL`` give an empty scratch database: the run creates its
 tables there. A local SMTP sink on loopback (aiosmtpd in a process of its
-own, no TLS, no AUTH) accepts and discards every message. Each round sends
+own, no TLS, no AUTH) accepts and discards every message; it offers no
+PIPELINING unless ``--pipelining`` (then mailops pipelines, as it does with
+Postfix or Gmail; Django and post-office never do). Each round sends
 N messages through every contender, on the same sink and database:
 
 * baseline: ``mailers["sink"].send_messages(messages)`` on one connection,
@@ -47,10 +50,24 @@ sys.path.insert(0, str(ROOT))
 
 
 class Sink:
-    """aiosmtpd handler that accepts and discards; counts what it accepted."""
+    """aiosmtpd handler that accepts and discards; counts what it accepted.
 
-    def __init__(self, count: Any) -> None:
+    With ``pipelining`` its EHLO lists PIPELINING (RFC 2920), as Postfix,
+    Gmail and the providers' relays do (aiosmtpd reads pipelined commands in
+    order; it only does not say so).
+    """
+
+    def __init__(self, count: Any, *, pipelining: bool = False) -> None:
         self.count = count
+        self.pipelining = pipelining
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.pipelining:
+            return [*responses[:-1], "250-PIPELINING", responses[-1]]
+        return responses
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.count.value += 1
@@ -63,11 +80,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _serve_sink(port: int, count: Any, ready: Any, stop: Any) -> None:
+def _serve_sink(port: int, count: Any, ready: Any, stop: Any, pipelining: bool) -> None:
     from aiosmtpd.controller import Controller
 
     controller = Controller(
-        Sink(count), hostname="127.0.0.1", port=port, server_hostname="sink.localhost"
+        Sink(count, pipelining=pipelining),
+        hostname="127.0.0.1",
+        port=port,
+        server_hostname="sink.localhost",
     )
     controller.start()
     ready.set()
@@ -82,7 +102,7 @@ class SinkProcess:
     the code under test for the GIL.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, pipelining: bool = False) -> None:
         context = multiprocessing.get_context("spawn")
         self.port = free_port()
         # One writer (the sink's event loop): no lock needed.
@@ -90,7 +110,9 @@ class SinkProcess:
         self._stop = context.Event()
         ready = context.Event()
         self._process = context.Process(
-            target=_serve_sink, args=(self.port, self._count, ready, self._stop), daemon=True
+            target=_serve_sink,
+            args=(self.port, self._count, ready, self._stop, pipelining),
+            daemon=True,
         )
         self._process.start()
         if not ready.wait(30):
@@ -306,13 +328,18 @@ def main() -> None:
         "--concurrency", type=int, default=4, help="connections for the parallel mailops run"
     )
     parser.add_argument("--memory-n", type=int, default=100_000, help="messages for peak RSS")
+    parser.add_argument(
+        "--pipelining",
+        action="store_true",
+        help="the sink advertises PIPELINING, as real relays do (default: lock-step only)",
+    )
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
         memory_child(args.memory_child)
         return
 
-    sink = SinkProcess()
+    sink = SinkProcess(pipelining=args.pipelining)
     with tempfile.TemporaryDirectory() as db_dir:
         database = setup_django(sink.port, db_dir, with_post_office=True)
         import logging
@@ -321,7 +348,9 @@ def main() -> None:
         logging.getLogger("post_office").setLevel(logging.WARNING)
         print(
             f"N = {args.n:,} messages per path, {args.rounds} round(s), "
-            f"SMTP sink (aiosmtpd, own process) on 127.0.0.1:{sink.port}, database: {database}"
+            f"SMTP sink (aiosmtpd, own process, "
+            f"{'PIPELINING advertised' if args.pipelining else 'no PIPELINING: lock-step'}) "
+            f"on 127.0.0.1:{sink.port}, database: {database}"
         )
         paths = contenders(args.concurrency)
         for name, path in paths.items():

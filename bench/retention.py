@@ -320,8 +320,8 @@ def main() -> None:
     parser.add_argument(
         "--pause-ratio",
         type=float,
-        default=2.0,
-        help="rest per second of a batch's work (PURGE_PAUSE_RATIO)",
+        default=1.0,
+        help="rest per second of a batch's work (PURGE_PAUSE_RATIO; its default)",
     )
     parser.add_argument("--skip-pages", action="store_true", help="no audit page timings")
     parser.add_argument("--skip-export", action="store_true", help="no export timings")

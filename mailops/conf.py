@@ -149,6 +149,7 @@ DEFAULTS: dict[str, Any] = {
 
 
 # --- what each value may be -------------------------------------------------------
+DAY_SECONDS = 86_400
 # A rule is (test, what the value must be). The doctor's keys (DKIM_SELECTORS,
 # DNS_NAMESERVERS, DNS_TIMEOUT) have their own checks, E010-E012.
 # Lazy texts: RULES is built at import, the text is read when a check or a send runs.
@@ -164,13 +165,16 @@ def _whole(minimum: int) -> Rule:
     )
 
 
-def _seconds(*, positive: bool) -> Rule:
+def _seconds(*, positive: bool, maximum: float = math.inf) -> Rule:
     def test(value: Any) -> bool:
         number = isinstance(value, int | float) and not isinstance(value, bool)
-        if not number or not math.isfinite(value):
+        if not number or not math.isfinite(value) or value > maximum:
             return False
         return value > 0 if positive else value >= 0
 
+    if math.isfinite(maximum):
+        what = gettext_lazy("must be a number of seconds, 0 to {maximum}")
+        return test, format_lazy(what, maximum=f"{maximum:g}")
     if positive:
         return test, gettext_lazy("must be a number of seconds, more than 0")
     return test, gettext_lazy("must be a number of seconds, 0 or more")
@@ -227,6 +231,9 @@ def _number(*, maximum: float = math.inf) -> Rule:
 
     if maximum == 1:
         return test, gettext_lazy("must be a share between 0 and 1 (0.02 is 2%)")
+    if math.isfinite(maximum):
+        what = gettext_lazy("must be a number from 0 to {maximum}")
+        return test, format_lazy(what, maximum=f"{maximum:g}")
     return test, gettext_lazy("must be a number, 0 or more")
 
 
@@ -262,7 +269,8 @@ RULES: dict[str, Rule] = {
     "SELF_SERVICE_LIMIT": _whole(0),
     "SELF_SERVICE_WINDOW": _whole(1),
     "DNS_CACHE_SECONDS": _seconds(positive=False),
-    "CHART_CACHE_SECONDS": _seconds(positive=False),
+    # Bounded so that no cache backend refuses the timeout (and the page with it).
+    "CHART_CACHE_SECONDS": _seconds(positive=False, maximum=DAY_SECONDS),
     # Proof of arrival; each mailbox's own fields are E030's to check.
     "MAILBOXES": (_mapping, gettext_lazy("must map MAILERS aliases to mailbox dicts")),
     "VERIFY_TIMEOUT": _seconds(positive=True),
@@ -313,13 +321,16 @@ RULES: dict[str, Rule] = {
         lambda value: value is None or _whole(0)[0](value),
         gettext_lazy("must be a whole number of days, 0 or more, or None (bodies kept)"),
     ),
+    # At least the week a first look at a mailbox reads back (bounces.mailbox's
+    # FIRST_LOOK_BACK): a report purged sooner would be read and kept again.
     "UNMATCHED_BOUNCE_RETENTION": (
-        lambda value: value is None or _whole(0)[0](value),
-        gettext_lazy("must be a whole number of days, 0 or more, or None (reports kept)"),
+        lambda value: value is None or _whole(7)[0](value),
+        gettext_lazy("must be a whole number of days, 7 or more, or None (reports kept)"),
     ),
     "PURGE_BATCH_SIZE": _whole(1),
-    "PURGE_PAUSE": _seconds(positive=False),
-    "PURGE_PAUSE_RATIO": _number(),
+    # Bounded: a mistyped huge pause would stop a purge halfway, for good.
+    "PURGE_PAUSE": _seconds(positive=False, maximum=3600),
+    "PURGE_PAUSE_RATIO": _number(maximum=100),
 }
 
 

@@ -7,19 +7,15 @@ each piece is tested on its own.
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from django.core.cache import cache
-from django.core.exceptions import EmptyResultSet
 from django.db.models import Case, Count, IntegerField, Max, Min, Q, QuerySet, Sum, Value, When
 from django.utils import timezone
 
-from mailops.conf import get_setting
 from mailops.models import ACCEPTED_STATUSES, MailStatus
 from mailops.retention.history import ClosedDays
 from mailops.retention.policy import local_midnight
@@ -248,63 +244,6 @@ def daily_outcomes(
         sent, failed = by_day.get(n, (0, 0))
         result.append(DayOutcome(day=start + timedelta(days=n), sent=sent, failed=failed))
     return result
-
-
-def cached_daily_outcomes(
-    queryset: QuerySet[Any],
-    *,
-    days: int = 14,
-    history: ClosedDays | None = None,
-    timeout: int | None = None,
-) -> list[DayOutcome]:
-    """:func:`daily_outcomes` up to today, the days before today read from Django's cache.
-
-    Counting a day's rows reads every entry of that day (27,000 index
-    entries a day at ten million rows a year: the chart's two weeks cost
-    more than the rest of the page). Earlier days change only when a late
-    event (a bounce, a delivery report) moves a row, so their counts are
-    kept for ``timeout`` seconds (``MAILOPS["CHART_CACHE_SECONDS"]``) per
-    list (its filters and search), day and time zone; today is always
-    counted from the rows. A ``timeout`` of 0 counts every day every time.
-    """
-    if timeout is None:
-        timeout = int(get_setting("CHART_CACHE_SECONDS"))
-    today = timezone.localdate()
-    if timeout <= 0 or days < 2:
-        return daily_outcomes(queryset, days=days, today=today, history=history)
-    yesterday = today - timedelta(days=1)
-    try:
-        key = _chart_key(queryset, days=days - 1, until=yesterday, history=history)
-    except EmptyResultSet:
-        # A list that can match nothing (e.g. ``pk__in=[]``) has no SQL to name it.
-        return daily_outcomes(queryset, days=days, today=today, history=history)
-    earlier: list[DayOutcome] | None = cache.get(key)
-    if earlier is None:
-        # One query for every day, as without the cache; the earlier ones are kept.
-        outcomes = daily_outcomes(queryset, days=days, today=today, history=history)
-        cache.set(key, outcomes[:-1], timeout=timeout)
-        return outcomes
-    return [*earlier, *daily_outcomes(queryset, days=1, today=today, history=history)]
-
-
-def _chart_key(
-    queryset: QuerySet[Any], *, days: int, until: date, history: ClosedDays | None
-) -> str:
-    # The list's own SQL names its filters and search; the roll-up's first
-    # open day changes when a purge closes days (and so moves what is read where).
-    sql, params = queryset.order_by().query.sql_with_params()
-    what = repr(
-        (
-            queryset.db,
-            sql,
-            params,
-            days,
-            until,
-            timezone.get_current_timezone_name(),
-            history.until if history is not None else None,
-        )
-    )
-    return f"mailops:chart:{hashlib.sha256(what.encode()).hexdigest()}"
 
 
 @dataclass(frozen=True)

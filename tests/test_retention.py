@@ -92,7 +92,16 @@ def test_a_bad_retention_is_e014_naming_the_key(value: Any) -> None:
 
 
 def test_bad_body_retention_and_purge_settings_are_e014() -> None:
-    for name, value in (("BODY_RETENTION", -3), ("PURGE_BATCH_SIZE", 0), ("PURGE_PAUSE", -1)):
+    for name, value in (
+        ("BODY_RETENTION", -3),
+        ("PURGE_BATCH_SIZE", 0),
+        ("PURGE_PAUSE", -1),
+        # Far too long: a pause that would stop the purge for good, a cache
+        # timeout a backend refuses.
+        ("PURGE_PAUSE", 10**12),
+        ("PURGE_PAUSE_RATIO", 1e12),
+        ("CHART_CACHE_SECONDS", 10**12),
+    ):
         with override_settings(MAILOPS={name: value}):
             assert [m.id for m in check_mailops_settings()] == ["mailops.E014"], name
 

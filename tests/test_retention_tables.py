@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection, transaction
 from django.db.models.signals import pre_delete
 from django.test import override_settings
 from django.utils import timezone
@@ -24,7 +25,7 @@ from mailops.models import (
     UnmatchedBounce,
 )
 from mailops.retention import purge as purge_module
-from mailops.retention.batches import Pace
+from mailops.retention.batches import Pace, purge_transaction
 from mailops.retention.dependants import deletes_in_sql
 from mailops.retention.policy import purge_rules
 from mailops.retention.purge import purge_mail_log
@@ -113,7 +114,7 @@ def test_a_dry_run_counts_unmatched_reports_and_the_text_report_lists_each_kind(
 def test_unmatched_reports_stay_by_default_and_with_bodies_only() -> None:
     with mailops(BODY_RETENTION=7, RETENTION={"*": {"*": 1}}):
         assert purge()["unmatched_bounces"] == {}
-    with mailops(UNMATCHED_BOUNCE_RETENTION=0):
+    with mailops(UNMATCHED_BOUNCE_RETENTION=7):
         assert purge("--bodies-only")["unmatched_bounces_total"] == 0
     assert UnmatchedBounce.objects.count() == 4
 
@@ -123,14 +124,14 @@ def test_unmatched_reports_stay_by_default_and_with_bodies_only() -> None:
 def test_the_task_purges_unmatched_reports_too() -> None:
     from mailops.tasks import purge_mail_log_task
 
-    with mailops(UNMATCHED_BOUNCE_RETENTION=0):
+    with mailops(UNMATCHED_BOUNCE_RETENTION=7):
         result = purge_mail_log_task.call()
     assert result["unmatched_bounces_total"] == 4
     assert not UnmatchedBounce.objects.exists()
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("value", [-1, 2.5, "30", True])
+@pytest.mark.parametrize("value", [-1, 0, 6, 2.5, "30", True])
 def test_a_bad_unmatched_retention_is_e014_and_a_usage_error(value: Any) -> None:
     with mailops(UNMATCHED_BOUNCE_RETENTION=value):
         errors = check_mailops_settings(None)
@@ -261,3 +262,57 @@ def test_the_purge_rests_in_proportion_to_each_batch_and_at_least_the_pause() ->
     fast = Pace(pause=0.1, ratio=2.0, sleep=rests.append, clock=FakeClock(0.01))
     purge_mail_log(rules=purge_rules(retention={}, older_than=1), batch_size=2, pace=fast)
     assert rests == [0.1]
+
+
+# --- the purge's transactions ---------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_purge_commits_lazily_only_in_a_transaction_of_its_own() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("synchronous_commit is PostgreSQL's")
+
+    def synchronous_commit() -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            return str(cursor.fetchone()[0])
+
+    with purge_transaction("default"):
+        assert synchronous_commit() == "off"
+    # Inside a caller's transaction, SET LOCAL would reach the caller's writes.
+    with transaction.atomic(), purge_transaction("default"):
+        assert synchronous_commit() == "on"
+    assert synchronous_commit() == "on"
+
+
+@pytest.mark.django_db
+def test_the_lock_and_delete_path_deletes_every_row_it_locked_and_counted() -> None:
+    # A delete receiver sends the purge through Django's deletion; more rows
+    # than one DELETE takes keys for.
+    old = [make_log(created_at=days_ago(40)) for _ in range(3)]
+    in_flight = make_log(created_at=days_ago(40), status=MailStatus.SENDING)
+    MailLog.objects.bulk_create(
+        MailLog(
+            recipient=f"r{n}@example.com",
+            mailer="default",
+            trigger=old[0].trigger,
+            status=MailStatus.SENT,
+        )
+        for n in range(950)
+    )
+    MailLog.objects.filter(created_at__gte=days_ago(1)).update(created_at=days_ago(40))
+    seen: list[int] = []
+
+    def receiver(sender: Any, instance: MailLog, **kwargs: Any) -> None:
+        seen.append(instance.pk)
+
+    pre_delete.connect(receiver, sender=MailLog)
+    try:
+        with mailops(RETENTION={"*": {"*": 30}}, PURGE_BATCH_SIZE=5000):
+            report = purge()
+    finally:
+        pre_delete.disconnect(receiver, sender=MailLog)
+
+    assert report["deleted_total"] == len(seen) == 953
+    assert {row.pk for row in old} <= set(seen)
+    assert list(MailLog.objects.values_list("pk", flat=True)) == [in_flight.pk]

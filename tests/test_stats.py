@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from mailops import stats
+from mailops.admin.chart_cache import cached_daily_outcomes
 from mailops.models import MailLog, MailStatus
 from tests.maillog_fixtures import make_log
 
@@ -199,19 +200,19 @@ def test_the_chart_reads_earlier_days_from_the_cache_and_counts_today(settings) 
     now = timezone.now()
     make_log(status=MailStatus.FAILED, created_at=now - timedelta(days=1))
     make_log(status=MailStatus.SENT, created_at=now)
-    first = stats.cached_daily_outcomes(MailLog.objects.all(), days=3)
+    first = cached_daily_outcomes(MailLog.objects.all(), days=3)
 
     # A late row of yesterday waits for the cache to expire; today's shows at once.
     make_log(status=MailStatus.FAILED, created_at=now - timedelta(days=1))
     make_log(status=MailStatus.SENT, created_at=now)
-    second = stats.cached_daily_outcomes(MailLog.objects.all(), days=3)
+    second = cached_daily_outcomes(MailLog.objects.all(), days=3)
     uncached = stats.daily_outcomes(MailLog.objects.all(), days=3)
 
     assert [(o.sent, o.failed) for o in first] == [(0, 0), (0, 1), (1, 0)]
     assert [(o.sent, o.failed) for o in second] == [(0, 0), (0, 1), (2, 0)]
     assert [(o.sent, o.failed) for o in uncached] == [(0, 0), (0, 2), (2, 0)]
     # Another list (another filter) has its own entry.
-    failed = stats.cached_daily_outcomes(MailLog.objects.failed(), days=3)
+    failed = cached_daily_outcomes(MailLog.objects.failed(), days=3)
     assert [(o.sent, o.failed) for o in failed] == [(0, 0), (0, 2), (0, 0)]
 
 
@@ -220,10 +221,10 @@ def test_without_a_chart_cache_every_day_is_counted(settings) -> None:
     settings.MAILOPS = {**settings.MAILOPS, "CHART_CACHE_SECONDS": 0}
     yesterday = timezone.now() - timedelta(days=1)
     make_log(status=MailStatus.FAILED, created_at=yesterday)
-    stats.cached_daily_outcomes(MailLog.objects.all(), days=2)
+    cached_daily_outcomes(MailLog.objects.all(), days=2)
     make_log(status=MailStatus.FAILED, created_at=yesterday)
 
-    outcomes = stats.cached_daily_outcomes(MailLog.objects.all(), days=2)
+    outcomes = cached_daily_outcomes(MailLog.objects.all(), days=2)
 
     assert outcomes == stats.daily_outcomes(MailLog.objects.all(), days=2)
     assert outcomes[0].failed == 2
@@ -262,6 +263,26 @@ def test_a_list_that_matches_nothing_has_an_empty_chart(settings) -> None:
     settings.MAILOPS = {**settings.MAILOPS, "CHART_CACHE_SECONDS": 300}
     make_log(status=MailStatus.FAILED)
 
-    outcomes = stats.cached_daily_outcomes(MailLog.objects.filter(pk__in=[]), days=2)
+    outcomes = cached_daily_outcomes(MailLog.objects.filter(pk__in=[]), days=2)
 
     assert [(o.sent, o.failed) for o in outcomes] == [(0, 0), (0, 0)]
+
+
+@pytest.mark.django_db
+def test_the_chart_counts_every_day_when_the_cache_is_down(settings, caplog) -> None:
+    # A real Redis client against a port nobody listens on: every call fails.
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:9/0",
+        }
+    }
+    settings.MAILOPS = {**settings.MAILOPS, "CHART_CACHE_SECONDS": 300}
+    make_log(status=MailStatus.FAILED, created_at=timezone.now() - timedelta(days=1))
+
+    outcomes = cached_daily_outcomes(MailLog.objects.all(), days=2)
+
+    assert outcomes == stats.daily_outcomes(MailLog.objects.all(), days=2)
+    assert outcomes[0].failed == 1
+    assert "chart's cache could not be read" in caplog.text
+    assert "chart's cache could not be written" in caplog.text

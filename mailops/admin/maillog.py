@@ -42,6 +42,7 @@ from mailops import permissions, stats
 from mailops.admin.arrival import ArrivalFilter
 from mailops.admin.batch import get_batch_urls
 from mailops.admin.bounces import BounceTypeFilter, register_unmatched_bounces
+from mailops.admin.chart_cache import cached_daily_outcomes
 from mailops.admin.columns import MailLogColumnsMixin
 from mailops.admin.entry import MailLogEntryMixin
 from mailops.admin.events import MailEventInline
@@ -271,7 +272,7 @@ class MailLogAdmin(
                 # At least LIMIT 1: Django refuses an empty slice as a subquery.
                 matches = queryset.order_by().values("pk")[: max(summary.total, 1)]
                 queryset = queryset.filter(pk__in=matches)
-        return stats.chart(stats.cached_daily_outcomes(queryset, history=history))
+        return stats.chart(cached_daily_outcomes(queryset, history=history))
 
     # --- export --------------------------------------------------------------------
 

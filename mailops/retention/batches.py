@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models import F, Max, Min, QuerySet
 
 
@@ -58,18 +59,24 @@ def key_ranges(
         yield low, high, (high - first + 1) / (last - first + 1)
 
 
-def commit_lazily(using: str) -> None:
-    """Let the current transaction commit without waiting for its WAL to reach the disk.
+@contextmanager
+def purge_transaction(using: str) -> Iterator[None]:
+    """One short transaction of the purge, committed without waiting for the disk.
 
-    PostgreSQL's ``synchronous_commit = off``, for the purge's transactions
-    only (``SET LOCAL``): senders keep their durable commits, and no longer
-    wait for the purge's to be flushed. Safe here because a batch lost in a
-    crash (at most the last fraction of a second of commits) is just not
-    done: its rows are all still there, consistent, and the next purge
-    deletes them; nothing outside the database learnt of the batch. Other
-    databases commit as usual.
+    PostgreSQL's ``synchronous_commit = off``, for the purge's own
+    transactions only (``SET LOCAL``): senders keep their durable commits,
+    and no longer wait for the purge's to be flushed. Safe here because a
+    batch lost in a crash (at most the last fraction of a second of commits)
+    is just not done: its rows are all still there, consistent, and the next
+    purge deletes them (only the report of that run counted them as gone).
+    Inside a caller's transaction (a task run under ``ATOMIC_REQUESTS``,
+    say) nothing is changed: ``SET LOCAL`` would reach the caller's own
+    writes too. Other databases commit as usual.
     """
     connection = connections[using]
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit = off")
+    outermost = not connection.in_atomic_block
+    with transaction.atomic(using=using):
+        if outermost and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit = off")
+        yield

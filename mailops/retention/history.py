@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from django.db import connections, transaction
+from django.db import connections
 from django.db.models import Count, Max, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from mailops.models import MailDailyCount, MailLog
-from mailops.retention.batches import commit_lazily
+from mailops.retention.batches import purge_transaction
 from mailops.retention.policy import local_midnight
 
 # Days counted per query and transaction while closing (bounded work each).
@@ -79,11 +79,10 @@ def _close(start: date, end: date, *, using: str) -> None:
     chosen = ", ".join(quote(name) for name in ("day", "mailer", "trigger", "status", "n"))
     days = (end - start).days
     markers = [MailDailyCount(day=start + timedelta(days=n)) for n in range(days)]
-    with transaction.atomic(using=using):
-        # The roll-up's commit need not wait for the disk either: its WAL
-        # comes before any batch that deletes these days' rows, so no crash
-        # can keep a deletion and lose the counts.
-        commit_lazily(using)
+    # The roll-up's commit need not wait for the disk either: its WAL comes
+    # before any batch that deletes these days' rows, so no crash can keep a
+    # deletion and lose the counts.
+    with purge_transaction(using):
         with connection.cursor() as cursor:
             # One INSERT ... SELECT: the counts never pass through Python.
             # Two purges closing the same day count the same rows: the

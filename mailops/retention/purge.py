@@ -23,14 +23,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from django.db import connections, transaction
+from django.db import connections
 from django.db.models import Count, Q, QuerySet
 from django.db.models.sql import DeleteQuery
 from django.utils import timezone
 
 from mailops.conf import get_setting
 from mailops.models import MailLog, SendingProgress
-from mailops.retention.batches import Pace, commit_lazily, key_ranges
+from mailops.retention.batches import Pace, key_ranges, purge_transaction
 from mailops.retention.dependants import deletes_in_sql, release_orphans
 from mailops.retention.history import close_days
 from mailops.retention.policy import PurgeRule, local_midnight, purge_rules, rows_matching
@@ -129,8 +129,7 @@ def purge_mail_log(
     if bodies is not None and cleared_before is not None:
         for first, last, _share in key_ranges(logs, cleared_before, batch_size):
             begun = pace.clock()
-            with transaction.atomic(using=using):
-                commit_lazily(using)
+            with purge_transaction(using):
                 cleared = logs.filter(bodies, pk__gte=first, pk__lte=last).update(body="")
             if cleared:
                 report.bodies_cleared += cleared
@@ -138,6 +137,11 @@ def purge_mail_log(
                 pace.rest(after=begun)
     _forget_finished_progress(using=using)
     return report
+
+
+# Keys per DELETE on the lock-and-delete path: under SQLite's oldest limit
+# of 999 parameters per statement, whatever PURGE_BATCH_SIZE is.
+_KEYS_PER_STATEMENT = 900
 
 
 def _delete_batch(
@@ -151,8 +155,7 @@ def _delete_batch(
     changes meanwhile is counted as it was deleted); then what pointed at
     them follows its ``on_delete`` (foreign keys are checked at commit).
     """
-    with transaction.atomic(using=using):
-        commit_lazily(using)
+    with purge_transaction(using):
         rows = logs.filter(doomed, pk__gte=batch[0], pk__lte=batch[1])
         in_sql = deletes_in_sql(MailLog)
         if in_sql and connections[using].vendor in RETURNING_VENDORS:
@@ -161,13 +164,18 @@ def _delete_batch(
                 release_orphans(MailLog, keys=batch, using=using)
             return deleted
         # Django's deletion (delete signals, PROTECT...), or a database
-        # without DELETE ... RETURNING: lock and count first, then delete.
-        deleted = _lock_and_count(rows, using=using)
+        # without DELETE ... RETURNING: lock and count first, then delete
+        # exactly the rows locked (a row of the range that finishes sending
+        # meanwhile is left for the next purge, not deleted uncounted).
+        locked, deleted = _lock_and_count(rows, using=using)
+        for start in range(0, len(locked), _KEYS_PER_STATEMENT):
+            chosen = logs.filter(pk__in=locked[start : start + _KEYS_PER_STATEMENT])
+            if in_sql:
+                chosen._raw_delete(using)
+            else:
+                chosen.only("pk").delete()
         if deleted and in_sql:
-            rows._raw_delete(using)
             release_orphans(MailLog, keys=batch, using=using)
-        elif deleted:
-            rows.only("pk").delete()
         return deleted
 
 
@@ -192,17 +200,10 @@ def _delete_counting(rows: QuerySet[MailLog], *, using: str) -> Counter[str]:
         return Counter(value for (value,) in cursor.fetchall())
 
 
-def _lock_and_count(rows: QuerySet[MailLog], *, using: str) -> Counter[str]:
-    """Lock ``rows`` (where the database can) and count them by status, in the database."""
-    locked = rows.select_for_update().values("status")
-    sql, params = locked.query.get_compiler(using).as_sql()
-    with connections[using].cursor() as cursor:
-        cursor.execute(
-            # Django's own compiled SQL, wrapped: no text from outside.
-            f"SELECT status, COUNT(*) FROM ({sql}) AS locked GROUP BY status",  # noqa: S608
-            params,
-        )
-        return Counter(dict(cursor.fetchall()))
+def _lock_and_count(rows: QuerySet[MailLog], *, using: str) -> tuple[list[int], Counter[str]]:
+    """Lock ``rows`` (where the database can): their keys, and how many per status."""
+    locked = list(rows.select_for_update().values_list("pk", "status"))
+    return [pk for pk, _status in locked], Counter(status for _pk, status in locked)
 
 
 def _forget_finished_progress(*, using: str) -> int:

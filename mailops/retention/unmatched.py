@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections import Counter
 from datetime import date, timedelta
 
-from django.db import transaction
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from mailops.models import UnmatchedBounce
-from mailops.retention.batches import Pace, commit_lazily, key_ranges
+from mailops.retention.batches import Pace, key_ranges, purge_transaction
 from mailops.retention.policy import local_midnight
 
 
@@ -48,8 +47,7 @@ def purge_unmatched_bounces(
     batches = 0
     for first, last, _share in key_ranges(reports, cutoff, batch_size):
         begun = pace.clock()
-        with transaction.atomic(using=using):
-            commit_lazily(using)
+        with purge_transaction(using):
             batch = old.filter(pk__gte=first, pk__lte=last)
             counts = _by_kind(batch)
             # One statement while nothing points at a report (a project's

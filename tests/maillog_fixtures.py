@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from datetime import datetime
+from io import StringIO
 from typing import Any
 
 import pytest
-from django.test import Client
+from django.core.management import call_command
+from django.test import Client, override_settings
 
 from mailops.models import MailLog, MailStatus, MailTrigger
 
@@ -77,3 +80,15 @@ def auditor(admin_client_for: Callable[..., Client]) -> Client:
         "auditor",
         perms=("mailops.view_maillog", "mailops.export_maillog", "mailops.send_test_mail"),
     )
+
+
+def purge(*args: str) -> dict[str, Any]:
+    """``purgemaillog --json`` with ``args``: its report."""
+    out = StringIO()
+    call_command("purgemaillog", "--json", *args, stdout=out, stderr=StringIO())
+    return json.loads(out.getvalue())
+
+
+def mailops(**values: Any) -> Any:
+    """``MAILOPS`` for a purge test: ``values``, and no pause between batches."""
+    return override_settings(MAILOPS={"PURGE_PAUSE": 0, **values})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, time, timedelta
 from io import StringIO
 from typing import Any
@@ -28,7 +27,7 @@ from mailops.retention.checks import check_retention
 from mailops.retention.history import closed_days, closed_until
 from mailops.retention.policy import purge_rules, retention_days
 from mailops.retention.purge import Pace, purge_mail_log
-from tests.maillog_fixtures import CHANGELIST, make_log
+from tests.maillog_fixtures import CHANGELIST, mailops, make_log, purge
 
 # Far from UTC, with daylight saving time: a day boundary in the wrong zone shows.
 ZONE = "America/Sao_Paulo"
@@ -37,16 +36,6 @@ ZONE = "America/Sao_Paulo"
 def days_ago(days: int, hour: int = 12, minute: int = 0) -> datetime:
     day = timezone.localdate() - timedelta(days=days)
     return timezone.make_aware(datetime.combine(day, time(hour, minute)))
-
-
-def purge(*args: str) -> dict[str, Any]:
-    out = StringIO()
-    call_command("purgemaillog", "--json", *args, stdout=out, stderr=StringIO())
-    return json.loads(out.getvalue())
-
-
-def mailops(**values: Any) -> Any:
-    return override_settings(MAILOPS={"PURGE_PAUSE": 0, **values})
 
 
 # --- the policy -------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, time, timedelta
 from io import StringIO
 from typing import Any
@@ -12,7 +11,6 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection, transaction
 from django.db.models.signals import pre_delete
-from django.test import override_settings
 from django.utils import timezone
 
 from mailops.checks import check_mailops_settings
@@ -29,22 +27,12 @@ from mailops.retention.batches import Pace, purge_transaction
 from mailops.retention.dependants import deletes_in_sql
 from mailops.retention.policy import purge_rules
 from mailops.retention.purge import purge_mail_log
-from tests.maillog_fixtures import make_log
+from tests.maillog_fixtures import mailops, make_log, purge
 
 
 def days_ago(days: int, hour: int = 12) -> datetime:
     day = timezone.localdate() - timedelta(days=days)
     return timezone.make_aware(datetime.combine(day, time(hour)))
-
-
-def purge(*args: str) -> dict[str, Any]:
-    out = StringIO()
-    call_command("purgemaillog", "--json", *args, stdout=out, stderr=StringIO())
-    return json.loads(out.getvalue())
-
-
-def mailops(**values: Any) -> Any:
-    return override_settings(MAILOPS={"PURGE_PAUSE": 0, **values})
 
 
 def make_report(kind: str, *, recorded: datetime, uid: int) -> UnmatchedBounce:

@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from throughput import free_port  # noqa: E402 - after the path is set
+from throughput import Sink, free_port  # noqa: E402 - after the path is set
 
 RECIPIENT_DOMAIN = "example.test"  # the private Postfix delivers this domain
 
@@ -110,24 +110,11 @@ def _run_proxies(routes: list[tuple[int, int, float]], ready: Any) -> None:
 # --- the pipelining sink ---------------------------------------------------------
 
 
-class PipeliningSink:
-    """aiosmtpd handler: advertises PIPELINING (aiosmtpd reads pipelined groups in order)."""
-
-    async def handle_EHLO(
-        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
-    ) -> list[str]:
-        session.host_name = hostname
-        return [*responses[:-1], "250-PIPELINING", responses[-1]]
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        return "250 OK"
-
-
 def _serve_sink(port: int, ready: Any) -> None:
     from aiosmtpd.controller import Controller
 
     controller = Controller(
-        PipeliningSink(), hostname="127.0.0.1", port=port, server_hostname="sink.localhost"
+        Sink(pipelining=True), hostname="127.0.0.1", port=port, server_hostname="sink.localhost"
     )
     controller.start()
     ready.set()

@@ -26,7 +26,6 @@ from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import SEARCH_VAR, ChangeList
 from django.core.exceptions import BadRequest, PermissionDenied
-from django.db import connections
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.urls import URLPattern, path
@@ -55,7 +54,7 @@ from mailops.admin.filters import (
 )
 from mailops.admin.links import admin_url
 from mailops.admin.mailers import get_mailer_admin_urls, register_mailers_entry
-from mailops.admin.paginator import SummaryPaginator
+from mailops.admin.paginator import SummaryPaginator, counted_matches
 from mailops.admin.resend import ResendActionMixin
 from mailops.admin.verify import get_verify_admin_urls
 from mailops.exports.copy_csv import copy_supported, iter_copy_csv
@@ -268,10 +267,7 @@ class MailLogAdmin(
         if cl.query.strip():
             if not summary.complete:
                 return None
-            if connections[queryset.db].features.allow_sliced_subqueries_with_in:
-                # At least LIMIT 1: Django refuses an empty slice as a subquery.
-                matches = queryset.order_by().values("pk")[: max(summary.total, 1)]
-                queryset = queryset.filter(pk__in=matches)
+            queryset = counted_matches(queryset, summary.total)
         return stats.chart(cached_daily_outcomes(queryset, history=history))
 
     # --- export --------------------------------------------------------------------

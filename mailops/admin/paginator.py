@@ -90,10 +90,22 @@ RECENT_WINDOW = 5000
 SORTED_MATCHES = 50_000
 
 
+def counted_matches(queryset: Any, matches: int) -> Any:
+    """``queryset`` read as its ``matches`` counted rows: found first (``pk IN`` a slice).
+
+    A short list is then sorted or grouped among its own rows instead of
+    walking the time index; where the database cannot take a sliced
+    subquery, ``queryset`` as it is.
+    """
+    if not connections[queryset.db].features.allow_sliced_subqueries_with_in:
+        return queryset
+    # At least LIMIT 1: Django refuses an empty slice as a subquery.
+    return queryset.filter(pk__in=queryset.order_by().values("pk")[: max(matches, 1)])
+
+
 def _sorted_matches(queryset: Any, matches: int, bottom: int, top: int) -> list[Any]:
     """Keys ``bottom:top`` of a list of ``matches`` rows: found first, then sorted."""
-    found = queryset.filter(pk__in=queryset.order_by().values("pk")[: max(matches, 1)])
-    return list(found.values_list("pk", flat=True)[bottom:top])
+    return list(counted_matches(queryset, matches).values_list("pk", flat=True)[bottom:top])
 
 
 def _search_keys(queryset: Any, bottom: int, top: int) -> list[Any]:

@@ -318,7 +318,8 @@ def record_outcomes(rows: list[MailLog]) -> None:
         chunk = MailLog.objects.by_pks([row.pk for row in plain])
         chunk.filter(claimed_by__in=tokens).mark_sent(at=now)
     if others:
-        MailLog.objects.filter(claimed_by__in=tokens).settle(others)
+        chunk = MailLog.objects.by_pks([row.pk for row in others])
+        chunk.filter(claimed_by__in=tokens).settle(others)
 
 
 def _hold_for_quota(

@@ -111,7 +111,8 @@ class MailLogQuerySet(models.QuerySet["MailLog"]):
         yet: each chunk would read them all, which made one chunk's UPDATE
         take ten seconds on a log of 200,000 rows with a batch of 50,000.
         On this queryset a status is compared in a form no index holds, so
-        the primary key is the only way in.
+        the primary key is the only way in. Call it before any status
+        selection: one made earlier keeps its plain, indexable form.
         """
         if not pks:
             return self.none()

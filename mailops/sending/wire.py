@@ -29,7 +29,7 @@ from django.db import connections, router, transaction
 from django.db.models import F, TextField, Value
 from django.db.models.functions import Concat
 
-from mailops.models import MailLog, MailStatus, SendingProgress
+from mailops.models import MailLog, SendingProgress
 from mailops.sending.marks import ChunkTaken, Marks, SameConnection, SeparateConnection
 
 
@@ -80,9 +80,7 @@ class WireLedger:
         outcomes not in it yet: it is closed in the same transaction.
         """
         progress_rows = SendingProgress.objects.using(self.db)
-        claim = MailLog.objects.using(self.db).filter(
-            pk=pk, claimed_by=token, status=MailStatus.SENDING
-        )
+        claim = MailLog.objects.using(self.db).by_pks([pk]).claimed_by(token)
         # Still ours? Recovery may have taken the chunk. It holds the mail log
         # rows first, then the progress rows: so does this, where rows can be
         # locked; on SQLite a write first takes the one write lock instead.

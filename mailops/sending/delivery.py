@@ -311,15 +311,17 @@ def record_outcomes(rows: list[MailLog]) -> None:
     # Only rows still under this run's claim: if recovery took a row from a
     # run that stalled past its lease, its outcome belongs to the new claim.
     tokens = {row.claimed_by for row in rows}
+
+    def still_claimed(part: list[MailLog]) -> MailLogQuerySet:
+        return MailLog.objects.by_pks([row.pk for row in part]).filter(claimed_by__in=tokens)
+
     if plain:
         now = timezone.now()
         for row in plain:
             row.sent_at = row.updated_at = now
-        chunk = MailLog.objects.by_pks([row.pk for row in plain])
-        chunk.filter(claimed_by__in=tokens).mark_sent(at=now)
+        still_claimed(plain).mark_sent(at=now)
     if others:
-        chunk = MailLog.objects.by_pks([row.pk for row in others])
-        chunk.filter(claimed_by__in=tokens).settle(others)
+        still_claimed(others).settle(others)
 
 
 def _hold_for_quota(

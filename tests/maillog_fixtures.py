@@ -18,25 +18,34 @@ from mailops.models import MailLog, MailStatus, MailTrigger
 CHANGELIST = "/admin/mailops/maillog/"
 
 
+LOG_DEFAULTS: dict[str, Any] = {
+    "status": MailStatus.SENT,
+    "recipient": "someone@example.com",
+    "mailer": "default",
+    "backend": "django.core.mail.backends.locmem.EmailBackend",
+    "from_email": "mailops-tests@example.com",
+    "subject": "Test mail",
+    "body": "Hello",
+    "trigger": MailTrigger.ADMIN_ACTION,
+    "attempts": 1,
+}
+
+
 def make_log(*, created_at: datetime | None = None, **fields: Any) -> MailLog:
     """One log row; ``created_at`` is set after insert (the field is auto_now_add)."""
-    values: dict[str, Any] = {
-        "status": MailStatus.SENT,
-        "recipient": "someone@example.com",
-        "mailer": "default",
-        "backend": "django.core.mail.backends.locmem.EmailBackend",
-        "from_email": "mailops-tests@example.com",
-        "subject": "Test mail",
-        "body": "Hello",
-        "trigger": MailTrigger.ADMIN_ACTION,
-        "attempts": 1,
-    }
-    values.update(fields)
-    log = MailLog.objects.create(**values)
+    log = MailLog.objects.create(**{**LOG_DEFAULTS, **fields})
     if created_at is not None:
         MailLog.objects.filter(pk=log.pk).update(created_at=created_at)
         log.refresh_from_db()
     return log
+
+
+def make_logs(count: int, **fields: Any) -> list[MailLog]:
+    """``count`` rows with :func:`make_log`'s defaults, one ``bulk_create``; recipients numbered."""
+    return MailLog.objects.bulk_create(
+        MailLog(**{**LOG_DEFAULTS, "recipient": f"r{n}@example.com", **fields})
+        for n in range(count)
+    )
 
 
 def make_batch(count: int, **fields: Any) -> list[MailLog]:

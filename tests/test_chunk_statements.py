@@ -18,9 +18,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from mailops.models import MailLog, MailStatus, MailTrigger
+from mailops.models import MailLog, MailStatus
 from mailops.sending.delivery import record_outcomes
 from mailops.sending.wire import WireLedger
+from tests.maillog_fixtures import make_logs
 
 pytestmark = pytest.mark.django_db
 
@@ -29,21 +30,7 @@ STATUS_INDEXES = ("maillog_due_idx", "maillog_status_idx", "maillog_batch_status
 
 
 def add_rows(count: int, status: str, *, batch_id: uuid.UUID | None = None) -> list[int]:
-    batch_id = batch_id or uuid.uuid4()
-    rows = MailLog.objects.bulk_create(
-        MailLog(
-            status=status,
-            recipient=f"{status}{i}@example.com",
-            mailer="default",
-            backend="django.core.mail.backends.locmem.EmailBackend",
-            from_email="mailops-tests@example.com",
-            subject="Chunk",
-            body="Hello",
-            trigger=MailTrigger.API,
-            batch_id=batch_id,
-        )
-        for i in range(count)
-    )
+    rows = make_logs(count, status=status, batch_id=batch_id or uuid.uuid4(), attempts=0)
     return sorted(int(row.pk) for row in rows)
 
 

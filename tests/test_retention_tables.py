@@ -27,7 +27,7 @@ from mailops.retention.batches import Pace, purge_transaction
 from mailops.retention.dependants import deletes_in_sql
 from mailops.retention.policy import purge_rules
 from mailops.retention.purge import purge_mail_log
-from tests.maillog_fixtures import mailops, make_log, purge
+from tests.maillog_fixtures import mailops, make_log, make_logs, purge
 
 
 def days_ago(days: int, hour: int = 12) -> datetime:
@@ -279,15 +279,7 @@ def test_the_lock_and_delete_path_deletes_every_row_it_locked_and_counted() -> N
     # than one DELETE takes keys for.
     old = [make_log(created_at=days_ago(40)) for _ in range(3)]
     in_flight = make_log(created_at=days_ago(40), status=MailStatus.SENDING)
-    MailLog.objects.bulk_create(
-        MailLog(
-            recipient=f"r{n}@example.com",
-            mailer="default",
-            trigger=old[0].trigger,
-            status=MailStatus.SENT,
-        )
-        for n in range(950)
-    )
+    make_logs(950)
     MailLog.objects.filter(created_at__gte=days_ago(1)).update(created_at=days_ago(40))
     seen: list[int] = []
 
